@@ -1,0 +1,3 @@
+from govfn.cli import main
+
+main()

@@ -1,0 +1,34 @@
+"""The Chronicle: content-addressed, tamper-evident lineage records."""
+
+from govfn.chronicle.backstop import Backstop
+from govfn.chronicle.cid import canonical_json, cid_of, cid_of_bytes
+from govfn.chronicle.client import (
+    ChronicleClient,
+    FanOutChronicle,
+    LedgerChronicle,
+    MemoryChronicle,
+)
+from govfn.chronicle.ledger import Ledger, LedgerError
+from govfn.chronicle.records import (
+    EVENT_CODES,
+    FUNCTION_COMPLETED,
+    FUNCTION_INVOKED,
+    Record,
+)
+
+__all__ = [
+    "EVENT_CODES",
+    "FUNCTION_COMPLETED",
+    "FUNCTION_INVOKED",
+    "Backstop",
+    "ChronicleClient",
+    "FanOutChronicle",
+    "Ledger",
+    "LedgerChronicle",
+    "LedgerError",
+    "MemoryChronicle",
+    "Record",
+    "canonical_json",
+    "cid_of",
+    "cid_of_bytes",
+]

@@ -1,0 +1,151 @@
+"""The backstop: no Chronicle failure breaks an invocation or loses its record.
+
+When a client raises, the record is kept in memory *and* appended to this process's
+spool file (`spool-<pid>.jsonl`). Kept records are handed over again, in order and
+before any new record, once the retry delay has passed; the delay doubles up to a cap
+while the client keeps failing. A process that dies with records kept leaves its spool
+file behind; the next backstop that starts in the same spool directory adopts it.
+Records are idempotent by CID, so a record delivered twice (once before a crash and
+once from the spool) is stored once by the ledger and carries the same id to a sink.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from govfn.chronicle.client import ChronicleClient, deliver
+from govfn.chronicle.records import Record
+
+log = logging.getLogger("govfn.chronicle")
+
+_FIRST_DELAY_S = 0.05
+_MAX_DELAY_S = 5.0
+
+
+class Backstop:
+    def __init__(self, client: ChronicleClient, spool_dir: str | os.PathLike[str] | None) -> None:
+        self.client = client
+        self.spool_dir = Path(spool_dir) if spool_dir is not None else None
+        self.failures = 0
+        self._kept: deque[Record] = deque()
+        self._retry_at = 0.0
+        self._delay = _FIRST_DELAY_S
+        self._adopted: list[Path] = []
+        if self.spool_dir is not None:
+            self._adopt_orphans()
+
+    @property
+    def pending(self) -> int:
+        return len(self._kept)
+
+    async def emit(self, record: Record) -> bool:
+        """Deliver `record`, or keep it; True when it was delivered now."""
+        if self._kept and not await self.flush():
+            self._keep(record)
+            return False
+        try:
+            await deliver(self.client, record)
+        except Exception as exc:
+            self._failed(exc)
+            self._keep(record)
+            return False
+        return True
+
+    async def flush(self, *, force: bool = False) -> bool:
+        """Hand kept records over again; True when none is left."""
+        if not self._kept:
+            return True
+        if not force and time.monotonic() < self._retry_at:
+            return False
+        while self._kept:
+            try:
+                await deliver(self.client, self._kept[0])
+            except Exception as exc:
+                self._failed(exc)
+                return False
+            self._kept.popleft()
+        self._delay = _FIRST_DELAY_S
+        self._forget_spool()
+        log.info("chronicle recovered: kept records delivered")
+        return True
+
+    def _failed(self, exc: Exception) -> None:
+        self.failures += 1
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, _MAX_DELAY_S)
+        log.warning(
+            "chronicle emit failed (%s: %s); %d record(s) kept",
+            type(exc).__name__,
+            exc,
+            len(self._kept) + 1,
+        )
+
+    # -- the spool ------------------------------------------------------------------
+
+    def _spool_file(self) -> Path | None:
+        if self.spool_dir is None:
+            return None
+        return self.spool_dir / f"spool-{os.getpid()}.jsonl"
+
+    def _keep(self, record: Record) -> None:
+        self._kept.append(record)
+        spool = self._spool_file()
+        if spool is None:
+            return
+        try:
+            spool.parent.mkdir(parents=True, exist_ok=True)
+            with spool.open("a", encoding="utf-8") as handle:
+                handle.write(record.to_json_line() + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            # The record stays in memory; the log line is the last copy outside the process.
+            log.error("chronicle spool write failed (%s); record %s", exc, record.to_json_line())
+
+    def _forget_spool(self) -> None:
+        spool = self._spool_file()
+        for path in ([spool] if spool else []) + self._adopted:
+            path.unlink(missing_ok=True)
+        self._adopted.clear()
+
+    def _adopt_orphans(self) -> None:
+        assert self.spool_dir is not None
+        if not self.spool_dir.is_dir():
+            return
+        for path in sorted(self.spool_dir.glob("spool-*.jsonl")):
+            owner = path.stem.split("-", 1)[1].split(".", 1)[0]
+            if not owner.isdigit() or int(owner) == os.getpid() or _alive(int(owner)):
+                continue
+            claimed = path.with_name(f"spool-{os.getpid()}.adopted-{owner}.jsonl")
+            try:
+                path.rename(claimed)  # atomic: one adopter wins
+            except OSError:
+                continue
+            self._adopted.append(claimed)
+            for line in claimed.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                    record = Record.build(entry["type"], entry["payload"])
+                except (ValueError, KeyError, TypeError):
+                    log.error("chronicle spool %s: unreadable line skipped: %r", claimed, line)
+                    continue
+                self._kept.append(record)
+        if self._kept:
+            log.warning(
+                "chronicle: adopted %d record(s) from orphaned spool files", len(self._kept)
+            )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,98 @@
+"""Content identifiers: CIDv1 over RFC 8785 canonical JSON (codec json) or raw bytes.
+
+    cid = "b" + base32lower(varint(1) + varint(codec) + multihash(sha2-256, digest))
+
+`canonical_json` takes a fast path through the standard library's C encoder when the
+value holds nothing whose RFC 8785 form differs from `json.dumps(sort_keys=True)`:
+no floats, no integers beyond 2**53, no keys outside the Basic Multilingual Plane
+(RFC 8785 sorts keys by UTF-16 code units). Anything else goes through `rfc8785`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from base64 import b32encode
+from typing import Any
+
+import rfc8785
+
+CODEC_RAW = 0x55
+CODEC_JSON = 0x0200
+_SHA2_256 = b"\x12\x20"
+_INT_LIMIT = 2**53 - 1
+_PREFIX_JSON = b"\x01\x80\x04" + _SHA2_256  # varint(1) varint(0x0200) multihash header
+_PREFIX_RAW = b"\x01\x55" + _SHA2_256
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+
+
+def _plain(value: Any) -> bool:
+    """True when `json.dumps(sort_keys=True)` already yields the RFC 8785 form."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_INT_LIMIT <= value <= _INT_LIMIT)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (key and max(key) > "\uffff") or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value; ValueError if it is not JSON."""
+    if _plain(value):
+        return _dumps(value).encode("utf-8")
+    try:
+        return bytes(rfc8785.dumps(value))
+    except rfc8785.CanonicalizationError as exc:
+        raise ValueError(f"not canonicalisable as JSON: {exc}") from exc
+    except (TypeError, AttributeError) as exc:
+        raise ValueError(f"not a JSON value: {type(value).__name__}") from exc
+
+
+def _encode(prefix: bytes, data: bytes) -> str:
+    raw = prefix + hashlib.sha256(data).digest()
+    return "b" + b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def cid_of_canonical(canonical: bytes) -> str:
+    """CID of bytes that are already canonical JSON."""
+    return _encode(_PREFIX_JSON, canonical)
+
+
+def cid_of(value: Any) -> str:
+    """CIDv1 (codec json, sha2-256, base32 lower) of a JSON value."""
+    return _encode(_PREFIX_JSON, canonical_json(value))
+
+
+def cid_of_bytes(data: bytes) -> str:
+    """CIDv1 (codec raw, sha2-256, base32 lower) of bytes."""
+    return _encode(_PREFIX_RAW, data)
+
+
+def cid_digest(cid: str) -> bytes:
+    """The sha2-256 digest a CID carries (ValueError if it is not one of ours)."""
+    if not cid.startswith("b"):
+        raise ValueError(f"not a base32 CID: {cid!r}")
+    body = cid[1:].upper()
+    raw = _b32decode(body)
+    for prefix in (_PREFIX_JSON, _PREFIX_RAW):
+        if raw.startswith(prefix) and len(raw) == len(prefix) + 32:
+            return raw[len(prefix) :]
+    raise ValueError(f"not a CIDv1 sha2-256 json/raw CID: {cid!r}")
+
+
+def _b32decode(text: str) -> bytes:
+    from base64 import b32decode
+
+    try:
+        return b32decode(text + "=" * (-len(text) % 8))
+    except ValueError as exc:
+        raise ValueError(f"not base32: {text!r}") from exc

@@ -1,0 +1,258 @@
+"""The embedded Chronicle ledger: one append-only SQLite file, tamper-evident.
+
+Each row holds a record's canonical bytes, its CID, and `chain` =
+SHA-256(previous chain || RFC 6962 leaf hash). The chain makes any edit, removal or
+reordering of a row visible; the Merkle tree over the same leaves gives inclusion
+proofs; `checkpoints` keep signed-off tree heads (size, root) that later verification
+must still reproduce. SQLite triggers refuse UPDATE and DELETE on records.
+
+Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
+before `append` returns; committed records survive the writing process being killed
+(SIGKILL included). Surviving power loss needs `synchronous=FULL` (`sync="full"`).
+
+Concurrency: one connection per process (re-opened after fork), one writer at a time
+within the process, `BEGIN IMMEDIATE` plus a busy timeout across processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from govfn.chronicle import merkle
+from govfn.chronicle.cid import cid_of_canonical
+from govfn.chronicle.records import Record
+
+GENESIS = b"\x00" * 32
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq   INTEGER PRIMARY KEY,
+    cid   TEXT    NOT NULL UNIQUE,
+    type  TEXT    NOT NULL,
+    body  BLOB    NOT NULL,
+    chain BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size  INTEGER PRIMARY KEY,
+    root       BLOB    NOT NULL,
+    created_at TEXT    NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
+BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
+BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+"""
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    ok: bool
+    records: int
+    root: str
+    problem: str | None = None
+    bad_seq: int | None = None
+    bad_cid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    cid: str
+    leaf_index: int
+    tree_size: int
+    leaf_hash: str
+    audit_path: list[str]
+    root: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "algorithm": "RFC6962-SHA256",
+            "cid": self.cid,
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash,
+            "audit_path": self.audit_path,
+            "root": self.root,
+        }
+
+
+def chain_next(previous: bytes, leaf: bytes) -> bytes:
+    return hashlib.sha256(previous + leaf).digest()
+
+
+class Ledger:
+    """An append-only record store in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, sync: str = "normal") -> None:
+        if sync not in ("normal", "full"):
+            raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
+        self.path = Path(path)
+        self.sync = sync
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    # -- connection ---------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
+                conn.executescript(_SCHEMA)
+            except sqlite3.Error as exc:
+                raise LedgerError(
+                    f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
+                ) from exc
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    # -- writing ------------------------------------------------------------------
+
+    def append(self, records: Sequence[Record]) -> None:
+        """Commit records in order, in one transaction. A CID already stored is skipped."""
+        if not records:
+            return
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    row = conn.execute(
+                        "SELECT chain FROM records ORDER BY seq DESC LIMIT 1"
+                    ).fetchone()
+                    chain = row[0] if row else GENESIS
+                    for record in records:
+                        next_chain = chain_next(chain, merkle.leaf_hash(record.canonical))
+                        cursor = conn.execute(
+                            "INSERT OR IGNORE INTO records(cid, type, body, chain) "
+                            "VALUES (?, ?, ?, ?)",
+                            (record.cid, record.type, record.canonical, next_chain),
+                        )
+                        if cursor.rowcount:
+                            chain = next_chain
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+
+    def checkpoint(self) -> tuple[int, str]:
+        """Store the current tree head (size, root) and return it."""
+        leaves = [merkle.leaf_hash(body) for _, _, _, body, _ in self._rows()]
+        head = merkle.root(leaves).hex()
+        with self._lock:
+            self._connection().execute(
+                "INSERT OR REPLACE INTO checkpoints(tree_size, root, created_at) VALUES (?, ?, ?)",
+                (
+                    len(leaves),
+                    bytes.fromhex(head),
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                ),
+            )
+        return len(leaves), head
+
+    # -- reading ------------------------------------------------------------------
+
+    def _rows(self) -> Iterator[tuple[int, str, str, bytes, bytes]]:
+        conn = self._connection()
+        cursor = conn.execute("SELECT seq, cid, type, body, chain FROM records ORDER BY seq")
+        yield from cursor
+
+    def __len__(self) -> int:
+        return int(self._connection().execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def records(self) -> Iterator[Record]:
+        for _, _cid, record_type, body, _ in self._rows():
+            yield Record.from_canonical(record_type, bytes(body))
+
+    def get(self, cid: str) -> Record | None:
+        row = (
+            self._connection()
+            .execute("SELECT type, body FROM records WHERE cid = ?", (cid,))
+            .fetchone()
+        )
+        return Record.from_canonical(row[0], bytes(row[1])) if row else None
+
+    def head(self) -> tuple[int, str]:
+        leaves = [merkle.leaf_hash(bytes(body)) for _, _, _, body, _ in self._rows()]
+        return len(leaves), merkle.root(leaves).hex()
+
+    def proof(self, cid: str) -> InclusionProof:
+        leaves: list[bytes] = []
+        index = -1
+        for position, (_, row_cid, _, body, _) in enumerate(self._rows()):
+            leaves.append(merkle.leaf_hash(bytes(body)))
+            if row_cid == cid:
+                index = position
+        if index < 0:
+            raise KeyError(cid)
+        path = merkle.inclusion_proof(index, leaves)
+        return InclusionProof(
+            cid=cid,
+            leaf_index=index,
+            tree_size=len(leaves),
+            leaf_hash=leaves[index].hex(),
+            audit_path=[node.hex() for node in path],
+            root=merkle.root(leaves).hex(),
+        )
+
+    def verify(self) -> VerifyReport:
+        """Recompute every CID, the chain, the tree, and every stored checkpoint."""
+        chain = GENESIS
+        leaves: list[bytes] = []
+        roots_at: dict[int, bytes] = {}
+        checkpoints = dict(
+            self._connection().execute("SELECT tree_size, root FROM checkpoints").fetchall()
+        )
+        for expected_seq, (seq, cid, _, body, stored_chain) in enumerate(self._rows(), start=1):
+            body = bytes(body)
+            if seq != expected_seq:
+                return self._bad(leaves, f"record {expected_seq} is missing", seq, cid)
+            if cid_of_canonical(body) != cid:
+                return self._bad(leaves, "content does not match its CID", seq, cid)
+            leaf = merkle.leaf_hash(body)
+            chain = chain_next(chain, leaf)
+            if chain != bytes(stored_chain):
+                return self._bad(
+                    leaves, "hash chain broken (altered, removed or reordered)", seq, cid
+                )
+            leaves.append(leaf)
+            if seq in checkpoints:
+                roots_at[seq] = merkle.root(leaves)
+        for size, stored_root in sorted(checkpoints.items()):
+            if size > len(leaves):
+                return self._bad(
+                    leaves, f"checkpoint at size {size} but only {len(leaves)} records"
+                )
+            actual = roots_at.get(size, merkle.root(leaves[:size]))
+            if actual != bytes(stored_root):
+                return self._bad(leaves, f"checkpoint at size {size} no longer matches the tree")
+        return VerifyReport(True, len(leaves), merkle.root(leaves).hex())
+
+    @staticmethod
+    def _bad(
+        leaves: list[bytes], problem: str, seq: int | None = None, cid: str | None = None
+    ) -> VerifyReport:
+        return VerifyReport(False, len(leaves), merkle.root(leaves).hex(), problem, seq, cid)

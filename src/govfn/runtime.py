@@ -1,0 +1,212 @@
+"""FunctionRuntime: invoke registered functions and record their lineage in the Chronicle.
+
+    invoke(id, event, context)
+      ├─ unknown id / missing GSAP context  → failed result, nothing executed, nothing recorded
+      ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs
+      ├─ handler (timeout enforced)         → exception / timeout become a failed result
+      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid
+
+Records go through a `Backstop`, so a Chronicle client that raises never breaks an
+invocation and never loses the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from govfn.chronicle.backstop import Backstop
+from govfn.chronicle.cid import cid_of, cid_of_bytes
+from govfn.chronicle.client import ChronicleClient
+from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
+from govfn.errors import PermanentError
+from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.registry import FunctionRegistry
+
+log = logging.getLogger("govfn.runtime")
+
+Observer = Callable[[FunctionPlugin | None, FunctionContext, FunctionResult], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def content_cid(value: Any) -> str:
+    """CID of an event or result: raw codec for bytes, JSON codec for JSON values."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return cid_of_bytes(bytes(value))
+    return cid_of(value)
+
+
+class FunctionRuntime:
+    def __init__(
+        self,
+        registry: FunctionRegistry,
+        chronicle_client: ChronicleClient | None = None,
+        *,
+        spool_dir: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.backstop = Backstop(chronicle_client, spool_dir) if chronicle_client else None
+        self.observers: list[Observer] = []
+
+    async def invoke(
+        self, function_id: str, event: Any, context: FunctionContext | None = None
+    ) -> FunctionResult:
+        context = context or FunctionContext()
+        if context.invocation_id is None:
+            context = replace(context, invocation_id=str(uuid.uuid4()))
+        plugin = self.registry.get(function_id)
+        if plugin is None:
+            result = FunctionResult.failure(
+                f"Unknown function: {function_id}",
+                "unknown_function",
+                function_id=function_id,
+                invocation_id=context.invocation_id,
+            )
+        elif plugin.gsap_required and not context.gsap_context_id:
+            result = FunctionResult.failure(
+                f"function {function_id!r} requires a GSAP context (gsapcontextid); none given",
+                "gsap_required",
+                function_id=function_id,
+                invocation_id=context.invocation_id,
+            )
+        else:
+            result = await self._run(plugin, event, context)
+        self._notify(plugin, context, result)
+        return result
+
+    async def dispatch(
+        self,
+        event_kind: str,
+        event_data: Any,
+        trigger_cid: str = "",
+        context: FunctionContext | None = None,
+    ) -> list[FunctionResult]:
+        """Invoke, concurrently, every function whose triggers include `event_kind`."""
+        base = replace(
+            context or FunctionContext(),
+            trigger_event_kind=event_kind,
+            trigger_event_cid=trigger_cid or (context.trigger_event_cid if context else None),
+            invocation_id=None,
+        )
+        plugins = self.registry.by_trigger(event_kind)
+        return list(
+            await asyncio.gather(*(self.invoke(p.function_id, event_data, base) for p in plugins))
+        )
+
+    async def flush(self) -> bool:
+        """Hand kept Chronicle records over now; True when none is left."""
+        return await self.backstop.flush(force=True) if self.backstop else True
+
+    # -- one invocation ----------------------------------------------------------------
+
+    async def _run(
+        self, plugin: FunctionPlugin, event: Any, context: FunctionContext
+    ) -> FunctionResult:
+        try:
+            input_cid = content_cid(event)
+        except ValueError as exc:
+            return FunctionResult.failure(
+                f"event is not JSON: {exc}",
+                "permanent",
+                function_id=plugin.function_id,
+                invocation_id=context.invocation_id,
+            )
+        trigger_cid = context.trigger_event_cid or input_cid
+        invoked_cid = None
+        if plugin.chronicle_enabled and self.backstop:
+            invoked = function_record(
+                FUNCTION_INVOKED,
+                function_id=plugin.function_id,
+                function_version=plugin.version,
+                invocation_id=context.invocation_id,
+                trigger_event_kind=context.trigger_event_kind,
+                trigger_event_cid=trigger_cid,
+                input_cid=input_cid,
+                gsap_context_id=context.gsap_context_id,
+                chronicle_session_id=context.chronicle_session_id,
+                pipeline_run_id=context.pipeline_run_id,
+                event_id=context.event_id,
+                event_source=context.event_source,
+                traceparent=context.traceparent,
+                invoked_at=_now(),
+            )
+            invoked_cid = invoked.cid
+            await self.backstop.emit(invoked)
+
+        started = time.perf_counter()
+        result = await self._call_handler(plugin, event, context)
+        result.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        result.function_id = plugin.function_id
+        result.invocation_id = context.invocation_id
+        if result.success and result.reply_type is None:
+            result.reply_type = plugin.reply_type
+        if result.success:
+            try:
+                result.output_cid()
+            except ValueError as exc:
+                result = FunctionResult.failure(
+                    f"handler returned data that is not JSON: {exc}",
+                    "error",
+                    duration_ms=result.duration_ms,
+                    function_id=plugin.function_id,
+                    invocation_id=context.invocation_id,
+                )
+
+        if plugin.chronicle_enabled and self.backstop:
+            completed = function_record(
+                FUNCTION_COMPLETED,
+                function_id=plugin.function_id,
+                invocation_id=context.invocation_id,
+                invoked_cid=invoked_cid,
+                trigger_event_cid=trigger_cid,
+                success=result.success,
+                duration_ms=result.duration_ms,
+                output_cid=result.output_cid() if result.success else None,
+                error=result.error,
+                error_kind=result.error_kind,
+                completed_at=_now(),
+            )
+            result.lineage_cid = completed.cid
+            await self.backstop.emit(completed)
+        return result
+
+    async def _call_handler(
+        self, plugin: FunctionPlugin, event: Any, context: FunctionContext
+    ) -> FunctionResult:
+        try:
+            if plugin.timeout is None:
+                result = await plugin.handle(event, context)
+            else:
+                result = await asyncio.wait_for(plugin.handle(event, context), plugin.timeout)
+        except TimeoutError:
+            return FunctionResult.failure("timeout", "timeout")
+        except PermanentError as exc:
+            return FunctionResult.failure(str(exc) or type(exc).__name__, "permanent")
+        except Exception as exc:
+            log.exception("function %s raised", plugin.function_id)
+            return FunctionResult.failure(f"{type(exc).__name__}: {exc}", "error")
+        if not isinstance(result, FunctionResult):
+            return FunctionResult.failure(
+                f"handle() returned {type(result).__name__}, not FunctionResult", "error"
+            )
+        if not result.success and result.error_kind is None:
+            result.error_kind = "error"
+        return result
+
+    def _notify(
+        self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult
+    ) -> None:
+        for observer in self.observers:
+            try:
+                observer(plugin, context, result)
+            except Exception:
+                log.exception("runtime observer %r failed", observer)
