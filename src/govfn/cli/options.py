@@ -20,7 +20,7 @@ def functions_option(fn: F) -> F:
         "modules",
         multiple=True,
         metavar="MODULE",
-        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS, else the built-ins).",
+        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS or the built-ins).",
     )(fn)
 
 
