@@ -1,7 +1,8 @@
 """The embedded Chronicle ledger: one append-only SQLite file, tamper-evident.
 
 Each row holds a record's canonical bytes, its CID, and `chain` =
-SHA-256(previous chain || RFC 6962 leaf hash). The chain makes any edit, removal or
+SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
+that the read of the previous row and the write happen under one write lock. The chain makes any edit, removal or
 reordering of a row visible; the Merkle tree over the same leaves gives inclusion
 proofs; `checkpoints` keep signed-off tree heads (size, root) that later verification
 must still reproduce. SQLite triggers refuse UPDATE and DELETE on records.
@@ -11,7 +12,13 @@ before `append` returns; committed records survive the writing process being kil
 (SIGKILL included). Surviving power loss needs `synchronous=FULL` (`sync="full"`).
 
 Concurrency: one connection per process (re-opened after fork), one writer at a time
-within the process, `BEGIN IMMEDIATE` plus a busy timeout across processes.
+within the process; across processes SQLite's write lock (taken when a write statement
+starts) plus a busy timeout.
+
+Speed: a write is one statement and one WAL commit. There is deliberately no index on
+`cid`: it would double the pages each commit writes. Lookups by CID (`show`, `proof`)
+scan the table; re-delivered records (`append(..., dedupe=True)`) are checked against
+the set of stored CIDs, which only recovery paths pay for.
 """
 
 from __future__ import annotations
@@ -31,10 +38,15 @@ from govfn.chronicle.records import Record
 
 GENESIS = b"\x00" * 32
 
+_INSERT = (
+    "INSERT INTO records(cid, type, body, chain) VALUES (?, ?, ?, "
+    "govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), ?))"
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq   INTEGER PRIMARY KEY,
-    cid   TEXT    NOT NULL UNIQUE,
+    cid   TEXT    NOT NULL,
     type  TEXT    NOT NULL,
     body  BLOB    NOT NULL,
     chain BLOB    NOT NULL
@@ -86,8 +98,8 @@ class InclusionProof:
         }
 
 
-def chain_next(previous: bytes, leaf: bytes) -> bytes:
-    return hashlib.sha256(previous + leaf).digest()
+def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
+    return hashlib.sha256((previous or GENESIS) + leaf).digest()
 
 
 class Ledger:
@@ -106,15 +118,16 @@ class Ledger:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False, timeout=30.0
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
                 conn.executescript(_SCHEMA)
-            except sqlite3.Error as exc:
+                conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+            except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
                 ) from exc
@@ -127,36 +140,44 @@ class Ledger:
                 self._conn.close()
             self._conn = None
 
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- writing ------------------------------------------------------------------
 
-    def append(self, records: Sequence[Record]) -> None:
-        """Commit records in order, in one transaction. A CID already stored is skipped."""
+    def append(self, records: Sequence[Record], *, dedupe: bool = False) -> None:
+        """Commit records in order, atomically. With `dedupe`, CIDs already stored are skipped."""
         if not records:
             return
         with self._lock:
             conn = self._connection()
             try:
+                if dedupe:
+                    stored = {row[0] for row in conn.execute("SELECT cid FROM records")}
+                    records = [r for r in records if r.cid not in stored]
+                if len(records) == 1:
+                    self._insert(conn, records[0])
+                    return
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    row = conn.execute(
-                        "SELECT chain FROM records ORDER BY seq DESC LIMIT 1"
-                    ).fetchone()
-                    chain = row[0] if row else GENESIS
                     for record in records:
-                        next_chain = chain_next(chain, merkle.leaf_hash(record.canonical))
-                        cursor = conn.execute(
-                            "INSERT OR IGNORE INTO records(cid, type, body, chain) "
-                            "VALUES (?, ?, ?, ?)",
-                            (record.cid, record.type, record.canonical, next_chain),
-                        )
-                        if cursor.rowcount:
-                            chain = next_chain
+                        self._insert(conn, record)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+
+    @staticmethod
+    def _insert(conn: sqlite3.Connection, record: Record) -> None:
+        conn.execute(
+            _INSERT,
+            (record.cid, record.type, record.canonical, merkle.leaf_hash(record.canonical)),
+        )
 
     def checkpoint(self) -> tuple[int, str]:
         """Store the current tree head (size, root) and return it."""
@@ -178,22 +199,27 @@ class Ledger:
     def _rows(self) -> Iterator[tuple[int, str, str, bytes, bytes]]:
         conn = self._connection()
         cursor = conn.execute("SELECT seq, cid, type, body, chain FROM records ORDER BY seq")
-        yield from cursor
+        try:
+            yield from cursor
+        finally:
+            cursor.close()  # an unfinished statement would pin a stale read snapshot
 
     def __len__(self) -> int:
-        return int(self._connection().execute("SELECT count(*) FROM records").fetchone()[0])
+        # fetchall, not fetchone: a statement left unfinished pins a stale read snapshot
+        (count,) = self._connection().execute("SELECT count(*) FROM records").fetchall()[0]
+        return int(count)
 
     def records(self) -> Iterator[Record]:
         for _, _cid, record_type, body, _ in self._rows():
             yield Record.from_canonical(record_type, bytes(body))
 
     def get(self, cid: str) -> Record | None:
-        row = (
+        rows = (
             self._connection()
-            .execute("SELECT type, body FROM records WHERE cid = ?", (cid,))
-            .fetchone()
+            .execute("SELECT type, body FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,))
+            .fetchall()
         )
-        return Record.from_canonical(row[0], bytes(row[1])) if row else None
+        return Record.from_canonical(rows[0][0], bytes(rows[0][1])) if rows else None
 
     def head(self) -> tuple[int, str]:
         leaves = [merkle.leaf_hash(bytes(body)) for _, _, _, body, _ in self._rows()]
