@@ -1,0 +1,222 @@
+"""`govfn apply`: server-side apply of rendered objects through the Kubernetes API.
+
+This is the only module that imports the `kubernetes` package, and only inside
+`connect()`, so rendering manifests never pays for it. Steps:
+
+1. discovery: `/apis/<group>/<version>` must list services (Knative Serving) and
+   triggers (Knative Eventing), else the error says which is missing;
+2. apply: one PATCH per object, `application/apply-patch+yaml`, `fieldManager=govfn`,
+   `force=true`, and `dryRun=All` for `--dry-run`;
+3. prune: list this app's govfn-managed Triggers and Services by label and delete those
+   no longer rendered (Triggers first, so none points at a deleted Service);
+4. wait: poll each object until its `Ready` condition is True, or the timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from govfn.manifest.errors import ManifestError
+
+FIELD_MANAGER = "govfn"
+APPLY_PATCH = "application/apply-patch+yaml"
+KINDS = {  # kind -> (group, version, plural); plural is confirmed by discovery
+    "Service": ("serving.knative.dev", "v1", "services"),
+    "Trigger": ("eventing.knative.dev", "v1", "triggers"),
+    "Broker": ("eventing.knative.dev", "v1", "brokers"),
+}
+PRUNE_ORDER = ("Trigger", "Service")
+
+
+class ApplyError(ManifestError):
+    """The cluster refused or did not answer; `field` names the object or step."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+def connect(target: Target) -> tuple[Any, str]:
+    """An ApiClient and the namespace of the current context (in-cluster config as fallback)."""
+    from kubernetes import client
+    from kubernetes import config as kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    config: Any = kube_config  # the loaders are untyped
+
+    try:
+        api = config.new_client_from_config(
+            config_file=target.kubeconfig, context=target.context, persist_config=False
+        )
+        contexts, active = config.list_kube_config_contexts(config_file=target.kubeconfig)
+        by_name = {entry["name"]: entry for entry in contexts}
+        chosen = by_name.get(target.context, active) if target.context else active
+        namespace = chosen.get("context", {}).get("namespace") or "default"
+        return api, namespace
+    except (ConfigException, FileNotFoundError) as exc:
+        if target.kubeconfig or target.context:
+            raise ApplyError("--kubeconfig", f"cannot load the kubeconfig: {exc}") from None
+    try:
+        config.load_incluster_config()
+    except ConfigException as exc:
+        raise ApplyError("--kubeconfig", f"no kubeconfig and not in a cluster: {exc}") from None
+    with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as fh:
+        return client.ApiClient(), fh.read().strip() or "default"
+
+
+class Applier:
+    """Apply, prune and wait for one namespace's govfn objects of one app."""
+
+    def __init__(
+        self, api_client: Any, namespace: str, echo: Callable[[str], None] = print
+    ) -> None:
+        from kubernetes import client
+
+        self.api = client.CustomObjectsApi(api_client)
+        self.namespace = namespace
+        self.echo = echo
+        self.plurals: dict[str, str] = {}
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return fn(*args, **kwargs)
+        except ApiException as exc:
+            raise ApplyError(what, f"HTTP {exc.status}: {_status_message(exc)}") from None
+        except OSError as exc:
+            raise ApplyError(what, f"cannot reach the API server: {exc}") from None
+
+    def discover(self, kinds: Iterable[str]) -> None:
+        for kind in sorted(set(kinds)):
+            group, version, plural = KINDS[kind]
+            resources = self._call(
+                f"discovery {group}/{version}", self.api.get_api_resources, group, version
+            )
+            names = {resource.name: resource for resource in resources.resources}
+            if plural not in names or names[plural].kind != kind:
+                raise ApplyError(
+                    f"discovery {group}/{version}",
+                    f"the cluster does not serve {kind} ({plural}); is Knative installed?",
+                )
+            self.plurals[kind] = plural
+
+    def apply(self, objects: Iterable[Mapping[str, Any]], *, dry_run: bool) -> None:
+        objects = list(objects)
+        self.discover(obj["kind"] for obj in objects)
+        for obj in objects:
+            group, version, _ = KINDS[obj["kind"]]
+            name = obj["metadata"]["name"]
+            body = {**obj, "metadata": {**obj["metadata"], "namespace": self.namespace}}
+            self._call(
+                f"{obj['kind']} {name!r}",
+                self.api.patch_namespaced_custom_object,
+                group,
+                version,
+                self.namespace,
+                self.plurals[obj["kind"]],
+                name,
+                body,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                dry_run="All" if dry_run else None,
+                _content_type=APPLY_PATCH,
+            )
+            self.echo(f"{obj['kind'].lower()}/{name} applied{' (dry run)' if dry_run else ''}")
+
+    def prune(self, objects: Iterable[Mapping[str, Any]], app: str, *, dry_run: bool) -> list[str]:
+        keep = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
+        selector = f"app.kubernetes.io/managed-by=govfn,app.kubernetes.io/part-of={app}"
+        self.discover(PRUNE_ORDER)
+        deleted = []
+        for kind in PRUNE_ORDER:
+            group, version, _ = KINDS[kind]
+            listing = self._call(
+                f"list {kind}",
+                self.api.list_namespaced_custom_object,
+                group,
+                version,
+                self.namespace,
+                self.plurals[kind],
+                label_selector=selector,
+            )
+            for item in sorted(listing.get("items", []), key=lambda i: i["metadata"]["name"]):
+                name = item["metadata"]["name"]
+                if (kind, name) in keep:
+                    continue
+                self._call(
+                    f"{kind} {name!r}",
+                    self.api.delete_namespaced_custom_object,
+                    group,
+                    version,
+                    self.namespace,
+                    self.plurals[kind],
+                    name,
+                    dry_run="All" if dry_run else None,
+                )
+                deleted.append(f"{kind.lower()}/{name}")
+                self.echo(f"{kind.lower()}/{name} pruned{' (dry run)' if dry_run else ''}")
+        return deleted
+
+    def wait(
+        self, objects: Iterable[Mapping[str, Any]], timeout: float, interval: float = 1.0
+    ) -> None:
+        pending = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
+        deadline = time.monotonic() + timeout
+        reasons: dict[tuple[str, str], str] = {}
+        while True:
+            for kind, name in sorted(pending):
+                group, version, _ = KINDS[kind]
+                current = self._call(
+                    f"{kind} {name!r}",
+                    self.api.get_namespaced_custom_object,
+                    group,
+                    version,
+                    self.namespace,
+                    self.plurals[kind],
+                    name,
+                )
+                ready, reason = ready_condition(current)
+                if ready:
+                    pending.discard((kind, name))
+                    self.echo(f"{kind.lower()}/{name} ready")
+                else:
+                    reasons[(kind, name)] = reason
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                waiting = ", ".join(
+                    f"{k.lower()}/{n} ({reasons[(k, n)]})" for k, n in sorted(pending)
+                )
+                raise ApplyError("--wait", f"not ready after {timeout:g}s: {waiting}")
+            self.echo(f"waiting for {len(pending)} object(s) to become ready")
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+
+
+def ready_condition(obj: Mapping[str, Any]) -> tuple[bool, str]:
+    """(Ready is True for the current generation, why not)."""
+    status = obj.get("status") or {}
+    generation = obj.get("metadata", {}).get("generation")
+    observed = status.get("observedGeneration")
+    if generation is not None and observed is not None and observed < generation:
+        return False, "not yet observed"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "Ready":
+            if condition.get("status") == "True":
+                return True, ""
+            return False, condition.get("reason") or condition.get("message") or "Ready=Unknown"
+    return False, "no Ready condition yet"
+
+
+def _status_message(exc: Any) -> str:
+    import json
+
+    try:
+        return str(json.loads(exc.body).get("message") or exc.reason)
+    except (TypeError, ValueError, AttributeError):
+        return str(exc.reason)

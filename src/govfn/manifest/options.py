@@ -1,0 +1,212 @@
+"""`ManifestOptions`: everything that shapes the rendered Knative objects, in one frozen value.
+
+Options are checked for type and shape here (an int where an int belongs, a known
+visibility, a parseable dead-letter sink); whether Knative accepts the resulting object is
+`validate.py`'s job, so each rule lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from govfn.manifest.errors import ManifestError
+
+VISIBILITIES = ("cluster-local", "public")
+BACKOFF_POLICIES = ("linear", "exponential")
+
+DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
+DEFAULT_LIMITS = {"cpu": "1", "memory": "256Mi"}
+
+_SINK_KINDS = {
+    "ksvc": ("serving.knative.dev/v1", "Service"),
+    "broker": ("eventing.knative.dev/v1", "Broker"),
+    "channel": ("messaging.knative.dev/v1", "Channel"),
+    "service": ("v1", "Service"),
+}
+
+
+def parse_sink(value: Any, field_name: str = "delivery.deadLetterSink") -> dict[str, Any]:
+    """A dead-letter sink as Knative wants it: `{uri: ...}` or `{ref: {...}}`.
+
+    Accepts a URL, `ksvc:NAME` / `broker:NAME` / `channel:NAME` / `service:NAME`, or the
+    mapping itself (from a config file).
+    """
+    if isinstance(value, Mapping):
+        if set(value) - {"ref", "uri"} or not value:
+            raise ManifestError(field_name, f"expected {{ref: ...}} or {{uri: ...}}, got {value!r}")
+        return {key: value[key] for key in sorted(value)}
+    if not isinstance(value, str) or not value:
+        raise ManifestError(field_name, f"expected a URL or KIND:NAME, got {value!r}")
+    if value.startswith(("http://", "https://")):
+        return {"uri": value}
+    kind, _, name = value.partition(":")
+    if kind not in _SINK_KINDS or not name:
+        raise ManifestError(
+            field_name,
+            f"{value!r} is neither an http(s) URL nor one of "
+            f"{', '.join(k + ':NAME' for k in _SINK_KINDS)}",
+        )
+    api_version, kind_name = _SINK_KINDS[kind]
+    return {"ref": {"apiVersion": api_version, "kind": kind_name, "name": name}}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A Trigger's `spec.delivery`; all unset means the Trigger inherits the Broker's."""
+
+    retry: int | None = None
+    backoff_policy: str | None = None
+    backoff_delay: str | None = None
+    dead_letter_sink: dict[str, Any] | None = None
+    timeout: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("delivery.retry", self.retry)
+        if self.backoff_policy is not None and self.backoff_policy not in BACKOFF_POLICIES:
+            raise ManifestError(
+                "delivery.backoffPolicy",
+                f"{self.backoff_policy!r} is not one of {', '.join(BACKOFF_POLICIES)}",
+            )
+        _check_str("delivery.backoffDelay", self.backoff_delay)
+        _check_str("delivery.timeout", self.timeout)
+        if self.dead_letter_sink is not None:
+            object.__setattr__(self, "dead_letter_sink", parse_sink(self.dead_letter_sink))
+
+    def to_spec(self) -> dict[str, Any] | None:
+        spec: dict[str, Any] = {}
+        if self.dead_letter_sink is not None:
+            spec["deadLetterSink"] = self.dead_letter_sink
+        if self.retry is not None:
+            spec["retry"] = self.retry
+        if self.backoff_policy is not None:
+            spec["backoffPolicy"] = self.backoff_policy
+        if self.backoff_delay is not None:
+            spec["backoffDelay"] = self.backoff_delay
+        if self.timeout is not None:
+            spec["timeout"] = self.timeout
+        return spec or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManifestOptions:
+    """How to render a function's Knative Service and Triggers. Only `image` is required."""
+
+    image: str
+    namespace: str | None = None
+    broker: str = "default"
+    app: str = "govfn"
+    name_prefix: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    min_scale: int | None = None
+    max_scale: int | None = None
+    target_concurrency: int | None = None
+    container_concurrency: int | None = None
+    timeout_seconds: int | None = None
+    requests: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REQUESTS))
+    limits: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    service_account: str | None = None
+    visibility: str = "cluster-local"
+    delivery: Delivery = field(default_factory=Delivery)
+    filters: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    allow_reply_loops: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.image, str) or not self.image.strip():
+            raise ManifestError("image", "an image is required (--image)")
+        for name in ("namespace", "service_account"):
+            _check_str(name, getattr(self, name))
+        for name in ("broker", "app", "name_prefix"):
+            if not isinstance(getattr(self, name), str):
+                raise ManifestError(name, f"must be a string, got {getattr(self, name)!r}")
+        if not self.broker:
+            raise ManifestError("broker", "must not be empty")
+        for name in (
+            "min_scale",
+            "max_scale",
+            "target_concurrency",
+            "container_concurrency",
+            "timeout_seconds",
+        ):
+            _check_int(name, getattr(self, name))
+        if self.visibility not in VISIBILITIES:
+            raise ManifestError(
+                "visibility", f"{self.visibility!r} is not one of {', '.join(VISIBILITIES)}"
+            )
+        if isinstance(self.delivery, Mapping):
+            object.__setattr__(self, "delivery", delivery_from_mapping(self.delivery))
+        elif not isinstance(self.delivery, Delivery):
+            raise ManifestError("delivery", f"expected a mapping, got {self.delivery!r}")
+        for name in ("env", "requests", "limits", "filters", "labels", "annotations"):
+            object.__setattr__(self, name, _string_map(name, getattr(self, name)))
+        if not isinstance(self.allow_reply_loops, bool):
+            raise ManifestError(
+                "allow_reply_loops", f"must be true or false, got {self.allow_reply_loops!r}"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> ManifestOptions:
+        """Options from a config-file mapping; keys may use `-` or `_`, unknown keys are refused."""
+        known = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name == "resources" and isinstance(value, Mapping):
+                for part in ("requests", "limits"):
+                    if part in value:
+                        kwargs[part] = value[part]
+                unknown = set(value) - {"requests", "limits"}
+                if unknown:
+                    raise ManifestError(f"resources.{sorted(unknown)[0]}", "unknown key")
+                continue
+            if name not in known:
+                raise ManifestError(str(key), "unknown option")
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+def delivery_from_mapping(values: Mapping[str, Any]) -> Delivery:
+    aliases = {
+        "retry": "retry",
+        "backoffPolicy": "backoff_policy",
+        "backoff_policy": "backoff_policy",
+        "backoff-policy": "backoff_policy",
+        "backoffDelay": "backoff_delay",
+        "backoff_delay": "backoff_delay",
+        "backoff-delay": "backoff_delay",
+        "deadLetterSink": "dead_letter_sink",
+        "dead_letter_sink": "dead_letter_sink",
+        "dead-letter-sink": "dead_letter_sink",
+        "timeout": "timeout",
+    }
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in aliases:
+            raise ManifestError(f"delivery.{key}", "unknown delivery option")
+        kwargs[aliases[key]] = value
+    return Delivery(**kwargs)
+
+
+def _check_int(name: str, value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ManifestError(name, f"must be an integer, got {value!r}")
+
+
+def _check_str(name: str, value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ManifestError(name, f"must be a non-empty string, got {value!r}")
+
+
+def _string_map(name: str, value: object) -> dict[str, str]:
+    """A copy of `value` with string keys and values: Kubernetes wants strings, not `1`."""
+    if not isinstance(value, Mapping):
+        raise ManifestError(name, f"expected a mapping, got {value!r}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ManifestError(
+                f"{name}[{key}]", f"keys and values must be strings, got {item!r} (quote it)"
+            )
+    return dict(value)

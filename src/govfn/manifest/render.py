@@ -1,0 +1,225 @@
+"""Render functions into Knative objects: one Service each, one Trigger per trigger type.
+
+The objects are plain dicts in a fixed key order, with every map sorted, so the same
+functions and options always give the same bytes. Everything rendered passes through
+`validate.validate_objects` before it is returned, and `render_all` also refuses name
+collisions and reply loops across the whole set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from govfn.function import FunctionPlugin
+from govfn.manifest.errors import ManifestError
+from govfn.manifest.loops import check_reply_loops
+from govfn.manifest.names import check_unique, service_name, trigger_name
+from govfn.manifest.options import ManifestOptions
+from govfn.manifest.validate import validate_objects
+from govfn.registry import FunctionRegistry
+
+SERVICE_API = "serving.knative.dev/v1"
+TRIGGER_API = "eventing.knative.dev/v1"
+CONTAINER_NAME = "function"
+CONTAINER_PORT = 8080
+LEDGER_VOLUME = "ledger"
+LEDGER_DIR = "/var/lib/govfn"
+CHRONICLE_PATH = f"{LEDGER_DIR}/chronicle.db"
+DESCRIPTOR_ANNOTATION = "govfn.dev/descriptor-cid"
+FUNCTION_ANNOTATION = "govfn.dev/function"
+VISIBILITY_LABEL = "networking.knative.dev/visibility"
+MANAGED_BY = "govfn"
+_LABEL_VALUE_JUNK = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def function_module(plugin: FunctionPlugin) -> str:
+    """The module that defines `plugin`, which `govfn serve --functions` must import."""
+    module = type(plugin).__module__
+    if module in ("__main__", "builtins") or not module:
+        raise ManifestError(
+            "functions",
+            f"{plugin.function_id!r} is defined in {module!r}; define it in an importable module",
+        )
+    return module
+
+
+def common_labels(
+    plugin: FunctionPlugin, options: ManifestOptions, component: str
+) -> dict[str, str]:
+    labels = dict(options.labels)
+    labels.update(
+        {
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "app.kubernetes.io/name": plugin.function_id,
+            "app.kubernetes.io/part-of": options.app,
+            "app.kubernetes.io/version": _LABEL_VALUE_JUNK.sub("_", plugin.version)[:63],
+        }
+    )
+    return dict(sorted(labels.items()))
+
+
+def _metadata(
+    name: str, options: ManifestOptions, labels: dict[str, str], annotations: dict[str, str]
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name}
+    if options.namespace:
+        metadata["namespace"] = options.namespace
+    metadata["labels"] = labels
+    metadata["annotations"] = dict(sorted(annotations.items()))
+    return metadata
+
+
+def _template_annotations(options: ManifestOptions) -> dict[str, str]:
+    annotations: dict[str, str] = {}
+    if options.min_scale is not None:
+        annotations["autoscaling.knative.dev/min-scale"] = str(options.min_scale)
+    if options.max_scale is not None:
+        annotations["autoscaling.knative.dev/max-scale"] = str(options.max_scale)
+    if options.target_concurrency is not None:
+        annotations["autoscaling.knative.dev/target"] = str(options.target_concurrency)
+    return annotations
+
+
+def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, Any]:
+    env = {"GOVFN_CHRONICLE": CHRONICLE_PATH, **options.env}
+    probe = {"httpGet": {"path": "/health/readiness"}}
+    return {
+        "name": CONTAINER_NAME,
+        "image": options.image,
+        "command": ["govfn"],
+        "args": [
+            "serve",
+            "--function",
+            plugin.function_id,
+            "--functions",
+            function_module(plugin),
+        ],
+        "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
+        "env": [{"name": key, "value": env[key]} for key in sorted(env)],
+        "readinessProbe": probe,
+        "livenessProbe": {"httpGet": {"path": "/health/liveness"}},
+        "resources": {
+            "requests": dict(sorted(options.requests.items())),
+            "limits": dict(sorted(options.limits.items())),
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": LEDGER_VOLUME, "mountPath": LEDGER_DIR}],
+    }
+
+
+def render_service(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, Any]:
+    name = service_name(options.name_prefix, plugin.function_id)
+    labels = common_labels(plugin, options, "function")
+    if options.visibility == "cluster-local":
+        labels = dict(sorted({**labels, VISIBILITY_LABEL: "cluster-local"}.items()))
+    annotations = {
+        **options.annotations,
+        DESCRIPTOR_ANNOTATION: plugin.descriptor()["descriptor_cid"],
+        FUNCTION_ANNOTATION: plugin.function_id,
+    }
+    pod_labels = {
+        key: value for key, value in labels.items() if key.startswith("app.kubernetes.io/")
+    }
+    template_metadata: dict[str, Any] = {"labels": pod_labels}
+    template_annotations = _template_annotations(options)
+    if template_annotations:
+        template_metadata["annotations"] = dict(sorted(template_annotations.items()))
+    pod_spec: dict[str, Any] = {}
+    if options.service_account:
+        pod_spec["serviceAccountName"] = options.service_account
+    if options.container_concurrency is not None:
+        pod_spec["containerConcurrency"] = options.container_concurrency
+    if options.timeout_seconds is not None:
+        pod_spec["timeoutSeconds"] = options.timeout_seconds
+    pod_spec["containers"] = [_container(plugin, options)]
+    pod_spec["volumes"] = [{"name": LEDGER_VOLUME, "emptyDir": {}}]
+    return {
+        "apiVersion": SERVICE_API,
+        "kind": "Service",
+        "metadata": _metadata(name, options, labels, annotations),
+        "spec": {"template": {"metadata": template_metadata, "spec": pod_spec}},
+    }
+
+
+def render_trigger(
+    plugin: FunctionPlugin, options: ManifestOptions, event_type: str, service: str
+) -> dict[str, Any]:
+    annotations = {**options.annotations, FUNCTION_ANNOTATION: plugin.function_id}
+    attributes = {**options.filters, "type": event_type}
+    subscriber_ref: dict[str, Any] = {"apiVersion": SERVICE_API, "kind": "Service", "name": service}
+    if options.namespace:
+        subscriber_ref["namespace"] = options.namespace
+    spec: dict[str, Any] = {
+        "broker": options.broker,
+        "filter": {"attributes": dict(sorted(attributes.items()))},
+        "subscriber": {"ref": subscriber_ref},
+    }
+    delivery = options.delivery.to_spec()
+    if delivery is not None:
+        spec["delivery"] = delivery
+    return {
+        "apiVersion": TRIGGER_API,
+        "kind": "Trigger",
+        "metadata": _metadata(
+            trigger_name(service, event_type),
+            options,
+            common_labels(plugin, options, "trigger"),
+            annotations,
+        ),
+        "spec": spec,
+    }
+
+
+def _render_unchecked(plugin: FunctionPlugin, options: ManifestOptions) -> list[dict[str, Any]]:
+    service = render_service(plugin, options)
+    name = service["metadata"]["name"]
+    triggers = [render_trigger(plugin, options, kind, name) for kind in plugin.trigger_events]
+    return [service, *triggers]
+
+
+def _check_names(objects: list[dict[str, Any]]) -> None:
+    for kind in ("Service", "Trigger"):
+        pairs = []
+        for obj in objects:
+            if obj["kind"] == kind:
+                metadata = obj["metadata"]
+                origin = f"function {metadata['annotations'][FUNCTION_ANNOTATION]!r}"
+                if kind == "Trigger":
+                    origin += f" type {obj['spec']['filter']['attributes']['type']!r}"
+                pairs.append((metadata["name"], origin))
+        check_unique(kind, pairs)
+
+
+def render_function(plugin: FunctionPlugin, options: ManifestOptions) -> list[dict[str, Any]]:
+    """The Service and Triggers of one function, validated as Knative's webhooks would."""
+    if not options.allow_reply_loops:
+        check_reply_loops([plugin])
+    objects = _render_unchecked(plugin, options)
+    _check_names(objects)
+    validate_objects(objects)
+    return objects
+
+
+def render_all(
+    functions: FunctionRegistry | Iterable[FunctionPlugin], options: ManifestOptions
+) -> list[dict[str, Any]]:
+    """Every function's objects (sorted by function id), after the reply-loop check."""
+    plugins = sorted(
+        functions.all() if isinstance(functions, FunctionRegistry) else functions,
+        key=lambda plugin: plugin.function_id,
+    )
+    if not options.allow_reply_loops:
+        check_reply_loops(plugins)
+    objects = [obj for plugin in plugins for obj in _render_unchecked(plugin, options)]
+    _check_names(objects)
+    validate_objects(objects)
+    return objects

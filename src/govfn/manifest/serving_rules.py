@@ -1,0 +1,167 @@
+"""Knative Serving's admission rules for a `serving.knative.dev/v1` Service, plus the
+restricted Pod Security Standard govfn always asks for (see `validate.py` for the list)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from govfn.manifest.checks import (
+    AUTOSCALING_PREFIX,
+    ENV_NAME,
+    MAX_CONTAINER_CONCURRENCY,
+    MAX_TIMEOUT_SECONDS,
+    PORT_NAMES,
+    PROBE_HANDLERS,
+    RESERVED_ENV,
+    RESERVED_PORTS,
+    as_mapping,
+    check_annotations,
+    check_autoscaling,
+    check_int_range,
+    check_labels,
+    fail,
+)
+from govfn.manifest.quantity import parse_quantity
+
+VISIBILITY_LABEL = "networking.knative.dev/visibility"
+TEMPLATE = "spec.template"
+POD = "spec.template.spec"
+
+
+def check_service(obj: Mapping[str, Any]) -> None:
+    metadata = as_mapping(obj["metadata"], "metadata")
+    for key in metadata.get("annotations", {}):
+        if key.startswith(AUTOSCALING_PREFIX):
+            fail(
+                f"metadata.annotations[{key}]",
+                "autoscaling annotations are allowed only on spec.template.metadata.annotations",
+            )
+    visibility = metadata.get("labels", {}).get(VISIBILITY_LABEL)
+    if visibility is not None and visibility != "cluster-local":
+        fail(f"metadata.labels[{VISIBILITY_LABEL}]", f"{visibility!r} must be 'cluster-local'")
+    template = as_mapping(as_mapping(obj.get("spec"), "spec").get("template"), TEMPLATE)
+    template_meta = as_mapping(template.get("metadata", {}), f"{TEMPLATE}.metadata")
+    check_labels(template_meta.get("labels", {}), f"{TEMPLATE}.metadata.labels")
+    annotations = template_meta.get("annotations", {})
+    check_annotations(annotations, f"{TEMPLATE}.metadata.annotations")
+    check_autoscaling(annotations, f"{TEMPLATE}.metadata.annotations")
+    check_pod_spec(as_mapping(template.get("spec"), POD))
+
+
+def check_pod_spec(pod: Mapping[str, Any]) -> None:
+    if "containerConcurrency" in pod:
+        check_int_range(
+            pod["containerConcurrency"], f"{POD}.containerConcurrency", 0, MAX_CONTAINER_CONCURRENCY
+        )
+    if "timeoutSeconds" in pod:
+        check_int_range(pod["timeoutSeconds"], f"{POD}.timeoutSeconds", 0, MAX_TIMEOUT_SECONDS)
+    containers = pod.get("containers")
+    if not isinstance(containers, list) or len(containers) != 1:
+        fail(f"{POD}.containers", "exactly one container is expected")
+    volumes = {
+        as_mapping(volume, f"{POD}.volumes[{i}]").get("name")
+        for i, volume in enumerate(pod.get("volumes", []))
+    }
+    check_container(
+        as_mapping(containers[0], f"{POD}.containers[0]"), f"{POD}.containers[0]", volumes
+    )
+
+
+def check_container(container: Mapping[str, Any], path: str, volumes: set[Any]) -> None:
+    port = check_ports(container.get("ports", []), f"{path}.ports")
+    for probe_name in ("readinessProbe", "livenessProbe", "startupProbe"):
+        if probe_name in container:
+            check_probe(container[probe_name], f"{path}.{probe_name}", port)
+    for i, variable in enumerate(container.get("env", [])):
+        entry = as_mapping(variable, f"{path}.env[{i}]")
+        name = entry.get("name")
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            fail(f"{path}.env[{i}].name", f"{name!r} is not a valid environment variable name")
+        if name in RESERVED_ENV:
+            fail(f"{path}.env[{i}].name", f"{name} is reserved (Knative sets it)")
+        if "value" in entry and not isinstance(entry["value"], str):
+            fail(f"{path}.env[{i}].value", f"{entry['value']!r} must be a string")
+    check_resources(
+        as_mapping(container.get("resources", {}), f"{path}.resources"), f"{path}.resources"
+    )
+    check_security_context(container.get("securityContext"), f"{path}.securityContext")
+    for i, mount in enumerate(container.get("volumeMounts", [])):
+        name = as_mapping(mount, f"{path}.volumeMounts[{i}]").get("name")
+        if name not in volumes:
+            fail(f"{path}.volumeMounts[{i}].name", f"{name!r} is not a volume of the pod")
+
+
+def check_ports(ports: Any, path: str) -> int:
+    """Check the ports and return the container port (8080 when none is declared)."""
+    if not isinstance(ports, list):
+        fail(path, "must be a list")
+    if len(ports) > 1:
+        fail(path, f"at most one port is allowed, got {len(ports)}")
+    if not ports:
+        return 8080
+    port = as_mapping(ports[0], f"{path}[0]")
+    if port.get("name", "") not in PORT_NAMES:
+        fail(f"{path}[0].name", f"{port.get('name')!r} must be one of 'http1', 'h2c' or empty")
+    if port.get("protocol", "TCP") != "TCP":
+        fail(f"{path}[0].protocol", f"{port.get('protocol')!r} must be TCP")
+    number = port.get("containerPort", 8080)
+    check_int_range(number, f"{path}[0].containerPort", 1, 65535)
+    if number in RESERVED_PORTS:
+        fail(f"{path}[0].containerPort", f"{number} is reserved")
+    return int(number)
+
+
+def check_probe(probe: Any, path: str, port: int) -> None:
+    handlers = [name for name in PROBE_HANDLERS if name in as_mapping(probe, path)]
+    if len(handlers) != 1:
+        fail(
+            path, f"exactly one handler of {', '.join(PROBE_HANDLERS)} is expected, got {handlers}"
+        )
+    handler = as_mapping(probe[handlers[0]], f"{path}.{handlers[0]}")
+    if "port" in handler and handler["port"] not in (port, str(port)):
+        fail(
+            f"{path}.{handlers[0]}.port",
+            f"{handler['port']!r} must match the container port {port}",
+        )
+
+
+def check_resources(resources: Mapping[str, Any], path: str) -> None:
+    parsed: dict[str, dict[str, Any]] = {}
+    for part in ("requests", "limits"):
+        for name, value in as_mapping(resources.get(part, {}), f"{path}.{part}").items():
+            quantity = parse_quantity(value)
+            if quantity is None or quantity < 0:
+                fail(
+                    f"{path}.{part}.{name}",
+                    f"{value!r} is not a quantity (write it as a string such as '100m' or '256Mi')",
+                )
+            parsed.setdefault(part, {})[name] = quantity
+    for name, request in parsed.get("requests", {}).items():
+        limit = parsed.get("limits", {}).get(name)
+        if limit is not None and request > limit:
+            fail(f"{path}.requests.{name}", f"{resources['requests'][name]!r} is above the limit")
+
+
+def check_security_context(context: Any, path: str) -> None:
+    """The restricted Pod Security Standard, and the read-only root filesystem govfn uses."""
+    ctx = as_mapping(context, path)
+    if ctx.get("runAsNonRoot") is not True:
+        fail(f"{path}.runAsNonRoot", "must be true (restricted Pod Security Standard)")
+    if ctx.get("allowPrivilegeEscalation") is not False:
+        fail(f"{path}.allowPrivilegeEscalation", "must be false (restricted Pod Security Standard)")
+    if ctx.get("privileged", False) is not False:
+        fail(f"{path}.privileged", "must be false")
+    drop = as_mapping(ctx.get("capabilities", {}), f"{path}.capabilities").get("drop", [])
+    if "ALL" not in drop:
+        fail(f"{path}.capabilities.drop", "must contain ALL (restricted Pod Security Standard)")
+    added = [cap for cap in ctx.get("capabilities", {}).get("add", []) if cap != "NET_BIND_SERVICE"]
+    if added:
+        fail(f"{path}.capabilities.add", f"{added} not allowed (restricted Pod Security Standard)")
+    seccomp = as_mapping(ctx.get("seccompProfile", {}), f"{path}.seccompProfile").get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        fail(f"{path}.seccompProfile.type", f"{seccomp!r} must be RuntimeDefault or Localhost")
+    if ctx.get("runAsUser") == 0:
+        fail(f"{path}.runAsUser", "0 (root) is not allowed (restricted Pod Security Standard)")
+    if ctx.get("readOnlyRootFilesystem") is not True:
+        fail(f"{path}.readOnlyRootFilesystem", "must be true (the ledger lives in an emptyDir)")
