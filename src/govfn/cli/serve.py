@@ -1,0 +1,161 @@
+"""`govfn serve`: the receivers and the management API on gunicorn (gthread workers).
+
+The app is built once in the arbiter (functions imported, registry frozen) and the
+workers fork from it; each worker opens its own ledger connection and starts its own
+event loop on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Any
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from govfn.cli.options import functions_option
+from govfn.errors import GovfnError
+from govfn.http.app import GovfnApp, create_app
+from govfn.http.config import HttpConfig
+from govfn.registry import FunctionRegistry, load_functions
+from govfn.settings import Settings
+
+# Header limits: gunicorn refuses longer request lines / headers with 4xx itself.
+HEADER_LIMITS = {
+    "limit_request_line": 8190,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+}
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: GovfnApp, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
+
+    def load(self) -> GovfnApp:
+        return self.application
+
+
+@click.command()
+@functions_option
+@click.option(
+    "--function",
+    "function_id",
+    envvar="GOVFN_FUNCTION",
+    default=None,
+    metavar="ID",
+    help="Single-function mode: POST / is this function's receiver (env GOVFN_FUNCTION).",
+)
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")
+@click.option(
+    "--port",
+    envvar="PORT",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to bind (env PORT, which Knative sets).",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--max-body",
+    type=click.IntRange(1),
+    default=None,
+    metavar="BYTES",
+    help="Largest request body (default 10 MiB, env GOVFN_MAX_BODY_BYTES).",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(1),
+    default=None,
+    metavar="N",
+    help="Invocations a worker runs at once before answering 429 (env GOVFN_MAX_IN_FLIGHT).",
+)
+@click.option("--dev", is_flag=True, help="Open the direct-invoke API and log readably.")
+def serve(
+    modules: tuple[str, ...],
+    function_id: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    max_body: int | None,
+    max_in_flight: int | None,
+    dev: bool,
+) -> None:
+    """Serve every function's CloudEvents receiver and the management API."""
+    configure_logging(dev)
+    try:
+        config = HttpConfig.from_env()
+        overrides: dict[str, Any] = {"function_id": function_id or None, "dev": dev or config.dev}
+        if max_body is not None:
+            overrides["max_body_bytes"] = max_body
+        if max_in_flight is not None:
+            overrides["max_in_flight"] = max_in_flight
+        config = dataclasses.replace(config, **overrides)
+        settings = Settings.from_env().with_functions(modules)
+        registry = load_functions(settings.functions, FunctionRegistry())
+        app = create_app(registry, config=config, settings=settings)
+    except (GovfnError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    mode = f"function {config.function_id}" if config.function_id else "all functions"
+    click.echo(
+        f"govfn: serving {mode} ({len(app.registry)}) on http://{host}:{port} "
+        f"[{workers} worker(s) x {threads} threads{', dev' if config.dev else ''}]",
+        err=True,
+    )
+    options: dict[str, Any] = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "preload_app": True,
+        "proc_name": "govfn",
+        "timeout": 120,
+        "graceful_timeout": 30,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "control_socket_disable": True,
+        "loglevel": "info" if config.dev else "warning",
+        **HEADER_LIMITS,
+    }
+    GunicornServer(app, options).run()
+    sys.exit(0)
+
+
+class _JsonLineFormatter(logging.Formatter):
+    """Invocation lines are JSON already; other records become JSON lines too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == "govfn.invocations":
+            return record.getMessage()
+        import json
+
+        line = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=True)
+
+
+def configure_logging(dev: bool) -> None:
+    logger = logging.getLogger("govfn")
+    if logger.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    if dev:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(_JsonLineFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

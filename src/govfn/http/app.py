@@ -1,0 +1,162 @@
+"""The WSGI application: receivers and health on a thin path, the rest on Flask.
+
+`create_app()` is what `gunicorn 'govfn.http:create_app()'` and `govfn serve` call.
+Receivers (`POST /`, `POST /functions/<id>/events`) and the health probes never touch
+Flask; the management API is a Flask app built, and Flask imported, on the first
+request that needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from govfn.http.config import HttpConfig
+from govfn.http.invocation_log import InvocationLog
+from govfn.http.loop import LoopThread
+from govfn.http.metrics import Metrics
+from govfn.http.receiver import Receivers, StartResponse
+from govfn.http.state import ServerState
+from govfn.registry import FunctionRegistry, load_functions
+from govfn.runtime import FunctionRuntime
+from govfn.settings import Settings
+
+if TYPE_CHECKING:
+    from werkzeug.test import Client
+
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_EVENTS_PREFIX = "/functions/"
+_EVENTS_SUFFIX = "/events"
+
+
+class GovfnApp:
+    """The WSGI callable. Holds the runtime, the config, the state and the metrics."""
+
+    def __init__(
+        self,
+        runtime: FunctionRuntime,
+        config: HttpConfig,
+        *,
+        state: ServerState | None = None,
+        loop: LoopThread | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.registry = runtime.registry
+        self.config = config
+        self.state = state or ServerState(config.max_in_flight)
+        self.loop = loop or LoopThread()
+        self.metrics = metrics or Metrics()
+        self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
+        self._management: WsgiApp | None = None
+        self._management_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == "/" and environ.get("REQUEST_METHOD") == "POST":
+            return self.receivers(environ, start_response, self.config.function_id)
+        if path.startswith(_EVENTS_PREFIX) and path.endswith(_EVENTS_SUFFIX):
+            function_id = path[len(_EVENTS_PREFIX) : -len(_EVENTS_SUFFIX)]
+            if function_id and "/" not in function_id:
+                return self.receivers(environ, start_response, function_id)
+        if path.startswith("/health") and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            answer = self.health(path)
+            if answer is not None:
+                status, body = answer
+                start_response(
+                    "200 OK" if status == 200 else "503 Service Unavailable",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+        return self.management(environ, start_response)
+
+    def health(self, path: str) -> tuple[int, bytes] | None:
+        state = self.state
+        if path in ("/health", "/health/"):
+            body: dict[str, Any] = {
+                "status": "ok",
+                "ready": state.ready,
+                "functions": len(self.registry),
+            }
+            return 200, json.dumps(body).encode()
+        if path == "/health/liveness":
+            return 200, b'{"status":"ok"}'
+        if path == "/health/readiness":
+            body = {"ready": state.ready, "starting": state.starting, "draining": state.draining}
+            return (200 if state.ready else 503), json.dumps(body).encode()
+        return None
+
+    @property
+    def management(self) -> WsgiApp:
+        """The Flask management app, built on first use."""
+        if self._management is None:
+            with self._management_lock:
+                if self._management is None:
+                    from govfn.http.management import build_management_app
+
+                    self._management = build_management_app(self)
+        return self._management
+
+    def test_client(self) -> Client:
+        """A Werkzeug test client (the one Flask's `test_client` returns) for this app."""
+        from werkzeug.test import Client
+        from werkzeug.wrappers import Response
+
+        return Client(self, Response)
+
+
+def create_app(
+    registry: FunctionRegistry | None = None,
+    *,
+    runtime: FunctionRuntime | None = None,
+    config: HttpConfig | None = None,
+    settings: Settings | None = None,
+    functions: Sequence[str] = (),
+    function_id: str | None = None,
+    dev: bool | None = None,
+) -> GovfnApp:
+    """Build the app. With no arguments everything comes from the environment
+    (GOVFN_FUNCTIONS, GOVFN_FUNCTION, GOVFN_CHRONICLE, GOVFN_API_TOKEN, ...)."""
+    config = config or HttpConfig.from_env()
+    if function_id is not None:
+        config = dataclasses.replace(config, function_id=function_id)
+    if dev is not None:
+        config = dataclasses.replace(config, dev=dev)
+    if runtime is None:
+        settings = (settings or Settings.from_env()).with_functions(tuple(functions))
+        if registry is None:
+            registry = load_functions(settings.functions, FunctionRegistry())
+        registry = _single_function(registry, config.function_id)
+        registry.freeze("govfn.http")
+        runtime = FunctionRuntime(
+            registry, settings.chronicle_client(), spool_dir=str(settings.spool_dir)
+        )
+    else:
+        if config.function_id is not None and config.function_id not in runtime.registry:
+            raise ValueError(_not_registered(config.function_id, runtime.registry))
+        runtime.registry.freeze("govfn.http")
+    app = GovfnApp(runtime, config)
+    runtime.observers.append(app.metrics.observe)
+    runtime.observers.append(InvocationLog(readable=config.dev))
+    app.state.mark_started()
+    return app
+
+
+def _single_function(registry: FunctionRegistry, function_id: str | None) -> FunctionRegistry:
+    if function_id is None:
+        return registry
+    plugin = registry.get(function_id)
+    if plugin is None:
+        raise ValueError(_not_registered(function_id, registry))
+    single = FunctionRegistry()
+    single.register(plugin)
+    return single
+
+
+def _not_registered(function_id: str, registry: FunctionRegistry) -> str:
+    known = ", ".join(p.function_id for p in registry.all()) or "none"
+    return f"function {function_id!r} is not registered (registered: {known})"

@@ -1,0 +1,222 @@
+"""The CloudEvents receivers: a thin WSGI path, no web framework on the way.
+
+    POST /functions/<id>/events   that function's receiver
+    POST /                        single-function mode: that function's receiver;
+                                  otherwise routed by `type` (several matches: all run, 202)
+
+Order of refusals: method (405), draining (503), overload (429), unknown function (404),
+size (413), media type (415), malformed event (400), unhandled type or missing GSAP
+context (400). Every check happens before any function runs, batch elements included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.http.config import HttpConfig
+from govfn.http.incoming import IncomingEvent, is_batch, parse_request
+from govfn.http.loop import LoopThread
+from govfn.http.metrics import Metrics
+from govfn.http.outcome import binary_reply, failure_problem, has_reply, structured_reply
+from govfn.http.problem import HttpProblem, reason
+from govfn.http.state import ServerState
+from govfn.runtime import FunctionRuntime
+
+log = logging.getLogger("govfn.http")
+
+StartResponse = Callable[..., Any]
+Answer = tuple[int, list[tuple[str, str]], bytes]
+
+# Which failure decides the status when several invocations answer one request:
+# retried failures first, so the broker redelivers rather than dead-letters.
+_SEVERITY = {"error": 6, "timeout": 5, "in_progress": 4, "unknown_function": 3}
+
+
+class Receivers:
+    def __init__(
+        self,
+        runtime: FunctionRuntime,
+        config: HttpConfig,
+        state: ServerState,
+        loop: LoopThread,
+        metrics: Metrics,
+    ) -> None:
+        self.runtime = runtime
+        self.registry = runtime.registry
+        self.config = config
+        self.state = state
+        self.loop = loop
+        self.metrics = metrics
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, function_id: str | None
+    ) -> Iterable[bytes]:
+        try:
+            status, headers, body = self.answer(environ, function_id)
+        except HttpProblem as problem:
+            self.metrics.rejected(problem.status)
+            status, headers, body = problem.status, problem.headers(), problem.to_bytes()
+        except Exception:
+            log.exception("receiver failed")
+            internal = HttpProblem(500, "internal error; see the server log")
+            status, headers, body = 500, internal.headers(), internal.to_bytes()
+        headers.append(("Content-Length", str(len(body))))
+        start_response(f"{status} {reason(status) if status >= 400 else _OK[status]}", headers)
+        return [body]
+
+    def answer(self, environ: dict[str, Any], function_id: str | None) -> Answer:
+        if environ.get("REQUEST_METHOD") != "POST":
+            raise HttpProblem(405, "receivers accept POST only", extra_headers=[("Allow", "POST")])
+        if self.state.draining:
+            raise HttpProblem(
+                503, "shutting down; retry later", retry_after=self.config.retry_after_s
+            )
+        if not self.state.try_enter():
+            raise HttpProblem(
+                429,
+                f"more than {self.state.max_in_flight} invocations in flight; retry later",
+                retry_after=self.config.retry_after_s,
+            )
+        try:
+            return self._answer(environ, function_id)
+        finally:
+            self.state.leave()
+
+    def _answer(self, environ: dict[str, Any], function_id: str | None) -> Answer:
+        plugin = None
+        if function_id is not None:
+            plugin = self.registry.get(function_id)
+            if plugin is None:
+                raise HttpProblem(404, f"unknown function {function_id!r}", function_id=function_id)
+        body = read_body(environ, self.config.max_body_bytes)
+        content_type = environ.get("CONTENT_TYPE") or ""
+        events = parse_request(content_type, ce_headers(environ), body)
+        traceparent = environ.get("HTTP_TRACEPARENT") or None
+        work = [(event, target) for event in events for target in self._targets(event, plugin)]
+        results = self.loop.run(self._invoke_all(work, traceparent)) if work else []
+        worst = _worst_failure(results)
+        if worst is not None:
+            problem = failure_problem(worst, self.config.retry_after_s)
+            return problem.status, problem.headers(), problem.to_bytes()
+        if is_batch(content_type):
+            replies = [
+                structured_reply(event, result)
+                for (event, _), result in zip(work, results, strict=True)
+                if has_reply(result)
+            ]
+            if not replies:
+                return 202, [], b""
+            payload = json.dumps(replies, separators=(",", ":")).encode("utf-8")
+            return 200, [("Content-Type", "application/cloudevents-batch+json")], payload
+        if len(results) == 1 and has_reply(results[0]):
+            headers, payload = binary_reply(events[0], results[0])
+            if traceparent:
+                headers.append(("traceparent", traceparent))
+            return 200, headers, payload
+        return 202, [], b""
+
+    def _targets(self, event: IncomingEvent, plugin: FunctionPlugin | None) -> list[FunctionPlugin]:
+        """The functions `event` goes to; refuses what no function may run."""
+        if plugin is None and self.config.function_id is not None:
+            plugin = self.registry.get(self.config.function_id)
+        if plugin is not None:
+            if event.type not in plugin.trigger_events:
+                raise HttpProblem(
+                    400,
+                    f"function {plugin.function_id!r} does not handle event type {event.type!r}",
+                    attribute="type",
+                    function_id=plugin.function_id,
+                )
+            targets = [plugin]
+        else:
+            targets = list(self.registry.by_trigger(event.type))
+            if not targets:
+                raise HttpProblem(
+                    400, f"no function handles event type {event.type!r}", attribute="type"
+                )
+        for target in targets:
+            if target.gsap_required and not event.attributes.get("gsapcontextid"):
+                raise HttpProblem(
+                    400,
+                    f"function {target.function_id!r} requires a GSAP context (gsapcontextid)",
+                    attribute="gsapcontextid",
+                    function_id=target.function_id,
+                )
+        return targets
+
+    async def _invoke_all(
+        self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
+    ) -> list[FunctionResult]:
+        if len(work) == 1:
+            event, plugin = work[0]
+            context = context_of(event, traceparent)
+            return [await self.runtime.invoke(plugin.function_id, event.data, context)]
+        return list(
+            await asyncio.gather(
+                *(
+                    self.runtime.invoke(
+                        plugin.function_id, event.data, context_of(event, traceparent)
+                    )
+                    for event, plugin in work
+                )
+            )
+        )
+
+
+_OK = {200: "OK", 202: "Accepted", 204: "No Content"}
+
+
+def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext:
+    attributes = event.attributes
+    return FunctionContext(
+        trigger_event_kind=event.type,
+        chronicle_session_id=attributes.get("chroniclesessionid"),
+        gsap_context_id=attributes.get("gsapcontextid"),
+        pipeline_run_id=attributes.get("pipelinerunid"),
+        event_id=event.id,
+        event_source=event.source,
+        event_subject=attributes.get("subject"),
+        event_time=attributes.get("time"),
+        traceparent=traceparent or attributes.get("traceparent"),
+    )
+
+
+def _worst_failure(results: list[FunctionResult]) -> FunctionResult | None:
+    failures = [result for result in results if not result.success]
+    if not failures:
+        return None
+    return max(failures, key=lambda result: _SEVERITY.get(result.error_kind or "error", 1))
+
+
+def ce_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """`ce-*` request headers, keyed by the lower-case text after the prefix."""
+    return {key[8:].lower(): value for key, value in environ.items() if key.startswith("HTTP_CE_")}
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """At most `limit` bytes; a declared length over it is refused before reading."""
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared:
+        if not declared.isdigit():
+            raise HttpProblem(400, "Content-Length is not a number", attribute="content-length")
+        length = int(declared)
+        if length > limit:
+            raise HttpProblem(
+                413,
+                f"body of {length} bytes is over the {limit}-byte limit",
+                attribute="content-length",
+            )
+        body: bytes = stream.read(length) if length else b""
+        if len(body) < length:
+            raise HttpProblem(400, "body shorter than Content-Length", attribute="content-length")
+        return body
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        raise HttpProblem(413, f"body is over the {limit}-byte limit", attribute="body")
+    return body
