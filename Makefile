@@ -28,9 +28,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src
 	$(BIN)/mypy
 
-## bench: benchmarks (figures go to the README's Performance section)
+## bench: benchmarks against the peers (figures go to the README's Performance section)
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.prepare
 	$(BIN)/python -m benchmarks.invoke
+	$(BIN)/python -m benchmarks.http
+	$(BIN)/python -m benchmarks.coldstart
+	$(BIN)/python -m benchmarks.report --write-readme README.md
 
 clean:
 	rm -rf $(VENV) .tools var build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

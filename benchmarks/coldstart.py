@@ -1,0 +1,57 @@
+"""Cold start: wall time from spawning a server to its first 2xx answer to the CloudEvent POST.
+
+    python -m benchmarks.coldstart [--samples 5] [--only NAME ...]
+
+For each server: one spawn that is not counted (it writes bytecode caches and warms the page
+cache, as a reused image would have them), then `--samples` spawns, each on a fresh port and
+scratch directory, timed from `Popen` to the first 2xx; the median is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import report, results
+from benchmarks.servers import RunningServer, ServerFailed, ServerSpec, all_servers, select
+
+
+def spawn_to_first_answer(spec: ServerSpec) -> float:
+    """Seconds from spawn to the first 2xx answer; the server is stopped afterwards."""
+    with (
+        tempfile.TemporaryDirectory(prefix="govfn-cold-") as scratch,
+        RunningServer(spec, Path(scratch)) as server,
+    ):
+        return server.wait_until_answering(deadline_s=30.0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--only", nargs="*", help="servers whose name or kind contains these")
+    args = parser.parse_args(argv)
+
+    measured: dict[str, Any] = {}
+    for spec in select(args.only, all_servers()):
+        try:
+            spawn_to_first_answer(spec)
+            samples = [spawn_to_first_answer(spec) * 1000 for _ in range(args.samples)]
+        except ServerFailed as exc:
+            print(f"{spec.name} failed: {exc}", file=sys.stderr)
+            measured[spec.name] = {"kind": spec.kind, "error": str(exc)}
+            continue
+        median = results.median(samples)
+        measured[spec.name] = {"kind": spec.kind, "samples_ms": samples, "median_ms": median}
+        shown = ", ".join(f"{s:.0f}" for s in samples)
+        print(f"{spec.name:34} median {median:6.0f} ms   ({shown})", flush=True)
+
+    path = results.save("coldstart", {"samples": args.samples, "servers": measured})
+    print(f"\nwrote {path}\n")
+    print(report.http_table(results.load("http")))
+
+
+if __name__ == "__main__":
+    main()

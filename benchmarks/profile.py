@@ -1,0 +1,163 @@
+"""Where a server spends its CPU per request: py-spy samples it while wrk loads it.
+
+    python -m benchmarks.profile [--only "govfn serve 1x8"] [--duration 15] [--rate 400]
+
+py-spy records the server and its forked workers with `--gil` (only the thread holding the
+GIL is sampled: in a GIL-bound server that is where each request's CPU time goes) and
+`--function` (frames aggregated per function). The collapsed stacks are kept under
+.bench/results/; the summary shows, per function and per package, the share of samples
+and the estimated µs per request (samples / rate / requests answered while sampled),
+both for time spent in the frame itself (self) and below it (inclusive).
+Sampling pauses the process, so throughput under the profiler is lower than in `http`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks import event, results
+from benchmarks.http import run_wrk
+from benchmarks.servers import BENCH_DIR, REPO, RunningServer, ServerSpec, all_servers, select
+
+_TRUNK_SHARE = 0.97
+_FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def frame_package(frame: str) -> str:
+    """A coarse owner for a frame: the top package of its file (`govfn.runtime`, `sqlite3`...)."""
+    match = _FRAME.match(frame)
+    path = match.group("file") if match else frame
+    for marker in ("site-packages/", "/src/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    parts = [p for p in path.removesuffix(".py").split("/") if p]
+    if not parts:
+        return frame
+    if parts[0] == "govfn" and len(parts) > 1:
+        return ".".join(parts[:2])
+    return parts[0]
+
+
+def summarise(collapsed: Path, rate: int, requests: int, top: int) -> dict[str, Any]:
+    """Self and inclusive shares per function and per package, from py-spy's raw output."""
+    self_fn: Counter[str] = Counter()
+    incl_fn: Counter[str] = Counter()
+    self_pkg: Counter[str] = Counter()
+    incl_pkg: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")[1:]  # the first entry names the process/thread
+        if not frames:
+            continue
+        total += count
+        self_fn[frames[-1]] += count
+        self_pkg[frame_package(frames[-1])] += count
+        for frame in set(frames):
+            incl_fn[frame] += count
+        for package in {frame_package(f) for f in frames}:
+            incl_pkg[package] += count
+    per_request_us = 1e6 / rate / max(requests, 1)
+
+    def table(counter: Counter[str], trunk: bool = True) -> list[dict[str, Any]]:
+        """Top rows; without `trunk`, frames on (nearly) every stack, the event loop and
+        the server's main loop, are left out: they say nothing about a request's cost."""
+        rows = [
+            {
+                "name": name,
+                "share": count / max(total, 1),
+                "us_per_request": count * per_request_us,
+            }
+            for name, count in counter.most_common()
+            if trunk or count < _TRUNK_SHARE * total
+        ]
+        return rows[:top]
+
+    return {
+        "samples": total,
+        "requests": requests,
+        "cpu_us_per_request": total * per_request_us,
+        "self_functions": table(self_fn),
+        "inclusive_functions": table(incl_fn, trunk=False),
+        "self_packages": table(self_pkg),
+        "inclusive_packages": table(incl_pkg, trunk=False),
+    }
+
+
+def profile(spec: ServerSpec, duration_s: int, rate: int, out: Path) -> int:
+    """Load `spec` with wrk while py-spy records it; returns the requests answered."""
+    py_spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
+    script = event.write_wrk_script(BENCH_DIR / "cloudevent.lua")
+    with (
+        tempfile.TemporaryDirectory(prefix="govfn-profile-") as scratch,
+        RunningServer(spec, Path(scratch)) as server,
+    ):
+        server.wait_until_answering()
+        run_wrk(script, server.port, spec.path, 3)  # warm-up, unsampled
+        assert server.process is not None
+        record = ["record", "--pid", str(server.process.pid), "--subprocesses", "--gil"]
+        record += ["--function", "--rate", str(rate), "--duration", str(duration_s + 2)]
+        recorder = subprocess.Popen(
+            [py_spy, *record, "--format", "raw", "--output", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)  # let py-spy attach to every process before the load starts
+        summary = run_wrk(script, server.port, spec.path, duration_s)
+        try:
+            _, errors = recorder.communicate(timeout=duration_s + 30)
+        except subprocess.TimeoutExpired:
+            recorder.kill()
+            _, errors = recorder.communicate()
+        if recorder.returncode != 0 or not out.exists():
+            raise RuntimeError(f"py-spy failed ({recorder.returncode}): {errors.decode()[-800:]}")
+    # The idle second on either side of the load adds next to no samples: with --gil only
+    # a thread holding the GIL is sampled, and an idle server does not hold it.
+    return int(summary["requests"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", default=["govfn serve 1x8"])
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--rate", type=int, default=400, help="py-spy samples per second")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+
+    for spec in select(args.only, all_servers()):
+        slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")
+        collapsed = BENCH_DIR / "results" / f"profile-{slug}.txt"
+        collapsed.parent.mkdir(parents=True, exist_ok=True)
+        requests = profile(spec, args.duration, args.rate, collapsed)
+        summary = summarise(collapsed, args.rate, requests, args.top)
+        results.save(f"profile-{slug}", {"server": spec.name, "rate": args.rate, **summary})
+        print(
+            f"\n{spec.name}: {summary['samples']} GIL-held samples at {args.rate}/s, "
+            f"{requests} requests -> {summary['cpu_us_per_request']:.0f} µs of GIL time per "
+            f"request (collapsed stacks: {collapsed.relative_to(REPO)})"
+        )
+        for title, key in (
+            ("packages, inclusive", "inclusive_packages"),
+            ("packages, self", "self_packages"),
+            ("functions, inclusive", "inclusive_functions"),
+            ("functions, self", "self_functions"),
+        ):
+            print(f"\n  {title}:   share   µs/request")
+            for row in summary[key]:
+                print(f"    {row['share']:6.1%} {row['us_per_request']:8.1f}   {row['name']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The Markdown report of the last benchmark run, and writing it into README's Performance section.
+
+    python -m benchmarks.report                      print it
+    python -m benchmarks.report --write-readme README.md
+
+Ratios are computed within each round (govfn and its peers measured minutes apart on the
+same machine), then the median over the rounds is reported, as are the medians of req/s,
+p50 and p99. "vs raw" compares with the raw WSGI app at the same gunicorn layout (1x8 for
+func-python's single event loop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmarks import results
+
+HEADING = "## Performance"
+FUNC_PYTHON = "func-python"
+
+
+def _raw_name(doc_round: dict[str, Any], workers: int | None) -> str | None:
+    wanted = workers or 1
+    for name, m in doc_round.items():
+        if m.get("kind") == "raw" and m.get("workers") == wanted and "error" not in m:
+            return name
+    return None
+
+
+def _func_python_name(doc_round: dict[str, Any]) -> str | None:
+    for name, m in doc_round.items():
+        if m.get("kind") == FUNC_PYTHON and "error" not in m:
+            return name
+    return None
+
+
+def _order(names: list[str]) -> list[str]:
+    rank = {"govfn": 0, "func-python": 1, "functions-framework": 2, "raw": 3}
+    return sorted(names, key=lambda n: (rank.get(n.split()[0], 9), n))
+
+
+def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per server: medians over rounds of req/s, p50, p99 and of the within-round ratios."""
+    series: dict[str, dict[str, list[float]]] = {}
+    meta: dict[str, dict[str, Any]] = {}
+    for doc_round in doc["rounds"]:
+        fp = _func_python_name(doc_round)
+        for name, m in doc_round.items():
+            meta.setdefault(name, {"kind": m["kind"], "layout": m["layout"], "failed_rounds": 0})
+            if "error" in m:
+                meta[name]["failed_rounds"] += 1
+                continue
+            s = series.setdefault(name, {})
+            for key in ("req_s", "p50_ms", "p99_ms"):
+                s.setdefault(key, []).append(m[key])
+            s.setdefault("non_2xx", []).append(m["non_2xx"])
+            s.setdefault("socket_errors", []).append(sum(m["socket_errors"].values()))
+            raw = _raw_name(doc_round, m.get("workers"))
+            if raw:
+                s.setdefault("x_raw", []).append(m["req_s"] / doc_round[raw]["req_s"])
+                s.setdefault("p99_x_raw", []).append(m["p99_ms"] / doc_round[raw]["p99_ms"])
+            if fp:
+                s.setdefault("x_fp", []).append(m["req_s"] / doc_round[fp]["req_s"])
+                s.setdefault("p99_x_fp", []).append(m["p99_ms"] / doc_round[fp]["p99_ms"])
+    summary: dict[str, dict[str, Any]] = {}
+    for name in _order(list(meta)):
+        s = series.get(name, {})
+        summary[name] = {
+            **meta[name],
+            **{key: results.median(values) for key, values in s.items()},
+            "rounds": len(s.get("req_s", [])),
+            "non_2xx_total": sum(s.get("non_2xx", [])),
+            "socket_errors_total": sum(s.get("socket_errors", [])),
+        }
+    return summary
+
+
+def govfn_vs_peers(doc: dict[str, Any]) -> list[tuple[str, str, float, float]]:
+    """(govfn server, peer, median req/s ratio, median p99 ratio) over rounds, same round only."""
+    pairs: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for doc_round in doc["rounds"]:
+        ok = {n: m for n, m in doc_round.items() if "error" not in m}
+        for g, gm in ok.items():
+            if gm["kind"] != "govfn":
+                continue
+            for p, pm in ok.items():
+                if pm["kind"] == "govfn":
+                    continue
+                rps, p99 = pairs.setdefault((g, p), ([], []))
+                rps.append(gm["req_s"] / pm["req_s"])
+                p99.append(gm["p99_ms"] / pm["p99_ms"])
+    return [
+        (g, p, results.median(rps) or 0.0, results.median(p99) or 0.0)
+        for (g, p), (rps, p99) in sorted(pairs.items(), key=lambda kv: _order(list(kv[0]))[0])
+    ]
+
+
+def _num(value: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _coldstart_summary() -> dict[str, dict[str, Any]]:
+    doc = results.load("coldstart")
+    if not doc:
+        return {}
+    servers: dict[str, dict[str, Any]] = doc["servers"]
+    return servers
+
+
+def http_table(doc: dict[str, Any] | None) -> str:
+    """The main table: one row per server."""
+    if not doc:
+        return "_No HTTP results yet: run `python -m benchmarks.http`._"
+    summary = http_summary(doc)
+    cold = _coldstart_summary()
+    raw1 = next((c for n, c in cold.items() if c.get("kind") == "raw" and "1x8" in n), None)
+    fp = next((c for c in cold.values() if c.get("kind") == FUNC_PYTHON), None)
+    lines = [
+        "| server | layout | req/s | p50 ms | p99 ms | req/s vs raw | req/s vs func-python "
+        "| p99 vs func-python | errors | cold start ms | cold start vs func-python |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for name, s in summary.items():
+        c = cold.get(name, {})
+        cold_ms = c.get("median_ms")
+        cold_vs_fp = cold_ms / fp["median_ms"] if cold_ms and fp and fp.get("median_ms") else None
+        errors = f"{s['non_2xx_total']} / {s['socket_errors_total']}"
+        if s["failed_rounds"]:
+            errors += f" ({s['failed_rounds']} failed rounds)"
+        lines.append(
+            f"| {name} | {s['layout']} | {_num(s.get('req_s'), ',.0f')} "
+            f"| {_num(s.get('p50_ms'), '.2f')} | {_num(s.get('p99_ms'), '.2f')} "
+            f"| {_num(s.get('x_raw'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
+            f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {errors} "
+            f"| {_num(cold_ms, ',.0f')} | {_num(cold_vs_fp, '.2f', 'x')} |"
+        )
+    del raw1
+    return "\n".join(lines)
+
+
+def govfn_table(doc: dict[str, Any] | None) -> str:
+    pairs = govfn_vs_peers(doc) if doc else []
+    if not pairs:
+        return ""
+    lines = ["| govfn | peer | req/s ratio | p99 ratio |", "|---|---|--:|--:|"]
+    lines += [f"| {g} | {p} | {r:.2f}x | {q:.2f}x |" for g, p, r, q in pairs]
+    return "\n".join(lines)
+
+
+def invoke_lines() -> list[str]:
+    doc = results.load("invoke")
+    if not doc:
+        return []
+    lines = [
+        f"In-process `FunctionRuntime.invoke()` of a no-op function ({doc['calls']:,} calls, "
+        f"median of {doc['repeats']}): **{doc['ledger_on_us']:.1f} µs** per call with the "
+        f"SQLite ledger on (synchronous={doc['ledger_sync']}), {doc['ledger_off_us']:.1f} µs "
+        "with it off. Parts of one call:",
+        "",
+        "| part | µs |",
+        "|---|--:|",
+    ]
+    lines += [f"| {part} | {us:.1f} |" for part, us in doc["parts_us"].items()]
+    return lines
+
+
+def markdown() -> str:
+    """The whole Performance section, heading included."""
+    http_doc = results.load("http")
+    stamp = http_doc or results.load("invoke") or {"date": "?", "machine": {"cores": "?"}}
+    m = stamp["machine"]
+    out = [
+        HEADING,
+        "",
+        f"Measured {stamp['date']} on {m['cores']} cores ({m.get('cpu', '?')}), "
+        f"Python {m.get('python', '?')}, by `make bench` (code in `benchmarks/`).",
+        "",
+    ]
+    if http_doc:
+        settings = http_doc["settings"]
+        out += [
+            f"HTTP: wrk `{settings['wrk']}` (after {settings['warmup_s']} s warm-up), "
+            f"{settings['event']}, loopback, {settings['rounds']} rounds with a fresh server "
+            "each; medians over rounds; ratios computed within each round. govfn runs "
+            f"`govfn serve --function echo` with the {settings['govfn_chronicle']}. "
+            "Errors are non-2xx responses / socket errors summed over rounds. Cold start: "
+            "spawn to the first 2xx answer to the CloudEvent, median of 5.",
+            "",
+            http_table(http_doc),
+            "",
+        ]
+        vs = govfn_table(http_doc)
+        if vs:
+            out += ["govfn against each peer (medians of within-round ratios):", "", vs, ""]
+    out += invoke_lines()
+    return "\n".join(out).rstrip() + "\n"
+
+
+def write_readme(readme: Path, section: str) -> None:
+    """Replace README's Performance section (to the next `## ` heading), or append one."""
+    text = readme.read_text()
+    pattern = re.compile(rf"^{re.escape(HEADING)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    readme.write_text(text.rstrip("\n") + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write-readme", type=Path, metavar="README")
+    args = parser.parse_args(argv)
+    section = markdown()
+    print(section)
+    if args.write_readme:
+        write_readme(args.write_readme, section)
+        print(f"updated {args.write_readme} ({HEADING})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The servers measured, and starting, probing and stopping them on loopback.
+
+Each server is described by a `ServerSpec` that builds its command line for a port and a
+scratch directory. `RunningServer` starts it in a session of its own, so that stopping it
+signals the process group led by the PID this suite started (the gunicorn master and the
+workers it forked) and nothing else. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from types import TracebackType
+
+from benchmarks import event
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO / ".bench"
+RESULTS_DIR = BENCH_DIR / "results"
+HOST = "127.0.0.1"
+THREADS = 8
+
+_GUNICORN = f"gunicorn=={version('gunicorn')}"  # the peers run the gunicorn govfn runs
+PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "raw": (_GUNICORN,),
+    "funcpython": ("func-python==0.8.1",),
+    "ff": ("functions-framework>=3.10,<3.11", "cloudevents<=1.12", _GUNICORN),
+}
+
+
+def venv_dir(peer: str) -> Path:
+    return BENCH_DIR / "venvs" / peer
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+Launch = Callable[[int, Path], tuple[list[str], dict[str, str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    """One server configuration: `launch(port, scratch)` gives its argv and extra environment."""
+
+    name: str
+    kind: str  # "govfn", "raw", "func-python", "functions-framework"
+    workers: int | None  # gunicorn workers; None for a single event loop
+    launch: Launch
+    path: str = "/"
+
+    @property
+    def layout(self) -> str:
+        return f"{self.workers}x{THREADS}" if self.workers else "1 loop"
+
+
+def _raw(workers: int) -> Launch:
+    def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        gunicorn = str(venv_dir("raw") / "bin" / "gunicorn")
+        argv = [gunicorn, "--workers", str(workers), "--threads", str(THREADS)]
+        argv += ["--worker-class", "gthread", "--bind", f"{HOST}:{port}", "--log-level", "warning"]
+        return [*argv, "benchmarks.peers.raw_wsgi:app"], {}
+
+    return launch
+
+
+def _func_python(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    python = str(venv_dir("funcpython") / "bin" / "python")
+    return [python, "-m", "benchmarks.peers.func_python_echo"], {"LISTEN_ADDRESS": f"{HOST}:{port}"}
+
+
+def _functions_framework(workers: int) -> Launch:
+    def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        cli = str(venv_dir("ff") / "bin" / "functions-framework")
+        argv = [cli, "--source", str(REPO / "benchmarks" / "peers" / "ff_echo.py")]
+        argv += ["--target", "echo", "--signature-type", "cloudevent"]
+        argv += ["--host", HOST, "--port", str(port)]
+        return argv, {"WORKERS": str(workers), "THREADS": str(THREADS)}
+
+    return launch
+
+
+def _govfn(workers: int) -> Launch:
+    def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        govfn = str(REPO / ".venv" / "bin" / "govfn")
+        argv = [govfn, "serve", "--function", "echo", "--host", HOST, "--port", str(port)]
+        argv += ["--workers", str(workers), "--threads", str(THREADS)]
+        return argv, {"GOVFN_CHRONICLE": str(scratch / "chronicle.db")}
+
+    return launch
+
+
+PEERS = (
+    ServerSpec("raw WSGI (gunicorn) 1x8", "raw", 1, _raw(1)),
+    ServerSpec("raw WSGI (gunicorn) 2x8", "raw", 2, _raw(2)),
+    ServerSpec("func-python 0.8.1 (hypercorn)", "func-python", None, _func_python),
+    ServerSpec("functions-framework 3.10 1x8", "functions-framework", 1, _functions_framework(1)),
+    ServerSpec("functions-framework 3.10 2x8", "functions-framework", 2, _functions_framework(2)),
+)
+GOVFN = (
+    ServerSpec("govfn serve 1x8", "govfn", 1, _govfn(1)),
+    ServerSpec("govfn serve 2x8", "govfn", 2, _govfn(2)),
+)
+
+
+def govfn_serve_available() -> bool:
+    """True once this tree's `govfn serve` command exists."""
+    govfn = REPO / ".venv" / "bin" / "govfn"
+    if not govfn.exists():
+        return False
+    probe = subprocess.run(
+        [str(govfn), "serve", "--help"], capture_output=True, timeout=60, check=False
+    )
+    return probe.returncode == 0
+
+
+def all_servers(include_govfn: bool | None = None) -> tuple[ServerSpec, ...]:
+    if include_govfn is None:
+        include_govfn = govfn_serve_available()
+    return (GOVFN if include_govfn else ()) + PEERS
+
+
+def select(names: list[str] | None, servers: tuple[ServerSpec, ...]) -> tuple[ServerSpec, ...]:
+    """Servers whose name or kind contains one of `names` (all of them when none is given)."""
+    if not names:
+        return servers
+    return tuple(s for s in servers if any(n in s.name or n == s.kind for n in names))
+
+
+# -- talking to a server ---------------------------------------------------------------
+
+
+def post_event(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
+    """POST the benchmark CloudEvent once; (status, body)."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        connection.request("POST", path, body=event.body(), headers=event.headers("probe-1"))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class ServerFailed(RuntimeError):
+    """The server exited, or did not answer 2xx in time."""
+
+
+class RunningServer:
+    """A server process started on a free loopback port; a context manager that stops it."""
+
+    def __init__(self, spec: ServerSpec, scratch: Path) -> None:
+        self.spec = spec
+        self.scratch = scratch
+        self.port = free_port()
+        self.log_path = scratch / f"server-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
+
+    def __enter__(self) -> RunningServer:
+        argv, extra_env = self.spec.launch(self.port, self.scratch)
+        env = {**os.environ, **extra_env}
+        env.pop("VIRTUAL_ENV", None)
+        # Let servers keep bytecode caches, as a built container image has them.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        with self.log_path.open("wb") as log:
+            self.spawned_at = time.perf_counter()
+            self.process = subprocess.Popen(
+                argv,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def log_tail(self, lines: int = 15) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_until_answering(self, deadline_s: float = 30.0) -> float:
+        """Poll with the benchmark event until a 2xx answer; seconds from spawn to that answer."""
+        assert self.process is not None
+        give_up = self.spawned_at + deadline_s
+        last_status: int | None = None
+        while time.perf_counter() < give_up:
+            if self.process.poll() is not None:
+                raise ServerFailed(
+                    f"{self.spec.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                last_status, _ = post_event(self.port, self.spec.path, timeout=2.0)
+            except OSError:
+                time.sleep(0.002)
+                continue
+            if 200 <= last_status < 300:
+                return time.perf_counter() - self.spawned_at
+            time.sleep(0.01)
+        raise ServerFailed(
+            f"{self.spec.name} gave no 2xx within {deadline_s}s (last status {last_status}):\n"
+            f"{self.log_tail()}"
+        )
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM the process group this suite started, SIGKILL it if it lingers."""
+        if self.process is None:
+            return
+        pid = self.process.pid
+        for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+            with contextlib.suppress(ProcessLookupError):  # no worker outlives its master
+                os.killpg(pid, signal.SIGKILL)
+            break
+        self.process = None
