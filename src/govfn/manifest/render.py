@@ -126,10 +126,7 @@ def render_service(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str
         DESCRIPTOR_ANNOTATION: plugin.descriptor()["descriptor_cid"],
         FUNCTION_ANNOTATION: plugin.function_id,
     }
-    pod_labels = {
-        key: value for key, value in labels.items() if key.startswith("app.kubernetes.io/")
-    }
-    template_metadata: dict[str, Any] = {"labels": pod_labels}
+    template_metadata: dict[str, Any] = {"labels": common_labels(plugin, options, "function")}
     template_annotations = _template_annotations(options)
     if template_annotations:
         template_metadata["annotations"] = dict(sorted(template_annotations.items()))
