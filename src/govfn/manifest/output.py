@@ -15,25 +15,73 @@ import yaml
 
 from govfn.function import FunctionPlugin
 from govfn.manifest.options import ManifestOptions
-from govfn.manifest.render import function_module, render_all
+from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.registry import FunctionRegistry
 
 FORMATS = ("yaml", "json", "helm-values")
 
 Dumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
+_TAGS = {
+    str: "tag:yaml.org,2002:str",
+    int: "tag:yaml.org,2002:int",
+    bool: "tag:yaml.org,2002:bool",
+    type(None): "tag:yaml.org,2002:null",
+}
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+class _StreamDumper(Dumper):  # type: ignore[misc, valid-type]
+    """The safe dumper with implicit-tag resolution memoised: the same keys and values
+    recur in every object, and resolving them dominates the time libyaml leaves to Python."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._resolved: dict[tuple[str, Any], str] = {}  # one stream's worth, then dropped
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is not yaml.ScalarNode:
+            return str(super().resolve(kind, value, implicit))
+        key = (value, implicit)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = super().resolve(kind, value, implicit)
+        return found
+
+
+def _node(value: Any) -> yaml.Node:
+    """The node SafeRepresenter would build, without its alias bookkeeping (none is needed:
+    rendered objects share no sub-objects)."""
+    if isinstance(value, Mapping):
+        items = [(yaml.ScalarNode(_TAGS[str], key), _node(item)) for key, item in value.items()]
+        return yaml.MappingNode(_MAP, items, flow_style=False)
+    if isinstance(value, list | tuple):
+        return yaml.SequenceNode(_SEQ, [_node(item) for item in value], flow_style=False)
+    if isinstance(value, bool):
+        return yaml.ScalarNode(_TAGS[bool], "true" if value else "false")
+    if isinstance(value, int):
+        return yaml.ScalarNode(_TAGS[int], str(value))
+    if value is None:
+        return yaml.ScalarNode(_TAGS[type(None)], "null")
+    if isinstance(value, str):
+        return yaml.ScalarNode(_TAGS[str], value)
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} into a manifest")
+
 
 def dump_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
-    """Objects as a YAML stream, one `---` document each (what `kubectl apply -f -` reads)."""
-    return yaml.dump_all(
-        [dict(obj) for obj in objects],
-        Dumper=Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        explicit_start=True,
-        width=4096,
-    )
+    """Objects as a YAML stream, one `---` document each (what `kubectl apply -f -` reads).
+
+    Same bytes as `yaml.dump_all(..., Dumper=SafeDumper, sort_keys=False)` with these
+    settings, several times faster."""
+    with gc_paused():
+        text: str = yaml.serialize_all(
+            [_node(obj) for obj in objects],
+            Dumper=_StreamDumper,
+            allow_unicode=True,
+            explicit_start=True,
+            width=4096,
+        )
+    return text
 
 
 def dump_json_list(objects: Iterable[Mapping[str, Any]]) -> str:

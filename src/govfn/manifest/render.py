@@ -8,8 +8,10 @@ collisions and reply loops across the whole set.
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from govfn.function import FunctionPlugin
@@ -32,6 +34,22 @@ FUNCTION_ANNOTATION = "govfn.dev/function"
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
 MANAGED_BY = "govfn"
 _LABEL_VALUE_JUNK = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic collector while building many small acyclic dicts and nodes.
+
+    Rendering 1,000 functions allocates ~10^5 containers; the generational collector then
+    rescans the growing graph again and again (4-5x the work) for cycles there are none of.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def function_module(plugin: FunctionPlugin) -> str:
@@ -216,7 +234,8 @@ def render_all(
     )
     if not options.allow_reply_loops:
         check_reply_loops(plugins)
-    objects = [obj for plugin in plugins for obj in _render_unchecked(plugin, options)]
-    _check_names(objects)
-    validate_objects(objects)
+    with gc_paused():
+        objects = [obj for plugin in plugins for obj in _render_unchecked(plugin, options)]
+        _check_names(objects)
+        validate_objects(objects)
     return objects
