@@ -46,6 +46,11 @@ async def run_sync(fn: Callable[..., Any], *args: Any) -> Any:
     return await loop.run_in_executor(None, call)
 
 
+def _as_tuple(types: Sequence[str]) -> Sequence[str]:
+    """A tuple of event types; a lone string is left as is so validation names it."""
+    return types if isinstance(types, str) else tuple(types)
+
+
 def governed_function(
     function_id: str,
     *,
@@ -67,8 +72,8 @@ def governed_function(
             "function_id": function_id,
             "version": version,
             "description": description if description is not None else doc.split("\n\n")[0],
-            "trigger_events": tuple(trigger_events),
-            "emits": tuple(emits),
+            "trigger_events": _as_tuple(trigger_events),
+            "emits": _as_tuple(emits),
             "gsap_required": gsap_required,
             "chronicle_enabled": chronicle_enabled,
             "timeout": timeout,
@@ -77,6 +82,7 @@ def governed_function(
             "__qualname__": f"governed_function[{function_id}]",
         }
         plugin_class = type(f"governed_function[{function_id}]", (DecoratedFunction,), attributes)
+        plugin_class.validate()  # also when function_id is empty, which subclassing skips
         plugin = plugin_class(fn)
         (registry if registry is not None else default_registry()).register(plugin)
         fn.__govfn_plugin__ = plugin  # type: ignore[attr-defined]

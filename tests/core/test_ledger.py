@@ -192,9 +192,14 @@ while True:
 
 def test_kill_9_mid_write_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
     path = tmp_path / "chronicle.db"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True
-    )
+    errors = tmp_path / "writer.err"
+    with errors.open("w") as stderr:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 20
@@ -208,7 +213,7 @@ def test_kill_9_mid_write_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
         writer.stdout.close()  # type: ignore[union-attr]
     with Ledger(path) as ledger:
         count = len(ledger)
-        assert count >= seen_before_kill >= 300  # nothing committed was lost
+        assert count >= seen_before_kill >= 300, errors.read_text()  # nothing committed lost
         report = ledger.verify()
         assert report.ok, report
         payloads = [json.loads(r.canonical)["i"] for r in ledger.records()]
