@@ -57,9 +57,7 @@ def make_app() -> Iterator[Callable[..., GovfnApp]]:
             single.register(registry.get(function_id))  # type: ignore[arg-type]
             registry = single
         runtime = FunctionRuntime(registry, MemoryChronicle())
-        app = create_app(
-            runtime=runtime, config=HttpConfig(function_id=function_id, **config)
-        )
+        app = create_app(runtime=runtime, config=HttpConfig(function_id=function_id, **config))
         apps.append(app)
         return app
 
@@ -96,7 +94,11 @@ class Server:
 
 
 def start_server(
-    tmp: Path, *args: str, env: dict[str, str] | None = None, timeout_s: float = 20.0
+    tmp: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    port_from_env: bool = False,
+    timeout_s: float = 20.0,
 ) -> Server:
     """`python -m govfn serve` on a free loopback port, ready when /health/readiness says so."""
     port = free_port()
@@ -108,7 +110,11 @@ def start_server(
         PYTHONPATH=os.pathsep.join([str(HERE), str(REPO / "src")]),
         **(env or {}),
     )
-    command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+    command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
+    if port_from_env:
+        environ["PORT"] = str(port)
+    else:
+        command += ["--port", str(port)]
     with log.open("wb") as handle:
         process = subprocess.Popen(command, env=environ, stdout=handle, stderr=subprocess.STDOUT)
     server = Server(process, port, ledger, log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
@@ -42,12 +43,11 @@ async def outcome(event: Any, context: FunctionContext) -> FunctionResult:
     return FunctionResult.failure("asked for " + str(event["kind"]), str(event["kind"]))
 
 
-@governed_function(
-    "whereami", trigger_events=["WHEREAMI_REQUESTED"], emits=["WHEREAMI_REPLIED"]
-)
+@governed_function("whereami", trigger_events=["WHEREAMI_REQUESTED"], emits=["WHEREAMI_REPLIED"])
 async def whereami(event: Any, context: FunctionContext) -> Any:
     """Which event loop and thread ran the handler, and the context it saw."""
     return {
+        "pid": os.getpid(),
         "loop": id(asyncio.get_running_loop()),
         "thread": threading.get_ident(),
         "context": context.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -49,10 +50,9 @@ def raw_request(
         lines.append(b"Content-Length: " + str(len(body)).encode())
     payload = b"\r\n".join(lines) + b"\r\n\r\n" + body
     with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-        try:
+        # the server may answer and close before reading everything
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(payload)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server may answer and close before reading everything
         received = b""
         for _ in range(100_000):
             try:
@@ -117,6 +117,4 @@ def call_wsgi(
         if close is not None:
             close()
     status_text, response_headers = started
-    return Answer(
-        int(status_text.split(" ")[0]), {k.lower(): v for k, v in response_headers}, data
-    )
+    return Answer(int(status_text.split(" ")[0]), {k.lower(): v for k, v in response_headers}, data)

@@ -141,7 +141,9 @@ def test_health_endpoints(app: GovfnApp) -> None:
     assert client.get("/health").json["status"] == "ok"
     assert client.get("/health/liveness").status_code == 200
     assert client.get("/health/readiness").json == {
-        "ready": True, "starting": False, "draining": False
+        "ready": True,
+        "starting": False,
+        "draining": False,
     }
 
 

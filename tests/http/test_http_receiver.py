@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from conftest import binary_headers
 from govfn_http_wire import call_wsgi
 
+from conftest import binary_headers
 from govfn.http import GovfnApp
 from govfn.http.outcome import reply_id
 
@@ -101,8 +101,14 @@ def test_reply_headers_are_percent_encoded(app: GovfnApp) -> None:
 def test_context_carries_the_event_attributes_and_traceparent(app: GovfnApp) -> None:
     trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     headers = binary_headers(
-        "WHEREAMI_REQUESTED", event_id="ctx-1", subject="sub", time="2026-01-02T03:04:05.123456789Z",
-        gsapcontextid="g1", chroniclesessionid="c1", pipelinerunid="p1", traceparent=trace,
+        "WHEREAMI_REQUESTED",
+        event_id="ctx-1",
+        subject="sub",
+        time="2026-01-02T03:04:05.123456789Z",
+        gsapcontextid="g1",
+        chroniclesessionid="c1",
+        pipelinerunid="p1",
+        traceparent=trace,
     )
     answer = post(app, "/functions/whereami/events", headers, {})
     assert answer.status == 200
@@ -216,8 +222,14 @@ def test_batch_replies_with_a_batch_of_structured_events(app: GovfnApp) -> None:
 def test_a_batch_with_one_invalid_element_runs_nothing(app: GovfnApp) -> None:
     events = [
         {"specversion": "1.0", "id": "1", "source": "/b", "type": "ECHO_REQUESTED", "data": 1},
-        {"specversion": "1.0", "id": "2", "source": "/b", "type": "ECHO_REQUESTED", "data": 1,
-         "data_base64": "AA=="},
+        {
+            "specversion": "1.0",
+            "id": "2",
+            "source": "/b",
+            "type": "ECHO_REQUESTED",
+            "data": 1,
+            "data_base64": "AA==",
+        },
     ]
     answer = post(app, "/", {"content-type": "application/cloudevents-batch+json"}, events)
     assert answer.status == 400
