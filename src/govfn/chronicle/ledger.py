@@ -2,7 +2,8 @@
 
 Each row holds a record's canonical bytes, its CID, and `chain` =
 SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
-that the read of the previous row and the write happen under one write lock. The chain makes any edit, removal or
+that the read of the previous row and the write happen under one write lock. The chain
+makes any edit, removal or
 reordering of a row visible; the Merkle tree over the same leaves gives inclusion
 proofs; `checkpoints` keep signed-off tree heads (size, root) that later verification
 must still reproduce. SQLite triggers refuse UPDATE and DELETE on records.
@@ -123,16 +124,36 @@ class Ledger:
                 conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False, timeout=30.0
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
-                conn.executescript(_SCHEMA)
-                conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+                self._prepare(conn)
             except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
                 ) from exc
             self._conn, self._pid = conn, os.getpid()
         return self._conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Switch to WAL and create the schema, touching neither when already done: both
+        need locks that a busy writer in another process may hold, and SQLite does not
+        wait for them (busy_timeout does not cover a journal-mode change)."""
+        conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
+        conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+        for attempt in range(100):
+            try:
+                (mode,) = conn.execute("PRAGMA journal_mode").fetchall()[0]
+                if mode != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                tables = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE name IN "
+                    "('records', 'checkpoints', 'records_no_update', 'records_no_delete')"
+                ).fetchall()[0][0]
+                if tables != 4:
+                    conn.executescript(_SCHEMA)
+                return
+            except sqlite3.OperationalError:
+                if attempt == 99:
+                    raise
+                time.sleep(0.01 + 0.001 * attempt)
 
     def close(self) -> None:
         with self._lock:
