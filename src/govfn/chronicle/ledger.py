@@ -3,10 +3,9 @@
 Each row holds a record's canonical bytes, its CID, and `chain` =
 SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
 that the read of the previous row and the write happen under one write lock. The chain
-makes any edit, removal or
-reordering of a row visible; the Merkle tree over the same leaves gives inclusion
-proofs; `checkpoints` keep signed-off tree heads (size, root) that later verification
-must still reproduce. SQLite triggers refuse UPDATE and DELETE on records.
+makes any edit, removal or reordering of a row visible; the Merkle tree over the same
+leaves gives inclusion proofs; `checkpoints` keep signed-off tree heads (size, root)
+that later verification must still reproduce. SQLite triggers refuse UPDATE and DELETE on records.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
 before `append` returns; committed records survive the writing process being killed
