@@ -93,8 +93,23 @@ class Applier:
             raise ApplyError(what, f"cannot reach the API server: {exc}") from None
 
     def discover(self, kinds: Iterable[str]) -> None:
-        for kind in sorted(set(kinds)):
+        from kubernetes import client
+
+        needed = sorted(set(kinds) - set(self.plurals))
+        if not needed:
+            return
+        groups = self._call("discovery /apis", client.ApisApi(self.api.api_client).get_api_versions)
+        served = {
+            version.group_version for group in groups.groups for version in group.versions
+        }
+        for kind in needed:
             group, version, plural = KINDS[kind]
+            if f"{group}/{version}" not in served:
+                raise ApplyError(
+                    "discovery /apis",
+                    f"the cluster does not serve {group}/{version}; is Knative "
+                    f"{'Serving' if group.startswith('serving') else 'Eventing'} installed?",
+                )
             resources = self._call(
                 f"discovery {group}/{version}", self.api.get_api_resources, group, version
             )
@@ -164,10 +179,12 @@ class Applier:
         return deleted
 
     def wait(
-        self, objects: Iterable[Mapping[str, Any]], timeout: float, interval: float = 1.0
+        self, objects: Iterable[Mapping[str, Any]], timeout: float, max_interval: float = 2.0
     ) -> None:
+        """Poll every object until Ready, backing off from 0.1 s to `max_interval`."""
         pending = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
         deadline = time.monotonic() + timeout
+        interval = min(0.1, max_interval)
         reasons: dict[tuple[str, str], str] = {}
         while True:
             for kind, name in sorted(pending):
@@ -196,6 +213,7 @@ class Applier:
                 raise ApplyError("--wait", f"not ready after {timeout:g}s: {waiting}")
             self.echo(f"waiting for {len(pending)} object(s) to become ready")
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 2, max_interval)
 
 
 def ready_condition(obj: Mapping[str, Any]) -> tuple[bool, str]:

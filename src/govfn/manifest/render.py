@@ -27,6 +27,7 @@ TRIGGER_API = "eventing.knative.dev/v1"
 CONTAINER_NAME = "function"
 CONTAINER_PORT = 8080
 LEDGER_VOLUME = "ledger"
+TMP_VOLUME = "tmp"
 LEDGER_DIR = "/var/lib/govfn"
 CHRONICLE_PATH = f"{LEDGER_DIR}/chronicle.db"
 DESCRIPTOR_ANNOTATION = "govfn.dev/descriptor-cid"
@@ -130,7 +131,10 @@ def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, An
             "runAsNonRoot": True,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": LEDGER_VOLUME, "mountPath": LEDGER_DIR}],
+        "volumeMounts": [
+            {"name": LEDGER_VOLUME, "mountPath": LEDGER_DIR},
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},  # gunicorn's heartbeat files
+        ],
     }
 
 
@@ -156,7 +160,10 @@ def render_service(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str
     if options.timeout_seconds is not None:
         pod_spec["timeoutSeconds"] = options.timeout_seconds
     pod_spec["containers"] = [_container(plugin, options)]
-    pod_spec["volumes"] = [{"name": LEDGER_VOLUME, "emptyDir": {}}]
+    pod_spec["volumes"] = [
+        {"name": LEDGER_VOLUME, "emptyDir": {}},
+        {"name": TMP_VOLUME, "emptyDir": {}},
+    ]
     return {
         "apiVersion": SERVICE_API,
         "kind": "Service",
