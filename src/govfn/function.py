@@ -97,6 +97,7 @@ class FunctionResult:
     function_id: str | None = None
     invocation_id: str | None = None
     reply_type: str | None = None
+    replayed: bool = False
     _output_cid: str | None = field(default=None, repr=False)
 
     def output_cid(self) -> str | None:
@@ -122,7 +123,16 @@ class FunctionResult:
             "function_id": self.function_id,
             "invocation_id": self.invocation_id,
             "reply_type": self.reply_type,
+            "replayed": self.replayed,
         }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FunctionResult:
+        """Rebuild a result from `to_dict()` output (the idempotency store keeps those)."""
+        fields = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        result = cls(**fields)
+        result._output_cid = values.get("output_cid")
+        return result
 
     @classmethod
     def failure(cls, error: str, kind: str, **fields: Any) -> FunctionResult:

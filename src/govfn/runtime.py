@@ -7,13 +7,15 @@
       └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid
 
 Records go through a `Backstop`, so a Chronicle client that raises never breaks an
-invocation and never loses the record.
+invocation and never loses the record. Functions declared `idempotent` run once per
+trigger event (source + id) when the runtime has an `IdempotencyStore`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.idempotency import IdempotencyStore, idempotency_key
 from govfn.registry import FunctionRegistry
 
 log = logging.getLogger("govfn.runtime")
@@ -52,9 +55,11 @@ class FunctionRuntime:
         chronicle_client: ChronicleClient | None = None,
         *,
         spool_dir: str | None = None,
+        idempotency: IdempotencyStore | None = None,
     ) -> None:
         self.registry = registry
         self.backstop = Backstop(chronicle_client, spool_dir) if chronicle_client else None
+        self.idempotency = idempotency
         self.observers: list[Observer] = []
 
     async def invoke(
@@ -78,6 +83,13 @@ class FunctionRuntime:
                 function_id=function_id,
                 invocation_id=context.invocation_id,
             )
+        elif (
+            plugin.idempotent
+            and self.idempotency is not None
+            and context.event_id
+            and context.event_source
+        ):
+            result = await self._run_once(plugin, event, context, self.idempotency)
         else:
             result = await self._run(plugin, event, context)
         self._notify(plugin, context, result)
@@ -107,6 +119,59 @@ class FunctionRuntime:
         return await self.backstop.flush(force=True) if self.backstop else True
 
     # -- one invocation ----------------------------------------------------------------
+
+    async def _run_once(
+        self,
+        plugin: FunctionPlugin,
+        event: Any,
+        context: FunctionContext,
+        store: IdempotencyStore,
+    ) -> FunctionResult:
+        assert context.event_id is not None and context.event_source is not None
+        key = idempotency_key(plugin.function_id, context.event_source, context.event_id)
+        ids = {"function_id": plugin.function_id, "invocation_id": context.invocation_id}
+        try:
+            fingerprint = content_cid(event)
+        except ValueError:
+            return await self._run(plugin, event, context)  # fails as "not JSON", unclaimed
+        try:
+            claim = store.claim(key, fingerprint, plugin.timeout)
+        except sqlite3.Error as exc:
+            log.error("idempotency store unavailable: %s", exc)
+            return FunctionResult.failure("idempotency store unavailable", "error", **ids)
+        if claim.status == "replay" and claim.result is not None:
+            replay = FunctionResult.from_dict(claim.result)
+            replay.replayed = True
+            return replay
+        if claim.status == "in_progress":
+            return FunctionResult.failure(
+                f"event {context.event_source} {context.event_id} is being processed "
+                "by another delivery",
+                "in_progress",
+                **ids,
+            )
+        if claim.status == "conflict":
+            return FunctionResult.failure(
+                f"event {context.event_source} {context.event_id} was already received "
+                "with a different payload",
+                "conflict",
+                **ids,
+            )
+        try:
+            result = await self._run(plugin, event, context)
+        except BaseException:
+            store.release(key)
+            raise
+        try:
+            if result.success:
+                store.complete(key, result.to_dict())
+            else:
+                store.release(key)
+        except sqlite3.Error as exc:
+            # The outcome stands; a redelivery may run again, and its deterministic
+            # reply id lets consumers downstream drop the duplicate.
+            log.error("idempotency store could not record %s: %s", key, exc)
+        return result
 
     async def _run(
         self, plugin: FunctionPlugin, event: Any, context: FunctionContext
