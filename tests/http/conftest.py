@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+
+from govfn_http_server import SAMPLE_MODULES, Server, start_server, stop_server
+
 from govfn.chronicle.client import MemoryChronicle
 from govfn.http import GovfnApp, HttpConfig, create_app
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
-
-HERE = Path(__file__).parent
-REPO = HERE.parent.parent
-PYTHON = sys.executable
-SAMPLE_MODULES = ("govfn.functions", "govfn_http_samples")
-
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-
-def binary_headers(
-    event_type: str = "ECHO_REQUESTED", event_id: str = "e-1", **extra: str
-) -> dict[str, str]:
-    headers = {
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-source": "/tests/http",
-        "ce-type": event_type,
-        "content-type": "application/json",
-    }
-    for name, value in extra.items():  # CloudEvents attributes, except the tracing header
-        headers[name if name == "traceparent" else f"ce-{name}"] = value
-    return headers
 
 
 @pytest.fixture
@@ -69,80 +44,6 @@ def make_app() -> Iterator[Callable[..., GovfnApp]]:
 @pytest.fixture
 def app(make_app: Callable[..., GovfnApp]) -> GovfnApp:
     return make_app(dev=True)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    ledger: Path
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-def start_server(
-    tmp: Path,
-    *args: str,
-    env: dict[str, str] | None = None,
-    port_from_env: bool = False,
-    timeout_s: float = 20.0,
-) -> Server:
-    """`python -m govfn serve` on a free loopback port, ready when /health/readiness says so."""
-    port = free_port()
-    ledger = tmp / "chronicle.db"
-    log = tmp / "server.log"
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("GOVFN_")}
-    environ.update(
-        GOVFN_CHRONICLE=str(ledger),
-        PYTHONPATH=os.pathsep.join([str(HERE), str(REPO / "src")]),
-        **(env or {}),
-    )
-    command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
-    if port_from_env:
-        environ["PORT"] = str(port)
-    else:
-        command += ["--port", str(port)]
-    with log.open("wb") as handle:
-        process = subprocess.Popen(command, env=environ, stdout=handle, stderr=subprocess.STDOUT)
-    server = Server(process, port, ledger, log)
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05)):
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{server.log_text()}")
-        try:
-            with urllib.request.urlopen(server.url + "/health/readiness", timeout=1) as answer:
-                if answer.status == 200:
-                    return server
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    stop_server(server)
-    raise AssertionError(f"server not ready in {timeout_s}s:\n{server.log_text()}")
-
-
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(10)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
 
 
 @pytest.fixture(scope="module")

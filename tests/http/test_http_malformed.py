@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from govfn_http_server import SAMPLE_MODULES, Server, start_server, stop_server
 from govfn_http_wire import Header, raw_request
-
-from conftest import SAMPLE_MODULES, Server, start_server, stop_server
 
 ECHO = "/functions/echo/events"
 JSON = ("Content-Type", "application/json")

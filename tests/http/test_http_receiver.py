@@ -8,9 +8,9 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from govfn_http_server import binary_headers
 from govfn_http_wire import call_wsgi
 
-from conftest import binary_headers
 from govfn.http import GovfnApp
 from govfn.http.outcome import reply_id
 

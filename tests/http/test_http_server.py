@@ -11,9 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from govfn_http_server import (
+    PYTHON,
+    SAMPLE_MODULES,
+    Server,
+    binary_headers,
+    start_server,
+    stop_server,
+)
 from govfn_http_wire import raw_request
-
-from conftest import PYTHON, SAMPLE_MODULES, Server, binary_headers, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "e2e-token-value"
