@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
+TOOLS  := .tools
+INTEROP := tests/interop/node_modules/.package-lock.json
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean interop-deps fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +21,17 @@ run: $(STAMP)
 	$(BIN)/govfn serve --host $(HOST) --port $(PORT) --dev
 
 ## test: the whole test suite (real processes on loopback)
-test: $(STAMP) $(TOOLS)/bin/helm
+test: $(STAMP) $(TOOLS)/bin/helm $(INTEROP)
 	$(BIN)/python -m pytest -q
+
+## interop-deps: the JavaScript CloudEvents SDK for tests/interop (node_modules/ is ignored)
+interop-deps: $(INTEROP)
+$(INTEROP): tests/interop/package.json tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+
+## fuzz: the receiver fuzzing with 10,000 generated requests per property
+fuzz: $(STAMP)
+	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/http/test_http_fuzz.py
 
 ## lint: ruff and mypy on src/
 lint: $(STAMP)
