@@ -1,14 +1,25 @@
-"""Settings: one dataclass, read from the environment in one place (`Settings.from_env`)."""
+"""Settings: one dataclass, read from the environment in one place (`Settings.from_env`).
+
+GOVFN_FUNCTIONS          comma-separated modules defining functions
+GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
+GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
+GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
+GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
+GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
+K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from govfn.chronicle.client import ChronicleClient, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.sink import SinkSender, parse_ce_overrides
+from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,28 +28,63 @@ class Settings:
     chronicle_path: Path = Path("var/chronicle.db")
     chronicle_sync: str = "normal"
     spool_dir: Path | None = None
+    idempotency_path: Path | None = None
+    idempotency_ttl_s: float = DEFAULT_EXPIRY_S
+    sink_url: str | None = None
+    sink_extensions: Mapping[str, str] = field(default_factory=dict)
+    sink_ca_certs: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the environment; ValueError names the variable that is wrong."""
         env = os.environ if environ is None else environ
         functions = tuple(m.strip() for m in env.get("GOVFN_FUNCTIONS", "").split(",") if m.strip())
         chronicle = Path(env.get("GOVFN_CHRONICLE", "var/chronicle.db"))
         spool = env.get("GOVFN_CHRONICLE_SPOOL")
+        idempotency = env.get("GOVFN_IDEMPOTENCY")
+        sync = env.get("GOVFN_CHRONICLE_SYNC", "normal").lower()
+        if sync not in ("normal", "full"):
+            raise ValueError(f"GOVFN_CHRONICLE_SYNC must be normal or full, got {sync!r}")
+        try:
+            ttl = float(env.get("GOVFN_IDEMPOTENCY_TTL_S", DEFAULT_EXPIRY_S))
+        except ValueError:
+            raise ValueError("GOVFN_IDEMPOTENCY_TTL_S must be a number of seconds") from None
         return cls(
             functions=functions,
             chronicle_path=chronicle,
-            chronicle_sync=env.get("GOVFN_CHRONICLE_SYNC", "normal").lower(),
+            chronicle_sync=sync,
             spool_dir=Path(spool) if spool else chronicle.parent / "spool",
+            idempotency_path=(
+                Path(idempotency) if idempotency else chronicle.parent / "idempotency.db"
+            ),
+            idempotency_ttl_s=ttl,
+            sink_url=env.get("K_SINK") or None,
+            sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
+            sink_ca_certs=env.get("K_CA_CERTS") or None,
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
         """Modules named on the command line win over GOVFN_FUNCTIONS."""
-        if not modules:
-            return self
-        return replace(self, functions=modules)
+        return replace(self, functions=modules) if modules else self
 
     def ledger(self) -> Ledger:
-        return Ledger(self.chronicle_path, sync=self.chronicle_sync)
+        return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=bool(self.sink_url))
 
     def chronicle_client(self) -> ChronicleClient:
         return LedgerChronicle(self.ledger())
+
+    def idempotency_store(self) -> IdempotencyStore | None:
+        if self.idempotency_path is None:
+            return None
+        return IdempotencyStore(self.idempotency_path, expiry_s=self.idempotency_ttl_s)
+
+    def sink_sender(self) -> SinkSender | None:
+        """The outbox sender when K_SINK is set; start it in each serving process."""
+        if not self.sink_url:
+            return None
+        return SinkSender(
+            self.chronicle_path,
+            self.sink_url,
+            extensions=self.sink_extensions,
+            ca_certs=self.sink_ca_certs,
+        )

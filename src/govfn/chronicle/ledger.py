@@ -60,7 +60,26 @@ CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+CREATE TABLE IF NOT EXISTS outbox (
+    seq           INTEGER PRIMARY KEY,
+    claimed_until REAL    NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
 """
+
+# With an outbox, every record is queued for the sink by the same INSERT statement that
+# stores it, so a record is in the ledger and in the outbox, or in neither.
+_OUTBOX_ON = """
+CREATE TRIGGER IF NOT EXISTS records_to_outbox AFTER INSERT ON records
+BEGIN INSERT INTO outbox(seq) VALUES (NEW.seq); END;
+"""
+_OUTBOX_OFF = "DROP TRIGGER IF EXISTS records_to_outbox;"
+_SCHEMA_OBJECTS = (
+    "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
+    "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
+    "'records_to_outbox') ORDER BY name)"
+)
+_SCHEMA_NAMES = "checkpoints,outbox,records,records_no_delete,records_no_update"
 
 
 class LedgerError(Exception):
@@ -105,11 +124,14 @@ def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
 class Ledger:
     """An append-only record store in one SQLite file."""
 
-    def __init__(self, path: str | os.PathLike[str], *, sync: str = "normal") -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, sync: str = "normal", outbox: bool = False
+    ) -> None:
         if sync not in ("normal", "full"):
             raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
         self.path = Path(path)
         self.sync = sync
+        self.outbox = outbox
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -142,12 +164,9 @@ class Ledger:
                 (mode,) = conn.execute("PRAGMA journal_mode").fetchall()[0]
                 if mode != "wal":
                     conn.execute("PRAGMA journal_mode=WAL").fetchall()
-                tables = conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE name IN "
-                    "('records', 'checkpoints', 'records_no_update', 'records_no_delete')"
-                ).fetchall()[0][0]
-                if tables != 4:
-                    conn.executescript(_SCHEMA)
+                wanted = _SCHEMA_NAMES + (",records_to_outbox" if self.outbox else "")
+                if conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] != wanted:
+                    conn.executescript(_SCHEMA + (_OUTBOX_ON if self.outbox else _OUTBOX_OFF))
                 return
             except sqlite3.OperationalError:
                 if attempt == 99:

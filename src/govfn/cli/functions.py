@@ -65,7 +65,10 @@ def invoke(
         event_subject=subject,
     )
     runtime = FunctionRuntime(
-        registry, settings.chronicle_client(), spool_dir=str(settings.spool_dir)
+        registry,
+        settings.chronicle_client(),
+        spool_dir=str(settings.spool_dir),
+        idempotency=settings.idempotency_store(),
     )
     result = asyncio.run(runtime.invoke(function_id, data, context))
     click.echo(json.dumps(result.to_dict(), indent=2, default=str))

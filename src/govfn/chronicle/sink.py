@@ -1,0 +1,234 @@
+"""Chronicle records to the broker: the outbox sender behind `K_SINK`.
+
+When Knative's SinkBinding sets `K_SINK`, the ledger queues every record in its
+`outbox` table (in the same statement that stores it). `SinkSender` is a background
+thread that claims queued records, POSTs each as a binary-mode CloudEvent
+(`type` = the record type, `id` = the record CID, extensions from `K_CE_OVERRIDES`)
+and deletes it once the sink answers 2xx. While the sink refuses or is unreachable it
+backs off (doubling up to `max_delay_s`) and keeps everything queued, so an outage
+never blocks an invocation and loses no record; after recovery every record arrives,
+at least once, always under the same id. Claims carry a lease, so the sender threads
+of several worker processes never post the same record at the same time, and a
+record claimed by a process that died is posted by another once its lease ends.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+log = logging.getLogger("govfn.chronicle.sink")
+
+SOURCE = "/govfn/chronicle"
+_IDLE_POLL_S = 0.5
+_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
+
+
+def parse_ce_overrides(text: str | None) -> dict[str, str]:
+    """Extensions from K_CE_OVERRIDES (`{"extensions": {...}}`); ValueError names the problem."""
+    if not text:
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"K_CE_OVERRIDES is not JSON: {exc}") from None
+    extensions = document.get("extensions", {}) if isinstance(document, dict) else None
+    if not isinstance(extensions, dict):
+        raise ValueError("K_CE_OVERRIDES must be an object with an 'extensions' object")
+    result: dict[str, str] = {}
+    for name, value in extensions.items():
+        if not isinstance(name, str) or not name.isalnum() or not name.islower():
+            raise ValueError(f"K_CE_OVERRIDES: extension name {name!r} is not [a-z0-9]+")
+        result[name] = value if isinstance(value, str) else json.dumps(value)
+    return result
+
+
+@dataclass
+class SinkSender:
+    ledger_path: Path
+    sink_url: str
+    extensions: Mapping[str, str] = field(default_factory=dict)
+    ca_certs: str | None = None
+    batch: int = 64
+    lease_s: float = 30.0
+    first_delay_s: float = 0.2
+    max_delay_s: float = 10.0
+    timeout_s: float = 5.0
+    sent: int = 0
+    failures: int = 0
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.sink_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"K_SINK must be an http(s) URL, got {self.sink_url!r}")
+        self._parts = parts
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._http: http.client.HTTPConnection | None = None
+        self._delay = self.first_delay_s
+        self._warned_depth = 0
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="govfn-sink", daemon=True)
+            self._thread.start()
+
+    def notify(self) -> None:
+        """New records were queued: send now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, drain_timeout_s: float = 0.0) -> int:
+        """Stop the thread after sending what the sink accepts within the timeout;
+        return how many records are still queued (they stay in the outbox)."""
+        deadline = time.monotonic() + drain_timeout_s
+        while drain_timeout_s > 0 and time.monotonic() < deadline and self.depth() > 0:
+            self._wake.set()
+            time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.timeout_s + 1)
+        return self.depth()
+
+    def depth(self) -> int:
+        try:
+            return int(self._db().execute("SELECT count(*) FROM outbox").fetchall()[0][0])
+        except sqlite3.Error:
+            return -1
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                outcome = self.send_once()
+            except Exception:  # the loop must survive anything, or records stay queued
+                log.exception("chronicle sink sender failed; retrying")
+                outcome = "failed"
+            if outcome == "sent":
+                continue
+            if outcome == "failed":
+                self._stop.wait(self._delay)  # back off: new records do not wake us
+            else:
+                self._wake.wait(_IDLE_POLL_S)
+                self._wake.clear()
+
+    def send_once(self) -> str:
+        """Send one claimed batch: "sent", "idle" (nothing due) or "failed" (backing off)."""
+        rows = self._claim()
+        if not rows:
+            return "idle"
+        for seq, cid, record_type, body in rows:
+            if not self._post(cid, record_type, bytes(body)):
+                self.failures += 1
+                self._delay = min(self._delay * 2, self.max_delay_s)
+                self._release(seq, rows)
+                self._warn_depth()
+                return "failed"
+            self._db().execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self.sent += 1
+        self._delay = self.first_delay_s
+        return "sent"
+
+    def _claim(self) -> list[tuple[int, str, str, bytes]]:
+        now = time.time()
+        conn = self._db()
+        claimed = conn.execute(
+            "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1 WHERE seq IN "
+            "(SELECT seq FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?) RETURNING seq",
+            (now + self.lease_s, now, self.batch),
+        ).fetchall()
+        if not claimed:
+            return []
+        marks = ",".join("?" * len(claimed))
+        return conn.execute(
+            f"SELECT seq, cid, type, body FROM records WHERE seq IN ({marks}) ORDER BY seq",
+            [row[0] for row in claimed],
+        ).fetchall()
+
+    def _release(self, failed_seq: int, rows: list[tuple[int, str, str, bytes]]) -> None:
+        """Unclaim the failed record and the rest of its batch, due after the backoff."""
+        pending = [seq for seq, *_ in rows if seq >= failed_seq]
+        marks = ",".join("?" * len(pending))
+        self._db().execute(
+            f"UPDATE outbox SET claimed_until = ? WHERE seq IN ({marks})",
+            [time.time() + self._delay, *pending],
+        )
+
+    def _warn_depth(self) -> None:
+        depth = self.depth()
+        if depth >= max(100, 2 * self._warned_depth):
+            self._warned_depth = depth
+            log.warning("chronicle outbox is growing: %d record(s) waiting for the sink", depth)
+
+    # -- I/O ---------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = sqlite3.connect(
+                self.ledger_path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        return self._conn
+
+    def _post(self, cid: str, record_type: str, body: bytes) -> bool:
+        payload = json.loads(body)
+        headers = {
+            "ce-specversion": "1.0",
+            "ce-id": cid,
+            "ce-type": record_type,
+            "ce-source": SOURCE,
+            "content-type": "application/json",
+        }
+        occurred = payload.get("completed_at") or payload.get("invoked_at")
+        if isinstance(occurred, str):
+            headers["ce-time"] = occurred
+        for name, value in self.extensions.items():
+            headers[f"ce-{name}"] = quote(value, safe=_SAFE)
+        try:
+            connection = self._connection()
+            connection.request("POST", self._parts.path or "/", body=body, headers=headers)
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            log.warning("chronicle sink %s unreachable: %s", self.sink_url, exc)
+            self._close_http()
+            return False
+        if 200 <= response.status < 300:
+            return True
+        log.warning("chronicle sink %s answered %d for %s", self.sink_url, response.status, cid)
+        if response.will_close:
+            self._close_http()
+        return False
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._http is None:
+            host, port = self._parts.hostname or "", self._parts.port
+            if self._parts.scheme == "https":
+                import ssl
+
+                # SinkBinding passes the sink's CA bundle as PEM text in K_CA_CERTS.
+                context = ssl.create_default_context(cadata=self.ca_certs or None)
+                self._http = http.client.HTTPSConnection(
+                    host, port, timeout=self.timeout_s, context=context
+                )
+            else:
+                self._http = http.client.HTTPConnection(host, port, timeout=self.timeout_s)
+        return self._http
+
+    def _close_http(self) -> None:
+        if self._http is not None:
+            self._http.close()
+            self._http = None
