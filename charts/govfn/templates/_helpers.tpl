@@ -17,8 +17,11 @@ is cut to 54 and given the first 8 hex digits of the sha256 of its key.
 
 {{- define "govfn.serviceName" -}}
 {{- $root := index . 0 -}}{{- $fn := index . 1 -}}
-{{- $slug := include "govfn.slug" (printf "%s%s" $root.Values.namePrefix $fn.id) | default $fn.id -}}
-{{- include "govfn.bounded" (list $slug $slug) -}}
+{{- if not (regexMatch "^([a-z0-9][-a-z0-9]*)?$" $root.Values.namePrefix) -}}
+{{- fail (printf "namePrefix: %q must be lower-case letters, digits and '-', not first" $root.Values.namePrefix) -}}
+{{- end -}}
+{{- $name := printf "%s%s" $root.Values.namePrefix $fn.id -}}
+{{- include "govfn.bounded" (list $name $name) -}}
 {{- end -}}
 
 {{- define "govfn.triggerName" -}}

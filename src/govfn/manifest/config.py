@@ -65,6 +65,9 @@ def merge(file_values: Mapping[str, Any], flag_values: Mapping[str, Any]) -> dic
     merged = {str(key).replace("-", "_"): value for key, value in file_values.items()}
     resources = merged.pop("resources", None)
     if isinstance(resources, Mapping):
+        for key in resources:
+            if key not in ("requests", "limits"):
+                raise ManifestError(f"resources.{key}", "unknown key (requests or limits)")
         for part in ("requests", "limits"):
             if part in resources:
                 merged[part] = resources[part]

@@ -18,6 +18,7 @@ MAX_NAME = 63
 HASH_LENGTH = 8
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NOT_LABEL = re.compile(r"[^a-z0-9]+")
+_PREFIX = re.compile(r"^([a-z0-9][-a-z0-9]*)?$")
 
 
 def slug(text: str) -> str:
@@ -35,10 +36,12 @@ def bounded(name: str, key: str | None = None) -> str:
 
 
 def service_name(prefix: str, function_id: str) -> str:
-    name = bounded(slug(prefix + function_id) or function_id)
-    if not DNS1123_LABEL.match(name):
-        raise ManifestError("name_prefix", f"{prefix!r} does not give a DNS-1123 name")
-    return name
+    """`prefix` + the function id (itself a DNS-1123 label), cut to 63 if need be."""
+    if not _PREFIX.match(prefix):
+        raise ManifestError(
+            "name_prefix", f"{prefix!r} must be lower-case letters, digits and '-', not first"
+        )
+    return bounded(prefix + function_id)
 
 
 def trigger_name(service: str, event_type: str) -> str:

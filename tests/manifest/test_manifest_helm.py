@@ -1,0 +1,79 @@
+"""charts/govfn with the real helm binary (make .tools/bin/helm fetches it)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import HERE, REPO
+from govfn_manifest_schemas import schema_errors
+
+from govfn.cli import cli
+
+CHART = REPO / "charts" / "govfn"
+OPTIONS = [
+    "--image", "registry.example/govfn:1.0.0", "--namespace", "shop", "--broker", "events",
+    "--app", "shop", "--name-prefix", "shop-", "--min-scale", "1", "--max-scale", "10",
+    "--concurrency", "20", "--container-concurrency", "50", "--timeout-seconds", "300",
+    "--service-account", "functions", "--retry", "4", "--backoff-policy", "exponential",
+    "--backoff-delay", "PT0.2S", "--dead-letter-sink", "https://dlq.example/e",
+    "--delivery-timeout", "PT5S", "--filter", "source=/shop", "--label", "team=pay",
+    "--annotation", "example.com/owner=pay", "--env", "LOG_LEVEL=debug", "--env", "RETRIES=3",
+]  # fmt: skip
+FUNCTIONS = ["--functions", "govfn.functions", "--functions", "govfn_manifest_samples"]
+
+
+def helm_run(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(helm), *args], capture_output=True, text=True, timeout=60, cwd=HERE)
+
+
+def govfn_manifests(tmp_path: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["manifests", *FUNCTIONS, *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def objects(text: str) -> list[dict[str, Any]]:
+    found = [doc for doc in yaml.safe_load_all(text) if doc]
+    return sorted(found, key=lambda doc: (doc["kind"], doc["metadata"]["name"]))
+
+
+@pytest.mark.parametrize("options", [OPTIONS, ["--image", "img:1", "--visibility", "public"]],
+                         ids=["all-options", "defaults"])  # fmt: skip
+def test_template_equals_govfn_manifests(helm: Path, tmp_path: Path, options: list[str]) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(govfn_manifests(tmp_path, *options, "--format", "helm-values"))
+    lint = helm_run(helm, "lint", "--strict", str(CHART), "-f", str(values))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    rendered = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values))
+    assert rendered.returncode == 0, rendered.stderr
+    from_helm = objects(rendered.stdout)
+    from_govfn = objects(govfn_manifests(tmp_path, *options))
+    assert [(o["kind"], o["metadata"]["name"]) for o in from_helm] == [
+        (o["kind"], o["metadata"]["name"]) for o in from_govfn
+    ]
+    assert len(from_govfn) == 4 + 5  # four functions, five trigger types
+    assert any(len(o["metadata"]["name"]) == 63 for o in from_govfn)  # the hash path is covered
+    assert from_helm == from_govfn
+    for obj in from_helm:
+        assert schema_errors(obj) == []
+
+
+def test_lint_strict_with_default_values(helm: Path) -> None:
+    lint = helm_run(helm, "lint", "--strict", str(CHART))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    rendered = helm_run(helm, "template", "govfn", str(CHART))
+    assert rendered.returncode == 0 and objects(rendered.stdout) == []
+
+
+def test_chart_refuses_missing_image_and_bad_prefix(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(govfn_manifests(tmp_path, "--image", "img", "--format", "helm-values"))
+    no_image = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values), "--set", "image=")
+    assert no_image.returncode != 0 and "image is required" in no_image.stderr
+    bad = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values), "--set", "namePrefix=Bad")
+    assert bad.returncode != 0 and "namePrefix" in bad.stderr
