@@ -25,7 +25,7 @@ FORMAT = JSONFormat()
 
 printable = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30)
 json_data = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=10),
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(max_size=10),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
     ),
