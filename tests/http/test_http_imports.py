@@ -67,3 +67,27 @@ def test_only_the_http_layer_names_flask_or_gunicorn() -> None:
         and path.relative_to(root).as_posix() != "cli/serve.py"
     ]
     assert offenders == []
+
+
+def test_flask_is_imported_on_the_first_management_request_only() -> None:
+    code = (
+        "import io, sys\n"
+        "from govfn.http import create_app\n"
+        "from govfn.chronicle.client import MemoryChronicle\n"
+        "from govfn.registry import FunctionRegistry, load_functions\n"
+        "from govfn.runtime import FunctionRuntime\n"
+        "app = create_app(runtime=FunctionRuntime(load_functions((), FunctionRegistry()),"
+        " MemoryChronicle()))\n"
+        "def get(path):\n"
+        "    out = []\n"
+        "    env = {'REQUEST_METHOD': 'GET', 'PATH_INFO': path, 'QUERY_STRING': '',"
+        " 'SERVER_NAME': 'x', 'SERVER_PORT': '80', 'wsgi.input': io.BytesIO(),"
+        " 'wsgi.url_scheme': 'http', 'SERVER_PROTOCOL': 'HTTP/1.1'}\n"
+        "    b''.join(app(env, lambda status, headers: out.append(status)))\n"
+        "    return out[0]\n"
+        "assert get('/health/readiness') == '200 OK'\n"
+        "assert 'flask' not in sys.modules\n"
+        "assert get('/functions/') == '200 OK'\n"
+        "assert 'flask' in sys.modules\n"
+    )
+    imported_after(code)

@@ -317,3 +317,9 @@ def test_metrics_count_invocations_by_outcome(app: GovfnApp) -> None:
     assert 'govfn_invocation_duration_seconds_count{function="echo"} 1' in text
     assert 'govfn_requests_rejected_total{status="400"} 1' in text
     assert "govfn_chronicle_emit_failures_total 0" in text
+
+
+def test_data_the_chronicle_cannot_canonicalise_is_refused_not_retried(app: GovfnApp) -> None:
+    answer = post(app, "/", binary_headers(), b'{"n": 18446744073709551616}')
+    assert answer.status == 422  # beyond RFC 8785's integer range: no CID, so not run
+    assert answer.problem["error_kind"] == "permanent"
