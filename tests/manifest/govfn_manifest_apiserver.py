@@ -144,7 +144,11 @@ class Handler(BaseHTTPRequestHandler):
         self, method: str, parts: list[str], query: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:
         if method == "GET" and parts == ["api"]:
-            return 200, {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+            return 200, {
+                "kind": "APIVersions",
+                "versions": ["v1"],
+                "serverAddressByClientCIDRs": [],
+            }
         if method == "GET" and parts == ["apis"]:
             return 200, {
                 "kind": "APIGroupList",
@@ -245,12 +249,14 @@ class Handler(BaseHTTPRequestHandler):
     def apply(
         self, key: tuple[str, str, str, str], kind: str, query: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        group, namespace, plural, name = key
+        group, namespace, _, name = key
         if self.headers.get("Content-Type") != APPLY_PATCH:
             return 415, status(415, "UnsupportedMediaType", "expected an apply patch")
         manager = query.get("fieldManager")
         if not manager:
-            return 422, status(422, "Invalid", "fieldManager: Required value: is required for apply patch")
+            return 422, status(
+                422, "Invalid", "fieldManager: Required value: is required for apply patch"
+            )
         try:
             obj = yaml.safe_load(body)
         except yaml.YAMLError as exc:
@@ -259,7 +265,9 @@ class Handler(BaseHTTPRequestHandler):
             return 400, status(400, "BadRequest", "body is not an object")
         metadata = obj.get("metadata") or {}
         if obj.get("kind") != kind or obj.get("apiVersion") != f"{group}/v1":
-            return 400, status(400, "BadRequest", f"body is {obj.get('apiVersion')}/{obj.get('kind')}")
+            return 400, status(
+                400, "BadRequest", f"body is {obj.get('apiVersion')}/{obj.get('kind')}"
+            )
         if metadata.get("name") != name or metadata.get("namespace", namespace) != namespace:
             return 400, status(400, "BadRequest", "name or namespace does not match the URL")
         errors = schema_errors(obj)
@@ -269,7 +277,9 @@ class Handler(BaseHTTPRequestHandler):
         existing = self.state.objects.get(key)
         owner = self.state.managers.get(key)
         if existing is not None and owner != manager and query.get("force") != "true":
-            return 409, status(409, "Conflict", f"Apply failed with 1 conflict: conflict with {owner!r}")
+            return 409, status(
+                409, "Conflict", f"Apply failed with 1 conflict: conflict with {owner!r}"
+            )
         generation = 1
         if existing is not None:
             generation = existing["metadata"]["generation"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from conftest import HERE
 
 import govfn.manifest
+from conftest import HERE
 from govfn.cli import cli
 from govfn.manifest import ManifestOptions, render_yaml
 from govfn.registry import FunctionRegistry
@@ -35,10 +35,21 @@ def run(*args: str, cwd: Path | None = None) -> Result:
 
 def test_exported_names() -> None:
     assert sorted(govfn.manifest.__all__) == sorted(
-        ["Delivery", "ManifestError", "ManifestOptions", "dump_json_list", "dump_yaml",
-         "helm_values", "render_all", "render_function", "render_output", "render_yaml",
-         "validate_object", "validate_objects"]
-    )  # fmt: skip
+        [
+            "Delivery",
+            "ManifestError",
+            "ManifestOptions",
+            "dump_json_list",
+            "dump_yaml",
+            "helm_values",
+            "render_all",
+            "render_function",
+            "render_output",
+            "render_yaml",
+            "validate_object",
+            "validate_objects",
+        ]
+    )
     for name in govfn.manifest.__all__:
         assert getattr(govfn.manifest, name) is not None
 
@@ -48,19 +59,39 @@ def test_yaml_stream(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     documents = list(yaml.safe_load_all(result.output))
     assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
-        ("Service", "billing"), ("Trigger", "billing-gsap-cr-received"),
-        ("Service", "echo"), ("Trigger", "echo-echo-requested"),
-    ]  # fmt: skip
+        ("Service", "billing"),
+        ("Trigger", "billing-gsap-cr-received"),
+        ("Service", "echo"),
+        ("Trigger", "echo-echo-requested"),
+    ]
     assert result.output.startswith("---\n")
 
 
 def test_byte_identical_across_processes(tmp_path: Path) -> None:
-    args = [sys.executable, "-m", "govfn", "manifests", *IMAGE, "--functions", "govfn.functions",
-            "--functions", "govfn_manifest_samples", "--label", "b=2", "--label", "a=1",
-            "--env", "Z=1", "--env", "A=2"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "govfn",
+        "manifests",
+        *IMAGE,
+        "--functions",
+        "govfn.functions",
+        "--functions",
+        "govfn_manifest_samples",
+        "--label",
+        "b=2",
+        "--label",
+        "a=1",
+        "--env",
+        "Z=1",
+        "--env",
+        "A=2",
+    ]
     env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONHASHSEED": "random"}
     outputs = {
-        subprocess.run(args, capture_output=True, check=True, env=env, cwd=tmp_path, timeout=60).stdout
+        subprocess.run(
+            args, capture_output=True, check=True, env=env, cwd=tmp_path, timeout=60
+        ).stdout
         for _ in range(2)
     }
     assert len(outputs) == 1
@@ -68,11 +99,20 @@ def test_byte_identical_across_processes(tmp_path: Path) -> None:
 
 
 def test_same_bytes_as_pure_python_dumper(builtins: FunctionRegistry) -> None:
-    options = ManifestOptions(image="img", env={"YES": "yes", "NUM": "1", "NUL": "null"}, labels={"on": "on"})
+    options = ManifestOptions(
+        image="img", env={"YES": "yes", "NUM": "1", "NUL": "null"}, labels={"on": "on"}
+    )
     text = render_yaml(builtins, options)
     objects = govfn.manifest.render_all(builtins, options)
-    expected = yaml.dump_all(objects, Dumper=yaml.SafeDumper, sort_keys=False, allow_unicode=True,
-                             explicit_start=True, width=4096, default_flow_style=False)  # fmt: skip
+    expected = yaml.dump_all(
+        objects,
+        Dumper=yaml.SafeDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        explicit_start=True,
+        width=4096,
+        default_flow_style=False,
+    )
     assert text == expected
     assert list(yaml.safe_load_all(text)) == objects  # strings like "yes" stay strings
 
@@ -83,7 +123,9 @@ def test_json_list(tmp_path: Path) -> None:
     document = json.loads(result.output)
     assert document["apiVersion"] == "v1" and document["kind"] == "List"
     assert [item["kind"] for item in document["items"]] == ["Service", "Trigger"] * 2
-    assert document["items"] == list(yaml.safe_load_all(run(*IMAGE, "--functions", "govfn.functions", cwd=tmp_path).output))
+    assert document["items"] == list(
+        yaml.safe_load_all(run(*IMAGE, "--functions", "govfn.functions", cwd=tmp_path).output)
+    )
 
 
 def test_output_file(tmp_path: Path) -> None:
@@ -103,27 +145,38 @@ def test_http_view_call(builtins: FunctionRegistry) -> None:
 
 
 def test_manifest_import_does_not_load_kubernetes() -> None:
-    code = ("import sys, govfn.manifest, govfn.cli.manifests; "
-            "print('kubernetes' in sys.modules, 'jsonschema' in sys.modules)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    code = (
+        "import sys, govfn.manifest, govfn.cli.manifests; "
+        "print('kubernetes' in sys.modules, 'jsonschema' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.split() == ["False", "False"]
 
 
 def test_core_does_not_load_yaml() -> None:
     code = "import sys, govfn, govfn.function, govfn.registry; print('yaml' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
     assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(
     ("flags", "field"),
     [
-        (["--container-concurrency", "1001"], "spec.template.spec.containerConcurrency: 1001 is out of range"),
+        (
+            ["--container-concurrency", "1001"],
+            "spec.template.spec.containerConcurrency: 1001 is out of range",
+        ),
         (["--timeout-seconds", "601"], "spec.template.spec.timeoutSeconds: 601 is out of range"),
         (["--env", "PORT=9000"], "spec.template.spec.containers[0].env[1].name: PORT is reserved"),
         (["--env", "K_SERVICE=x"], "K_SERVICE is reserved"),
-        (["--annotation", "autoscaling.knative.dev/min-scale=1"],
-         "metadata.annotations[autoscaling.knative.dev/min-scale]"),
+        (
+            ["--annotation", "autoscaling.knative.dev/min-scale=1"],
+            "metadata.annotations[autoscaling.knative.dev/min-scale]",
+        ),
         (["--filter", "Source=x"], "spec.filter.attributes[Source]"),
         (["--backoff-delay", "5s"], "spec.delivery.backoffDelay: '5s' is not an ISO-8601 duration"),
         (["--retry", "-1"], "spec.delivery.retry"),

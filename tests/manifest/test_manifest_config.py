@@ -32,8 +32,10 @@ def test_yaml_file(tmp_path: Path) -> None:
 
 def test_pyproject_table(tmp_path: Path) -> None:
     path = tmp_path / "pyproject.toml"
-    path.write_text('[project]\nname = "x"\n\n[tool.govfn]\nimage = "img:1"\nmin-scale = 1\n'
-                    'labels = { team = "a" }\n')  # fmt: skip
+    path.write_text(
+        '[project]\nname = "x"\n\n[tool.govfn]\nimage = "img:1"\nmin-scale = 1\n'
+        'labels = { team = "a" }\n'
+    )
     assert find_config(tmp_path) == path
     options, _ = load_options({}, None, tmp_path)
     assert options.image == "img:1" and options.min_scale == 1 and options.labels == {"team": "a"}
@@ -54,7 +56,12 @@ def test_govfn_yaml_preferred(tmp_path: Path) -> None:
 def test_flags_win_and_maps_merge(tmp_path: Path) -> None:
     path = tmp_path / "govfn.yaml"
     path.write_text("image: a\nmax-scale: 5\nlabels: {team: a, tier: web}\ndelivery: {retry: 3}\n")
-    flags = {"image": "b", "max_scale": None, "labels": {"team": "b"}, "delivery": {"timeout": "PT5S"}}
+    flags = {
+        "image": "b",
+        "max_scale": None,
+        "labels": {"team": "b"},
+        "delivery": {"timeout": "PT5S"},
+    }
     options, _ = load_options(flags, path)
     assert options.image == "b" and options.max_scale == 5
     assert options.labels == {"team": "b", "tier": "web"}
@@ -85,7 +92,7 @@ def test_config_refusals(tmp_path: Path, text: str, field: str) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ManifestError, match="^--config: cannot read"):
+    with pytest.raises(ManifestError, match=r"^--config: cannot read"):
         read_config(tmp_path / "nope.yaml")
 
 
@@ -100,7 +107,7 @@ def test_cli_reads_config_from_cwd(tmp_path: Path) -> None:
     finally:
         os.chdir(old)
     assert result.exit_code == 0, result.output
-    service, trigger = yaml.safe_load_all(result.output)
+    service, _ = yaml.safe_load_all(result.output)
     assert service["metadata"]["name"] == "echo" and service["metadata"]["namespace"] == "shop"
     template = service["spec"]["template"]
     assert template["metadata"]["annotations"] == {"autoscaling.knative.dev/min-scale": "2"}
@@ -110,6 +117,8 @@ def test_cli_reads_config_from_cwd(tmp_path: Path) -> None:
 def test_cli_config_refusal_exits_2(tmp_path: Path) -> None:
     path = tmp_path / "other.yaml"
     path.write_text("image: a\ncontainer-concurrency: 5000\n")
-    result = CliRunner().invoke(cli, ["manifests", "--config", str(path), "--functions", "govfn.functions"])
+    result = CliRunner().invoke(
+        cli, ["manifests", "--config", str(path), "--functions", "govfn.functions"]
+    )
     assert result.exit_code == 2
     assert "spec.template.spec.containerConcurrency: 5000 is out of range" in result.output

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import yaml
-from conftest import REPO
 from govfn_manifest_schemas import schema_errors
 
+from conftest import REPO
 from govfn.manifest import ManifestOptions, render_yaml
 from govfn.registry import FunctionRegistry
 
@@ -34,7 +34,8 @@ def test_readme_command_matches_the_test() -> None:
 def test_broker_matches_the_triggers() -> None:
     broker = yaml.safe_load((DEPLOY / "knative" / "broker.yaml").read_text(encoding="utf-8"))
     triggers = [
-        doc for doc in yaml.safe_load_all((DEPLOY / "knative" / "functions.yaml").read_text())
+        doc
+        for doc in yaml.safe_load_all((DEPLOY / "knative" / "functions.yaml").read_text())
         if doc["kind"] == "Trigger"
     ]
     assert triggers

@@ -9,21 +9,56 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import HERE, REPO
 from govfn_manifest_schemas import schema_errors
 
+from conftest import HERE, REPO
 from govfn.cli import cli
 
 CHART = REPO / "charts" / "govfn"
 OPTIONS = [
-    "--image", "registry.example/govfn:1.0.0", "--namespace", "shop", "--broker", "events",
-    "--app", "shop", "--name-prefix", "shop-", "--min-scale", "1", "--max-scale", "10",
-    "--concurrency", "20", "--container-concurrency", "50", "--timeout-seconds", "300",
-    "--service-account", "functions", "--retry", "4", "--backoff-policy", "exponential",
-    "--backoff-delay", "PT0.2S", "--dead-letter-sink", "https://dlq.example/e",
-    "--delivery-timeout", "PT5S", "--filter", "source=/shop", "--label", "team=pay",
-    "--annotation", "example.com/owner=pay", "--env", "LOG_LEVEL=debug", "--env", "RETRIES=3",
-]  # fmt: skip
+    "--image",
+    "registry.example/govfn:1.0.0",
+    "--namespace",
+    "shop",
+    "--broker",
+    "events",
+    "--app",
+    "shop",
+    "--name-prefix",
+    "shop-",
+    "--min-scale",
+    "1",
+    "--max-scale",
+    "10",
+    "--concurrency",
+    "20",
+    "--container-concurrency",
+    "50",
+    "--timeout-seconds",
+    "300",
+    "--service-account",
+    "functions",
+    "--retry",
+    "4",
+    "--backoff-policy",
+    "exponential",
+    "--backoff-delay",
+    "PT0.2S",
+    "--dead-letter-sink",
+    "https://dlq.example/e",
+    "--delivery-timeout",
+    "PT5S",
+    "--filter",
+    "source=/shop",
+    "--label",
+    "team=pay",
+    "--annotation",
+    "example.com/owner=pay",
+    "--env",
+    "LOG_LEVEL=debug",
+    "--env",
+    "RETRIES=3",
+]
 FUNCTIONS = ["--functions", "govfn.functions", "--functions", "govfn_manifest_samples"]
 
 
@@ -42,8 +77,11 @@ def objects(text: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda doc: (doc["kind"], doc["metadata"]["name"]))
 
 
-@pytest.mark.parametrize("options", [OPTIONS, ["--image", "img:1", "--visibility", "public"]],
-                         ids=["all-options", "defaults"])  # fmt: skip
+@pytest.mark.parametrize(
+    "options",
+    [OPTIONS, ["--image", "img:1", "--visibility", "public"]],
+    ids=["all-options", "defaults"],
+)
 def test_template_equals_govfn_manifests(helm: Path, tmp_path: Path, options: list[str]) -> None:
     values = tmp_path / "values.yaml"
     values.write_text(govfn_manifests(tmp_path, *options, "--format", "helm-values"))
@@ -75,5 +113,7 @@ def test_chart_refuses_missing_image_and_bad_prefix(helm: Path, tmp_path: Path) 
     values.write_text(govfn_manifests(tmp_path, "--image", "img", "--format", "helm-values"))
     no_image = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values), "--set", "image=")
     assert no_image.returncode != 0 and "image is required" in no_image.stderr
-    bad = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values), "--set", "namePrefix=Bad")
+    bad = helm_run(
+        helm, "template", "govfn", str(CHART), "-f", str(values), "--set", "namePrefix=Bad"
+    )
     assert bad.returncode != 0 and "namePrefix" in bad.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import MakePlugin
 
+from conftest import MakePlugin
 from govfn.manifest import ManifestError, ManifestOptions, render_all, render_function
 from govfn.manifest.loops import find_loop, reply_graph
 from govfn.registry import FunctionRegistry
@@ -25,7 +25,9 @@ def test_self_loop_refused(make_plugin: MakePlugin, options: ManifestOptions) ->
     assert "--allow-reply-loops" in str(caught.value)
 
 
-def test_loop_through_other_functions_refused(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_loop_through_other_functions_refused(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     plugins = [
         make_plugin("a", triggers=("START", "C_DONE"), emits=("A_DONE",)),
         make_plugin("b", triggers=("A_DONE",), emits=("B_DONE",)),

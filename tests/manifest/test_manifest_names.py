@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from conftest import MakePlugin
 
+from conftest import MakePlugin
 from govfn.manifest import ManifestError, ManifestOptions, render_all
 from govfn.manifest.names import DNS1123_LABEL, bounded, service_name, slug, trigger_name
 
@@ -62,7 +62,9 @@ def test_trigger_collision_is_an_error(make_plugin: MakePlugin, options: Manifes
     assert caught.value.field == "metadata.name"
 
 
-def test_trigger_collision_across_functions(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_trigger_collision_across_functions(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     # service "a" + type "b-c" and service "a-b" + type "c" both give "a-b-c"
     plugins = [make_plugin("a", triggers=("B_C",)), make_plugin("a-b", triggers=("C",))]
     with pytest.raises(ManifestError, match="Trigger name 'a-b-c' is produced by both"):
@@ -70,5 +72,5 @@ def test_trigger_collision_across_functions(make_plugin: MakePlugin, options: Ma
 
 
 def test_bad_prefix(make_plugin: MakePlugin, options: ManifestOptions) -> None:
-    with pytest.raises(ManifestError, match="^name_prefix: "):
+    with pytest.raises(ManifestError, match=r"^name_prefix: "):
         render_all([make_plugin("x")], replace(options, name_prefix="-"))

@@ -6,8 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from conftest import MakePlugin
 
+from conftest import MakePlugin
 from govfn.manifest import ManifestError, ManifestOptions, render_all, render_function
 from govfn.registry import FunctionRegistry
 
@@ -22,7 +22,9 @@ def container(service: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
-def test_one_service_and_one_trigger_per_type(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_one_service_and_one_trigger_per_type(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     plugin = make_plugin("orders", triggers=("ORDER_PLACED", "order.retried"))
     objects = render_function(plugin, options)
     assert [obj["kind"] for obj in objects] == ["Service", "Trigger", "Trigger"]
@@ -35,14 +37,21 @@ def test_one_service_and_one_trigger_per_type(make_plugin: MakePlugin, options: 
     assert plugin.knative_manifest(options) == objects
 
 
-def test_container_runs_single_function_mode(builtins: FunctionRegistry, options: ManifestOptions) -> None:
+def test_container_runs_single_function_mode(
+    builtins: FunctionRegistry, options: ManifestOptions
+) -> None:
     plugin = builtins.get("billing")
     assert plugin is not None
     spec = container(render_function(plugin, options)[0])
     assert spec["image"] == options.image
     assert [*spec["command"], *spec["args"]] == [
-        "govfn", "serve", "--function", "billing", "--functions", "govfn.functions.billing",
-    ]  # fmt: skip
+        "govfn",
+        "serve",
+        "--function",
+        "billing",
+        "--functions",
+        "govfn.functions.billing",
+    ]
     assert spec["ports"] == [{"name": "http1", "containerPort": 8080}]
     assert spec["readinessProbe"] == {"httpGet": {"path": "/health/readiness"}}
     assert spec["livenessProbe"] == {"httpGet": {"path": "/health/liveness"}}
@@ -60,7 +69,9 @@ def test_ledger_lives_in_an_empty_dir(make_plugin: MakePlugin, options: Manifest
     assert spec["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_restricted_pod_security_standard(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_restricted_pod_security_standard(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     context = container(render_function(make_plugin("pss"), options)[0])["securityContext"]
     assert context["runAsNonRoot"] is True
     assert context["allowPrivilegeEscalation"] is False
@@ -68,7 +79,9 @@ def test_restricted_pod_security_standard(make_plugin: MakePlugin, options: Mani
     assert context["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
-def test_resources_default_and_configurable(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_resources_default_and_configurable(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     spec = container(render_function(make_plugin("res"), options)[0])
     assert spec["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
@@ -79,8 +92,17 @@ def test_resources_default_and_configurable(make_plugin: MakePlugin, options: Ma
     assert spec["resources"] == {"requests": {"cpu": "50m"}, "limits": {"memory": "1Gi"}}
 
 
-def test_autoscaling_annotations_only_on_the_template(make_plugin: MakePlugin, options: ManifestOptions) -> None:
-    scaled = replace(options, min_scale=1, max_scale=5, target_concurrency=20, container_concurrency=50, timeout_seconds=120)
+def test_autoscaling_annotations_only_on_the_template(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
+    scaled = replace(
+        options,
+        min_scale=1,
+        max_scale=5,
+        target_concurrency=20,
+        container_concurrency=50,
+        timeout_seconds=120,
+    )
     service = render_function(make_plugin("scaled"), scaled)[0]
     template = service["spec"]["template"]
     assert template["metadata"]["annotations"] == {
@@ -93,7 +115,9 @@ def test_autoscaling_annotations_only_on_the_template(make_plugin: MakePlugin, o
     assert template["spec"]["timeoutSeconds"] == 120
 
 
-def test_visibility_cluster_local_unless_public(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_visibility_cluster_local_unless_public(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     label = "networking.knative.dev/visibility"
     service = render_function(make_plugin("vis"), options)[0]
     assert service["metadata"]["labels"][label] == "cluster-local"
@@ -101,7 +125,9 @@ def test_visibility_cluster_local_unless_public(make_plugin: MakePlugin, options
     assert label not in public["metadata"]["labels"]
 
 
-def test_labels_and_descriptor_annotation(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_labels_and_descriptor_annotation(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     plugin = make_plugin("labelled", version="2.1.0+build.7")
     objects = render_function(plugin, replace(options, app="shop", labels={"team": "a"}))
     for obj in objects:
@@ -120,22 +146,39 @@ def test_trigger_spec(make_plugin: MakePlugin, options: ManifestOptions) -> None
         options,
         broker="events",
         filters={"source": "/shop"},
-        delivery={"retry": 3, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S",
-                  "deadLetterSink": "ksvc:dead-letters", "timeout": "PT10S"},
-    )  # fmt: skip
+        delivery={
+            "retry": 3,
+            "backoffPolicy": "exponential",
+            "backoffDelay": "PT0.5S",
+            "deadLetterSink": "ksvc:dead-letters",
+            "timeout": "PT10S",
+        },
+    )
     service, trigger = render_function(make_plugin("shop"), delivered)
     spec = trigger["spec"]
     assert spec["broker"] == "events"
     assert spec["filter"] == {"attributes": {"source": "/shop", "type": "THING_HAPPENED"}}
     assert spec["subscriber"] == {
-        "ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-                "name": service["metadata"]["name"], "namespace": "functions"}
-    }  # fmt: skip
+        "ref": {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "name": service["metadata"]["name"],
+            "namespace": "functions",
+        }
+    }
     assert spec["delivery"] == {
-        "deadLetterSink": {"ref": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
-                                   "name": "dead-letters"}},
-        "retry": 3, "backoffPolicy": "exponential", "backoffDelay": "PT0.5S", "timeout": "PT10S",
-    }  # fmt: skip
+        "deadLetterSink": {
+            "ref": {
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "name": "dead-letters",
+            }
+        },
+        "retry": 3,
+        "backoffPolicy": "exponential",
+        "backoffDelay": "PT0.5S",
+        "timeout": "PT10S",
+    }
 
 
 def test_no_delivery_means_the_broker_s(make_plugin: MakePlugin, options: ManifestOptions) -> None:
@@ -155,8 +198,12 @@ def test_namespace_omitted_when_not_given(make_plugin: MakePlugin) -> None:
     assert "namespace" not in objects[1]["spec"]["subscriber"]["ref"]
 
 
-def test_user_env_is_sorted_after_defaults_merge(make_plugin: MakePlugin, options: ManifestOptions) -> None:
-    spec = container(render_function(make_plugin("env"), replace(options, env={"Z": "1", "A": "2"}))[0])
+def test_user_env_is_sorted_after_defaults_merge(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
+    spec = container(
+        render_function(make_plugin("env"), replace(options, env={"Z": "1", "A": "2"}))[0]
+    )
     assert [item["name"] for item in spec["env"]] == ["A", "GOVFN_CHRONICLE", "Z"]
 
 
@@ -167,7 +214,7 @@ def test_render_all_sorts_by_function_id(make_plugin: MakePlugin, options: Manif
 
 
 def test_image_is_required() -> None:
-    with pytest.raises(ManifestError, match="^image: "):
+    with pytest.raises(ManifestError, match=r"^image: "):
         ManifestOptions(image="")
 
 

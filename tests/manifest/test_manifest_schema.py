@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import MakePlugin
 from govfn_manifest_schemas import CRDS, schema_errors
 
+from conftest import MakePlugin
 from govfn.manifest import ManifestOptions, render_all
 from govfn.registry import FunctionRegistry
 
@@ -33,12 +33,17 @@ FULL_OPTIONS = ManifestOptions(
     limits={"cpu": "2", "memory": "1Gi"},
     service_account="functions",
     visibility="public",
-    delivery={"retry": 5, "backoffPolicy": "linear", "backoffDelay": "PT1S",
-              "deadLetterSink": "broker:dead-letters", "timeout": "PT30S"},
+    delivery={
+        "retry": 5,
+        "backoffPolicy": "linear",
+        "backoffDelay": "PT1S",
+        "deadLetterSink": "broker:dead-letters",
+        "timeout": "PT30S",
+    },
     filters={"source": "/shop", "subject": ""},
     labels={"team": "payments"},
     annotations={"example.com/owner": "payments"},
-)  # fmt: skip
+)
 
 
 def test_crds_vendored_unmodified() -> None:
@@ -51,8 +56,12 @@ def test_crds_vendored_unmodified() -> None:
         assert hashlib.sha256((CRDS / name).read_bytes()).hexdigest() == digest, name
 
 
-@pytest.mark.parametrize("options", [ManifestOptions(image="img"), FULL_OPTIONS], ids=["defaults", "full"])
-def test_rendered_objects_validate(builtins: FunctionRegistry, make_plugin: MakePlugin, options: ManifestOptions) -> None:
+@pytest.mark.parametrize(
+    "options", [ManifestOptions(image="img"), FULL_OPTIONS], ids=["defaults", "full"]
+)
+def test_rendered_objects_validate(
+    builtins: FunctionRegistry, make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     plugins = [*builtins.all(), make_plugin("x" * 63, triggers=("A", "b.c", "D_E"))]
     objects = render_all(plugins, options)
     assert len(objects) == 2 * 2 + 4
@@ -70,15 +79,21 @@ def test_strict_schema_catches_a_typo(make_plugin: MakePlugin, options: Manifest
     assert any("imagee" in error for error in schema_errors(service))
 
 
-def test_strict_schema_refuses_float_quantity_and_int_annotation(make_plugin: MakePlugin, options: ManifestOptions) -> None:
+def test_strict_schema_refuses_float_quantity_and_int_annotation(
+    make_plugin: MakePlugin, options: ManifestOptions
+) -> None:
     service = _service(options, make_plugin)
     service["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = 0.5
-    service["spec"]["template"]["metadata"]["annotations"] = {"autoscaling.knative.dev/min-scale": 1}
+    service["spec"]["template"]["metadata"]["annotations"] = {
+        "autoscaling.knative.dev/min-scale": 1
+    }
     errors = schema_errors(service)
     assert len(errors) == 2, errors
 
 
-def test_trigger_spec_preserves_unknown_fields_so_our_validator_must(options: ManifestOptions, make_plugin: MakePlugin) -> None:
+def test_trigger_spec_preserves_unknown_fields_so_our_validator_must(
+    options: ManifestOptions, make_plugin: MakePlugin
+) -> None:
     trigger = render_all([make_plugin("loose")], options)[1]
     trigger["spec"]["fliters"] = []
     assert schema_errors(trigger) == []  # the CRD says so; the README warns about it

@@ -153,15 +153,19 @@ def apply(
 
     try:
         options, registry = _resolve(modules, flags)
+        render_all(registry, options)  # refuse before connecting
         api_client, default_namespace = connect(Target(kubeconfig=kubeconfig, context=context))
-        namespace = options.namespace or default_namespace
-        objects = render_all(registry, replace(options, namespace=namespace))
-        applier = Applier(api_client, namespace, echo=click.echo)
-        applier.apply(objects, dry_run=dry_run)
-        if prune:
-            applier.prune(objects, options.app, dry_run=dry_run)
-        if wait and not dry_run:
-            applier.wait(objects, timeout)
+        try:
+            namespace = options.namespace or default_namespace
+            objects = render_all(registry, replace(options, namespace=namespace))
+            applier = Applier(api_client, namespace, echo=click.echo)
+            applier.apply(objects, dry_run=dry_run)
+            if prune:
+                applier.prune(objects, options.app, dry_run=dry_run)
+            if wait and not dry_run:
+                applier.wait(objects, timeout)
+        finally:
+            api_client.close()
     except ApplyError as exc:  # the cluster's answer, not a refused manifest
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)

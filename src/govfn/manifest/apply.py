@@ -84,12 +84,13 @@ class Applier:
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
             raise ApplyError(what, f"HTTP {exc.status}: {_status_message(exc)}") from None
-        except OSError as exc:
+        except (HTTPError, OSError) as exc:
             raise ApplyError(what, f"cannot reach the API server: {exc}") from None
 
     def discover(self, kinds: Iterable[str]) -> None:
@@ -99,9 +100,7 @@ class Applier:
         if not needed:
             return
         groups = self._call("discovery /apis", client.ApisApi(self.api.api_client).get_api_versions)
-        served = {
-            version.group_version for group in groups.groups for version in group.versions
-        }
+        served = {version.group_version for group in groups.groups for version in group.versions}
         for kind in needed:
             group, version, plural = KINDS[kind]
             if f"{group}/{version}" not in served:

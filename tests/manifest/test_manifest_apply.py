@@ -1,0 +1,211 @@
+"""`govfn apply` against the API-server double (a real HTTP server on 127.0.0.1).
+
+The double speaks the Kubernetes wire protocol for what apply uses and validates bodies
+against the CRD schemas made strict. No real cluster is exercised.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from govfn_manifest_apiserver import ApiServer
+
+from govfn.cli import cli
+
+IMAGE = ["--image", "registry.example/govfn:1.0.0", "--functions", "govfn.functions"]
+SERVICES = ("serving.knative.dev", "functions", "services")
+TRIGGERS = ("eventing.knative.dev", "functions", "triggers")
+
+
+def apply(kubeconfig: Path, *args: str) -> Result:
+    return CliRunner().invoke(
+        cli, ["apply", *IMAGE, "--kubeconfig", str(kubeconfig), *args], catch_exceptions=False
+    )
+
+
+def stored(apiserver: ApiServer) -> list[tuple[str, ...]]:
+    return sorted(apiserver.state.objects)
+
+
+def test_server_side_apply(apiserver: ApiServer, kubeconfig: Path) -> None:
+    result = apply(kubeconfig)
+    assert result.exit_code == 0, result.output
+    assert stored(apiserver) == [
+        (*TRIGGERS, "billing-gsap-cr-received"),
+        (*TRIGGERS, "echo-echo-requested"),
+        (*SERVICES, "billing"),
+        (*SERVICES, "echo"),
+    ]
+    patches = [r for r in apiserver.state.requests if r.method == "PATCH"]
+    assert len(patches) == 4
+    for request in patches:
+        assert request.content_type == "application/apply-patch+yaml"
+        assert request.query == {"fieldManager": "govfn", "force": "true"}
+        assert "/namespaces/functions/" in request.path  # the kubeconfig context's namespace
+    discovery = [r.path for r in apiserver.state.requests if r.method == "GET"]
+    assert discovery[:3] == [
+        "/apis/",
+        "/apis/serving.knative.dev/v1",
+        "/apis/eventing.knative.dev/v1",
+    ]
+    service = apiserver.state.objects[(*SERVICES, "billing")]
+    assert service["metadata"]["managedFields"] == [{"manager": "govfn", "operation": "Apply"}]
+    assert "service/billing applied" in result.output
+
+
+def test_reapply_is_idempotent(apiserver: ApiServer, kubeconfig: Path) -> None:
+    assert apply(kubeconfig).exit_code == 0
+    first = apiserver.state.objects[(*SERVICES, "echo")]["metadata"]["generation"]
+    assert apply(kubeconfig).exit_code == 0
+    assert apiserver.state.objects[(*SERVICES, "echo")]["metadata"]["generation"] == first
+    assert apply(kubeconfig, "--max-scale", "3").exit_code == 0
+    assert apiserver.state.objects[(*SERVICES, "echo")]["metadata"]["generation"] == first + 1
+
+
+def test_dry_run_stores_nothing(apiserver: ApiServer, kubeconfig: Path) -> None:
+    result = apply(kubeconfig, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert stored(apiserver) == []
+    patches = [r for r in apiserver.state.requests if r.method == "PATCH"]
+    assert len(patches) == 4 and all(r.query.get("dryRun") == "All" for r in patches)
+    assert "(dry run)" in result.output
+
+
+def test_namespace_and_context_flags(apiserver: ApiServer, kubeconfig: Path) -> None:
+    assert apply(kubeconfig, "--namespace", "team-a").exit_code == 0
+    assert apply(kubeconfig, "--context", "other-namespace").exit_code == 0
+    namespaces = {key[1] for key in apiserver.state.objects}
+    assert namespaces == {"team-a", "other"}
+    trigger = apiserver.state.objects[
+        ("eventing.knative.dev", "team-a", "triggers", "echo-echo-requested")
+    ]
+    assert trigger["spec"]["subscriber"]["ref"]["namespace"] == "team-a"
+
+
+def test_prune_deletes_only_this_app_s_stale_objects(
+    apiserver: ApiServer, kubeconfig: Path
+) -> None:
+    def seed(name: str, labels: dict[str, str]) -> None:
+        apiserver.state.seed(
+            {
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "metadata": {"name": name, "labels": labels},
+                "spec": {},
+            },
+            "functions",
+        )
+
+    govfn_labels = {"app.kubernetes.io/managed-by": "govfn", "app.kubernetes.io/part-of": "govfn"}
+    seed("retired", govfn_labels)
+    seed("other-app", {**govfn_labels, "app.kubernetes.io/part-of": "shop"})
+    seed("hand-made", {"app.kubernetes.io/part-of": "govfn"})
+    apiserver.state.seed(
+        {
+            "apiVersion": "eventing.knative.dev/v1",
+            "kind": "Trigger",
+            "metadata": {"name": "retired-thing", "labels": govfn_labels},
+            "spec": {},
+        },
+        "functions",
+    )
+    dry = apply(kubeconfig, "--prune", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert (*SERVICES, "retired") in apiserver.state.objects
+    result = apply(kubeconfig, "--prune")
+    assert result.exit_code == 0, result.output
+    names = {key[3] for key in apiserver.state.objects}
+    assert names == {
+        "billing",
+        "echo",
+        "billing-gsap-cr-received",
+        "echo-echo-requested",
+        "other-app",
+        "hand-made",
+    }
+    deletes = [r for r in apiserver.state.requests if r.method == "DELETE"]
+    assert [r.path.rsplit("/", 1)[1] for r in deletes] == ["retired-thing", "retired"] * 2
+    assert [r.query.get("dryRun") for r in deletes] == ["All", "All", None, None]
+    lists = [
+        r
+        for r in apiserver.state.requests
+        if r.method == "GET" and r.path.endswith(("services", "triggers"))
+    ]
+    assert lists and all(
+        r.query["labelSelector"]
+        == "app.kubernetes.io/managed-by=govfn,app.kubernetes.io/part-of=govfn"
+        for r in lists
+    )
+    assert "service/retired pruned" in result.output
+
+
+def test_wait_until_ready(apiserver: ApiServer, kubeconfig: Path) -> None:
+    apiserver.state.ready_after = 3
+    result = apply(kubeconfig, "--wait", "--timeout", "20")
+    assert result.exit_code == 0, result.output
+    assert "waiting for 4 object(s) to become ready" in result.output
+    assert len(re.findall(r"^(service|trigger)/\S+ ready$", result.output, re.M)) == 4
+
+
+def test_wait_times_out(apiserver: ApiServer, kubeconfig: Path) -> None:
+    apiserver.state.ready_after = None
+    result = apply(kubeconfig, "--wait", "--timeout", "0.3")
+    assert result.exit_code == 1
+    assert "--wait: not ready after 0.3s: service/billing (RevisionMissing)" in result.output
+
+
+def test_double_rejects_what_the_schema_rejects(apiserver: ApiServer, kubeconfig: Path) -> None:
+    from govfn.manifest import ManifestOptions, render_all
+    from govfn.manifest.apply import Applier, ApplyError, Target, connect
+    from govfn.registry import FunctionRegistry, load_functions
+
+    registry = load_functions(
+        ["govfn.functions.echo"], FunctionRegistry(), include_entry_points=False
+    )
+    service = render_all(registry, ManifestOptions(image="img"))[0]
+    service["spec"]["template"]["spec"]["containers"][0]["imagee"] = "typo"
+    api_client, namespace = connect(Target(kubeconfig=str(kubeconfig)))
+    applier = Applier(api_client, namespace, echo=lambda line: None)
+    try:
+        applier.apply([service], dry_run=False)
+    except ApplyError as exc:
+        assert exc.field == "Service 'echo'"
+        assert "HTTP 422" in str(exc) and "imagee" in str(exc)
+    else:
+        raise AssertionError("the double accepted an unknown field")
+    finally:
+        api_client.close()
+    assert stored(apiserver) == []
+
+
+def test_missing_knative_eventing(apiserver: ApiServer, kubeconfig: Path) -> None:
+    del apiserver.state.groups["eventing.knative.dev"]
+    result = apply(kubeconfig)
+    assert result.exit_code == 1
+    assert "eventing.knative.dev/v1; is Knative Eventing installed?" in result.output
+
+
+def test_bad_token(apiserver: ApiServer, kubeconfig: Path) -> None:
+    apiserver.state.token = "rotated"
+    result = apply(kubeconfig)
+    assert result.exit_code == 1 and "HTTP 401" in result.output
+
+
+def test_unreachable_server(tmp_path: Path, apiserver: ApiServer) -> None:
+    kubeconfig = apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+    apiserver.stop()
+    result = apply(kubeconfig)
+    assert result.exit_code == 1 and "discovery" in result.output
+
+
+def test_refused_manifest_never_reaches_the_server(apiserver: ApiServer, kubeconfig: Path) -> None:
+    result = apply(kubeconfig, "--env", "K_REVISION=x")
+    assert result.exit_code == 2 and "K_REVISION is reserved" in result.output
+    assert [r for r in apiserver.state.requests if r.method == "PATCH"] == []
+
+
+def test_missing_kubeconfig(tmp_path: Path) -> None:
+    result = apply(tmp_path / "absent")
+    assert result.exit_code == 1 and "--kubeconfig" in result.output
