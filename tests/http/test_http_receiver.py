@@ -323,3 +323,11 @@ def test_data_the_chronicle_cannot_canonicalise_is_refused_not_retried(app: Govf
     answer = post(app, "/", binary_headers(), b'{"n": 18446744073709551616}')
     assert answer.status == 422  # beyond RFC 8785's integer range: no CID, so not run
     assert answer.problem["error_kind"] == "permanent"
+
+
+def test_the_request_timeout_caps_the_wait(make_app: Callable[..., GovfnApp]) -> None:
+    app = make_app(request_timeout_s=0.1)
+    answer = post(app, "/", binary_headers("SLOW_REQUESTED"), {"sleep": 0.6})
+    assert answer.status == 504 and "0.1s" in answer.problem["detail"]
+    assert app.state.in_flight == 0
+    assert post(app, "/", binary_headers(), {}).status == 200

@@ -8,7 +8,6 @@ event loop on first use.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 from typing import Any
 
@@ -19,6 +18,7 @@ from govfn.cli.options import functions_option
 from govfn.errors import GovfnError
 from govfn.http.app import GovfnApp, create_app
 from govfn.http.config import HttpConfig
+from govfn.http.invocation_log import configure_logging
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.settings import Settings
 
@@ -127,35 +127,9 @@ def serve(
         "errorlog": "-",
         "control_socket_disable": True,
         "loglevel": "info" if config.dev else "warning",
+        "post_worker_init": lambda worker: app.worker_started(),
+        "worker_exit": lambda arbiter, worker: app.worker_stopping(),
         **HEADER_LIMITS,
     }
     GunicornServer(app, options).run()
     sys.exit(0)
-
-
-class _JsonLineFormatter(logging.Formatter):
-    """Invocation lines are JSON already; other records become JSON lines too."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        if record.name == "govfn.invocations":
-            return record.getMessage()
-        import json
-
-        line = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=True)
-
-
-def configure_logging(dev: bool) -> None:
-    logger = logging.getLogger("govfn")
-    if logger.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    if dev:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(_JsonLineFormatter())
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from govfn.chronicle.sink import SinkSender
 from govfn.http.config import HttpConfig
-from govfn.http.invocation_log import InvocationLog
+from govfn.http.invocation_log import InvocationLog, configure_logging
 from govfn.http.loop import LoopThread
 from govfn.http.metrics import Metrics
 from govfn.http.receiver import Receivers, StartResponse
@@ -25,7 +28,11 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from werkzeug.test import Client
+
+log = logging.getLogger("govfn.http")
 
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -44,6 +51,7 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
+        sink: SinkSender | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -52,6 +60,9 @@ class GovfnApp:
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
+        self.sink = sink
+        if sink is not None:
+            runtime.observers.append(lambda plugin, context, result: sink.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
 
@@ -89,6 +100,36 @@ class GovfnApp:
             body = {"ready": state.ready, "starting": state.starting, "draining": state.draining}
             return (200 if state.ready else 503), json.dumps(body).encode()
         return None
+
+    # -- worker lifecycle (gunicorn hooks in govfn.cli.serve) --------------------------
+
+    def worker_started(self) -> None:
+        """In a new worker: readiness turns false as soon as SIGTERM arrives."""
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def drain(signum: int, frame: FrameType | None) -> None:
+            self.state.begin_draining()
+            if callable(previous):
+                previous(signum, frame)
+
+        signal.signal(signal.SIGTERM, drain)
+        if self.sink is not None:
+            self.sink.start()
+
+    def worker_stopping(self, drain_timeout_s: float = 5.0) -> None:
+        """In an exiting worker, after in-flight requests finished: hand kept Chronicle
+        records over, and send the outbox to the sink as far as it accepts them."""
+        self.state.begin_draining()
+        if self.loop.started:
+            try:
+                self.loop.run(self.runtime.flush(), timeout=drain_timeout_s)
+            except Exception:
+                log.exception("chronicle flush at shutdown failed; records stay spooled")
+        if self.sink is not None:
+            left = self.sink.stop(drain_timeout_s)
+            if left:
+                log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
+        self.loop.stop()
 
     @property
     def management(self) -> WsgiApp:
@@ -133,13 +174,17 @@ def create_app(
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.http")
         runtime = FunctionRuntime(
-            registry, settings.chronicle_client(), spool_dir=str(settings.spool_dir)
+            registry,
+            settings.chronicle_client(),
+            spool_dir=str(settings.spool_dir),
+            idempotency=settings.idempotency_store(),
         )
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.http")
-    app = GovfnApp(runtime, config)
+    configure_logging(readable=config.dev)
+    app = GovfnApp(runtime, config, sink=settings.sink_sender() if settings else None)
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
     app.state.mark_started()

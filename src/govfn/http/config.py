@@ -9,6 +9,7 @@ from dataclasses import dataclass
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 64
 DEFAULT_RETRY_AFTER_S = 1
+DEFAULT_REQUEST_TIMEOUT_S = 300.0  # Knative's default timeoutSeconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,7 +18,8 @@ class HttpConfig:
 
     `function_id` set means single-function mode (`POST /` is that function's receiver).
     `api_token` (GOVFN_API_TOKEN) opens the direct-invoke API to bearers of it; `dev`
-    opens it to everyone and makes the invocation log readable.
+    opens it to everyone and makes the invocation log readable. `request_timeout_s` caps
+    how long a request waits for its invocations when a function sets no timeout of its own.
     """
 
     function_id: str | None = None
@@ -26,6 +28,7 @@ class HttpConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -34,6 +37,8 @@ class HttpConfig:
             raise ValueError(f"max_in_flight must be >= 1, got {self.max_in_flight!r}")
         if self.retry_after_s < 0:
             raise ValueError(f"retry_after_s must be >= 0, got {self.retry_after_s!r}")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpConfig:
@@ -45,6 +50,9 @@ class HttpConfig:
             max_body_bytes=_int(env, "GOVFN_MAX_BODY_BYTES", DEFAULT_MAX_BODY),
             max_in_flight=_int(env, "GOVFN_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT),
             retry_after_s=_int(env, "GOVFN_RETRY_AFTER", DEFAULT_RETRY_AFTER_S),
+            request_timeout_s=float(
+                _int(env, "GOVFN_REQUEST_TIMEOUT", int(DEFAULT_REQUEST_TIMEOUT_S))
+            ),
         )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 
@@ -48,3 +49,29 @@ class InvocationLog:
             )
         else:
             self.logger.info(json.dumps(fields, separators=(",", ":"), ensure_ascii=True))
+
+
+class JsonLineFormatter(logging.Formatter):
+    """Invocation lines are JSON already; other records become JSON lines too."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name == log.name:
+            return record.getMessage()
+        line = {"level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=True)
+
+
+def configure_logging(readable: bool) -> None:
+    """Send govfn's logs to stderr, unless the host application has set up logging."""
+    logger = logging.getLogger("govfn")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    if readable:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonLineFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -41,8 +41,16 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop())
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        """Run `coro` on the loop and block the calling thread until it is done."""
-        return self.submit(coro).result(timeout)
+        """Run `coro` on the loop and block the calling thread until it is done.
+
+        After `timeout` seconds the coroutine is cancelled and TimeoutError raised.
+        """
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     @property
     def started(self) -> bool:

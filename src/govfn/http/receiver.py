@@ -98,7 +98,7 @@ class Receivers:
         events = parse_request(content_type, ce_headers(environ), body)
         traceparent = environ.get("HTTP_TRACEPARENT") or None
         work = [(event, target) for event in events for target in self._targets(event, plugin)]
-        results = self.loop.run(self._invoke_all(work, traceparent)) if work else []
+        results = self._run(work, traceparent) if work else []
         worst = _worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
@@ -119,6 +119,18 @@ class Receivers:
                 headers.append(("traceparent", traceparent))
             return 200, headers, payload
         return 202, [], b""
+
+    def _run(
+        self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
+    ) -> list[FunctionResult]:
+        try:
+            return self.loop.run(
+                self._invoke_all(work, traceparent), timeout=self.config.request_timeout_s
+            )
+        except TimeoutError:
+            raise HttpProblem(
+                504, f"no answer within {self.config.request_timeout_s:g}s; cancelled"
+            ) from None
 
     def _targets(self, event: IncomingEvent, plugin: FunctionPlugin | None) -> list[FunctionPlugin]:
         """The functions `event` goes to; refuses what no function may run."""
