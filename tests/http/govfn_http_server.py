@@ -59,9 +59,11 @@ def start_server(
     *args: str,
     env: dict[str, str] | None = None,
     port_from_env: bool = False,
+    gunicorn_app: str | None = None,
     timeout_s: float = 20.0,
 ) -> Server:
-    """`python -m govfn serve` on a free loopback port, ready when /health/readiness says so."""
+    """`python -m govfn serve` (or gunicorn itself serving `gunicorn_app`) on a free loopback
+    port, ready when /health/readiness says so."""
     port = free_port()
     ledger = tmp / "chronicle.db"
     log = tmp / "server.log"
@@ -72,7 +74,9 @@ def start_server(
         **(env or {}),
     )
     command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
-    if port_from_env:
+    if gunicorn_app is not None:
+        command = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *args, gunicorn_app]
+    elif port_from_env:
         environ["PORT"] = str(port)
     else:
         command += ["--port", str(port)]

@@ -171,3 +171,22 @@ def test_serve_refuses_an_unknown_function(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "'nope' is not registered" in done.stderr
+
+
+def test_plain_gunicorn_serves_the_app_factory(tmp_path: Path) -> None:
+    running = start_server(
+        tmp_path,
+        "--worker-class", "gthread", "--threads", "2", "--no-control-socket",
+        gunicorn_app="govfn.http:create_app()",
+        env={"GOVFN_FUNCTION": "echo"},
+    )  # fmt: skip
+    try:
+        answer = post(running, "/", binary_headers(event_id="plain"), b"[1]")
+        assert (answer.status, answer.json()) == (200, [1])
+        for _ in range(100):  # create_app set up the JSON invocation log for gunicorn
+            if '"event_id":"plain"' in running.log_text():
+                break
+            time.sleep(0.02)
+        assert '"event_id":"plain"' in running.log_text()
+    finally:
+        stop_server(running)
