@@ -37,6 +37,7 @@ RESOURCES = {
     "serving.knative.dev": {"services": ("Service", "service")},
     "eventing.knative.dev": {"triggers": ("Trigger", "trigger"), "brokers": ("Broker", "broker")},
 }
+SHORT_NAMES = {"services": ["kservice", "ksvc"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
@@ -50,7 +51,7 @@ class Request:
 
 @dataclass
 class ApiServerState:
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str | None = field(default_factory=lambda: uuid.uuid4().hex)  # None: no auth
     groups: dict[str, dict[str, tuple[str, str]]] = field(
         default_factory=lambda: copy.deepcopy(RESOURCES)
     )
@@ -119,7 +120,8 @@ class Handler(BaseHTTPRequestHandler):
             self.state.requests.append(
                 Request(method, url.path, query, self.headers.get("Content-Type"))
             )
-            if self.headers.get("Authorization") != f"Bearer {self.state.token}":
+            expected = f"Bearer {self.state.token}" if self.state.token else None
+            if self.headers.get("Authorization") != expected:
                 self._send(401, status(401, "Unauthorized", "Unauthorized"))
                 return
             code, answer = self.route(method, url.path.strip("/").split("/"), query, body)
@@ -149,6 +151,8 @@ class Handler(BaseHTTPRequestHandler):
                 "versions": ["v1"],
                 "serverAddressByClientCIDRs": [],
             }
+        if method == "GET" and parts == ["api", "v1"]:  # no core resources are served
+            return 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": []}
         if method == "GET" and parts == ["apis"]:
             return 200, {
                 "kind": "APIGroupList",
@@ -181,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
                         "namespaced": True,
                         "kind": kind,
                         "verbs": VERBS,
+                        "shortNames": SHORT_NAMES.get(plural, []),
                     }
                     for plural, (kind, singular) in sorted(self.state.groups[group].items())
                 ],
@@ -325,7 +330,9 @@ class ApiServer(ThreadingHTTPServer):
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "double", "cluster": {"server": self.url}}],
-            "users": [{"name": "govfn", "user": {"token": self.state.token}}],
+            "users": [
+                {"name": "govfn", "user": {"token": self.state.token} if self.state.token else {}}
+            ],
             "contexts": [
                 {
                     "name": "double",

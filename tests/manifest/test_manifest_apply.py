@@ -7,10 +7,11 @@ against the CRD schemas made strict. No real cluster is exercised.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-from govfn_manifest_apiserver import ApiServer
+from govfn_manifest_apiserver import ApiServer, ApiServerState
 
 from govfn.cli import cli
 
@@ -209,3 +210,40 @@ def test_refused_manifest_never_reaches_the_server(apiserver: ApiServer, kubecon
 def test_missing_kubeconfig(tmp_path: Path) -> None:
     result = apply(tmp_path / "absent")
     assert result.exit_code == 1 and "--kubeconfig" in result.output
+
+
+def test_kubectl_speaks_to_the_double(helm: Path, tmp_path: Path) -> None:
+    """The real kubectl, an independent client, applies `govfn manifests` to the double:
+    evidence that the double speaks the wire protocol, not just what govfn expects."""
+    kubectl = helm.parent / "kubectl"
+    manifests = CliRunner().invoke(cli, ["manifests", *IMAGE], catch_exceptions=False).output
+    server = ApiServer(ApiServerState(token=None)).start()  # kubectl sends no token over http
+    try:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+
+        def kubectl_run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(kubectl), "--kubeconfig", str(kubeconfig), *args],
+                input=manifests,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        side = ("apply", "--server-side", "--field-manager", "govfn", "--validate=false", "-f", "-")
+        dry = kubectl_run(*side, "--dry-run=server")
+        assert dry.returncode == 0, dry.stderr
+        assert server.state.objects == {}
+        real = kubectl_run(*side)
+        assert real.returncode == 0, real.stderr
+        assert "service.serving.knative.dev/billing serverside-applied" in real.stdout
+        listed = kubectl_run("get", "ksvc,triggers", "-o", "name")
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.split() == [
+            "service.serving.knative.dev/billing",
+            "service.serving.knative.dev/echo",
+            "trigger.eventing.knative.dev/billing-gsap-cr-received",
+            "trigger.eventing.knative.dev/echo-echo-requested",
+        ]
+    finally:
+        server.stop()

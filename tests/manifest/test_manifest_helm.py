@@ -117,3 +117,18 @@ def test_chart_refuses_missing_image_and_bad_prefix(helm: Path, tmp_path: Path) 
         helm, "template", "govfn", str(CHART), "-f", str(values), "--set", "namePrefix=Bad"
     )
     assert bad.returncode != 0 and "namePrefix" in bad.stderr
+
+
+def test_values_schema_refuses_what_knative_would(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(govfn_manifests(tmp_path, "--image", "img", "--format", "helm-values"))
+    for setting, message in [
+        ("containerConcurrency=2000", "/containerConcurrency"),
+        ("timeoutSeconds=601", "/timeoutSeconds"),
+        ("visibility=internal", "/visibility"),
+        ("delivery.backoffPolicy=random", "/delivery/backoffPolicy"),
+        ("env.N=1", "/env/N"),
+    ]:
+        args = ("template", "govfn", str(CHART), "-f", str(values), "--set", setting)
+        refused = helm_run(helm, *args)
+        assert refused.returncode != 0 and message in refused.stderr, (setting, refused.stderr)
