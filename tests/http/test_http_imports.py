@@ -91,3 +91,13 @@ def test_flask_is_imported_on_the_first_management_request_only() -> None:
         "assert 'flask' in sys.modules\n"
     )
     imported_after(code)
+
+
+def test_the_package_exports_what_it_documents() -> None:
+    import govfn.http
+
+    assert sorted(govfn.http.__all__) == [
+        "GovfnApp", "HttpConfig", "HttpProblem", "ServerState", "create_app"
+    ]  # fmt: skip
+    for name in govfn.http.__all__:
+        assert getattr(govfn.http, name) is not None
