@@ -42,7 +42,6 @@ def as_mapping(value: Any, path: str) -> Mapping[str, Any]:
 def check_qualified_key(key: object, path: str) -> None:
     if not isinstance(key, str):
         fail(path, f"key {key!r} is not a string")
-        return
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
         fail(f"{path}[{key}]", f"prefix {prefix!r} is not a DNS-1123 subdomain")

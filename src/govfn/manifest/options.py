@@ -122,8 +122,9 @@ class ManifestOptions:
         for name in ("broker", "app", "name_prefix"):
             if not isinstance(getattr(self, name), str):
                 raise ManifestError(name, f"must be a string, got {getattr(self, name)!r}")
-        if not self.broker:
-            raise ManifestError("broker", "must not be empty")
+        for name in ("broker", "app"):
+            if not getattr(self, name):
+                raise ManifestError(name, "must not be empty")
         for name in (
             "min_scale",
             "max_scale",
