@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from govfn.sqlite import open_shared
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (
     key         TEXT PRIMARY KEY,
@@ -38,6 +40,11 @@ CREATE TABLE IF NOT EXISTS claims (
 
 DEFAULT_EXPIRY_S = 7 * 24 * 3600.0
 MIN_LEASE_S = 60.0
+
+
+def _has_claims_table(conn: sqlite3.Connection) -> bool:
+    rows = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'claims'").fetchall()
+    return bool(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +69,7 @@ class IdempotencyStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            if conn.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":
-                conn.execute("PRAGMA journal_mode=WAL").fetchall()
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn = open_shared(self.path, schema=_SCHEMA, schema_ready=_has_claims_table)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from govfn.chronicle import merkle
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
+from govfn.sqlite import open_shared
 
 GENESIS = b"\x00" * 32
 
@@ -142,10 +143,13 @@ class Ledger:
         if self._conn is None or self._pid != os.getpid():
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                conn = open_shared(
+                    self.path,
+                    schema=_SCHEMA + (_OUTBOX_ON if self.outbox else _OUTBOX_OFF),
+                    schema_ready=self._schema_ready,
+                    synchronous=self.sync.upper(),
                 )
-                self._prepare(conn)
+                conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
             except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
@@ -153,25 +157,9 @@ class Ledger:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        """Switch to WAL and create the schema, touching neither when already done: both
-        need locks that a busy writer in another process may hold, and SQLite does not
-        wait for them (busy_timeout does not cover a journal-mode change)."""
-        conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
-        conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
-        for attempt in range(100):
-            try:
-                (mode,) = conn.execute("PRAGMA journal_mode").fetchall()[0]
-                if mode != "wal":
-                    conn.execute("PRAGMA journal_mode=WAL").fetchall()
-                wanted = _SCHEMA_NAMES + (",records_to_outbox" if self.outbox else "")
-                if conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] != wanted:
-                    conn.executescript(_SCHEMA + (_OUTBOX_ON if self.outbox else _OUTBOX_OFF))
-                return
-            except sqlite3.OperationalError:
-                if attempt == 99:
-                    raise
-                time.sleep(0.01 + 0.001 * attempt)
+    def _schema_ready(self, conn: sqlite3.Connection) -> bool:
+        wanted = _SCHEMA_NAMES + (",records_to_outbox" if self.outbox else "")
+        return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
 
     def close(self) -> None:
         with self._lock:

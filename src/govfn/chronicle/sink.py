@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -77,10 +78,15 @@ class SinkSender:
         self._http: http.client.HTTPConnection | None = None
         self._delay = self.first_delay_s
         self._warned_depth = 0
+        self._pid = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the sender thread of this process (again after a fork: threads do not
+        survive one, and neither may the database and HTTP connections)."""
+        if self._pid != os.getpid():
+            self._thread, self._conn, self._http, self._pid = None, None, None, os.getpid()
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="govfn-sink", daemon=True)
@@ -88,6 +94,8 @@ class SinkSender:
 
     def notify(self) -> None:
         """New records were queued: send now rather than at the next poll."""
+        if self._pid != os.getpid() or self._thread is None:
+            self.start()
         self._wake.set()
 
     def stop(self, drain_timeout_s: float = 0.0) -> int:
