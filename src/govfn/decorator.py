@@ -81,7 +81,9 @@ def governed_function(
             "__module__": fn.__module__,
             "__qualname__": f"governed_function[{function_id}]",
         }
-        plugin_class = type(f"governed_function[{function_id}]", (DecoratedFunction,), attributes)
+        plugin_class: type[DecoratedFunction] = type(
+            f"governed_function[{function_id}]", (DecoratedFunction,), attributes
+        )
         plugin_class.validate()  # also when function_id is empty, which subclassing skips
         plugin = plugin_class(fn)
         (registry if registry is not None else default_registry()).register(plugin)
