@@ -7,7 +7,8 @@ Knative Services, Triggers and Brokers:
 - server-side apply: `PATCH .../namespaces/<ns>/<plural>/<name>` with
   `Content-Type: application/apply-patch+yaml` (else 415), `fieldManager` required,
   `force` needed to take fields from another manager (else 409), `dryRun=All` honoured;
-  bodies are validated against the vendored CRD schemas made strict (else 422);
+  bodies are validated against the vendored CRD schemas made strict (else 422), always,
+  as under `fieldValidation=Strict` (a real server with `Ignore` would drop unknown fields);
 - `GET` one object (404 `Status` when missing), `GET` a list with `labelSelector`;
 - `DELETE` (with `dryRun=All`);
 - bearer-token authentication (401 otherwise).

@@ -146,7 +146,7 @@ def test_wait_until_ready(apiserver: ApiServer, kubeconfig: Path) -> None:
     apiserver.state.ready_after = 3
     result = apply(kubeconfig, "--wait", "--timeout", "20")
     assert result.exit_code == 0, result.output
-    assert "waiting for 4 object(s) to become ready" in result.output
+    assert "waiting for 4 object(s) to become ready (" in result.output
     assert len(re.findall(r"^(service|trigger)/\S+ ready$", result.output, re.M)) == 4
 
 

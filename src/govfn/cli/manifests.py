@@ -39,7 +39,7 @@ def _pairs(flag: str) -> Callable[[click.Context, click.Parameter, tuple[str, ..
 
 _OPTIONS: list[Callable[[F], F]] = [
     click.option("--image", help="Container image holding the project (required)."),
-    click.option("--namespace", help="Namespace of the objects (default: the context's)."),
+    click.option("--namespace", help="Namespace (manifests: none set; apply: the context's)."),
     click.option("--broker", help="Broker the Triggers subscribe to [default: default]."),
     click.option("--app", help="app.kubernetes.io/part-of value [default: govfn]."),
     click.option("--name-prefix", help="Prefix of every Service name."),
@@ -64,7 +64,7 @@ _OPTIONS: list[Callable[[F], F]] = [
     click.option("--env", multiple=True, callback=_pairs("--env"), metavar="NAME=VALUE",
                  help="Environment variable of the container (repeatable)."),
     click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-                 help="govfn.yaml or pyproject.toml ([tool.govfn]); default: found in ."),
+                 help="govfn.yaml or pyproject.toml [tool.govfn] (default: either, in the cwd)."),
     click.option("--allow-reply-loops", is_flag=True, default=None,
                  help="Render functions whose replies trigger themselves."),
 ]  # fmt: skip

@@ -184,6 +184,7 @@ class Applier:
         pending = {(obj["kind"], obj["metadata"]["name"]) for obj in objects}
         deadline = time.monotonic() + timeout
         interval = min(0.1, max_interval)
+        last_count, last_report = -1, 0.0
         reasons: dict[tuple[str, str], str] = {}
         while True:
             for kind, name in sorted(pending):
@@ -210,7 +211,11 @@ class Applier:
                     f"{k.lower()}/{n} ({reasons[(k, n)]})" for k, n in sorted(pending)
                 )
                 raise ApplyError("--wait", f"not ready after {timeout:g}s: {waiting}")
-            self.echo(f"waiting for {len(pending)} object(s) to become ready")
+            now = time.monotonic()
+            if len(pending) != last_count or now - last_report >= 10:
+                left = int(deadline - now)
+                self.echo(f"waiting for {len(pending)} object(s) to become ready ({left}s left)")
+                last_count, last_report = len(pending), now
             time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 2, max_interval)
 
