@@ -247,3 +247,21 @@ def test_kubectl_speaks_to_the_double(helm: Path, tmp_path: Path) -> None:
         ]
     finally:
         server.stop()
+
+
+def test_force_takes_over_fields_of_another_manager(apiserver: ApiServer, kubeconfig: Path) -> None:
+    apiserver.state.seed(
+        {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": "echo", "labels": {}},
+            "spec": {},
+        },
+        "functions",
+        manager="kubectl-edit",
+    )
+    result = apply(kubeconfig)
+    assert result.exit_code == 0, result.output
+    echo = apiserver.state.objects[(*SERVICES, "echo")]
+    assert echo["metadata"]["managedFields"] == [{"manager": "govfn", "operation": "Apply"}]
+    assert echo["metadata"]["generation"] == 2
