@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from govfn.chronicle.cid import cid_of, cid_of_bytes
+from govfn.chronicle.cid import cid_of, content_cid
 
 if TYPE_CHECKING:
     from govfn.manifest.options import ManifestOptions
@@ -97,18 +97,16 @@ class FunctionResult:
     function_id: str | None = None
     invocation_id: str | None = None
     reply_type: str | None = None
+    reply_is_event: bool = False
     replayed: bool = False
     _output_cid: str | None = field(default=None, repr=False)
 
     def output_cid(self) -> str | None:
-        """CID of `data` (raw codec for bytes, JSON otherwise); None when there is no data."""
+        """CID of `data` (see `content_cid`); None when there is no data."""
         if self.data is None:
             return None
         if self._output_cid is None:
-            if isinstance(self.data, bytes | bytearray):
-                self._output_cid = cid_of_bytes(bytes(self.data))
-            else:
-                self._output_cid = cid_of(self.data)
+            self._output_cid = content_cid(self.data)
         return self._output_cid
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +121,7 @@ class FunctionResult:
             "function_id": self.function_id,
             "invocation_id": self.invocation_id,
             "reply_type": self.reply_type,
+            "reply_is_event": self.reply_is_event,
             "replayed": self.replayed,
         }
 
@@ -155,6 +154,9 @@ class FunctionPlugin:
     chronicle_enabled: ClassVar[bool] = True
     timeout: ClassVar[float | None] = None
     idempotent: ClassVar[bool] = False
+    # True when the handler's data is itself a CloudEvent-shaped dict (specversion, id,
+    # source, type, subject, time, data): the reply is that event, not an envelope around it.
+    reply_is_event: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

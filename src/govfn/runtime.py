@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from govfn.chronicle.backstop import Backstop
-from govfn.chronicle.cid import cid_of, cid_of_bytes
+from govfn.chronicle.cid import content_cid
 from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.errors import PermanentError
@@ -39,13 +39,6 @@ Observer = Callable[[FunctionPlugin | None, FunctionContext, FunctionResult], No
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def content_cid(value: Any) -> str:
-    """CID of an event or result: raw codec for bytes, JSON codec for JSON values."""
-    if isinstance(value, bytes | bytearray | memoryview):
-        return cid_of_bytes(bytes(value))
-    return cid_of(value)
 
 
 class FunctionRuntime:
@@ -214,6 +207,7 @@ class FunctionRuntime:
         result.invocation_id = context.invocation_id
         if result.success and result.reply_type is None:
             result.reply_type = plugin.reply_type
+            result.reply_is_event = plugin.reply_is_event
         if result.success:
             try:
                 result.output_cid()

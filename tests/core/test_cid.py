@@ -10,7 +10,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 
-from govfn.chronicle.cid import canonical_json, cid_digest, cid_of, cid_of_bytes
+from govfn.chronicle.cid import canonical_json, cid_digest, cid_of, cid_of_bytes, content_cid
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "cid.json").read_text())
 
@@ -74,3 +74,12 @@ def test_digest_round_trip() -> None:
     assert len(cid_digest(cid)) == 32
     with pytest.raises(ValueError):
         cid_digest("zzz")
+
+
+def test_content_cid_addresses_every_json_value() -> None:
+    assert content_cid({"a": 1}) == cid_of({"a": 1})
+    assert content_cid(b"hello world") == cid_of_bytes(b"hello world")
+    big = {"n": 2**64, "a": 1}
+    assert content_cid(big) == cid_of_bytes(b'{"a":1,"n":18446744073709551616}')
+    with pytest.raises(ValueError):
+        content_cid({"x": float("nan")})

@@ -200,8 +200,15 @@ def test_billing_requires_gsap_and_bills_with_it(app: GovfnApp) -> None:
     assert answer.status == 400 and answer.problem["attribute"] == "gsapcontextid"
     answer = post(app, "/", binary_headers("GSAP_CR_RECEIVED", gsapcontextid="g-1"), data)
     assert answer.status == 200
+    # The reply is the usage event itself: a meter ingests it as is, deduplicating by id.
     assert answer.headers["ce-type"] == "BILLABLE_EVENT"
-    assert answer.json()["subject"] == "cust-1"
+    assert answer.headers["ce-subject"] == "cust-1"
+    assert answer.headers["ce-id"].startswith("bill-")
+    assert answer.headers["ce-source"] == "/govfn/functions/billing"
+    assert answer.headers["ce-lineagecid"].startswith("bagaaiera")
+    body = answer.json()
+    assert body["meter"] == "gsap_cr" and body["quantity"] == 2
+    assert body["gsap_context_id"] == "g-1" and "specversion" not in body
 
 
 def test_batch_replies_with_a_batch_of_structured_events(app: GovfnApp) -> None:
@@ -319,10 +326,11 @@ def test_metrics_count_invocations_by_outcome(app: GovfnApp) -> None:
     assert "govfn_chronicle_emit_failures_total 0" in text
 
 
-def test_data_the_chronicle_cannot_canonicalise_is_refused_not_retried(app: GovfnApp) -> None:
+def test_integers_beyond_rfc8785_are_still_served(app: GovfnApp) -> None:
     answer = post(app, "/", binary_headers(), b'{"n": 18446744073709551616}')
-    assert answer.status == 422  # beyond RFC 8785's integer range: no CID, so not run
-    assert answer.problem["error_kind"] == "permanent"
+    assert answer.status == 200  # addressed by the raw-codec CID of its JSON text
+    assert answer.json() == {"n": 18446744073709551616}
+    assert answer.headers["ce-lineagecid"].startswith("bagaaiera")
 
 
 def test_the_request_timeout_caps_the_wait(make_app: Callable[..., GovfnApp]) -> None:

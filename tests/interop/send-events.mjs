@@ -79,8 +79,10 @@ const checks = {
     const reply = replyOf(await send("/", HTTP.binary(event)));
     assert.equal(reply.type, "BILLABLE_EVENT");
     assert.equal(reply.gsapcontextid, "gsap-bill");
-    assert.equal(reply.data.subject, "customer-js");
-    assert.equal(reply.data.data.quantity, 3);
+    assert.equal(reply.subject, "customer-js");
+    assert.ok(reply.id.startsWith("bill-"));
+    assert.equal(reply.data.meter, "gsap_cr");
+    assert.equal(reply.data.quantity, 3);
     return { id: reply.id };
   },
   async refusedWithoutGsap() {

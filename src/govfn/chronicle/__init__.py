@@ -1,7 +1,7 @@
 """The Chronicle: content-addressed, tamper-evident lineage records."""
 
 from govfn.chronicle.backstop import Backstop
-from govfn.chronicle.cid import canonical_json, cid_of, cid_of_bytes
+from govfn.chronicle.cid import canonical_json, cid_of, cid_of_bytes, content_cid
 from govfn.chronicle.client import (
     ChronicleClient,
     FanOutChronicle,
@@ -31,4 +31,5 @@ __all__ = [
     "canonical_json",
     "cid_of",
     "cid_of_bytes",
+    "content_cid",
 ]

@@ -103,6 +103,26 @@ def cid_of_bytes(data: bytes) -> str:
     return _encode(_PREFIX_RAW, data)
 
 
+def content_cid(value: Any) -> str:
+    """CID of an event's or a result's content, whatever JSON it is.
+
+    Bytes get the raw codec. JSON values get the json codec over their RFC 8785 form;
+    valid JSON that RFC 8785 cannot represent (integers beyond 2**53) gets the raw codec
+    over its sorted, compact JSON text, so such data is still addressed, not refused.
+    ValueError only for what is not JSON at all (NaN, objects).
+    """
+    if isinstance(value, bytes | bytearray | memoryview):
+        return cid_of_bytes(bytes(value))
+    try:
+        return cid_of(value)
+    except ValueError:
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"not a JSON value: {exc}") from None
+        return cid_of_bytes(text.encode("utf-8"))
+
+
 def cid_digest(cid: str) -> bytes:
     """The sha2-256 digest a CID carries (ValueError if it is not one of ours)."""
     if not cid.startswith("b"):

@@ -12,9 +12,9 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from govfn.chronicle.cid import content_cid
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
-from govfn.runtime import content_cid
 
 METER = "gsap_cr"
 
@@ -33,6 +33,7 @@ class BillingProcessor(FunctionPlugin):
     emits = ("BILLABLE_EVENT",)
     gsap_required = True
     idempotent = True
+    reply_is_event = True  # the reply *is* the usage event a meter ingests
 
     async def handle(self, event: Any, context: FunctionContext) -> FunctionResult:
         return FunctionResult(success=True, data=self.billable_event(event, context))

@@ -84,6 +84,9 @@ def reply_id(trigger: IncomingEvent, function_id: str) -> str:
     return "reply-" + hashlib.sha256(key).hexdigest()[:32]
 
 
+_EVENT_ATTRIBUTES = ("id", "source", "type", "subject", "time")
+
+
 def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str, str]:
     function_id = result.function_id or ""
     attributes = {
@@ -92,6 +95,11 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
         "source": f"/govfn/functions/{function_id}",
         "type": result.reply_type or "",
     }
+    event = _data_event(result)
+    if event is not None:
+        for name in _EVENT_ATTRIBUTES:
+            if isinstance(event.get(name), str) and event[name]:
+                attributes[name] = event[name]
     if result.lineage_cid:
         attributes["lineagecid"] = result.lineage_cid
     for name in CARRIED_EXTENSIONS:
@@ -99,6 +107,19 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
         if value:
             attributes[name] = value
     return attributes
+
+
+def _data_event(result: FunctionResult) -> dict[str, Any] | None:
+    """The CloudEvent a `reply_is_event` function returned as its data, if it did."""
+    data = result.data
+    if result.reply_is_event and isinstance(data, dict) and data.get("specversion") == "1.0":
+        return data
+    return None
+
+
+def reply_data(result: FunctionResult) -> Any:
+    event = _data_event(result)
+    return event.get("data") if event is not None else result.data
 
 
 def encode_data(data: Any) -> tuple[str, bytes]:
@@ -123,7 +144,7 @@ def encode_header_value(value: str) -> str:
 def binary_reply(
     trigger: IncomingEvent, result: FunctionResult
 ) -> tuple[list[tuple[str, str]], bytes]:
-    content_type, body = encode_data(result.data)
+    content_type, body = encode_data(reply_data(result))
     headers = [("Content-Type", content_type)]
     headers += [
         (f"ce-{name}", encode_header_value(value))
@@ -134,10 +155,11 @@ def binary_reply(
 
 def structured_reply(trigger: IncomingEvent, result: FunctionResult) -> dict[str, Any]:
     event: dict[str, Any] = dict(reply_attributes(trigger, result))
-    if isinstance(result.data, bytes | bytearray | memoryview):
+    data = reply_data(result)
+    if isinstance(data, bytes | bytearray | memoryview):
         event["datacontenttype"] = "application/octet-stream"
-        event["data_base64"] = base64.b64encode(bytes(result.data)).decode("ascii")
+        event["data_base64"] = base64.b64encode(bytes(data)).decode("ascii")
     else:
         event["datacontenttype"] = "application/json"
-        event["data"] = result.data
+        event["data"] = data
     return event
