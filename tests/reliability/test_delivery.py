@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -131,6 +132,15 @@ def test_sink_outage_loses_nothing(tmp_path: Path, sink: Sink) -> None:
         while sink.refused < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert sink.refused >= 2 and sink.received == []
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as answer:
+            metrics = answer.read().decode()
+        depth = next(
+            int(line.split()[1])
+            for line in metrics.splitlines()
+            if line.startswith("govfn_chronicle_outbox_depth ")
+        )
+        assert depth == 80  # the whole outbox, shared by both workers
+        assert "govfn_chronicle_sink_failures_total" in metrics
         sink.down.clear()
         deadline = time.monotonic() + 30
         while len({cid for cid, _ in sink.received}) < 80 and time.monotonic() < deadline:

@@ -125,6 +125,8 @@ def build_management_app(app: GovfnApp) -> Flask:
             chronicle_failures=backstop.failures if backstop else 0,
             chronicle_pending=backstop.pending if backstop else 0,
             in_flight=app.state.in_flight,
+            outbox_depth=app.sink.depth() if app.sink else None,
+            sink_failures=app.sink.failures if app.sink else None,
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 

@@ -48,7 +48,15 @@ class Metrics:
         with self._lock:
             return self._invocations.get((function, outcome), 0)
 
-    def render(self, *, chronicle_failures: int, chronicle_pending: int, in_flight: int) -> str:
+    def render(
+        self,
+        *,
+        chronicle_failures: int,
+        chronicle_pending: int,
+        in_flight: int,
+        outbox_depth: int | None = None,
+        sink_failures: int | None = None,
+    ) -> str:
         lines: list[str] = []
         with self._lock:
             lines += _header("govfn_invocations_total", "counter", "Invocations by outcome.")
@@ -75,6 +83,15 @@ class Metrics:
         lines.append(f"govfn_chronicle_pending_records {chronicle_pending}")
         lines += _header("govfn_in_flight", "gauge", "Invocations running in this worker.")
         lines.append(f"govfn_in_flight {in_flight}")
+        if outbox_depth is not None:  # only with K_SINK
+            lines += _header(
+                "govfn_chronicle_outbox_depth", "gauge", "Records waiting for the K_SINK sink."
+            )
+            lines.append(f"govfn_chronicle_outbox_depth {outbox_depth}")
+            lines += _header(
+                "govfn_chronicle_sink_failures_total", "counter", "Sends the sink refused."
+            )
+            lines.append(f"govfn_chronicle_sink_failures_total {sink_failures or 0}")
         return "\n".join(lines) + "\n"
 
 
