@@ -1,0 +1,65 @@
+"""The worker lifecycle hooks `govfn serve` gives gunicorn: drain on SIGTERM, flush on exit."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from govfn import FunctionRegistry, FunctionRuntime, governed_function
+from govfn.chronicle import MemoryChronicle, Record
+from govfn.http import HttpConfig, create_app
+
+
+class DownThenUp(MemoryChronicle):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def emit_record(self, record: Record) -> str:
+        if self.down:
+            raise ConnectionError("down")
+        return await super().emit_record(record)
+
+
+@pytest.fixture
+def restore_sigterm() -> Iterator[list[Any]]:
+    calls: list[Any] = []
+    original = signal.signal(signal.SIGTERM, lambda signum, frame: calls.append(signum))
+    yield calls
+    signal.signal(signal.SIGTERM, original)
+
+
+def test_sigterm_turns_readiness_false_then_chains(restore_sigterm: list[Any]) -> None:
+    registry = FunctionRegistry()
+    governed_function("f", trigger_events=["T"], registry=registry)(lambda e, c: e)
+    app = create_app(runtime=FunctionRuntime(registry, MemoryChronicle()), config=HttpConfig())
+    try:
+        client = app.test_client()
+        assert client.get("/health/readiness").status_code == 200
+        app.worker_started()
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)  # what the kernel's SIGTERM would run
+        answer = client.get("/health/readiness")
+        assert answer.status_code == 503 and answer.get_json()["draining"] is True
+        assert restore_sigterm == [signal.SIGTERM]  # gunicorn's own handler still runs
+    finally:
+        app.loop.stop()
+
+
+def test_exit_hands_kept_records_over(tmp_path: Path) -> None:
+    registry = FunctionRegistry()
+    governed_function("f", trigger_events=["T"], registry=registry)(lambda e, c: e)
+    chronicle = DownThenUp()
+    runtime = FunctionRuntime(registry, chronicle, spool_dir=str(tmp_path))
+    app = create_app(runtime=runtime, config=HttpConfig())
+    app.loop.run(runtime.invoke("f", {"a": 1}))
+    assert runtime.backstop is not None and runtime.backstop.pending == 2
+    chronicle.down = False
+    app.worker_stopping(drain_timeout_s=5)
+    assert runtime.backstop.pending == 0 and len(chronicle.records) == 2
+    assert not app.loop.started
