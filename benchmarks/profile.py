@@ -96,7 +96,7 @@ def summarise(collapsed: Path, rate: int, requests: int, top: int) -> dict[str, 
     }
 
 
-def profile(spec: ServerSpec, duration_s: int, rate: int, out: Path) -> int:
+def profile(spec: ServerSpec, duration_s: int, rate: int, out: Path, gil: bool = True) -> int:
     """Load `spec` with wrk while py-spy records it; returns the requests answered."""
     py_spy = shutil.which("py-spy") or str(REPO / ".venv" / "bin" / "py-spy")
     script = event.write_wrk_script(BENCH_DIR / "cloudevent.lua")
@@ -107,7 +107,8 @@ def profile(spec: ServerSpec, duration_s: int, rate: int, out: Path) -> int:
         server.wait_until_answering()
         run_wrk(script, server.port, spec.path, 3)  # warm-up, unsampled
         assert server.process is not None
-        record = ["record", "--pid", str(server.process.pid), "--subprocesses", "--gil"]
+        record = ["record", "--pid", str(server.process.pid), "--subprocesses"]
+        record += ["--gil"] if gil else []
         record += ["--function", "--rate", str(rate), "--duration", str(duration_s + 2)]
         recorder = subprocess.Popen(
             [py_spy, *record, "--format", "raw", "--output", str(out)],
@@ -134,19 +135,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--rate", type=int, default=400, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="sample every running thread, not only the GIL holder: shows time spent "
+        "outside the GIL too (SQLite commits, socket I/O) but counts threads waiting for it",
+    )
     args = parser.parse_args(argv)
 
     for spec in select(args.only, all_servers()):
         slug = re.sub(r"[^a-z0-9]+", "-", spec.name.lower()).strip("-")
+        slug += "-all-threads" if args.all_threads else ""
         collapsed = BENCH_DIR / "results" / f"profile-{slug}.txt"
         collapsed.parent.mkdir(parents=True, exist_ok=True)
-        requests = profile(spec, args.duration, args.rate, collapsed)
+        requests = profile(spec, args.duration, args.rate, collapsed, gil=not args.all_threads)
         summary = summarise(collapsed, args.rate, requests, args.top)
         results.save(f"profile-{slug}", {"server": spec.name, "rate": args.rate, **summary})
+        what = "running-thread" if args.all_threads else "GIL-held"
         print(
-            f"\n{spec.name}: {summary['samples']} GIL-held samples at {args.rate}/s, "
-            f"{requests} requests -> {summary['cpu_us_per_request']:.0f} µs of GIL time per "
-            f"request (collapsed stacks: {collapsed.relative_to(REPO)})"
+            f"\n{spec.name}: {summary['samples']} {what} samples at {args.rate}/s, "
+            f"{requests} requests -> {summary['cpu_us_per_request']:.0f} µs of {what} time "
+            f"per request (collapsed stacks: {collapsed.relative_to(REPO)})"
         )
         for title, key in (
             ("packages, inclusive", "inclusive_packages"),

@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import argparse
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from benchmarks import results
 
 HEADING = "## Performance"
+WIDTH = 100
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(text, WIDTH, break_on_hyphens=False, break_long_words=False)
+
+
 FUNC_PYTHON = "func-python"
 
 
@@ -116,7 +124,6 @@ def http_table(doc: dict[str, Any] | None) -> str:
         return "_No HTTP results yet: run `python -m benchmarks.http`._"
     summary = http_summary(doc)
     cold = _coldstart_summary()
-    raw1 = next((c for n, c in cold.items() if c.get("kind") == "raw" and "1x8" in n), None)
     fp = next((c for c in cold.values() if c.get("kind") == FUNC_PYTHON), None)
     lines = [
         "| server | layout | req/s | p50 ms | p99 ms | req/s vs raw | req/s vs func-python "
@@ -137,7 +144,6 @@ def http_table(doc: dict[str, Any] | None) -> str:
             f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {errors} "
             f"| {_num(cold_ms, ',.0f')} | {_num(cold_vs_fp, '.2f', 'x')} |"
         )
-    del raw1
     return "\n".join(lines)
 
 
@@ -155,16 +161,31 @@ def invoke_lines() -> list[str]:
     if not doc:
         return []
     lines = [
-        f"In-process `FunctionRuntime.invoke()` of a no-op function ({doc['calls']:,} calls, "
-        f"median of {doc['repeats']}): **{doc['ledger_on_us']:.1f} µs** per call with the "
-        f"SQLite ledger on (synchronous={doc['ledger_sync']}), {doc['ledger_off_us']:.1f} µs "
-        "with it off. Parts of one call:",
+        _paragraph(
+            f"In-process `FunctionRuntime.invoke()` of a no-op function ({doc['calls']:,} "
+            f"calls, median of {doc['repeats']}): **{doc['ledger_on_us']:.1f} µs** per call "
+            f"with the SQLite ledger on (synchronous={doc['ledger_sync']}), "
+            f"{doc['ledger_off_us']:.1f} µs with it off. Parts of one call:"
+        ),
         "",
         "| part | µs |",
         "|---|--:|",
     ]
     lines += [f"| {part} | {us:.1f} |" for part, us in doc["parts_us"].items()]
     return lines
+
+
+def manifests_lines() -> list[str]:
+    doc = results.load("manifests")
+    if not doc:
+        return []
+    return [
+        _paragraph(
+            f"`govfn manifests` for {doc['functions']:,} functions ({doc['objects']:,} "
+            f"objects): render and validate {doc['render_validate_ms']:,.0f} ms, with YAML "
+            f"{doc['render_validate_yaml_ms']:,.0f} ms ({doc['dumper']})."
+        ),
+    ]
 
 
 def markdown() -> str:
@@ -175,19 +196,36 @@ def markdown() -> str:
     out = [
         HEADING,
         "",
-        f"Measured {stamp['date']} on {m['cores']} cores ({m.get('cpu', '?')}), "
-        f"Python {m.get('python', '?')}, by `make bench` (code in `benchmarks/`).",
+        _paragraph(
+            f"Measured {stamp['date']} on {m['cores']} cores ({m.get('cpu', '?')}), "
+            f"Python {m.get('python', '?')}, by `make bench` (code in `benchmarks/`)."
+        ),
         "",
     ]
     if http_doc:
         settings = http_doc["settings"]
+        loads = [
+            m["load_average_1m_before"]
+            for doc_round in http_doc["rounds"]
+            for m in doc_round.values()
+            if "load_average_1m_before" in m
+        ]
+        load_note = (
+            f" The 1-minute load average before each run ranged {min(loads):.1f}-"
+            f"{max(loads):.1f} (the client, wrk, shares the {m['cores']} cores with the server)."
+            if loads
+            else ""
+        )
         out += [
-            f"HTTP: wrk `{settings['wrk']}` (after {settings['warmup_s']} s warm-up), "
-            f"{settings['event']}, loopback, {settings['rounds']} rounds with a fresh server "
-            "each; medians over rounds; ratios computed within each round. govfn runs "
-            f"`govfn serve --function echo` with the {settings['govfn_chronicle']}. "
-            "Errors are non-2xx responses / socket errors summed over rounds. Cold start: "
-            "spawn to the first 2xx answer to the CloudEvent, median of 5.",
+            _paragraph(
+                f"HTTP: wrk `{settings['wrk']}` (after {settings['warmup_s']} s warm-up), "
+                f"{settings['event']}, loopback, {settings['rounds']} rounds with a fresh "
+                "server each; medians over rounds; ratios computed within each round; "
+                '"vs raw" compares with the raw WSGI app at the same gunicorn layout. govfn '
+                f"runs `govfn serve --function echo` with the {settings['govfn_chronicle']}. "
+                "Errors are non-2xx responses / socket errors summed over rounds. Cold start: "
+                "spawn to the first 2xx answer to the CloudEvent, median of 5." + load_note
+            ),
             "",
             http_table(http_doc),
             "",
@@ -196,6 +234,9 @@ def markdown() -> str:
         if vs:
             out += ["govfn against each peer (medians of within-round ratios):", "", vs, ""]
     out += invoke_lines()
+    manifests = manifests_lines()
+    if manifests:
+        out += ["", *manifests]
     return "\n".join(out).rstrip() + "\n"
 
 
