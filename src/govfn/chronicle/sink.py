@@ -79,6 +79,7 @@ class SinkSender:
         self._delay = self.first_delay_s
         self._warned_depth = 0
         self._pid = 0
+        self._db_lock = threading.Lock()  # the sender thread and /metrics share the connection
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -113,7 +114,9 @@ class SinkSender:
 
     def depth(self) -> int:
         try:
-            return int(self._db().execute("SELECT count(*) FROM outbox").fetchall()[0][0])
+            with self._db_lock:
+                rows = self._db().execute("SELECT count(*) FROM outbox").fetchall()
+            return int(rows[0][0])
         except sqlite3.Error:
             return -1
 
@@ -146,13 +149,18 @@ class SinkSender:
                 self._release(seq, rows)
                 self._warn_depth()
                 return "failed"
-            self._db().execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            with self._db_lock:
+                self._db().execute("DELETE FROM outbox WHERE seq = ?", (seq,))
             self.sent += 1
         self._delay = self.first_delay_s
         return "sent"
 
     def _claim(self) -> list[tuple[int, str, str, bytes]]:
         now = time.time()
+        with self._db_lock:
+            return self._claim_locked(now)
+
+    def _claim_locked(self, now: float) -> list[tuple[int, str, str, bytes]]:
         conn = self._db()
         claimed = conn.execute(
             "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1 WHERE seq IN "
@@ -171,10 +179,11 @@ class SinkSender:
         """Unclaim the failed record and the rest of its batch, due after the backoff."""
         pending = [seq for seq, *_ in rows if seq >= failed_seq]
         marks = ",".join("?" * len(pending))
-        self._db().execute(
-            f"UPDATE outbox SET claimed_until = ? WHERE seq IN ({marks})",
-            [time.time() + self._delay, *pending],
-        )
+        with self._db_lock:
+            self._db().execute(
+                f"UPDATE outbox SET claimed_until = ? WHERE seq IN ({marks})",
+                [time.time() + self._delay, *pending],
+            )
 
     def _warn_depth(self) -> None:
         depth = self.depth()
