@@ -209,6 +209,8 @@ class FunctionRuntime:
             result.reply_type = plugin.reply_type
             result.reply_is_event = plugin.reply_is_event
         if result.success:
+            if result.data is event and result._output_cid is None:
+                result._output_cid = input_cid  # returned its input: same content, same CID
             try:
                 result.output_cid()
             except ValueError as exc:
