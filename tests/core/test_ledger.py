@@ -218,3 +218,18 @@ def test_kill_9_mid_write_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
         assert report.ok, report
         payloads = [json.loads(r.canonical)["i"] for r in ledger.records()]
     assert payloads == list(range(count))  # every committed record kept, in order
+
+
+def test_wal_checkpoints_run_off_the_writers_path(ledger: Ledger) -> None:
+    for record in make(50):
+        ledger.append([record])
+    deadline = time.monotonic() + 10
+    while ledger.checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ledger.checkpointer.checkpoints >= 1
+    auto = ledger._connection().execute("PRAGMA wal_autocheckpoint").fetchall()
+    assert auto == [(0,)]  # writers never checkpoint themselves
+    ledger.close()
+    assert ledger.checkpointer._thread is None
+    with Ledger(ledger.path) as reopened:
+        assert len(reopened) == 50

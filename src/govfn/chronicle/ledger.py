@@ -35,6 +35,7 @@ from pathlib import Path
 from govfn.chronicle import merkle
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
+from govfn.chronicle.wal import BackgroundCheckpointer
 from govfn.sqlite import open_shared
 
 GENESIS = b"\x00" * 32
@@ -133,6 +134,7 @@ class Ledger:
         self.path = Path(path)
         self.sync = sync
         self.outbox = outbox
+        self.checkpointer = BackgroundCheckpointer(self.path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -150,6 +152,7 @@ class Ledger:
                     synchronous=self.sync.upper(),
                 )
                 conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # see BackgroundCheckpointer
             except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
@@ -162,6 +165,7 @@ class Ledger:
         return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
 
     def close(self) -> None:
+        self.checkpointer.stop()
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
@@ -187,12 +191,14 @@ class Ledger:
                     records = [r for r in records if r.cid not in stored]
                 if len(records) == 1:
                     self._insert(conn, records[0])
+                    self.checkpointer.poke()
                     return
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for record in records:
                         self._insert(conn, record)
                     conn.execute("COMMIT")
+                    self.checkpointer.poke()
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
