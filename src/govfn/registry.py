@@ -12,7 +12,6 @@ import inspect
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
@@ -176,6 +175,8 @@ def load_functions(
             for plugin in plugins_in(module):
                 registry.register(plugin)
         if include_entry_points:
+            from importlib.metadata import entry_points  # ~20 ms: only when asked for
+
             for entry in entry_points(group=ENTRY_POINT_GROUP):
                 try:
                     value = entry.load()

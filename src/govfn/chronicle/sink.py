@@ -14,7 +14,6 @@ record claimed by a process that died is posted by another once its lease ends.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import os
@@ -24,7 +23,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
+
+if TYPE_CHECKING:
+    import http.client
 
 log = logging.getLogger("govfn.chronicle.sink")
 
@@ -201,6 +204,7 @@ class SinkSender:
         return self._conn
 
     def _post(self, cid: str, record_type: str, body: bytes) -> bool:
+        import http.client  # only processes with K_SINK pay for it
         payload = json.loads(body)
         headers = {
             "ce-specversion": "1.0",
@@ -231,6 +235,8 @@ class SinkSender:
         return False
 
     def _connection(self) -> http.client.HTTPConnection:
+        import http.client
+
         if self._http is None:
             host, port = self._parts.hostname or "", self._parts.port
             if self._parts.scheme == "https":
