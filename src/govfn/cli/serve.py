@@ -1,8 +1,10 @@
-"""`govfn serve`: the receivers and the management API on gunicorn (gthread workers).
+"""`govfn serve`: the receivers and the management API on gunicorn.
 
 The app is built once in the arbiter (functions imported, registry frozen) and the
-workers fork from it; each worker opens its own ledger connection and starts its own
-event loop on first use.
+workers fork from it; each worker opens its own ledger connection. With govfn's worker
+(the default) each worker serves HTTP on one event loop, where functions run; with
+`--worker-class gthread` each worker serves WSGI from a thread pool and starts an event
+loop thread on first use.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from govfn.http.invocation_log import configure_logging
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.settings import Settings
 
-# Header limits: gunicorn refuses longer request lines / headers with 4xx itself.
+WORKER_CLASSES = {"govfn": "govfn.http.worker.GovfnWorker", "gthread": "gthread"}
+
+# Header limits: gunicorn refuses longer request lines / headers with 4xx itself, and so
+# does govfn's worker (govfn.http.wire holds the same figures).
 HEADER_LIMITS = {
     "limit_request_line": 8190,
     "limit_request_fields": 100,
@@ -65,7 +70,31 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     help="Port to bind (env PORT, which Knative sets).",
 )
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
-@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 256),
+    default=8,
+    show_default=True,
+    help="Threads per worker: for the management API with the govfn worker, for every "
+    "request with gthread.",
+)
+@click.option(
+    "--worker-class",
+    type=click.Choice(sorted(WORKER_CLASSES)),
+    default="govfn",
+    show_default=True,
+    help="govfn: one event loop per worker serves HTTP and runs functions; "
+    "gthread: gunicorn's threaded WSGI worker.",
+)
+@click.option(
+    "--keep-alive",
+    "keep_alive",
+    type=click.IntRange(1, 3600),
+    default=5,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a connection idle for this long.",
+)
 @click.option(
     "--max-body",
     type=click.IntRange(1),
@@ -88,6 +117,8 @@ def serve(
     port: int,
     workers: int,
     threads: int,
+    worker_class: str,
+    keep_alive: int,
     max_body: int | None,
     max_in_flight: int | None,
     dev: bool,
@@ -110,26 +141,27 @@ def serve(
     mode = f"function {config.function_id}" if config.function_id else "all functions"
     click.echo(
         f"govfn: serving {mode} ({len(app.registry)}) on http://{host}:{port} "
-        f"[{workers} worker(s) x {threads} threads{', dev' if config.dev else ''}]",
+        f"[{workers} {worker_class} worker(s) x {threads} threads{', dev' if config.dev else ''}]",
         err=True,
     )
     options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "workers": workers,
         "threads": threads,
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASSES[worker_class],
         "preload_app": True,
         "proc_name": "govfn",
         "timeout": 120,
         "graceful_timeout": 30,
-        "keepalive": 5,
+        "keepalive": keep_alive,
         "accesslog": None,
         "errorlog": "-",
         "control_socket_disable": True,
         "loglevel": "info" if config.dev else "warning",
-        "post_worker_init": lambda worker: app.worker_started(),
-        "worker_exit": lambda arbiter, worker: app.worker_stopping(),
         **HEADER_LIMITS,
     }
+    if worker_class == "gthread":  # govfn's worker starts and stops the app itself
+        options["post_worker_init"] = lambda worker: app.worker_started()
+        options["worker_exit"] = lambda arbiter, worker: app.worker_stopping()
     GunicornServer(app, options).run()
     sys.exit(0)

@@ -38,6 +38,9 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _EVENTS_PREFIX = "/functions/"
 _EVENTS_SUFFIX = "/events"
+_HEALTH_PATHS = frozenset({"/health", "/health/", "/health/liveness", "/health/readiness"})
+
+RECEIVER, HEALTH, MANAGEMENT = "receiver", "health", "management"
 
 
 class GovfnApp:
@@ -67,15 +70,12 @@ class GovfnApp:
         self._management_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO") or "/"
-        if path == "/" and environ.get("REQUEST_METHOD") == "POST":
-            return self.receivers(environ, start_response, self.config.function_id)
-        if path.startswith(_EVENTS_PREFIX) and path.endswith(_EVENTS_SUFFIX):
-            function_id = path[len(_EVENTS_PREFIX) : -len(_EVENTS_SUFFIX)]
-            if function_id and "/" not in function_id:
-                return self.receivers(environ, start_response, function_id)
-        if path.startswith("/health") and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            answer = self.health(path)
+        method = environ.get("REQUEST_METHOD") or ""
+        route, function_id = self.route(method, environ.get("PATH_INFO") or "/")
+        if route == RECEIVER:
+            return self.receivers(environ, start_response, function_id)
+        if route == HEALTH:
+            answer = self.health(environ.get("PATH_INFO") or "/")
             if answer is not None:
                 status, body = answer
                 start_response(
@@ -84,6 +84,19 @@ class GovfnApp:
                 )
                 return [body]
         return self.management(environ, start_response)
+
+    def route(self, method: str, path: str) -> tuple[str, str | None]:
+        """Which path serves a request: (RECEIVER, function id or None), (HEALTH, None)
+        or (MANAGEMENT, None). Receivers and health never touch Flask."""
+        if path == "/" and method == "POST":
+            return RECEIVER, self.config.function_id
+        if path.startswith(_EVENTS_PREFIX) and path.endswith(_EVENTS_SUFFIX):
+            function_id = path[len(_EVENTS_PREFIX) : -len(_EVENTS_SUFFIX)]
+            if function_id and "/" not in function_id:
+                return RECEIVER, function_id
+        if path in _HEALTH_PATHS and method in ("GET", "HEAD"):
+            return HEALTH, None
+        return MANAGEMENT, None
 
     def health(self, path: str) -> tuple[int, bytes] | None:
         state = self.state
@@ -103,8 +116,13 @@ class GovfnApp:
 
     # -- worker lifecycle (gunicorn hooks in govfn.cli.serve) --------------------------
 
-    def worker_started(self) -> None:
-        """In a new worker: readiness turns false as soon as SIGTERM arrives."""
+    def worker_started(self, *, drain_on_sigterm: bool = True) -> None:
+        """In a new worker: start the sink sender; with `drain_on_sigterm`, readiness turns
+        false as soon as SIGTERM arrives (govfn's worker drains through its own handler)."""
+        if self.sink is not None:
+            self.sink.start()
+        if not drain_on_sigterm:
+            return
         previous = signal.getsignal(signal.SIGTERM)
 
         def drain(signum: int, frame: FrameType | None) -> None:
@@ -113,8 +131,6 @@ class GovfnApp:
                 previous(signum, frame)
 
         signal.signal(signal.SIGTERM, drain)
-        if self.sink is not None:
-            self.sink.start()
 
     def worker_stopping(self, drain_timeout_s: float = 5.0) -> None:
         """In an exiting worker, after in-flight requests finished: hand kept Chronicle

@@ -1,12 +1,16 @@
-"""The CloudEvents receivers: a thin WSGI path, no web framework on the way.
+"""The CloudEvents receivers: an async core, no web framework on the way.
 
     POST /functions/<id>/events   that function's receiver
     POST /                        single-function mode: that function's receiver;
                                   otherwise routed by `type` (several matches: all run, 202)
 
-Order of refusals: method (405), draining (503), overload (429), unknown function (404),
+`Receivers.respond()` runs on the event loop of govfn's own worker; `Receivers.__call__`
+is the WSGI path (a request thread hands the same coroutine to the loop thread).
+
+Order of refusals: method (405), draining (503), unknown function (404), overload (429),
 size (413), media type (415), malformed event (400), unhandled type or missing GSAP
 context (400). Every check happens before any function runs, batch elements included.
+(govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
@@ -37,7 +42,28 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 _SEVERITY = {"error": 6, "timeout": 5, "in_progress": 4, "unknown_function": 3}
 
 
+@dataclass(frozen=True, slots=True)
+class EventRequest:
+    """What a receiver reads from a request's head, whichever server parsed it."""
+
+    method: str
+    content_type: str
+    ce_headers: dict[str, str]  # lower-case text after `ce-` -> raw (Latin-1) value
+    traceparent: str | None
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, Any]) -> EventRequest:
+        return cls(
+            environ.get("REQUEST_METHOD") or "",
+            environ.get("CONTENT_TYPE") or "",
+            ce_headers(environ),
+            environ.get("HTTP_TRACEPARENT") or None,
+        )
+
+
 class Receivers:
+    """The receivers' logic: `respond()` on an event loop, `__call__` as a WSGI path."""
+
     def __init__(
         self,
         runtime: FunctionRuntime,
@@ -56,49 +82,80 @@ class Receivers:
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, function_id: str | None
     ) -> Iterable[bytes]:
+        """The WSGI path: the request thread waits while the loop thread invokes."""
+        request = EventRequest.from_environ(environ)
         try:
-            status, headers, body = self.answer(environ, function_id)
+            plugin = self.admit(request.method, function_id)
+            self.enter()
+            try:
+                body = read_body(environ, self.config.max_body_bytes)
+                status, headers, payload = self.loop.run(self.answer(request, body, plugin))
+            finally:
+                self.state.leave()
         except HttpProblem as problem:
-            self.metrics.rejected(problem.status)
-            status, headers, body = problem.status, problem.headers(), problem.to_bytes()
+            status, headers, payload = self.refused(problem)
         except Exception:
-            log.exception("receiver failed")
-            internal = HttpProblem(500, "internal error; see the server log")
-            status, headers, body = 500, internal.headers(), internal.to_bytes()
-        headers.append(("Content-Length", str(len(body))))
-        start_response(f"{status} {reason(status) if status >= 400 else _OK[status]}", headers)
-        return [body]
+            status, headers, payload = self.internal_error()
+        headers.append(("Content-Length", str(len(payload))))
+        start_response(status_line(status), headers)
+        return [payload]
 
-    def answer(self, environ: dict[str, Any], function_id: str | None) -> Answer:
-        if environ.get("REQUEST_METHOD") != "POST":
+    async def respond(self, request: EventRequest, body: bytes, function_id: str | None) -> Answer:
+        """The answer to one receiver request whose body is read; never raises."""
+        try:
+            plugin = self.admit(request.method, function_id)
+            self.enter()
+            try:
+                return await self.answer(request, body, plugin)
+            finally:
+                self.state.leave()
+        except HttpProblem as problem:
+            return self.refused(problem)
+        except Exception:
+            return self.internal_error()
+
+    def admit(self, method: str, function_id: str | None) -> FunctionPlugin | None:
+        """Refusals that need neither the body nor a slot: 405, 503, 404."""
+        if method != "POST":
             raise HttpProblem(405, "receivers accept POST only", extra_headers=[("Allow", "POST")])
         if self.state.draining:
             raise HttpProblem(
                 503, "shutting down; retry later", retry_after=self.config.retry_after_s
             )
+        if function_id is None:
+            return None
+        plugin = self.registry.get(function_id)
+        if plugin is None:
+            raise HttpProblem(404, f"unknown function {function_id!r}", function_id=function_id)
+        return plugin
+
+    def enter(self) -> None:
+        """Take an in-flight slot (429 when none is free); `state.leave()` gives it back."""
         if not self.state.try_enter():
             raise HttpProblem(
                 429,
                 f"more than {self.state.max_in_flight} invocations in flight; retry later",
                 retry_after=self.config.retry_after_s,
             )
-        try:
-            return self._answer(environ, function_id)
-        finally:
-            self.state.leave()
 
-    def _answer(self, environ: dict[str, Any], function_id: str | None) -> Answer:
-        plugin = None
-        if function_id is not None:
-            plugin = self.registry.get(function_id)
-            if plugin is None:
-                raise HttpProblem(404, f"unknown function {function_id!r}", function_id=function_id)
-        body = read_body(environ, self.config.max_body_bytes)
-        content_type = environ.get("CONTENT_TYPE") or ""
-        events = parse_request(content_type, ce_headers(environ), body)
-        traceparent = environ.get("HTTP_TRACEPARENT") or None
+    def refused(self, problem: HttpProblem) -> Answer:
+        self.metrics.rejected(problem.status)
+        return problem.status, problem.headers(), problem.to_bytes()
+
+    def internal_error(self) -> Answer:
+        log.exception("receiver failed")
+        internal = HttpProblem(500, "internal error; see the server log")
+        return 500, internal.headers(), internal.to_bytes()
+
+    async def answer(
+        self, request: EventRequest, body: bytes, plugin: FunctionPlugin | None
+    ) -> Answer:
+        """Validate, invoke, reply. Raises HttpProblem for what it refuses."""
+        content_type = request.content_type
+        events = parse_request(content_type, request.ce_headers, body)
+        traceparent = request.traceparent
         work = [(event, target) for event in events for target in self._targets(event, plugin)]
-        results = self._run(work, traceparent) if work else []
+        results = await self._run(work, traceparent) if work else []
         worst = _worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
@@ -120,17 +177,15 @@ class Receivers:
             return 200, headers, payload
         return 202, [], b""
 
-    def _run(
+    async def _run(
         self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
     ) -> list[FunctionResult]:
+        limit = self.config.request_timeout_s
         try:
-            return self.loop.run(
-                self._invoke_all(work, traceparent), timeout=self.config.request_timeout_s
-            )
+            async with asyncio.timeout(limit):
+                return await self._invoke_all(work, traceparent)
         except TimeoutError:
-            raise HttpProblem(
-                504, f"no answer within {self.config.request_timeout_s:g}s; cancelled"
-            ) from None
+            raise HttpProblem(504, f"no answer within {limit:g}s; cancelled") from None
 
     def _targets(self, event: IncomingEvent, plugin: FunctionPlugin | None) -> list[FunctionPlugin]:
         """The functions `event` goes to; refuses what no function may run."""
@@ -181,6 +236,11 @@ class Receivers:
 
 
 _OK = {200: "OK", 202: "Accepted", 204: "No Content"}
+
+
+def status_line(status: int) -> str:
+    """`200 OK`, `404 Not Found`: a WSGI status from a receiver's status code."""
+    return f"{status} {reason(status) if status >= 400 else _OK[status]}"
 
 
 def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext:

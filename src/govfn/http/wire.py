@@ -1,0 +1,291 @@
+"""HTTP/1.1 on the wire (RFC 9112): request heads, chunked bodies, response heads.
+
+Pure functions and a small decoder over bytes, no I/O; `govfn.http.connection` drives them.
+Anything malformed is a `WireError` carrying the 4xx to answer, never another exception:
+a request line over the limit is 414, too many or too long header fields 431, everything
+else 400. Header values are Latin-1 text, as WSGI has them.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+
+# The same limits gunicorn applies (govfn.cli.serve.HEADER_LIMITS).
+MAX_REQUEST_LINE = 8190
+MAX_HEADER_FIELDS = 100
+MAX_FIELD_SIZE = 8190
+MAX_CHUNK_LINE = 1024
+
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_METHOD = re.compile(_TOKEN)
+_FIELD = re.compile(rf"({_TOKEN}):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
+_TARGET = re.compile(r"[\x21-\x7e]+")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    417: "Expectation Failed",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class WireError(Exception):
+    """A request that cannot be read: answer `status` and close the connection."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: str
+    target: str  # as sent (RAW_URI)
+    path: str  # percent-decoded, as Latin-1 text (PATH_INFO)
+    query: str
+    version: str  # "HTTP/1.1" or "HTTP/1.0"
+    headers: list[tuple[str, str]]  # lower-case name, value; in order, repeats kept
+    content_length: int | None
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+
+    def header(self, name: str) -> str | None:
+        """The value of `name` (lower case); repeated fields joined with ", "."""
+        values = [value for key, value in self.headers if key == name]
+        return ", ".join(values) if values else None
+
+
+def parse_head(head: bytes) -> RequestHead:
+    """The request line and header fields before the empty line (`head` excludes it)."""
+    text = head.decode("latin-1")
+    lines = text.split("\r\n")
+    request_line = lines[0]
+    if len(request_line) > MAX_REQUEST_LINE:
+        raise WireError(414, "request line too long")
+    if len(lines) - 1 > MAX_HEADER_FIELDS:
+        raise WireError(431, f"more than {MAX_HEADER_FIELDS} header fields")
+    parts = request_line.split(" ")
+    if len(parts) != 3:
+        raise WireError(400, "malformed request line")
+    method, target, version = parts
+    if not _METHOD.fullmatch(method):
+        raise WireError(400, "malformed method")
+    if version != "HTTP/1.1" and version != "HTTP/1.0":
+        raise WireError(400, "unsupported HTTP version")
+    path, query = split_target(method, target)
+
+    headers: list[tuple[str, str]] = []
+    content_length: int | None = None
+    transfer_encoding: str | None = None
+    connection = ""
+    expect: str | None = None
+    for line in lines[1:]:
+        if len(line) > MAX_FIELD_SIZE:
+            raise WireError(431, "header field too long")
+        match = _FIELD.fullmatch(line)
+        if match is None:
+            raise WireError(400, "malformed header field")
+        name = match.group(1).lower()
+        value = match.group(2)
+        headers.append((name, value))
+        if name == "content-length":
+            if not value.isdigit() or not value.isascii() or len(value) > 18:
+                raise WireError(400, "Content-Length is not a number")
+            length = int(value)
+            if content_length is not None and content_length != length:
+                raise WireError(400, "conflicting Content-Length fields")
+            content_length = length
+        elif name == "transfer-encoding":
+            transfer_encoding = (
+                value if transfer_encoding is None else f"{transfer_encoding}, {value}"
+            )
+        elif name == "connection":
+            connection = f"{connection},{value.lower()}"
+        elif name == "expect":
+            expect = value.lower()
+
+    chunked = False
+    if transfer_encoding is not None:
+        if content_length is not None:
+            raise WireError(400, "both Transfer-Encoding and Content-Length")
+        if transfer_encoding.strip().lower() != "chunked" or version == "HTTP/1.0":
+            raise WireError(400, f"unsupported transfer coding {transfer_encoding!r}")
+        chunked = True
+    tokens = {token.strip() for token in connection.split(",")}
+    keep_alive = version == "HTTP/1.1" and "close" not in tokens
+    if expect is not None and expect != "100-continue":
+        raise WireError(417, f"cannot meet the expectation {expect!r}")
+    expect_continue = expect is not None and version == "HTTP/1.1"
+    return RequestHead(
+        method,
+        target,
+        path,
+        query,
+        version,
+        headers,
+        content_length,
+        chunked,
+        keep_alive,
+        expect_continue,
+    )
+
+
+def split_target(method: str, target: str) -> tuple[str, str]:
+    """(PATH_INFO, QUERY_STRING) of a request target in origin, absolute or asterisk form."""
+    if not _TARGET.fullmatch(target):
+        raise WireError(400, "malformed request target")
+    if target[0] != "/":
+        if target == "*" and method == "OPTIONS":
+            return "*", ""
+        scheme, sep, rest = target.partition("://")
+        if not sep or scheme.lower() not in ("http", "https"):
+            raise WireError(400, "malformed request target")
+        slash = rest.find("/")
+        target = rest[slash:] if slash >= 0 else "/"
+    target = target.partition("#")[0]
+    path, _, query = target.partition("?")
+    if "%" in path:
+        path = percent_decode(path)
+    return path, query
+
+
+def percent_decode(path: str) -> str:
+    head, *parts = path.encode("latin-1").split(b"%")
+    out = bytearray(head)
+    for part in parts:
+        if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
+            raise WireError(400, "malformed percent-encoding in the request target")
+        out.append(int(part[:2], 16))
+        out += part[2:]
+    return out.decode("latin-1")
+
+
+class ChunkedBody:
+    """Decodes a chunked body fed in pieces; `feed()` returns the bytes it did not use once
+    the last chunk and the trailer section are read, None while it wants more."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.body = bytearray()
+        self._pending = b""
+        self._need = -1  # bytes of chunk data still to read; -1: a size line comes next
+        self._trailers = -1  # trailer lines read; -1: not in the trailer section yet
+
+    def feed(self, data: bytes) -> bytes | None:
+        buffer = self._pending + data if self._pending else data
+        position = 0
+        while True:
+            if self._need > 0:
+                take = min(self._need, len(buffer) - position)
+                self.body += buffer[position : position + take]
+                position += take
+                self._need -= take
+                if self._need:
+                    self._pending = b""
+                    return None
+                self._need = -2  # the CRLF after the data
+            end = buffer.find(b"\r\n", position)
+            if end < 0:
+                if len(buffer) - position > MAX_CHUNK_LINE:
+                    raise WireError(400, "chunk line too long")
+                self._pending = buffer[position:]
+                return None
+            line = buffer[position:end]
+            position = end + 2
+            if self._need == -2:
+                if line:
+                    raise WireError(400, "chunk data longer than its size")
+                self._need = -1
+            elif self._trailers >= 0:
+                if not line:
+                    self._pending = b""
+                    return buffer[position:]
+                self._trailers += 1
+                if self._trailers > MAX_HEADER_FIELDS or len(line) > MAX_FIELD_SIZE:
+                    raise WireError(431, "trailer section too large")
+            else:
+                size = chunk_size(line)
+                if len(self.body) + size > self.limit:
+                    raise BodyTooLarge(self.limit)
+                if size == 0:
+                    self._trailers = 0
+                else:
+                    self._need = size
+
+
+def chunk_size(line: bytes) -> int:
+    digits = line.split(b";", 1)[0].rstrip(b" \t")
+    if not digits or len(digits) > 15 or not all(byte in _HEX for byte in digits):
+        raise WireError(400, "malformed chunk size")
+    return int(digits, 16)
+
+
+class BodyTooLarge(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"body is over the {limit}-byte limit")
+        self.limit = limit
+
+
+# -- responses --------------------------------------------------------------------------
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_date_second = 0
+_date_line = b""
+
+
+def date_line() -> bytes:
+    """`Date: ...\\r\\n` (RFC 9110 IMF-fixdate), formatted once a second."""
+    global _date_second, _date_line
+    now = int(time.time())
+    if now != _date_second:
+        t = time.gmtime(now)
+        text = (
+            f"Date: {_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT\r\n"
+        )
+        _date_second, _date_line = now, text.encode("ascii")
+    return _date_line
+
+
+def response_head(
+    status: str, headers: list[tuple[str, str]], content_length: int, keep_alive: bool
+) -> bytes:
+    """Status line and header section; Content-Length and Connection are set here."""
+    lines = [f"HTTP/1.1 {status}\r\n"]
+    for name, value in headers:
+        lower = name.lower()
+        if lower in ("content-length", "connection", "transfer-encoding", "date"):
+            continue
+        lines.append(f"{name}: {value}\r\n")
+    lines.append(f"Content-Length: {content_length}\r\n")
+    if not keep_alive:
+        lines.append("Connection: close\r\n")
+    return "".join(lines).encode("latin-1") + date_line() + b"\r\n"
+
+
+def error_response(status: int, detail: str) -> bytes:
+    """A complete plain-text answer that closes the connection."""
+    body = (detail + "\n").encode("latin-1", "replace")
+    head = response_head(
+        f"{status} {REASONS.get(status, 'Error')}",
+        [("Content-Type", "text/plain; charset=utf-8")],
+        len(body),
+        keep_alive=False,
+    )
+    return head + body
