@@ -1,7 +1,9 @@
-"""Fixtures shared by every test: a fresh default registry and a temporary ledger."""
+"""Fixtures shared by every test: a fresh default registry, a temporary ledger, and a
+CloudEvents sink double on loopback."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from govfn.chronicle import Ledger
 from govfn.registry import FunctionRegistry, use_registry
+from govfn_sink_double import SinkDouble
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +26,14 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger = Ledger(tmp_path / "chronicle.db")
     yield ledger
     ledger.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[SinkDouble]:
+    server = SinkDouble()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,50 +11,7 @@ import pytest
 from govfn.chronicle import Ledger, Record
 from govfn.chronicle.sink import SinkSender, parse_ce_overrides
 from govfn.settings import Settings
-
-
-class Sink(ThreadingHTTPServer):
-    """A CloudEvents receiver on loopback that refuses while `down` is set."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), SinkHandler)
-        self.down = threading.Event()
-        self.received: list[dict[str, str]] = []
-        self.refused = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/"
-
-
-class SinkHandler(BaseHTTPRequestHandler):
-    server: Sink
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        if self.server.down.is_set():
-            self.server.refused += 1
-            self.send_response(503)
-        else:
-            event = {k.lower(): v for k, v in self.headers.items()} | {"body": body.decode()}
-            self.server.received.append(event)
-            self.send_response(202)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = Sink()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+from govfn_sink_double import SinkDouble
 
 
 def wait_for(predicate, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
@@ -69,7 +23,7 @@ def wait_for(predicate, seconds: float = 15.0) -> bool:  # type: ignore[no-untyp
     return predicate()
 
 
-def test_outage_then_recovery_delivers_every_record_once(sink: Sink, tmp_path: Path) -> None:
+def test_outage_then_recovery_delivers_every_record_once(sink: SinkDouble, tmp_path: Path) -> None:
     path = tmp_path / "chronicle.db"
     ledger = Ledger(path, outbox=True)
     sender = SinkSender(path, sink.url, extensions={"tenant": "t 1"}, max_delay_s=0.3)
@@ -94,7 +48,7 @@ def test_outage_then_recovery_delivers_every_record_once(sink: Sink, tmp_path: P
     ledger.close()
 
 
-def test_two_senders_share_the_outbox(sink: Sink, tmp_path: Path) -> None:
+def test_two_senders_share_the_outbox(sink: SinkDouble, tmp_path: Path) -> None:
     path = tmp_path / "chronicle.db"
     with Ledger(path, outbox=True) as ledger:
         ledger.append([Record.build("T", {"i": i}) for i in range(200)])

@@ -14,15 +14,13 @@ import threading
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
 from govfn_http_server import Server, binary_headers, start_server, stop_server
 
 from govfn.chronicle import Ledger
+from govfn_sink_double import SinkDouble
 
 PYTHON = sys.executable
 
@@ -83,47 +81,9 @@ def test_redelivery_storm_bills_each_cr_once(tmp_path: Path) -> None:
     assert sorted(executions) == sorted(f"cr-{cr}" for cr in range(100))
 
 
-class Sink(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), SinkHandler)
-        self.down = threading.Event()
-        self.received: list[tuple[str, bytes]] = []
-        self.refused = 0
-
-
-class SinkHandler(BaseHTTPRequestHandler):
-    server: Sink
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        if self.server.down.is_set():
-            self.server.refused += 1
-            self.send_response(503)
-        else:
-            self.server.received.append((self.headers["ce-id"], body))
-            self.send_response(202)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    server = Sink()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
-
-
-def test_sink_outage_loses_nothing(tmp_path: Path, sink: Sink) -> None:
+def test_sink_outage_loses_nothing(tmp_path: Path, sink: SinkDouble) -> None:
     sink.down.set()
-    url = f"http://127.0.0.1:{sink.server_address[1]}/"
-    server = start_server(tmp_path, "--workers", "2", env={"K_SINK": url})
+    server = start_server(tmp_path, "--workers", "2", env={"K_SINK": sink.url})
     try:
         for i in range(40):
             status, _, _ = post(server, binary_headers(event_id=f"echo-{i}"), b'{"i": %d}' % i)
@@ -143,7 +103,7 @@ def test_sink_outage_loses_nothing(tmp_path: Path, sink: Sink) -> None:
         assert "govfn_chronicle_sink_failures_total" in metrics
         sink.down.clear()
         deadline = time.monotonic() + 30
-        while len({cid for cid, _ in sink.received}) < 80 and time.monotonic() < deadline:
+        while len({e["ce-id"] for e in sink.received}) < 80 and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:
         stop_server(server)
@@ -152,8 +112,8 @@ def test_sink_outage_loses_nothing(tmp_path: Path, sink: Sink) -> None:
         for cid, _, payload in ledger_payloads(server.ledger)
     }
     arrived: dict[str, set[str]] = defaultdict(set)
-    for cid, body in sink.received:
-        arrived[cid].add(json.dumps(json.loads(body), sort_keys=True))
+    for event in sink.received:
+        arrived[event["ce-id"]].add(json.dumps(json.loads(event["body"]), sort_keys=True))
     assert set(arrived) == set(stored) and len(stored) == 80
     assert all(bodies == {stored[cid]} for cid, bodies in arrived.items())  # same id, same record
 
