@@ -4,18 +4,19 @@
     python -m benchmarks.ablation serve VARIANT PORT [WORKERS]     serve one (used by the above)
 
 Each variant is govfn's own app (`create_app`, single-function mode, `echo`, Chronicle ledger
-in a temp file) on govfn's own gunicorn settings, changed cumulatively from the bench side
-only (nothing in src/ is modified):
+in a temp file) on gunicorn's threaded worker with `govfn serve`'s settings (what
+`govfn serve --worker-class gthread` runs), changed cumulatively from the bench side only
+(nothing in src/ is modified):
 
-    as-served         what `govfn serve --function echo` runs
+    as-served         what `govfn serve --function echo --worker-class gthread` runs
     thread-loop       each request thread runs the invocation on an event loop it owns
                       (no hand-over to the shared loop thread and back)
-    eager             the invocation coroutine is driven directly in the request thread
-                      (no event loop at all; valid only while no handler suspends)
-    group-commit      records go to one writer thread that commits all queued records in
-                      one transaction; a request waits only for its FUNCTION_COMPLETED
-                      record (FUNCTION_INVOKED is queued ahead of it, so it commits first)
-    no-log            ... and no per-invocation log line
+    one-commit        FUNCTION_INVOKED is held and committed with FUNCTION_COMPLETED, in one
+                      transaction per invocation
+    group-commit      (instead of one-commit) records go to one writer thread that commits all
+                      queued records in one transaction; a request waits only for its
+                      FUNCTION_COMPLETED record (FUNCTION_INVOKED is queued ahead of it)
+    no-log            one-commit, and no per-invocation log line
     no-ledger         ... and no Chronicle records (no CIDs of records, no SQLite commits)
     no-runtime        ... and no FunctionRuntime: the receiver parses and replies only
 
@@ -33,17 +34,16 @@ from typing import Any
 
 from benchmarks import event, results
 from benchmarks.http import measure
-from benchmarks.servers import BENCH_DIR, HOST, REPO, THREADS, ServerSpec
+from benchmarks.servers import BENCH_DIR, HOST, PEERS, REPO, THREADS, ServerSpec
 
-VARIANTS = (
-    "as-served",
-    "thread-loop",
-    "eager",
-    "group-commit",
-    "no-log",
-    "no-ledger",
-    "no-runtime",
-)
+_STEPS = ("thread-loop", "one-commit", "no-log", "no-ledger", "no-runtime")
+# Each variant takes away its own step and every step before it in _STEPS.
+VARIANTS: dict[str, frozenset[str]] = {
+    "as-served": frozenset(),
+    **{step: frozenset(_STEPS[: i + 1]) for i, step in enumerate(_STEPS[:2])},
+    "group-commit": frozenset({"thread-loop", "group-commit"}),
+    **{step: frozenset(_STEPS[: i + 3]) for i, step in enumerate(_STEPS[2:])},
+}
 
 
 class ThreadLoop:
@@ -59,16 +59,27 @@ class ThreadLoop:
         return loop.run_until_complete(coro)
 
 
-class EagerRun:
-    """Drives a coroutine in the calling thread; refuses one that suspends."""
+class OneCommitChronicle:
+    """Holds each request thread's FUNCTION_INVOKED record and commits it together with the
+    FUNCTION_COMPLETED record that follows it on the same thread: one transaction each."""
 
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
-        try:
-            coro.send(None)
-        except StopIteration as done:
-            return done.value
-        coro.close()
-        raise RuntimeError("the invocation suspended; the eager variant cannot run it")
+    def __init__(self, ledger: Any) -> None:
+        self.ledger = ledger
+        self._held = threading.local()
+
+    async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
+        from govfn.chronicle.records import Record
+
+        return await self.emit_record(Record.build(event_type, payload))
+
+    async def emit_record(self, record: Any) -> str:
+        if record.type == "FUNCTION_INVOKED":
+            self._held.record = record
+            return str(record.cid)
+        invoked = getattr(self._held, "record", None)
+        self._held.record = None
+        self.ledger.append([invoked, record] if invoked is not None else [record])
+        return str(record.cid)
 
 
 class GroupCommitChronicle:
@@ -126,20 +137,20 @@ def build_app(variant: str) -> Any:
 
     configure_logging(False)  # as `govfn serve` does without --dev
     app = create_app(function_id="echo")
-    level = VARIANTS.index(variant)
-    if level >= VARIANTS.index("thread-loop"):
+    steps = VARIANTS[variant]
+    if "thread-loop" in steps:
         app.receivers.loop = ThreadLoop()
-    if level >= VARIANTS.index("eager"):
-        app.receivers.loop = EagerRun()
-    if level >= VARIANTS.index("group-commit"):
-        backstop = app.runtime.backstop
+    backstop = app.runtime.backstop
+    if "one-commit" in steps:
+        backstop.client = OneCommitChronicle(backstop.client.ledger)
+    if "group-commit" in steps:
         backstop.client = GroupCommitChronicle(backstop.client.ledger)
-    if level >= VARIANTS.index("no-log"):
+    if "no-log" in steps:
         runtime = app.runtime
         runtime.observers = [o for o in runtime.observers if not isinstance(o, InvocationLog)]
-    if level >= VARIANTS.index("no-ledger"):
+    if "no-ledger" in steps:
         app.runtime.backstop = None
-    if level >= VARIANTS.index("no-runtime"):
+    if "no-runtime" in steps:
         plugin = app.registry.get("echo")
 
         async def reply_only(function_id: str, data: Any, context: Any = None) -> Any:
@@ -196,34 +207,41 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(args_in)
 
     script = event.write_wrk_script(BENCH_DIR / "cloudevent.lua")
+    raw = PEERS[0]  # the raw WSGI app at 1x8, measured every round as the yardstick
     rows: dict[str, list[dict[str, Any]]] = {v: [] for v in args.variants}
     for number in range(args.rounds):
+        raw_m = measure(raw, script, args.duration, args.warmup)
+        print(f"round {number + 1}  {raw.name}: {raw_m['req_s']:7.0f} req/s", flush=True)
         for variant in args.variants:
             m = measure(spec(variant), script, args.duration, args.warmup)
+            m["x_raw"] = m["req_s"] / raw_m["req_s"]
             rows[variant].append(m)
             print(
                 f"round {number + 1}  {variant:12} {m['req_s']:7.0f} req/s  "
-                f"p50 {m['p50_ms']:6.2f}  p99 {m['p99_ms']:6.2f}  non-2xx {m['non_2xx']}",
+                f"p50 {m['p50_ms']:6.2f}  p99 {m['p99_ms']:6.2f}  non-2xx {m['non_2xx']}  "
+                f"{m['x_raw']:.2f}x raw",
                 flush=True,
             )
     summary = {
         v: {
-            "req_s": results.median([m["req_s"] for m in ms]),
-            "p50_ms": results.median([m["p50_ms"] for m in ms]),
-            "p99_ms": results.median([m["p99_ms"] for m in ms]),
+            key: results.median([m[key] for m in ms])
+            for key in ("req_s", "p50_ms", "p99_ms", "x_raw")
         }
         for v, ms in rows.items()
     }
     results.save("ablation", {"rounds": rows, "summary": summary})
-    print("\n| variant (cumulative) | req/s | µs/request | step saves µs | p50 ms | p99 ms |")
-    print("|---|--:|--:|--:|--:|--:|")
+    print(
+        "\n| variant | req/s | µs/request | saves µs vs the row above | p50 ms | p99 ms "
+        "| vs raw 1x8 |"
+    )
+    print("|---|--:|--:|--:|--:|--:|--:|")
     previous: float | None = None
     for variant, s in summary.items():
         us = 1e6 / s["req_s"]
         step = f"{previous - us:.0f}" if previous is not None else "-"
         print(
             f"| {variant} | {s['req_s']:,.0f} | {us:.0f} | {step} "
-            f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} |"
+            f"| {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['x_raw']:.2f}x |"
         )
         previous = us
 

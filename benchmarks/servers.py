@@ -91,11 +91,11 @@ def _functions_framework(workers: int) -> Launch:
     return launch
 
 
-def _govfn(workers: int) -> Launch:
+def _govfn(workers: int, *extra: str) -> Launch:
     def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
         govfn = str(REPO / ".venv" / "bin" / "govfn")
         argv = [govfn, "serve", "--function", "echo", "--host", HOST, "--port", str(port)]
-        argv += ["--workers", str(workers), "--threads", str(THREADS)]
+        argv += ["--workers", str(workers), "--threads", str(THREADS), *extra]
         return argv, {"GOVFN_CHRONICLE": str(scratch / "chronicle.db")}
 
     return launch
@@ -111,6 +111,7 @@ PEERS = (
 GOVFN = (
     ServerSpec("govfn serve 1x8", "govfn", 1, _govfn(1)),
     ServerSpec("govfn serve 2x8", "govfn", 2, _govfn(2)),
+    ServerSpec("govfn serve 1x8 gthread", "govfn", 1, _govfn(1, "--worker-class", "gthread")),
 )
 
 
