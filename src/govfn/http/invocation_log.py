@@ -1,23 +1,32 @@
 """One log line per invocation: JSON in production, a readable line with `--dev`.
 
 Tokens and event data are never logged; only attributes that identify the invocation.
+When govfn set logging up itself (`configure_logging`, JSON lines to stderr), the lines
+an event loop produces in one pass are written together once the pass ends, instead of
+one `LogRecord` and one write per invocation; with a host's own logging set up, every
+line goes through `logging` as any other record.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+from typing import TextIO
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 
 log = logging.getLogger("govfn.invocations")
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_ROOT = logging.getLogger()
 
 
 class InvocationLog:
     def __init__(self, *, readable: bool = False, logger: logging.Logger = log) -> None:
         self.readable = readable
         self.logger = logger
+        self._pending: list[str] = []
 
     def __call__(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult
@@ -48,7 +57,34 @@ class InvocationLog:
                 result.lineage_cid,
             )
         else:
-            self.logger.info(json.dumps(fields, separators=(",", ":"), ensure_ascii=True))
+            self._write(_ENCODER.encode(fields))
+
+    def _write(self, line: str) -> None:
+        stream = _own_stream(self.logger)
+        if stream is None:
+            self.logger.info(line)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush_to(stream, [line])
+            return
+        pending = self._pending
+        pending.append(line)
+        if len(pending) == 1:
+            loop.call_soon(self._flush, stream)
+
+    def _flush(self, stream: TextIO) -> None:
+        lines, self._pending = self._pending, []
+        self._flush_to(stream, lines)
+
+    @staticmethod
+    def _flush_to(stream: TextIO, lines: list[str]) -> None:
+        try:
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # stderr closed or full: the lines are lost, not the work
+            pass
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -63,12 +99,32 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=True)
 
 
+class _OwnHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The handler `configure_logging` installs (JSON lines to stderr)."""
+
+
+def _own_stream(logger: logging.Logger) -> TextIO | None:
+    """stderr, when govfn's own JSON handler is the only place the line would go."""
+    if _ROOT.handlers or logger.handlers or not logger.propagate:
+        return None
+    parent = logger.parent
+    if parent is None or len(parent.handlers) != 1 or parent.parent is not _ROOT:
+        return None
+    handler = parent.handlers[0]
+    if type(handler) is not _OwnHandler or not isinstance(handler.formatter, JsonLineFormatter):
+        return None
+    if not logger.isEnabledFor(logging.INFO) or handler.level > logging.INFO:
+        return None
+    stream: TextIO = handler.stream
+    return stream
+
+
 def configure_logging(readable: bool) -> None:
     """Send govfn's logs to stderr, unless the host application has set up logging."""
     logger = logging.getLogger("govfn")
     if logger.handlers or logging.getLogger().handlers:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _OwnHandler(sys.stderr)
     if readable:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:

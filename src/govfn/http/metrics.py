@@ -7,7 +7,9 @@ sums them over scrapes of the pod. No client library: the format is four line ki
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections import defaultdict
+from itertools import accumulate
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 
@@ -30,12 +32,13 @@ class Metrics:
         function = result.function_id or (plugin.function_id if plugin else "unknown")
         outcome = "success" if result.success else (result.error_kind or "error")
         seconds = result.duration_ms / 1000.0
+        slot = bisect_left(DURATION_BUCKETS_S, seconds)  # len(...) for over the last bound
         with self._lock:
             self._invocations[(function, outcome)] += 1
-            buckets = self._buckets.setdefault(function, [0] * len(DURATION_BUCKETS_S))
-            for index, bound in enumerate(DURATION_BUCKETS_S):
-                if seconds <= bound:
-                    buckets[index] += 1
+            buckets = self._buckets.get(function)
+            if buckets is None:
+                buckets = self._buckets[function] = [0] * (len(DURATION_BUCKETS_S) + 1)
+            buckets[slot] += 1
             self._sums[function] += seconds
             self._counts[function] += 1
 
@@ -67,7 +70,8 @@ class Metrics:
             lines += _header(name, "histogram", "Handler duration.")
             for function in sorted(self._buckets):
                 label = f'function="{_escape(function)}"'
-                for bound, count in zip(DURATION_BUCKETS_S, self._buckets[function], strict=True):
+                cumulative = list(accumulate(self._buckets[function]))
+                for bound, count in zip(DURATION_BUCKETS_S, cumulative, strict=False):
                     lines.append(f'{name}_bucket{{{label},le="{bound}"}} {count}')
                 lines.append(f'{name}_bucket{{{label},le="+Inf"}} {self._counts[function]}')
                 lines.append(f"{name}_sum{{{label}}} {self._sums[function]}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from typing import Any
 
 from govfn.function import FunctionResult
@@ -125,15 +126,17 @@ def reply_data(result: FunctionResult) -> Any:
 def encode_data(data: Any) -> tuple[str, bytes]:
     if isinstance(data, bytes | bytearray | memoryview):
         return "application/octet-stream", bytes(data)
-    return "application/json", json.dumps(data, separators=(",", ":")).encode("utf-8")
+    return "application/json", _JSON.encode(data).encode("utf-8")
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"))
 _HEADER_SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
+_HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')
 
 
 def encode_header_value(value: str) -> str:
     """Percent-encode what the CloudEvents HTTP binding says may not appear raw."""
-    if all(char in _HEADER_SAFE for char in value):
+    if not _HEADER_UNSAFE.search(value):
         return value
     return "".join(
         char if char in _HEADER_SAFE else "".join(f"%{b:02X}" for b in char.encode("utf-8"))

@@ -20,7 +20,9 @@ MAX_CHUNK_LINE = 1024
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _METHOD = re.compile(_TOKEN)
-_FIELD = re.compile(rf"({_TOKEN}):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
+# Header fields: a token, a colon, a value without control characters other than HTAB.
+_FIELDS = re.compile(rf"(?:\r\n{_TOKEN}:[^\x00-\x08\x0a-\x1f\x7f]*)*")
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "expect"})
 _TARGET = re.compile(r"[\x21-\x7e]+")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
@@ -89,46 +91,59 @@ def parse_head(head: bytes) -> RequestHead:
         raise WireError(400, "unsupported HTTP version")
     path, query = split_target(method, target)
 
-    headers: list[tuple[str, str]] = []
-    content_length: int | None = None
-    transfer_encoding: str | None = None
-    connection = ""
-    expect: str | None = None
-    for line in lines[1:]:
-        if len(line) > MAX_FIELD_SIZE:
+    fields = lines[1:]
+    if fields:
+        if max(map(len, fields)) > MAX_FIELD_SIZE:
             raise WireError(431, "header field too long")
-        match = _FIELD.fullmatch(line)
-        if match is None:
+        if not _FIELDS.fullmatch(text, len(request_line)):
             raise WireError(400, "malformed header field")
-        name = match.group(1).lower()
-        value = match.group(2)
+    headers: list[tuple[str, str]] = []
+    framing: dict[str, str] = {}
+    for line in fields:
+        name, _, value = line.partition(":")
+        name = name.lower()
+        value = value.strip(" \t")
         headers.append((name, value))
-        if name == "content-length":
-            if not value.isdigit() or not value.isascii() or len(value) > 18:
-                raise WireError(400, "Content-Length is not a number")
-            length = int(value)
-            if content_length is not None and content_length != length:
-                raise WireError(400, "conflicting Content-Length fields")
-            content_length = length
-        elif name == "transfer-encoding":
-            transfer_encoding = (
-                value if transfer_encoding is None else f"{transfer_encoding}, {value}"
-            )
-        elif name == "connection":
-            connection = f"{connection},{value.lower()}"
-        elif name == "expect":
-            expect = value.lower()
+        if name in _FRAMING:
+            framing[name] = f"{framing[name]}, {value}" if name in framing else value
+    if not framing:
+        return RequestHead(
+            method, target, path, query, version, headers, None, False, version == "HTTP/1.1", False
+        )
+    return _framed(method, target, path, query, version, headers, framing)
 
+
+def _framed(
+    method: str,
+    target: str,
+    path: str,
+    query: str,
+    version: str,
+    headers: list[tuple[str, str]],
+    framing: dict[str, str],
+) -> RequestHead:
+    content_length: int | None = None
+    declared = framing.get("content-length")
+    if declared is not None:
+        lengths = {value.strip(" \t") for value in declared.split(",")}
+        if len(lengths) != 1:
+            raise WireError(400, "conflicting Content-Length fields")
+        value = lengths.pop()
+        if not value.isdigit() or not value.isascii() or len(value) > 18:
+            raise WireError(400, "Content-Length is not a number")
+        content_length = int(value)
     chunked = False
+    transfer_encoding = framing.get("transfer-encoding")
     if transfer_encoding is not None:
         if content_length is not None:
             raise WireError(400, "both Transfer-Encoding and Content-Length")
         if transfer_encoding.strip().lower() != "chunked" or version == "HTTP/1.0":
             raise WireError(400, f"unsupported transfer coding {transfer_encoding!r}")
         chunked = True
-    tokens = {token.strip() for token in connection.split(",")}
+    tokens = {token.strip() for token in framing.get("connection", "").lower().split(",")}
     keep_alive = version == "HTTP/1.1" and "close" not in tokens
-    if expect is not None and expect != "100-continue":
+    expect = framing.get("expect")
+    if expect is not None and expect.lower() != "100-continue":
         raise WireError(417, f"cannot meet the expectation {expect!r}")
     expect_continue = expect is not None and version == "HTTP/1.1"
     return RequestHead(
