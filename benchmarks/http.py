@@ -13,9 +13,11 @@ within each round and their medians.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -59,19 +61,18 @@ def run_wrk(script: Path, port: int, path: str, duration_s: int) -> dict[str, An
 def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> dict[str, Any]:
     """Start `spec` fresh, check it answers 2xx, warm it up, measure, stop it."""
     load_before = round(os.getloadavg()[0], 2)  # others' work on this machine skews figures
-    with (
-        tempfile.TemporaryDirectory(prefix="govfn-bench-") as scratch,
-        RunningServer(spec, Path(scratch)) as server,
-    ):
-        server.wait_until_answering()
-        status, _ = post_event(server.port, spec.path)
-        if not 200 <= status < 300:
-            raise ServerFailed(f"{spec.name} answered the benchmark event with {status}")
-        if warmup_s:
-            run_wrk(script, server.port, spec.path, warmup_s)
-        summary = run_wrk(script, server.port, spec.path, duration_s)
-        ledger = Path(scratch) / "chronicle.db"
-        ledger_bytes = ledger.stat().st_size if ledger.exists() else None
+    with tempfile.TemporaryDirectory(prefix="govfn-bench-") as scratch:
+        with RunningServer(spec, Path(scratch)) as server:
+            server.wait_until_answering()
+            status, _ = post_event(server.port, spec.path)
+            if not 200 <= status < 300:
+                raise ServerFailed(f"{spec.name} answered the benchmark event with {status}")
+            warmup = run_wrk(script, server.port, spec.path, warmup_s) if warmup_s else None
+            summary = run_wrk(script, server.port, spec.path, duration_s)
+        # The server is stopped: count what its ledger holds against the events answered
+        # (the two probes, the warm-up, the measured run).
+        answered = 2 + (warmup["requests"] if warmup else 0) + summary["requests"]
+        ledger_records = count_ledger_records(Path(scratch) / "chronicle.db")
     seconds = summary["duration_us"] / 1e6
     return {
         "load_average_1m_before": load_before,
@@ -86,8 +87,17 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
         "max_ms": summary["max_us"] / 1000,
         "non_2xx": summary["status"],
         "socket_errors": {k: summary[k] for k in ("connect", "read", "write", "timeout")},
-        "ledger_bytes": ledger_bytes,
+        "answered": answered,
+        "ledger_records": ledger_records,
     }
+
+
+def count_ledger_records(path: Path) -> int | None:
+    """Rows in a Chronicle ledger file (None when the server wrote none)."""
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as ledger:
+        return int(ledger.execute("SELECT count(*) FROM records").fetchone()[0])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,6 +106,23 @@ def govfn_vs_peers(doc: dict[str, Any]) -> list[tuple[str, str, float, float]]:
     ]
 
 
+def ledger_check(doc: dict[str, Any]) -> str:
+    """How many ledger records govfn's servers held per event they answered, over all runs."""
+    ratios = [
+        m["ledger_records"] / m["answered"]
+        for doc_round in doc["rounds"]
+        for m in doc_round.values()
+        if m.get("kind") == "govfn" and m.get("ledger_records") and m.get("answered")
+    ]
+    if not ratios:
+        return ""
+    return _paragraph(
+        f"Ledger check: after each of the {len(ratios)} govfn runs, its ledger held "
+        f"{min(ratios):.3f}-{max(ratios):.3f} records per answered event (FUNCTION_INVOKED and "
+        "FUNCTION_COMPLETED; a little over 2 because wrk stops counting with requests in flight)."
+    )
+
+
 def _num(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
@@ -230,6 +247,9 @@ def markdown() -> str:
             http_table(http_doc),
             "",
         ]
+        check = ledger_check(http_doc)
+        if check:
+            out += [check, ""]
         vs = govfn_table(http_doc)
         if vs:
             out += ["govfn against each peer (medians of within-round ratios):", "", vs, ""]
