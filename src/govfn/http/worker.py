@@ -16,6 +16,7 @@ and the sink's outbox over and the worker exits 0. SIGINT and SIGQUIT exit at on
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -30,7 +31,7 @@ from govfn.http.connection import Connections, Limits
 from govfn.http.dispatch import WorkerHandler
 
 TICK_S = 1.0  # how often deadlines are checked and the arbiter's heartbeat is due
-ACCEPT_BATCH = 8  # connections taken per wake-up, so that workers share a socket fairly
+ACCEPT_BATCH = 1  # connections taken per wake-up, so that workers share a socket fairly
 
 
 class GovfnWorker(Worker):  # type: ignore[misc]
@@ -72,6 +73,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
             max_connections=self.cfg.worker_connections,
         )
         connections = Connections(loop, handler, limits)
+        gc.freeze()  # what the app built before serving is never collected: shorter pauses
         try:
             loop.run_until_complete(self._serve(connections, govfn))
         finally:
