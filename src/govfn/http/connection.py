@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import Protocol
 
 from govfn.http.problem import HttpProblem
@@ -38,12 +37,18 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEAD, _BODY, _CHUNKED, _BUSY, _CLOSED = range(5)
 
 
-@dataclass(slots=True)
 class Request:
-    head: RequestHead
-    body: bytes
-    peer: tuple[str, int]
-    local: tuple[str, int]
+    """A request read in full: its head, its body, and the two ends of its connection."""
+
+    __slots__ = ("body", "head", "local", "peer")
+
+    def __init__(
+        self, head: RequestHead, body: bytes, peer: tuple[str, int], local: tuple[str, int]
+    ) -> None:
+        self.head = head
+        self.body = body
+        self.peer = peer
+        self.local = local
 
 
 class Handler(Protocol):
@@ -52,13 +57,24 @@ class Handler(Protocol):
     def too_large(self, head: RequestHead, declared: int | None, limit: int) -> Reply: ...
 
 
-@dataclass(frozen=True, slots=True)
 class Limits:
-    max_body: int
-    keepalive_s: float = 5.0
-    body_timeout_s: float = 30.0
-    max_connections: int = 1000
-    max_buffered: int = 256 * 1024  # pipelined bytes held while a request is answered
+    """How much a connection may send, and how long it may take."""
+
+    __slots__ = ("body_timeout_s", "keepalive_s", "max_body", "max_buffered", "max_connections")
+
+    def __init__(
+        self,
+        max_body: int,
+        keepalive_s: float = 5.0,
+        body_timeout_s: float = 30.0,
+        max_connections: int = 1000,
+        max_buffered: int = 256 * 1024,  # pipelined bytes held while a request is answered
+    ) -> None:
+        self.max_body = max_body
+        self.keepalive_s = keepalive_s
+        self.body_timeout_s = body_timeout_s
+        self.max_connections = max_connections
+        self.max_buffered = max_buffered
 
 
 class Connections:

@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
@@ -42,14 +41,22 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 _SEVERITY = {"error": 6, "timeout": 5, "in_progress": 4, "unknown_function": 3}
 
 
-@dataclass(frozen=True, slots=True)
 class EventRequest:
     """What a receiver reads from a request's head, whichever server parsed it."""
 
-    method: str
-    content_type: str
-    ce_headers: dict[str, str]  # lower-case text after `ce-` -> raw (Latin-1) value
-    traceparent: str | None
+    __slots__ = ("ce_headers", "content_type", "method", "traceparent")
+
+    def __init__(
+        self,
+        method: str,
+        content_type: str,
+        ce_headers: dict[str, str],  # lower-case text after `ce-` -> raw (Latin-1) value
+        traceparent: str | None,
+    ) -> None:
+        self.method = method
+        self.content_type = content_type
+        self.ce_headers = ce_headers
+        self.traceparent = traceparent
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any]) -> EventRequest:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 
 # The same limits gunicorn applies (govfn.cli.serve.HEADER_LIMITS).
 MAX_REQUEST_LINE = 8190
@@ -53,18 +52,46 @@ class WireError(Exception):
         self.detail = detail
 
 
-@dataclass(slots=True)
 class RequestHead:
-    method: str
-    target: str  # as sent (RAW_URI)
-    path: str  # percent-decoded, as Latin-1 text (PATH_INFO)
-    query: str
-    version: str  # "HTTP/1.1" or "HTTP/1.0"
-    headers: list[tuple[str, str]]  # lower-case name, value; in order, repeats kept
-    content_length: int | None
-    chunked: bool
-    keep_alive: bool
-    expect_continue: bool
+    __slots__ = (
+        "chunked",
+        "content_length",
+        "expect_continue",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "target",
+        "version",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: str,  # as sent (RAW_URI)
+        path: str,  # percent-decoded, as Latin-1 text (PATH_INFO)
+        query: str,
+        version: str,  # "HTTP/1.1" or "HTTP/1.0"
+        headers: list[tuple[str, str]],  # lower-case name, value; in order, repeats kept
+        content_length: int | None,
+        chunked: bool,
+        keep_alive: bool,
+        expect_continue: bool,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.version = version
+        self.headers = headers
+        self.content_length = content_length
+        self.chunked = chunked
+        self.keep_alive = keep_alive
+        self.expect_continue = expect_continue
+
+    def __repr__(self) -> str:
+        return f"<RequestHead {self.method} {self.target} {self.version}>"
 
     def header(self, name: str) -> str | None:
         """The value of `name` (lower case); repeated fields joined with ", "."""
