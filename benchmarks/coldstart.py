@@ -4,7 +4,9 @@
 
 For each server: one spawn that is not counted (it writes bytecode caches and warms the page
 cache, as a reused image would have them), then `--samples` spawns, each on a fresh port and
-scratch directory, timed from `Popen` to the first 2xx; the median is reported.
+scratch directory, timed from `Popen` to the first 2xx; the median is reported. The samples
+go round the servers in turn (one of each, then the next), so that a burst of other work on the
+machine touches every server alike.
 """
 
 from __future__ import annotations
@@ -35,17 +37,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     measured: dict[str, Any] = {}
-    for spec in select(args.only, all_servers()):
-        try:
-            spawn_to_first_answer(spec)
-            samples = [spawn_to_first_answer(spec) * 1000 for _ in range(args.samples)]
-        except ServerFailed as exc:
-            print(f"{spec.name} failed: {exc}", file=sys.stderr)
-            measured[spec.name] = {"kind": spec.kind, "error": str(exc)}
+    samples: dict[str, list[float]] = {}
+    servers = select(args.only, all_servers())
+    for number in range(args.samples + 1):  # the first pass is not counted
+        for spec in servers:
+            if spec.name in measured:  # it failed before
+                continue
+            try:
+                seconds = spawn_to_first_answer(spec)
+            except ServerFailed as exc:
+                print(f"{spec.name} failed: {exc}", file=sys.stderr)
+                measured[spec.name] = {"kind": spec.kind, "error": str(exc)}
+                continue
+            if number:
+                samples.setdefault(spec.name, []).append(seconds * 1000)
+    for spec in servers:
+        if spec.name in measured:
             continue
-        median = results.median(samples)
-        measured[spec.name] = {"kind": spec.kind, "samples_ms": samples, "median_ms": median}
-        shown = ", ".join(f"{s:.0f}" for s in samples)
+        taken = samples[spec.name]
+        median = results.median(taken)
+        measured[spec.name] = {"kind": spec.kind, "samples_ms": taken, "median_ms": median}
+        shown = ", ".join(f"{s:.0f}" for s in taken)
         print(f"{spec.name:34} median {median:6.0f} ms   ({shown})", flush=True)
 
     path = results.save("coldstart", {"samples": args.samples, "servers": measured})
