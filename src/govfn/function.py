@@ -68,6 +68,14 @@ class FunctionContext:
     def to_dict(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
+    def with_invocation_id(self, invocation_id: str) -> FunctionContext:
+        """A copy naming its invocation (`dataclasses.replace`, without its cost per call)."""
+        copy = object.__new__(FunctionContext)
+        for name in _CONTEXT_FIELDS:
+            object.__setattr__(copy, name, getattr(self, name))
+        object.__setattr__(copy, "invocation_id", invocation_id)
+        return copy
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> FunctionContext:
         """Build a context from JSON, refusing unknown keys and non-string values."""
@@ -78,6 +86,9 @@ class FunctionContext:
             if value is not None and not isinstance(value, str):
                 raise ValueError(f"context field {key!r} must be a string, got {value!r}")
         return cls(**values)
+
+
+_CONTEXT_FIELDS = tuple(FunctionContext.__dataclass_fields__)
 
 
 @dataclass(slots=True, kw_only=True)

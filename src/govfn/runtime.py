@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 from govfn.chronicle.backstop import Backstop
@@ -37,8 +36,16 @@ log = logging.getLogger("govfn.runtime")
 Observer = Callable[[FunctionPlugin | None, FunctionContext, FunctionResult], None]
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """UTC now as RFC 3339 with microseconds; the date-time part is formatted once a second."""
+    global _second
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    if _second[0] != seconds:
+        _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{_second[1]}.{nanoseconds // 1000:06d}Z"
 
 
 class FunctionRuntime:
@@ -60,7 +67,7 @@ class FunctionRuntime:
     ) -> FunctionResult:
         context = context or FunctionContext()
         if context.invocation_id is None:
-            context = replace(context, invocation_id=str(uuid.uuid4()))
+            context = context.with_invocation_id(str(uuid.uuid4()))
         plugin = self.registry.get(function_id)
         if plugin is None:
             result = FunctionResult.failure(
