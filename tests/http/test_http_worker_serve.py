@@ -114,3 +114,21 @@ def test_sigquit_exits_at_once(tmp_path: Path) -> None:
     finally:
         stop_server(server)
     assert "Traceback" not in server.log_text()
+
+
+def test_plain_gunicorn_runs_the_govfn_worker(tmp_path: Path) -> None:
+    running = start_server(
+        tmp_path,
+        "-k", "govfn.http.worker.GovfnWorker", "--no-control-socket",
+        gunicorn_app="govfn.http:create_app()",
+        env={"GOVFN_FUNCTION": "echo"},
+    )  # fmt: skip
+    try:
+        answer = post(running, "/", b'{"plain":"worker"}')
+        assert (answer.status, answer.json()) == (200, {"plain": "worker"})
+        assert raw_request(running.port, "GET", "/functions/", []).json()["count"] == 1
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(timeout=20) == 0
+    finally:
+        stop_server(running)
+    assert "Traceback" not in running.log_text()
