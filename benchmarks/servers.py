@@ -133,9 +133,13 @@ def all_servers(include_govfn: bool | None = None) -> tuple[ServerSpec, ...]:
 
 
 def select(names: list[str] | None, servers: tuple[ServerSpec, ...]) -> tuple[ServerSpec, ...]:
-    """Servers whose name or kind contains one of `names` (all of them when none is given)."""
+    """Servers named exactly, else those whose name or kind contains one of `names`
+    (all of them when none is given)."""
     if not names:
         return servers
+    exact = tuple(s for s in servers if s.name in names)
+    if exact:
+        return exact
     return tuple(s for s in servers if any(n in s.name or n == s.kind for n in names))
 
 
