@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from govfn.chronicle.cid import canonical_json, cid_of_canonical
+from govfn.chronicle.cid import canonical_flat, canonical_json, cid_of_canonical
 
 FUNCTION_INVOKED = "FUNCTION_INVOKED"
 FUNCTION_COMPLETED = "FUNCTION_COMPLETED"
@@ -48,4 +48,5 @@ class Record:
 def function_record(record_type: str, **fields: Any) -> Record:
     """A FUNCTION_INVOKED / FUNCTION_COMPLETED record with its event code."""
     payload = {"event_type": record_type, "event_code": EVENT_CODES[record_type], **fields}
-    return Record.build(record_type, payload)
+    canonical = canonical_flat(payload)
+    return Record(record_type, payload, canonical, cid_of_canonical(canonical))

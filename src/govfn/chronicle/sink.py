@@ -205,6 +205,7 @@ class SinkSender:
 
     def _post(self, cid: str, record_type: str, body: bytes) -> bool:
         import http.client  # only processes with K_SINK pay for it
+
         payload = json.loads(body)
         headers = {
             "ce-specversion": "1.0",
