@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,8 @@ import pytest
 from govfn_http_native import closed_by_peer, read_answers
 from govfn_http_server import SAMPLE_MODULES, Server, binary_headers, start_server, stop_server
 from govfn_http_wire import raw_request
+
+from govfn.chronicle import Ledger
 
 pytestmark = pytest.mark.slow
 MODULES = [arg for name in SAMPLE_MODULES for arg in ("--functions", name)]
@@ -132,3 +135,22 @@ def test_plain_gunicorn_runs_the_govfn_worker(tmp_path: Path) -> None:
     finally:
         stop_server(running)
     assert "Traceback" not in running.log_text()
+
+
+def test_sigterm_waits_for_an_invocation_whose_client_left(tmp_path: Path) -> None:
+    server = start_server(tmp_path, *MODULES)
+    try:
+        headers = binary_headers("SLOW_REQUESTED", event_id="left-early")
+        lines = ["POST /functions/slow/events HTTP/1.1", "Host: x", "Content-Length: 14"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + b'{"sleep": 0.6}')
+            time.sleep(0.15)  # the handler is running; its client goes, with a reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=20) == 0
+    finally:
+        stop_server(server)
+    with Ledger(server.ledger) as ledger:
+        kinds = [r.type for r in ledger.records() if r.payload.get("function_id") == "slow"]
+    assert kinds == ["FUNCTION_INVOKED", "FUNCTION_COMPLETED"]

@@ -85,6 +85,7 @@ class Connections:
         self.handler = handler
         self.limits = limits
         self.open: set[HttpConnection] = set()
+        self.running: set[asyncio.Task[None]] = set()  # requests being answered
         self.draining = False
         self.requests = 0
 
@@ -92,8 +93,9 @@ class Connections:
         return HttpConnection(self)
 
     @property
-    def busy(self) -> int:
-        return sum(1 for connection in self.open if connection.state == _BUSY)
+    def idle(self) -> bool:
+        """No connection open and no request being answered (its client may have left)."""
+        return not self.open and not self.running
 
     def sweep(self) -> None:
         """Close connections past their deadline."""
@@ -297,7 +299,10 @@ class HttpConnection(asyncio.Protocol):
         self._head = None
         self.connections.requests += 1
         request = Request(head, body, self.peer, self.local)
-        self.loop.create_task(self._respond(request))
+        task = self.loop.create_task(self._respond(request))
+        running = self.connections.running
+        running.add(task)
+        task.add_done_callback(running.discard)
 
     async def _respond(self, request: Request) -> None:
         try:

@@ -103,7 +103,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
             server.close()
         connections.drain()
         deadline = loop.time() + max(self.cfg.graceful_timeout - 1.0, 0.5)
-        while connections.open and not self.quick_exit and loop.time() < deadline:
+        while not connections.idle and not self.quick_exit and loop.time() < deadline:
             await asyncio.sleep(0.05)
         ticker.cancel()
         connections.close_all()
