@@ -389,3 +389,18 @@ def test_a_repeated_ce_header_is_joined_as_in_wsgi(served: NativeServer) -> None
     assert (answer.status, json.loads(answer.body)) == (200, {})
     seen = event_request(served.handled[0].head)
     assert seen.ce_headers["subject"] == "a,b" and "x_y" not in seen.ce_headers
+
+
+def test_the_request_timeout_caps_the_wait_on_the_loop(
+    make_app: Callable[..., GovfnApp],
+) -> None:
+    app = make_app(request_timeout_s=0.1)
+    slow = event("capped", b'{"sleep": 0.6}').replace(b"ECHO_REQUESTED", b"SLOW_REQUESTED")
+    with native_server(app, Limits(max_body=MAX_BODY)) as server, server.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(slow + event("next", b"[1]"))
+        capped, after = read_answers(sock, 2)
+        assert time.monotonic() - started < 0.5
+    assert capped.status == 504 and "0.1s" in capped.problem["detail"]
+    assert (after.status, after.json()) == (200, [1])
+    assert app.state.in_flight == 0
