@@ -4,8 +4,10 @@ the management API through the thread pool."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,7 +15,7 @@ import pytest
 from govfn_http_native import NativeServer, closed_by_peer, native_server, read_answers
 
 from govfn.http import GovfnApp
-from govfn.http.connection import Limits
+from govfn.http.connection import HttpConnection, Limits
 from govfn.http.dispatch import event_request, wsgi_environ
 
 MAX_BODY = 4096
@@ -404,3 +406,41 @@ def test_the_request_timeout_caps_the_wait_on_the_loop(
     assert capped.status == 504 and "0.1s" in capped.problem["detail"]
     assert (after.status, after.json()) == (200, [1])
     assert app.state.in_flight == 0
+
+
+def test_a_client_that_pipelines_without_reading_is_held_back(
+    make_app: Callable[..., GovfnApp],
+) -> None:
+    app = make_app(dev=True, function_id="echo")
+    limits = Limits(max_body=MAX_BODY, max_buffered=16 * 1024)
+    filler = b"x" * 3000
+    requests = b"".join(event(f"flood-{i}", b'[%d,"%s"]' % (i, filler)) for i in range(2000))
+    with native_server(app, limits) as server, socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", server.port))
+        sender = threading.Thread(target=sock.sendall, args=(requests,), daemon=True)
+        sender.start()
+        time.sleep(1.0)  # nothing is read: the server's writes and then its reads back up
+        [connection] = asyncio.run_coroutine_threadsafe(_open(server), server.loop).result(5)
+        assert len(connection.buffer) <= 16 * 1024 + 256 * 1024
+        assert len(server.handled) < 2000
+        answers = read_answers(sock, 2000, timeout_s=60)
+        sender.join(10)
+    assert [a.json()[0] for a in answers[::500]] == [0, 500, 1000, 1500]
+
+
+async def _open(server: NativeServer) -> list[HttpConnection]:
+    return list(server.connections.open)
+
+
+def test_a_head_larger_than_the_pipelining_buffer_is_still_read(
+    make_app: Callable[..., GovfnApp],
+) -> None:
+    app = make_app(dev=True, function_id="echo")
+    limits = Limits(max_body=MAX_BODY, max_buffered=16 * 1024)
+    extra = [f"X-Field-{i}: {'v' * 8000}" for i in range(40)]  # a 320 kB head, within limits
+    with native_server(app, limits) as server, server.connect() as sock:
+        sock.sendall(event("large-head", b"[1]", *extra) + event("then", b"[2]"))
+        first, second = read_answers(sock, 2)
+    assert (first.json(), second.json()) == ([1], [2])

@@ -169,12 +169,23 @@ class HttpConnection(asyncio.Protocol):
         self._writing = True
         if self.state == _HEAD:
             self._process()
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading or self.transport is None:
+            return
+        waiting = self.state == _BUSY or not self._writing  # the buffer cannot be worked off
+        if not waiting or len(self.buffer) <= self.limits.max_buffered:
+            self._reading = True
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         state = self.state
         if state == _HEAD:
             self.buffer = self.buffer + data if self.buffer else data
-            self._process()
+            if self._writing:
+                self._process()
+            self._hold()
         elif state == _BODY:
             self._body += data
             if len(self._body) >= self._need:
@@ -183,10 +194,17 @@ class HttpConnection(asyncio.Protocol):
             self._feed_chunks(data)
         elif state == _BUSY:
             self.buffer = self.buffer + data if self.buffer else data
-            if self._reading and len(self.buffer) > self.limits.max_buffered:
-                self._reading = False
-                if self.transport is not None:
-                    self.transport.pause_reading()
+            self._hold()
+
+    def _hold(self) -> None:
+        """Stop reading while more than `max_buffered` bytes wait for their turn (a request
+        being answered, or replies the client does not read); a head still arriving is not
+        held back: its own limits bound it."""
+        waiting = self.state == _BUSY or not self._writing
+        if self._reading and waiting and len(self.buffer) > self.limits.max_buffered:
+            self._reading = False
+            if self.transport is not None:
+                self.transport.pause_reading()
 
     # -- reading requests ---------------------------------------------------------------
 
@@ -335,11 +353,10 @@ class HttpConnection(asyncio.Protocol):
             return
         self.state = _HEAD
         self.deadline = self.loop.time() + self.limits.keepalive_s
-        if not self._reading:
-            self._reading = True
-            transport.resume_reading()
         if self.buffer:
             self._process()
+        if self._writing:
+            self._resume_reading()
 
     def _refuse_too_large(self, head: RequestHead, declared: int | None) -> None:
         status, headers, body = self.handler.too_large(head, declared, self.limits.max_body)
