@@ -158,7 +158,7 @@ class FunctionRuntime:
                 **ids,
             )
         try:
-            result = await self._run(plugin, event, context)
+            result = await self._run(plugin, event, context, input_cid=fingerprint)
         except BaseException:
             store.release(key)
             raise
@@ -174,17 +174,23 @@ class FunctionRuntime:
         return result
 
     async def _run(
-        self, plugin: FunctionPlugin, event: Any, context: FunctionContext
+        self,
+        plugin: FunctionPlugin,
+        event: Any,
+        context: FunctionContext,
+        *,
+        input_cid: str | None = None,
     ) -> FunctionResult:
-        try:
-            input_cid = content_cid(event)
-        except ValueError as exc:
-            return FunctionResult.failure(
-                f"event is not JSON: {exc}",
-                "permanent",
-                function_id=plugin.function_id,
-                invocation_id=context.invocation_id,
-            )
+        if input_cid is None:
+            try:
+                input_cid = content_cid(event)
+            except ValueError as exc:
+                return FunctionResult.failure(
+                    f"event is not JSON: {exc}",
+                    "permanent",
+                    function_id=plugin.function_id,
+                    invocation_id=context.invocation_id,
+                )
         trigger_cid = context.trigger_event_cid or input_cid
         invoked_cid = None
         if plugin.chronicle_enabled and self.backstop:
@@ -208,14 +214,18 @@ class FunctionRuntime:
             await self.backstop.emit(invoked)
 
         started = time.perf_counter()
-        result = await self._call_handler(plugin, event, context)
+        cancelled: asyncio.CancelledError | None = None
+        try:
+            result = await self._call_handler(plugin, event, context)
+        except asyncio.CancelledError as exc:  # e.g. the caller gave up: still record the end
+            cancelled = exc
+            result = FunctionResult.failure("cancelled", "timeout")
         result.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         result.function_id = plugin.function_id
         result.invocation_id = context.invocation_id
-        if result.success and result.reply_type is None:
-            result.reply_type = plugin.reply_type
-            result.reply_is_event = plugin.reply_is_event
         if result.success:
+            result.reply_type = result.reply_type or plugin.reply_type
+            result.reply_is_event = result.reply_is_event or plugin.reply_is_event
             if result.data is event and result._output_cid is None:
                 result._output_cid = input_cid  # returned its input: same content, same CID
             try:
@@ -245,6 +255,8 @@ class FunctionRuntime:
             )
             result.lineage_cid = completed.cid
             await self.backstop.emit(completed)
+        if cancelled is not None:
+            raise cancelled
         return result
 
     async def _call_handler(

@@ -242,3 +242,22 @@ def test_with_the_real_ledger(registry, tmp_path) -> None:
     assert len(ledger) == 40 and ledger.verify().ok
     assert {r.lineage_cid for r in results} <= {rec.cid for rec in ledger.records()}
     ledger.close()
+
+
+def test_a_cancelled_invocation_still_records_its_completion(registry, runtime, chronicle) -> None:
+    @governed_function("stuck", trigger_events=["T"], registry=registry)
+    async def stuck(event: Any, context: FunctionContext) -> Any:
+        await asyncio.sleep(5)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(runtime.invoke("stuck", {}))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    invoked, completed = payloads(chronicle)
+    assert invoked["event_code"] == "0x2A01" and completed["event_code"] == "0x2A02"
+    assert completed["invoked_cid"] == chronicle.records[0].cid
+    assert completed["success"] is False and completed["error"] == "cancelled"
