@@ -11,12 +11,14 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from govfn_http_wire import Answer
 
 from govfn.http import GovfnApp
-from govfn.http.connection import Connections, Limits, Reply, Request
+from govfn.http.connection import HttpConnection
 from govfn.http.dispatch import WorkerHandler
+from govfn.http.server import Connections, Limits, Reply, Request
 
 
 @dataclass
@@ -65,7 +67,7 @@ def native_server(app: GovfnApp, limits: Limits) -> Iterator[NativeServer]:
 
     async def serve() -> None:
         stop.append(asyncio.Event())
-        server = await loop.create_server(connections.protocol, "127.0.0.1", 0)
+        server = await loop.create_server(partial(HttpConnection, connections), "127.0.0.1", 0)
         ports.append(server.sockets[0].getsockname()[1])
         started.set()
         while not stop[0].is_set():

@@ -14,11 +14,10 @@ from hypothesis import strategies as st
 
 from govfn.chronicle.client import MemoryChronicle
 from govfn.http import HttpConfig, create_app
-from govfn.http.connection import Request
+from govfn.http.chunked import BodyTooLarge, ChunkedBody
 from govfn.http.dispatch import WorkerHandler
+from govfn.http.server import Request
 from govfn.http.wire import (
-    BodyTooLarge,
-    ChunkedBody,
     RequestHead,
     WireError,
     parse_head,

@@ -15,8 +15,9 @@ import pytest
 from govfn_http_native import NativeServer, closed_by_peer, native_server, read_answers
 
 from govfn.http import GovfnApp
-from govfn.http.connection import HttpConnection, Limits
+from govfn.http.connection import HttpConnection
 from govfn.http.dispatch import event_request, wsgi_environ
+from govfn.http.server import Limits
 
 MAX_BODY = 4096
 

@@ -4,25 +4,21 @@ Reads a request head (bounded: 414, 431, 400), then its body by Content-Length o
 (bounded by the body limit: 413), answers `Expect: 100-continue`, hands the request to the
 `Handler` and writes its reply. Requests on a connection are answered in order, one at a
 time: pipelined requests wait in the buffer, and reading pauses when too much waits.
-HTTP/1.0 and `Connection: close` close after the reply. `Connections` closes connections
-that stay idle or leave a request unfinished past their deadline (keep-alive timeout,
-slow heads and bodies), and closes idle ones at once when the worker drains.
+HTTP/1.0 and `Connection: close` close after the reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from typing import Protocol
 
+from govfn.http.chunked import BodyTooLarge, ChunkedBody
 from govfn.http.problem import HttpProblem
+from govfn.http.server import Connections, Reply, Request
 from govfn.http.wire import (
     MAX_FIELD_SIZE,
     MAX_HEADER_FIELDS,
     MAX_REQUEST_LINE,
-    BodyTooLarge,
-    ChunkedBody,
     RequestHead,
     WireError,
     parse_head,
@@ -31,89 +27,8 @@ from govfn.http.wire import (
 
 log = logging.getLogger("govfn.http")
 
-Reply = tuple[str, list[tuple[str, str]], bytes]  # WSGI-style status text, headers, body
-
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEAD, _BODY, _CHUNKED, _BUSY, _CLOSED = range(5)
-
-
-class Request:
-    """A request read in full: its head, its body, and the two ends of its connection."""
-
-    __slots__ = ("body", "head", "local", "peer")
-
-    def __init__(
-        self, head: RequestHead, body: bytes, peer: tuple[str, int], local: tuple[str, int]
-    ) -> None:
-        self.head = head
-        self.body = body
-        self.peer = peer
-        self.local = local
-
-
-class Handler(Protocol):
-    def handle(self, request: Request) -> Awaitable[Reply]: ...
-
-    def too_large(self, head: RequestHead, declared: int | None, limit: int) -> Reply: ...
-
-
-class Limits:
-    """How much a connection may send, and how long it may take."""
-
-    __slots__ = ("body_timeout_s", "keepalive_s", "max_body", "max_buffered", "max_connections")
-
-    def __init__(
-        self,
-        max_body: int,
-        keepalive_s: float = 5.0,
-        body_timeout_s: float = 30.0,
-        max_connections: int = 1000,
-        max_buffered: int = 256 * 1024,  # pipelined bytes held while a request is answered
-    ) -> None:
-        self.max_body = max_body
-        self.keepalive_s = keepalive_s
-        self.body_timeout_s = body_timeout_s
-        self.max_connections = max_connections
-        self.max_buffered = max_buffered
-
-
-class Connections:
-    """The open connections of a worker: their count, deadlines, and draining."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, handler: Handler, limits: Limits):
-        self.loop = loop
-        self.handler = handler
-        self.limits = limits
-        self.open: set[HttpConnection] = set()
-        self.running: set[asyncio.Task[None]] = set()  # requests being answered
-        self.draining = False
-        self.requests = 0
-
-    def protocol(self) -> HttpConnection:
-        return HttpConnection(self)
-
-    @property
-    def idle(self) -> bool:
-        """No connection open and no request being answered (its client may have left)."""
-        return not self.open and not self.running
-
-    def sweep(self) -> None:
-        """Close connections past their deadline."""
-        now = self.loop.time()
-        for connection in list(self.open):
-            if connection.deadline < now and connection.state != _BUSY:
-                connection.close()
-
-    def drain(self) -> None:
-        """Stop keeping connections alive; close those with no request under way."""
-        self.draining = True
-        for connection in list(self.open):
-            if connection.state == _HEAD and not connection.buffer:
-                connection.close()
-
-    def close_all(self) -> None:
-        for connection in list(self.open):
-            connection.close()
 
 
 class HttpConnection(asyncio.Protocol):
@@ -137,6 +52,15 @@ class HttpConnection(asyncio.Protocol):
         self._reading = True
         self._writing = True
         self._eof = False
+
+    def expired(self, now: float) -> bool:
+        """Past its deadline with no request being answered."""
+        return self.deadline < now and self.state != _BUSY
+
+    @property
+    def idle(self) -> bool:
+        """Between requests, nothing of the next one read."""
+        return self.state == _HEAD and not self.buffer
 
     # -- asyncio.Protocol -------------------------------------------------------------
 

@@ -17,9 +17,9 @@ from concurrent.futures import Executor
 from typing import Any
 
 from govfn.http.app import HEALTH, RECEIVER, GovfnApp
-from govfn.http.connection import Reply, Request
 from govfn.http.problem import HttpProblem, reason
 from govfn.http.receiver import EventRequest, status_line
+from govfn.http.server import Reply, Request
 from govfn.http.wire import RequestHead
 
 log = logging.getLogger("govfn.http")

@@ -1,6 +1,7 @@
-"""HTTP/1.1 on the wire (RFC 9112): request heads, chunked bodies, response heads.
+"""HTTP/1.1 on the wire (RFC 9112): request heads and response heads.
 
-Pure functions and a small decoder over bytes, no I/O; `govfn.http.connection` drives them.
+Pure functions over bytes, no I/O; `govfn.http.connection` drives them (and
+`govfn.http.chunked` for chunked bodies).
 Anything malformed is a `WireError` carrying the 4xx to answer, never another exception:
 a request line over the limit is 414, too many or too long header fields 431, everything
 else 400. Header values are Latin-1 text, as WSGI has them.
@@ -15,7 +16,6 @@ import time
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_FIELDS = 100
 MAX_FIELD_SIZE = 8190
-MAX_CHUNK_LINE = 1024
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _METHOD = re.compile(_TOKEN)
@@ -24,23 +24,6 @@ _FIELDS = re.compile(rf"(?:\r\n{_TOKEN}:[^\x00-\x08\x0a-\x1f\x7f]*)*")
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "expect"})
 _TARGET = re.compile(r"[\x21-\x7e]+")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-
-REASONS = {
-    100: "Continue",
-    200: "OK",
-    202: "Accepted",
-    204: "No Content",
-    400: "Bad Request",
-    404: "Not Found",
-    408: "Request Timeout",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    417: "Expectation Failed",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
 
 
 class WireError(Exception):
@@ -217,72 +200,6 @@ def percent_decode(path: str) -> str:
     return out.decode("latin-1")
 
 
-class ChunkedBody:
-    """Decodes a chunked body fed in pieces; `feed()` returns the bytes it did not use once
-    the last chunk and the trailer section are read, None while it wants more."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.body = bytearray()
-        self._pending = b""
-        self._need = -1  # bytes of chunk data still to read; -1: a size line comes next
-        self._trailers = -1  # trailer lines read; -1: not in the trailer section yet
-
-    def feed(self, data: bytes) -> bytes | None:
-        buffer = self._pending + data if self._pending else data
-        position = 0
-        while True:
-            if self._need > 0:
-                take = min(self._need, len(buffer) - position)
-                self.body += buffer[position : position + take]
-                position += take
-                self._need -= take
-                if self._need:
-                    self._pending = b""
-                    return None
-                self._need = -2  # the CRLF after the data
-            end = buffer.find(b"\r\n", position)
-            if end < 0:
-                if len(buffer) - position > MAX_CHUNK_LINE:
-                    raise WireError(400, "chunk line too long")
-                self._pending = buffer[position:]
-                return None
-            line = buffer[position:end]
-            position = end + 2
-            if self._need == -2:
-                if line:
-                    raise WireError(400, "chunk data longer than its size")
-                self._need = -1
-            elif self._trailers >= 0:
-                if not line:
-                    self._pending = b""
-                    return buffer[position:]
-                self._trailers += 1
-                if self._trailers > MAX_HEADER_FIELDS or len(line) > MAX_FIELD_SIZE:
-                    raise WireError(431, "trailer section too large")
-            else:
-                size = chunk_size(line)
-                if len(self.body) + size > self.limit:
-                    raise BodyTooLarge(self.limit)
-                if size == 0:
-                    self._trailers = 0
-                else:
-                    self._need = size
-
-
-def chunk_size(line: bytes) -> int:
-    digits = line.split(b";", 1)[0].rstrip(b" \t")
-    if not digits or len(digits) > 15 or not all(byte in _HEX for byte in digits):
-        raise WireError(400, "malformed chunk size")
-    return int(digits, 16)
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"body is over the {limit}-byte limit")
-        self.limit = limit
-
-
 # -- responses --------------------------------------------------------------------------
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -319,15 +236,3 @@ def response_head(
     if not keep_alive:
         lines.append("Connection: close\r\n")
     return "".join(lines).encode("latin-1") + date_line() + b"\r\n"
-
-
-def error_response(status: int, detail: str) -> bytes:
-    """A complete plain-text answer that closes the connection."""
-    body = (detail + "\n").encode("latin-1", "replace")
-    head = response_head(
-        f"{status} {REASONS.get(status, 'Error')}",
-        [("Content-Type", "text/plain; charset=utf-8")],
-        len(body),
-        keep_alive=False,
-    )
-    return head + body

@@ -21,14 +21,16 @@ import os
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from gunicorn.workers.base import Worker
 
 from govfn.http.app import GovfnApp
 from govfn.http.config import DEFAULT_MAX_BODY
-from govfn.http.connection import Connections, Limits
+from govfn.http.connection import HttpConnection
 from govfn.http.dispatch import WorkerHandler
+from govfn.http.server import Connections, Limits
 
 TICK_S = 1.0  # how often deadlines are checked and the arbiter's heartbeat is due
 ACCEPT_BATCH = 1  # connections taken per wake-up, so that workers share a socket fairly
@@ -88,7 +90,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         servers = []
         for listener in self.sockets:
             server = await loop.create_server(
-                connections.protocol, sock=listener.sock, backlog=ACCEPT_BATCH
+                partial(HttpConnection, connections), sock=listener.sock, backlog=ACCEPT_BATCH
             )
             listener.sock.listen(self.cfg.backlog)  # the kernel queue stays gunicorn's
             servers.append(server)
