@@ -119,14 +119,22 @@ def test_sigquit_exits_at_once(tmp_path: Path) -> None:
     assert "Traceback" not in server.log_text()
 
 
+def worker_pids(arbiter: int) -> list[int]:
+    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
 def test_plain_gunicorn_runs_the_govfn_worker(tmp_path: Path) -> None:
     running = start_server(
         tmp_path,
-        "-k", "govfn.http.worker.GovfnWorker", "--no-control-socket",
+        "-k", "govfn.http.worker.GovfnWorker", "--no-control-socket", "--timeout", "2",
         gunicorn_app="govfn.http:create_app()",
         env={"GOVFN_FUNCTION": "echo"},
     )  # fmt: skip
     try:
+        workers = worker_pids(running.process.pid)
+        time.sleep(3)  # longer than the arbiter's timeout: only a heartbeat keeps the worker
+        assert worker_pids(running.process.pid) == workers and len(workers) == 1
         answer = post(running, "/", b'{"plain":"worker"}')
         assert (answer.status, answer.json()) == (200, {"plain": "worker"})
         assert raw_request(running.port, "GET", "/functions/", []).json()["count"] == 1
