@@ -261,3 +261,15 @@ def test_a_cancelled_invocation_still_records_its_completion(registry, runtime, 
     assert invoked["event_code"] == "0x2A01" and completed["event_code"] == "0x2A02"
     assert completed["invoked_cid"] == chronicle.records[0].cid
     assert completed["success"] is False and completed["error"] == "cancelled"
+
+
+def test_invocation_ids_are_version_4_uuids() -> None:
+    import uuid
+
+    from govfn.runtime import new_invocation_id
+
+    ids = {new_invocation_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for text in list(ids)[:50]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
