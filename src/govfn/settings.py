@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from govfn.chronicle.client import ChronicleClient, LedgerChronicle
+from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.sink import SinkSender, parse_ce_overrides
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
@@ -70,7 +70,7 @@ class Settings:
     def ledger(self) -> Ledger:
         return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=bool(self.sink_url))
 
-    def chronicle_client(self) -> ChronicleClient:
+    def chronicle_client(self) -> LedgerChronicle:
         return LedgerChronicle(self.ledger())
 
     def idempotency_store(self) -> IdempotencyStore | None:

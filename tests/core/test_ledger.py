@@ -233,3 +233,13 @@ def test_wal_checkpoints_run_off_the_writers_path(ledger: Ledger) -> None:
     assert ledger.checkpointer._thread is None
     with Ledger(ledger.path) as reopened:
         assert len(reopened) == 50
+
+
+def test_prepare_creates_the_schema_without_keeping_a_connection(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "new" / "c.db")
+    ledger.prepare()
+    assert ledger.path.exists() and ledger._conn is None
+    with closing(sqlite3.connect(ledger.path)) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+    assert {"records", "checkpoints", "outbox"} <= names and mode == "wal"

@@ -164,6 +164,13 @@ class Ledger:
         wanted = _SCHEMA_NAMES + (",records_to_outbox" if self.outbox else "")
         return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
 
+    def prepare(self) -> None:
+        """Create the file and its schema now (before forking workers, say), so that the
+        first record does not pay for it; the connection is not kept."""
+        with self._lock:
+            self._connection()
+        self.close()
+
     def close(self) -> None:
         self.checkpointer.stop()
         with self._lock:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from govfn.chronicle.ledger import LedgerError
 from govfn.chronicle.sink import SinkSender
 from govfn.http.config import HttpConfig
 from govfn.http.invocation_log import InvocationLog, configure_logging
@@ -189,9 +190,14 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.http")
+        chronicle = settings.chronicle_client()
+        try:
+            chronicle.ledger.prepare()
+        except LedgerError as exc:  # records will be kept by the backstop meanwhile
+            log.error("%s; serving anyway", exc)
         runtime = FunctionRuntime(
             registry,
-            settings.chronicle_client(),
+            chronicle,
             spool_dir=str(settings.spool_dir),
             idempotency=settings.idempotency_store(),
         )
