@@ -4,7 +4,6 @@ from govfn.chronicle.backstop import Backstop
 from govfn.chronicle.cid import canonical_json, cid_of, cid_of_bytes, content_cid
 from govfn.chronicle.client import (
     ChronicleClient,
-    FanOutChronicle,
     LedgerChronicle,
     MemoryChronicle,
 )
@@ -22,7 +21,6 @@ __all__ = [
     "FUNCTION_INVOKED",
     "Backstop",
     "ChronicleClient",
-    "FanOutChronicle",
     "Ledger",
     "LedgerChronicle",
     "LedgerError",

@@ -8,7 +8,6 @@ saves a second canonicalisation; the runtime prefers it when present.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from govfn.chronicle.ledger import Ledger
@@ -81,24 +80,6 @@ class LedgerChronicle:
         for _, done in batch:
             if not done.done():  # a cancelled waiter: its record is committed all the same
                 done.set_result(None)
-
-
-class FanOutChronicle:
-    """Sends every record to several clients; fails if any of them fails."""
-
-    def __init__(self, clients: Sequence[ChronicleClient]) -> None:
-        self.clients = list(clients)
-
-    async def emit(self, event_type: str, payload: dict[str, Any]) -> None:
-        await self.emit_record(Record.build(event_type, payload))
-
-    async def emit_record(self, record: Record) -> None:
-        results = await asyncio.gather(
-            *(deliver(client, record) for client in self.clients), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
 
 class MemoryChronicle:
