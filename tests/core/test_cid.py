@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from govfn.chronicle.cid import (
     canonical_flat,
     canonical_json,
-    cid_digest,
     cid_of,
     cid_of_bytes,
     content_cid,
@@ -74,13 +73,6 @@ def test_non_bmp_keys_sort_by_utf16() -> None:
     assert canonical_json(value).index("\U0001f600".encode()) < canonical_json(value).index(
         "\ufb01".encode()
     )
-
-
-def test_digest_round_trip() -> None:
-    cid = cid_of({"a": 1})
-    assert len(cid_digest(cid)) == 32
-    with pytest.raises(ValueError):
-        cid_digest("zzz")
 
 
 def test_content_cid_addresses_every_json_value() -> None:

@@ -156,24 +156,3 @@ def content_cid(value: Any) -> str:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"not a JSON value: {exc}") from None
         return cid_of_bytes(text.encode("utf-8"))
-
-
-def cid_digest(cid: str) -> bytes:
-    """The sha2-256 digest a CID carries (ValueError if it is not one of ours)."""
-    if not cid.startswith("b"):
-        raise ValueError(f"not a base32 CID: {cid!r}")
-    body = cid[1:].upper()
-    raw = _b32decode(body)
-    for prefix in (_PREFIX_JSON, _PREFIX_RAW):
-        if raw.startswith(prefix) and len(raw) == len(prefix) + 32:
-            return raw[len(prefix) :]
-    raise ValueError(f"not a CIDv1 sha2-256 json/raw CID: {cid!r}")
-
-
-def _b32decode(text: str) -> bytes:
-    from base64 import b32decode
-
-    try:
-        return b32decode(text + "=" * (-len(text) % 8))
-    except ValueError as exc:
-        raise ValueError(f"not base32: {text!r}") from exc
