@@ -29,9 +29,9 @@ interop-deps: $(INTEROP)
 $(INTEROP): tests/interop/package.json tests/interop/package-lock.json
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
 
-## fuzz: the receiver fuzzing with 10,000 generated requests per property
+## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)
-	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/http/test_http_fuzz.py
+	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/http/test_http_fuzz.py tests/http/test_http_wire.py tests/http/test_http_wire_fuzz.py
 
 ## lint: ruff and mypy on src/
 lint: $(STAMP)
