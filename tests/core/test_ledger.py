@@ -243,3 +243,35 @@ def test_prepare_creates_the_schema_without_keeping_a_connection(tmp_path: Path)
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
     assert {"records", "checkpoints", "outbox"} <= names and mode == "wal"
+
+
+def test_a_writer_waits_for_another_process_lock_in_small_steps(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.append(make(1, "first"))
+    with closing(
+        sqlite3.connect(ledger.path, isolation_level=None, check_same_thread=False)
+    ) as other:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        releaser = threading.Timer(0.2, lambda: other.execute("COMMIT"))
+        releaser.start()
+        started = time.monotonic()
+        ledger.append(make(1, "waited"))  # neither fails nor waits past the release by much
+        waited = time.monotonic() - started
+        releaser.join()
+    assert 0.15 <= waited < 5 and len(ledger) == 2 and ledger.verify().ok
+    monkeypatch.setattr("govfn.chronicle.ledger._LOCK_WAIT_S", 0.1)
+    with closing(sqlite3.connect(ledger.path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(LedgerError, match="locked"):
+            ledger.append(make(1, "gave up"))
+        other.execute("ROLLBACK")
+    assert len(ledger) == 2
+
+
+def test_only_the_writing_connection_gives_up_sqlites_busy_wait(ledger: Ledger) -> None:
+    with Ledger(ledger.path) as reader:
+        ledger.append(make(1))
+        assert ledger._connection().execute("PRAGMA busy_timeout").fetchall() == [(0,)]
+        assert len(reader) == 1
+        assert reader._connection().execute("PRAGMA busy_timeout").fetchall() == [(30000,)]

@@ -40,6 +40,8 @@ from govfn.sqlite import open_shared
 
 GENESIS = b"\x00" * 32
 
+_LOCK_WAIT_S = 30.0
+
 _INSERT = (
     "INSERT INTO records(cid, type, body, chain) VALUES (?, ?, ?, "
     "govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), ?))"
@@ -137,6 +139,7 @@ class Ledger:
         self.checkpointer = BackgroundCheckpointer(self.path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None  # the connection appends went through
         self._pid = 0
 
     # -- connection ---------------------------------------------------------------
@@ -196,21 +199,45 @@ class Ledger:
                 if dedupe:
                     stored = {row[0] for row in conn.execute("SELECT cid FROM records")}
                     records = [r for r in records if r.cid not in stored]
-                if len(records) == 1:
-                    self._insert(conn, records[0])
-                    self.checkpointer.poke()
-                    return
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    for record in records:
-                        self._insert(conn, record)
-                    conn.execute("COMMIT")
-                    self.checkpointer.poke()
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                if self._writer is not conn:  # readers keep SQLite's own 30 s busy wait
+                    conn.execute("PRAGMA busy_timeout=0")
+                    self._writer = conn
+                self._write_waiting_for_the_lock(conn, records)
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+        self.checkpointer.poke()
+
+    def _write_waiting_for_the_lock(
+        self, conn: sqlite3.Connection, records: Sequence[Record]
+    ) -> None:
+        """Write, retrying while another process holds the write lock. SQLite's own busy
+        handler sleeps at least 1 ms per try; a lock held for one commit (~20 µs) is better
+        waited for in steps from 50 µs. Gives up after `_LOCK_WAIT_S`."""
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        delay = 50e-6
+        while True:
+            try:
+                self._write(conn, records)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)
+
+    def _write(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
+        if len(records) == 1:
+            self._insert(conn, records[0])
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for record in records:
+                self._insert(conn, record)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, record: Record) -> None:
