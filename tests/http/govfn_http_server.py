@@ -100,6 +100,12 @@ def start_server(
     raise AssertionError(f"server not ready in {timeout_s}s:\n{server.log_text()}")
 
 
+def worker_pids(arbiter: int) -> list[int]:
+    """The gunicorn workers a server's arbiter (a process the test started) has forked."""
+    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text()
+    return [int(pid) for pid in children.split()]
+
+
 def stop_server(server: Server) -> None:
     if server.process.poll() is None:
         server.process.terminate()

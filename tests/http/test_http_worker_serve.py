@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 from govfn_http_native import closed_by_peer, read_answers
-from govfn_http_server import SAMPLE_MODULES, Server, binary_headers, start_server, stop_server
+from govfn_http_server import (
+    SAMPLE_MODULES,
+    Server,
+    binary_headers,
+    start_server,
+    stop_server,
+    worker_pids,
+)
 from govfn_http_wire import raw_request
 
 from govfn.chronicle import Ledger
@@ -117,11 +124,6 @@ def test_sigquit_exits_at_once(tmp_path: Path) -> None:
     finally:
         stop_server(server)
     assert "Traceback" not in server.log_text()
-
-
-def worker_pids(arbiter: int) -> list[int]:
-    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text()
-    return [int(pid) for pid in children.split()]
 
 
 def test_plain_gunicorn_runs_the_govfn_worker(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from govfn_http_server import Server, binary_headers, start_server, stop_server
+from govfn_http_server import Server, binary_headers, start_server, stop_server, worker_pids
 
 from govfn.chronicle import Ledger
 from govfn_sink_double import SinkDouble
@@ -138,11 +138,6 @@ def test_sigterm_lets_in_flight_work_finish(tmp_path: Path) -> None:
     assert exit_code == 0, server.log_text()
     completed = [p for _, kind, p in ledger_payloads(server.ledger) if kind == "FUNCTION_COMPLETED"]
     assert len(completed) == 6 and all(p["success"] for p in completed)
-
-
-def worker_pids(arbiter: int) -> list[int]:
-    children = Path(f"/proc/{arbiter}/task/{arbiter}/children").read_text().split()
-    return [int(pid) for pid in children]
 
 
 def test_sigkill_of_a_worker_under_load_keeps_the_ledger_sound(tmp_path: Path) -> None:
