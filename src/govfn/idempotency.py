@@ -22,9 +22,8 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from govfn.sqlite import open_shared
 
@@ -47,8 +46,7 @@ def _has_claims_table(conn: sqlite3.Connection) -> bool:
     return bool(rows)
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
+class Claim(NamedTuple):
     status: str  # "run" | "replay" | "in_progress" | "conflict"
     key: str
     result: dict[str, Any] | None = None

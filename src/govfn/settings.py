@@ -11,15 +11,19 @@ K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.sink import SinkSender, parse_ce_overrides
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
+
+if TYPE_CHECKING:
+    from govfn.chronicle.sink import SinkSender
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +86,30 @@ class Settings:
         """The outbox sender when K_SINK is set; start it in each serving process."""
         if not self.sink_url:
             return None
+        from govfn.chronicle.sink import SinkSender
+
         return SinkSender(
             self.chronicle_path,
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
         )
+
+
+def parse_ce_overrides(text: str | None) -> dict[str, str]:
+    """Extensions from K_CE_OVERRIDES (`{"extensions": {...}}`); ValueError names the problem."""
+    if not text:
+        return {}
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"K_CE_OVERRIDES is not JSON: {exc}") from None
+    extensions = document.get("extensions", {}) if isinstance(document, dict) else None
+    if not isinstance(extensions, dict):
+        raise ValueError("K_CE_OVERRIDES must be an object with an 'extensions' object")
+    result: dict[str, str] = {}
+    for name, value in extensions.items():
+        if not isinstance(name, str) or not name.isalnum() or not name.islower():
+            raise ValueError(f"K_CE_OVERRIDES: extension name {name!r} is not [a-z0-9]+")
+        result[name] = value if isinstance(value, str) else json.dumps(value)
+    return result

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from govfn.chronicle import canonical_json, merkle
-from govfn.cli import cli
+from govfn.cli.group import cli
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle import Ledger, Record
-from govfn.chronicle.sink import SinkSender, parse_ce_overrides
-from govfn.settings import Settings
+from govfn.chronicle.sink import SinkSender
+from govfn.settings import Settings, parse_ce_overrides
 from govfn_sink_double import SinkDouble
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from govfn_manifest_apiserver import ApiServer, ApiServerState
 
-from govfn.cli import cli
+from govfn.cli.group import cli
 
 IMAGE = ["--image", "registry.example/govfn:1.0.0", "--functions", "govfn.functions"]
 SERVICES = ("serving.knative.dev", "functions", "services")

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 import govfn.manifest
 from conftest import HERE
-from govfn.cli import cli
+from govfn.cli.group import cli
 from govfn.manifest import ManifestOptions, render_yaml
 from govfn.registry import FunctionRegistry
 

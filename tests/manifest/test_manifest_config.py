@@ -9,7 +9,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from govfn.cli import cli
+from govfn.cli.group import cli
 from govfn.manifest import ManifestError
 from govfn.manifest.config import find_config, load_options, read_config
 

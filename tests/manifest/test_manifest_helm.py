@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from govfn_manifest_schemas import schema_errors
 
 from conftest import HERE, REPO
-from govfn.cli import cli
+from govfn.cli.group import cli
 
 CHART = REPO / "charts" / "govfn"
 OPTIONS = [

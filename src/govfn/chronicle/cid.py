@@ -18,8 +18,6 @@ import json.encoder
 from base64 import b32encode
 from typing import Any
 
-import rfc8785
-
 _encode_string = json.encoder.encode_basestring  # the C encoder, ensure_ascii=False
 
 CODEC_RAW = 0x55
@@ -62,6 +60,8 @@ def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value; ValueError if it is not JSON."""
     if _plain(value):
         return _dumps(value).encode("utf-8")
+    import rfc8785  # only values off the fast path need it: kept out of start-up
+
     try:
         return bytes(rfc8785.dumps(value))
     except rfc8785.CanonicalizationError as exc:

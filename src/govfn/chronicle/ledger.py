@@ -29,8 +29,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from govfn.chronicle import merkle
 from govfn.chronicle.cid import cid_of_canonical
@@ -90,8 +90,7 @@ class LedgerError(Exception):
     """The ledger cannot be opened or written."""
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
+class VerifyReport(NamedTuple):
     ok: bool
     records: int
     root: str
@@ -100,8 +99,7 @@ class VerifyReport:
     bad_cid: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class InclusionProof:
+class InclusionProof(NamedTuple):
     cid: str
     leaf_index: int
     tree_size: int

@@ -7,8 +7,7 @@ identifies the record wherever it travels (ledger row, CloudEvent to a sink, exp
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from govfn.chronicle.cid import canonical_flat, canonical_json, cid_of_canonical
 
@@ -21,8 +20,7 @@ EVENT_CODES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One Chronicle record: its type, its payload, the payload's canonical bytes and CID."""
 
     type: str

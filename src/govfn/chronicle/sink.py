@@ -36,25 +36,6 @@ _IDLE_POLL_S = 0.5
 _SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
 
-def parse_ce_overrides(text: str | None) -> dict[str, str]:
-    """Extensions from K_CE_OVERRIDES (`{"extensions": {...}}`); ValueError names the problem."""
-    if not text:
-        return {}
-    try:
-        document = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"K_CE_OVERRIDES is not JSON: {exc}") from None
-    extensions = document.get("extensions", {}) if isinstance(document, dict) else None
-    if not isinstance(extensions, dict):
-        raise ValueError("K_CE_OVERRIDES must be an object with an 'extensions' object")
-    result: dict[str, str] = {}
-    for name, value in extensions.items():
-        if not isinstance(name, str) or not name.isalnum() or not name.islower():
-            raise ValueError(f"K_CE_OVERRIDES: extension name {name!r} is not [a-z0-9]+")
-        result[name] = value if isinstance(value, str) else json.dumps(value)
-    return result
-
-
 @dataclass
 class SinkSender:
     ledger_path: Path

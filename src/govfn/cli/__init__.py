@@ -1,41 +1,27 @@
-"""The `govfn` command. Each subcommand lives in its own module and is imported only
-when it runs, so `govfn serve` never pays for the manifest code and vice versa."""
+"""The `govfn` command line.
+
+`govfn serve` runs in every pod as it scales from zero, so it goes straight to its own
+argparse parser (`govfn.cli.serve`); every other command goes through the click group in
+`govfn.cli.group`.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-import click
-
-COMMANDS = {
-    "functions": "govfn.cli.functions:functions",
-    "invoke": "govfn.cli.functions:invoke",
-    "chronicle": "govfn.cli.chronicle:chronicle",
-    "serve": "govfn.cli.serve:serve",
-    "manifests": "govfn.cli.manifests:manifests",
-    "apply": "govfn.cli.manifests:apply",
-}
+import gc
+import sys
+from collections.abc import Sequence
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+def main(argv: Sequence[str] | None = None) -> None:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["serve"]:
+        # Start-up only builds what lives as long as the process: no cyclic collection
+        # runs until the arbiter is ready and each worker has frozen what it inherited.
+        gc.disable()
+        from govfn.cli.serve import main as serve
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attribute = target.split(":")
-        command: click.Command = getattr(importlib.import_module(module_name), attribute)
-        return command
+        serve(arguments[1:])
+        return
+    from govfn.cli.group import cli
 
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="govfn")
-def cli() -> None:
-    """govfn: governed functions on Knative."""
-
-
-def main(*args: Any) -> None:
-    cli(*args)
+    cli(arguments)

@@ -5,18 +5,23 @@ workers fork from it; each worker opens its own ledger connection. With govfn's 
 (the default) each worker serves HTTP on one event loop, where functions run; with
 `--worker-class gthread` each worker serves WSGI from a thread pool and starts an event
 loop thread on first use.
+
+Every pod runs this command when it scales from zero, so it is parsed with argparse,
+which gunicorn imports anyway, and `govfn.cli.main` reaches it without loading click.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import gc
+import os
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import click
 from gunicorn.app.base import BaseApplication
 
-from govfn.cli.options import functions_option
 from govfn.errors import GovfnError
 from govfn.http.app import GovfnApp, create_app
 from govfn.http.config import HttpConfig
@@ -35,6 +40,13 @@ HEADER_LIMITS = {
 }
 
 
+def _collect_from_now_on(process: Any) -> None:
+    """Cyclic collection, off while `govfn serve` starts, runs again; what start-up built
+    lives as long as the process, so it is frozen out of every collection."""
+    gc.freeze()
+    gc.enable()
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, app: GovfnApp, options: dict[str, Any]) -> None:
         self.application = app
@@ -50,80 +62,126 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         return self.application
 
 
-@click.command()
-@functions_option
-@click.option(
-    "--function",
-    "function_id",
-    envvar="GOVFN_FUNCTION",
-    default=None,
-    metavar="ID",
-    help="Single-function mode: POST / is this function's receiver (env GOVFN_FUNCTION).",
-)
-@click.option("--host", default="0.0.0.0", show_default=True, help="Address to bind.")
-@click.option(
-    "--port",
-    envvar="PORT",
-    type=click.IntRange(1, 65535),
-    default=8080,
-    show_default=True,
-    help="Port to bind (env PORT, which Knative sets).",
-)
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
-@click.option(
-    "--threads",
-    type=click.IntRange(1, 256),
-    default=8,
-    show_default=True,
-    help="Threads per worker: for the management API with the govfn worker, for every "
-    "request with gthread.",
-)
-@click.option(
-    "--worker-class",
-    type=click.Choice(sorted(WORKER_CLASSES)),
-    default="govfn",
-    show_default=True,
-    help="govfn: one event loop per worker serves HTTP and runs functions; "
-    "gthread: gunicorn's threaded WSGI worker.",
-)
-@click.option(
-    "--keep-alive",
-    "keep_alive",
-    type=click.IntRange(1, 3600),
-    default=5,
-    show_default=True,
-    metavar="SECONDS",
-    help="Close a connection idle for this long.",
-)
-@click.option(
-    "--max-body",
-    type=click.IntRange(1),
-    default=None,
-    metavar="BYTES",
-    help="Largest request body (default 10 MiB, env GOVFN_MAX_BODY_BYTES).",
-)
-@click.option(
-    "--max-in-flight",
-    type=click.IntRange(1),
-    default=None,
-    metavar="N",
-    help="Invocations a worker runs at once before answering 429 (env GOVFN_MAX_IN_FLIGHT).",
-)
-@click.option("--dev", is_flag=True, help="Open the direct-invoke API and log readably.")
+def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]; the message names the env variable
+    the value may have come from."""
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            source = f" (from env {env} or the option)" if env else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer {bounds}{source}")
+        return value
+
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(
+        prog="govfn serve",
+        description="Serve every function's CloudEvents receiver and the management API.",
+    )
+    cli.add_argument(
+        "--functions",
+        dest="modules",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS or the built-ins).",
+    )
+    cli.add_argument(
+        "--function",
+        dest="function_id",
+        default=os.environ.get("GOVFN_FUNCTION") or None,
+        metavar="ID",
+        help="Single-function mode: POST / is this function's receiver (env GOVFN_FUNCTION).",
+    )
+    cli.add_argument("--host", default="0.0.0.0", help="Address to bind (default 0.0.0.0).")
+    cli.add_argument(
+        "--port",
+        type=_int_in(1, 65535, env="PORT"),
+        default=os.environ.get("PORT") or "8080",
+        help="Port to bind (env PORT, which Knative sets; default 8080).",
+    )
+    cli.add_argument(
+        "--workers", type=_int_in(1, 64), default=1, help="Worker processes (default 1)."
+    )
+    cli.add_argument(
+        "--threads",
+        type=_int_in(1, 256),
+        default=8,
+        help="Threads per worker: for the management API with the govfn worker, for every "
+        "request with gthread (default 8).",
+    )
+    cli.add_argument(
+        "--worker-class",
+        choices=sorted(WORKER_CLASSES),
+        default="govfn",
+        help="govfn (default): one event loop per worker serves HTTP and runs functions; "
+        "gthread: gunicorn's threaded WSGI worker.",
+    )
+    cli.add_argument(
+        "--keep-alive",
+        type=_int_in(1, 3600),
+        default=5,
+        metavar="SECONDS",
+        help="Close a connection idle for this long (default 5).",
+    )
+    cli.add_argument(
+        "--max-body",
+        type=_int_in(1),
+        metavar="BYTES",
+        help="Largest request body (default 10 MiB, env GOVFN_MAX_BODY_BYTES).",
+    )
+    cli.add_argument(
+        "--max-in-flight",
+        type=_int_in(1),
+        metavar="N",
+        help="Invocations a worker runs at once before answering 429 (env GOVFN_MAX_IN_FLIGHT).",
+    )
+    cli.add_argument(
+        "--dev", action="store_true", help="Open the direct-invoke API and log readably."
+    )
+    return cli
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`govfn serve [OPTIONS]`: parse, build the app, and run gunicorn until it stops."""
+    args = parser().parse_args(argv)
+    serve(
+        modules=tuple(args.modules),
+        function_id=args.function_id,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        worker_class=args.worker_class,
+        keep_alive=args.keep_alive,
+        max_body=args.max_body,
+        max_in_flight=args.max_in_flight,
+        dev=args.dev,
+    )
+
+
 def serve(
-    modules: tuple[str, ...],
-    function_id: str | None,
-    host: str,
-    port: int,
-    workers: int,
-    threads: int,
-    worker_class: str,
-    keep_alive: int,
-    max_body: int | None,
-    max_in_flight: int | None,
-    dev: bool,
+    *,
+    modules: tuple[str, ...] = (),
+    function_id: str | None = None,
+    host: str = "0.0.0.0",
+    port: int = 8080,
+    workers: int = 1,
+    threads: int = 8,
+    worker_class: str = "govfn",
+    keep_alive: int = 5,
+    max_body: int | None = None,
+    max_in_flight: int | None = None,
+    dev: bool = False,
 ) -> None:
-    """Serve every function's CloudEvents receiver and the management API."""
+    """Serve the functions until gunicorn stops; exit 1 with a message when they cannot load."""
     configure_logging(dev)
     try:
         config = HttpConfig.from_env()
@@ -137,12 +195,12 @@ def serve(
         registry = load_functions(settings.functions, FunctionRegistry())
         app = create_app(registry, config=config, settings=settings)
     except (GovfnError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        sys.exit(f"Error: {exc}")
     mode = f"function {config.function_id}" if config.function_id else "all functions"
-    click.echo(
+    print(
         f"govfn: serving {mode} ({len(app.registry)}) on http://{host}:{port} "
         f"[{workers} {worker_class} worker(s) x {threads} threads{', dev' if config.dev else ''}]",
-        err=True,
+        file=sys.stderr,
     )
     options: dict[str, Any] = {
         "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -158,10 +216,16 @@ def serve(
         "errorlog": "-",
         "control_socket_disable": True,
         "loglevel": "info" if config.dev else "warning",
+        "when_ready": _collect_from_now_on,
         **HEADER_LIMITS,
     }
     if worker_class == "gthread":  # govfn's worker starts and stops the app itself
-        options["post_worker_init"] = lambda worker: app.worker_started()
+
+        def post_worker_init(worker: Any) -> None:
+            _collect_from_now_on(worker)
+            app.worker_started()
+
+        options["post_worker_init"] = post_worker_init
         options["worker_exit"] = lambda arbiter, worker: app.worker_stopping()
     GunicornServer(app, options).run()
     sys.exit(0)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from govfn.chronicle.ledger import LedgerError
-from govfn.chronicle.sink import SinkSender
 from govfn.http.config import HttpConfig
 from govfn.http.invocation_log import InvocationLog, configure_logging
 from govfn.http.loop import LoopThread
@@ -32,6 +31,8 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from werkzeug.test import Client
+
+    from govfn.chronicle.sink import SinkSender
 
 log = logging.getLogger("govfn.http")
 

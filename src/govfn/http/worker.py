@@ -76,6 +76,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         )
         connections = Connections(loop, handler, limits)
         gc.freeze()  # what the app built before serving is never collected: shorter pauses
+        gc.enable()  # `govfn serve` starts with cyclic collection off
         try:
             loop.run_until_complete(self._serve(connections, govfn))
         finally:
