@@ -1,4 +1,4 @@
-"""Settings: one dataclass, read from the environment in one place (`Settings.from_env`).
+"""Settings: one record, read from the environment in one place (`Settings.from_env`).
 
 GOVFN_FUNCTIONS          comma-separated modules defining functions
 GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, NamedTuple
 
 from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.ledger import Ledger
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
     from govfn.chronicle.sink import SinkSender
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     functions: tuple[str, ...] = ()
     chronicle_path: Path = Path("var/chronicle.db")
     chronicle_sync: str = "normal"
@@ -35,7 +34,7 @@ class Settings:
     idempotency_path: Path | None = None
     idempotency_ttl_s: float = DEFAULT_EXPIRY_S
     sink_url: str | None = None
-    sink_extensions: Mapping[str, str] = field(default_factory=dict)
+    sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
 
     @classmethod
@@ -69,7 +68,7 @@ class Settings:
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
         """Modules named on the command line win over GOVFN_FUNCTIONS."""
-        return replace(self, functions=modules) if modules else self
+        return self._replace(functions=modules) if modules else self
 
     def ledger(self) -> Ledger:
         return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=bool(self.sink_url))

@@ -90,3 +90,33 @@ def test_python_dash_m_runs_the_cli(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["data"] == [1]
+
+
+def test_serve_options_are_checked_before_anything_starts(runner: CliRunner) -> None:
+    govfn = [sys.executable, "-m", "govfn", "serve"]
+    bad_port = subprocess.run(
+        [*govfn, "--port", "70000"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert bad_port.returncode == 2
+    assert "--port: '70000' is not an integer 1..65535" in bad_port.stderr
+    env = {**os.environ, "PORT": "http"}
+    bad_env = subprocess.run(
+        govfn, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert bad_env.returncode == 2 and "(from env PORT or the option)" in bad_env.stderr
+    missing = subprocess.run(
+        [*govfn, "--functions", "no_such_govfn_module"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert "cannot import functions module 'no_such_govfn_module'" in missing.stderr
+
+
+def test_serve_is_listed_and_reachable_through_the_group(runner: CliRunner) -> None:
+    assert "serve" in runner.invoke(cli, ["--help"]).output
+    shown = runner.invoke(cli, ["serve", "--help"])
+    assert shown.exit_code == 0
+    assert "usage: govfn serve" in shown.output and "--worker-class" in shown.output

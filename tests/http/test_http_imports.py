@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest")
+HEAVY = ("flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click")
 
 
 def imported_after(code: str) -> set[str]:
@@ -27,7 +27,7 @@ def test_the_receiver_modules_import_nothing_heavy() -> None:
 
 def test_serve_start_up_imports_nothing_heavy() -> None:
     code = (
-        "import govfn.cli.serve\n"
+        "import govfn.cli, govfn.cli.serve\n"
         "from govfn.http import create_app\n"
         "from govfn.chronicle.client import MemoryChronicle\n"
         "from govfn.registry import FunctionRegistry, load_functions\n"

@@ -187,3 +187,9 @@ def test_sigkill_of_a_worker_under_load_keeps_the_ledger_sound(tmp_path: Path) -
     assert verify.returncode == 0, verify.stdout + verify.stderr
     stored = {cid for cid, _, _ in ledger_payloads(server.ledger)}
     assert len(lineage) >= 200 and set(lineage) <= stored  # every answered invocation committed
+    # The arbiter said so, as a JSON line of govfn's log (govfn.http.gunicorn_log).
+    lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
+    killed = [
+        line for line in lines if f"(pid:{victims[0]}) was sent SIGKILL" in line.get("message", "")
+    ]
+    assert killed and killed[0]["logger"] == "govfn.gunicorn" and killed[0]["level"] == "ERROR"

@@ -25,6 +25,7 @@ from gunicorn.app.base import BaseApplication
 from govfn.errors import GovfnError
 from govfn.http.app import GovfnApp, create_app
 from govfn.http.config import HttpConfig
+from govfn.http.gunicorn_log import GunicornLog
 from govfn.http.invocation_log import configure_logging
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.settings import Settings
@@ -213,7 +214,7 @@ def serve(
         "graceful_timeout": 30,
         "keepalive": keep_alive,
         "accesslog": None,
-        "errorlog": "-",
+        "logger_class": GunicornLog,
         "control_socket_disable": True,
         "loglevel": "info" if config.dev else "warning",
         "when_ready": _collect_from_now_on,
