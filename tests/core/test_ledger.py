@@ -245,6 +245,19 @@ def test_prepare_creates_the_schema_without_keeping_a_connection(tmp_path: Path)
     assert {"records", "checkpoints", "outbox"} <= names and mode == "wal"
 
 
+@pytest.mark.parametrize(("policy", "level"), [("normal", 1), ("full", 2)])
+def test_records_are_written_under_the_ledgers_sync_policy(
+    tmp_path: Path, policy: str, level: int
+) -> None:
+    """A new file's schema may be written without fsync (normal); records never are
+    written under anything weaker than the policy."""
+    for attempt in ("new file", "existing file"):
+        with Ledger(tmp_path / "c.db", sync=policy) as ledger:
+            ledger.append([Record.build("T", {"attempt": attempt})])
+            (synchronous,) = ledger._connection().execute("PRAGMA synchronous").fetchone()
+            assert synchronous == level, attempt
+
+
 def test_a_writer_waits_for_another_process_lock_in_small_steps(
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
