@@ -43,6 +43,20 @@ def test_exported_names() -> None:
     }
     for name in govfn.__all__:
         assert hasattr(govfn, name), name
+    assert govfn.FunctionRuntime.__module__ == "govfn.runtime"
+    with pytest.raises(AttributeError, match="no_such_name"):
+        govfn.no_such_name  # noqa: B018
+
+
+def test_the_package_loads_its_names_on_first_use() -> None:
+    code = (
+        "import sys, govfn.cli, govfn.errors\n"
+        "assert 'asyncio' not in sys.modules and 'govfn.runtime' not in sys.modules\n"
+        "from govfn import governed_function, FunctionRuntime\n"
+        "assert 'govfn.runtime' in sys.modules\n"
+        "assert governed_function.__module__ == 'govfn.decorator'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 def test_sdk_core_imports_no_web_or_kubernetes() -> None:
