@@ -48,12 +48,12 @@ def test_a_head_is_parsed() -> None:
 @pytest.mark.parametrize(
     ("head", "keep_alive", "expect"),
     [
-        (b"GET / HTTP/1.1", True, False),
-        (b"GET / HTTP/1.1\r\nConnection: close", False, False),
-        (b"GET / HTTP/1.1\r\nConnection: Keep-Alive, CLOSE", False, False),
+        (b"GET / HTTP/1.1\r\nHost: h", True, False),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close", False, False),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive, CLOSE", False, False),
         (b"GET / HTTP/1.0", False, False),
         (b"GET / HTTP/1.0\r\nConnection: keep-alive", False, False),
-        (b"POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1", True, True),
+        (b"POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1", True, True),
         (b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1", False, False),
     ],
 )
@@ -63,26 +63,26 @@ def test_keep_alive_and_expectations(head: bytes, keep_alive: bool, expect: bool
 
 
 def test_options_asterisk_and_absolute_targets() -> None:
-    assert parse_head(b"OPTIONS * HTTP/1.1").path == "*"
-    assert parse_head(b"GET https://h HTTP/1.1").path == "/"
+    assert parse_head(b"OPTIONS * HTTP/1.1\r\nHost: h").path == "*"
+    assert parse_head(b"GET https://h HTTP/1.1\r\nHost: h").path == "/"
     with pytest.raises(WireError):
-        parse_head(b"GET * HTTP/1.1")
+        parse_head(b"GET * HTTP/1.1\r\nHost: h")
     with pytest.raises(WireError):
-        parse_head(b"GET ftp://h/x HTTP/1.1")
+        parse_head(b"GET ftp://h/x HTTP/1.1\r\nHost: h")
 
 
 @pytest.mark.parametrize(
     ("head", "status"),
     [
-        (b"GET /" + b"a" * 8200 + b" HTTP/1.1", 414),
-        (b"GET / HTTP/1.1\r\n" + b"\r\n".join(b"A%d: v" % i for i in range(101)), 431),
-        (b"GET / HTTP/1.1\r\nA: " + b"v" * 8200, 431),
-        (b"GET / HTTP/1.1\r\nContent-Length: 1e3", 400),
-        (b"GET / HTTP/1.1\r\nContent-Length: \xb2", 400),
-        (b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999", 400),
-        (b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip", 400),
-        (b"GET / HTTP/1.1\r\nA: \x7f", 400),
-        (b"GET / HTTP/1.1\r\nExpect: something", 417),
+        (b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\nHost: h", 414),
+        (b"GET / HTTP/1.1\r\nHost: h\r\n" + b"\r\n".join(b"A%d: v" % i for i in range(101)), 431),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nA: " + b"v" * 8200, 431),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1e3", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: \xb2", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nA: \x7f", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nExpect: something", 417),
     ],
 )
 def test_refusals(head: bytes, status: int) -> None:
@@ -91,9 +91,27 @@ def test_refusals(head: bytes, status: int) -> None:
     assert refused.value.status == status
 
 
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.1",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b",
+        b"GET / HTTP/1.0\r\nHost: a\r\nHost: a",
+    ],
+)
+def test_host_must_be_there_once_in_http_1_1_and_never_twice(head: bytes) -> None:
+    with pytest.raises(WireError, match="exactly one Host") as refused:
+        parse_head(head)
+    assert refused.value.status == 400
+    assert parse_head(b"GET / HTTP/1.0").keep_alive is False  # HTTP/1.0 may leave it out
+
+
 def test_a_transfer_encoding_repeated_as_chunked_twice_is_refused() -> None:
     with pytest.raises(WireError):
-        parse_head(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked")
+        parse_head(
+            b"POST / HTTP/1.1\r\nHost: h\r\n"
+            b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+        )
 
 
 ENCODED = b"5;name=value\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\nTrailer: t\r\n\r\nNEXT"

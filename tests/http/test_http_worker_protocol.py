@@ -208,24 +208,27 @@ def test_header_limits_are_431_while_the_head_still_arrives(served: NativeServer
     [
         b"GARBAGE\r\n\r\n",
         b"GET / HTTP/1.1 extra\r\n\r\n",
-        b"GET  / HTTP/1.1\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
         b"GET / FTP/1.1\r\n\r\n",
-        b"G(T / HTTP/1.1\r\n\r\n",
-        b"GET nothing HTTP/1.1\r\n\r\n",
-        b"GET /a\x01b HTTP/1.1\r\n\r\n",
-        b"GET /%zz HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nNo-Colon\r\n\r\n",
-        b"GET / HTTP/1.1\r\nBad Name: v\r\n\r\n",
-        b"GET / HTTP/1.1\r\nName : v\r\n\r\n",
-        b"GET / HTTP/1.1\r\nA: v\r\n folded\r\n\r\n",
-        b"GET / HTTP/1.1\r\nA: v\x00w\r\n\r\n",
+        b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET nothing HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /a\x01b HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /%zz HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nNo-Colon\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nName : v\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nA: v\r\n folded\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nA: v\x00w\r\n\r\n",
         b"GET / HTTP/1.1\nA: b\n\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-        b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
         b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nA: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     ],
 )
 def test_malformed_heads_are_400_and_close(served: NativeServer, head: bytes) -> None:
@@ -233,7 +236,8 @@ def test_malformed_heads_are_400_and_close(served: NativeServer, head: bytes) ->
         sock.sendall(head)
         [answer] = read_answers(sock, 1)
         assert answer.status == 400, answer
-        assert answer.problem["detail"]
+        about_host = b"Host: h\r\n" not in head and head.startswith(b"GET / HTTP/1.1\r\n")
+        assert ("Host" in answer.problem["detail"]) == about_host, answer.problem
         assert closed_by_peer(sock, 2)
     assert served.handled == []
 

@@ -109,6 +109,7 @@ def parse_head(head: bytes) -> RequestHead:
             raise WireError(400, "malformed header field")
     headers: list[tuple[str, str]] = []
     framing: dict[str, str] = {}
+    hosts = 0
     for line in fields:
         name, _, value = line.partition(":")
         name = name.lower()
@@ -116,6 +117,10 @@ def parse_head(head: bytes) -> RequestHead:
         headers.append((name, value))
         if name in _FRAMING:
             framing[name] = f"{framing[name]}, {value}" if name in framing else value
+        elif name == "host":
+            hosts += 1
+    if hosts > 1 or (hosts == 0 and version == "HTTP/1.1"):  # RFC 9112, section 3.2
+        raise WireError(400, "a request needs exactly one Host field (HTTP/1.0: at most one)")
     if not framing:
         return RequestHead(
             method, target, path, query, version, headers, None, False, version == "HTTP/1.1", False
