@@ -133,14 +133,15 @@ def all_servers(include_govfn: bool | None = None) -> tuple[ServerSpec, ...]:
 
 
 def select(names: list[str] | None, servers: tuple[ServerSpec, ...]) -> tuple[ServerSpec, ...]:
-    """Servers named exactly, else those whose name or kind contains one of `names`
-    (all of them when none is given)."""
+    """The servers each of `names` picks: the server of that exact name, else those whose
+    name contains it or whose kind is it (all servers when no name is given)."""
     if not names:
         return servers
-    exact = tuple(s for s in servers if s.name in names)
-    if exact:
-        return exact
-    return tuple(s for s in servers if any(n in s.name or n == s.kind for n in names))
+    picked: set[str] = set()
+    for name in names:
+        exact = {s.name for s in servers if s.name == name}
+        picked |= exact or {s.name for s in servers if name in s.name or name == s.kind}
+    return tuple(s for s in servers if s.name in picked)
 
 
 # -- talking to a server ---------------------------------------------------------------
