@@ -132,3 +132,25 @@ def test_values_schema_refuses_what_knative_would(helm: Path, tmp_path: Path) ->
         args = ("template", "govfn", str(CHART), "-f", str(values), "--set", setting)
         refused = helm_run(helm, *args)
         assert refused.returncode != 0 and message in refused.stderr, (setting, refused.stderr)
+
+
+def test_the_broker_is_rendered_only_when_asked_for(helm: Path, tmp_path: Path) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(govfn_manifests(tmp_path, *OPTIONS, "--format", "helm-values"))
+    base = ("template", "govfn", str(CHART), "-f", str(values))
+    without = objects(helm_run(helm, *base).stdout)
+    assert "Broker" not in {obj["kind"] for obj in without}
+    rendered = helm_run(
+        helm, *base, "--set", "createBroker=true", "--set", "brokerDelivery.retry=3"
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    brokers = [obj for obj in objects(rendered.stdout) if obj["kind"] == "Broker"]
+    assert len(brokers) == 1 and schema_errors(brokers[0]) == []
+    broker = brokers[0]
+    triggers = [obj for obj in without if obj["kind"] == "Trigger"]
+    assert {t["spec"]["broker"] for t in triggers} == {broker["metadata"]["name"]} == {"events"}
+    assert broker["metadata"]["namespace"] == "shop" and broker["spec"]["delivery"] == {"retry": 3}
+    assert broker["metadata"]["labels"]["app.kubernetes.io/part-of"] == "shop"
+    assert broker["metadata"]["labels"]["team"] == "pay"
+    bad = helm_run(helm, *base, "--set", "brokerDelivery.backoffPolicy=random")
+    assert bad.returncode != 0 and "/brokerDelivery/backoffPolicy" in bad.stderr
