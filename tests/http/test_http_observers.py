@@ -9,13 +9,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from govfn.function import FunctionContext, FunctionResult
 from govfn.http import invocation_log
 from govfn.http.invocation_log import InvocationLog, JsonLineFormatter
-from govfn.http.metrics import Metrics
+from govfn.http.metrics import Metrics, SharedMetrics
 
 
 @pytest.fixture
@@ -121,3 +122,27 @@ def test_duration_buckets_are_cumulative() -> None:
     assert buckets["0.0025"] == 2 and buckets["0.005"] == 3 and buckets["10.0"] == 3
     assert buckets["+Inf"] == 4
     assert "govfn_invocation_duration_seconds_count" in text
+
+
+def test_shared_metrics_add_up_other_workers_snapshots(tmp_path: Path) -> None:
+    mine, other = Metrics(), Metrics()
+    for metrics, outcomes in ((mine, [True, False]), (other, [True, True])):
+        for ok in outcomes:
+            result = FunctionResult(success=ok, function_id="f", duration_ms=2.0, error_kind="x")
+            metrics.observe(None, FunctionContext(), result)
+    other.rejected(400)
+    shared = SharedMetrics(tmp_path / "metrics")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "stale.json").write_text("{}")
+    shared.reset()  # a new server starts from zero
+    assert list((tmp_path / "metrics").iterdir()) == []
+    (tmp_path / "metrics" / "1.json").write_text(json.dumps(other.snapshot()))
+    (tmp_path / "metrics" / "2.json").write_text('{"invocations": ')  # half written: skipped
+    shared.publish(mine)  # this process's file is never read back as another's
+    text = mine.render(
+        chronicle_failures=0, chronicle_pending=0, in_flight=0, others=shared.others()
+    )
+    assert 'govfn_invocations_total{function="f",outcome="success"} 3' in text
+    assert 'govfn_invocations_total{function="f",outcome="x"} 1' in text
+    assert 'govfn_invocation_duration_seconds_bucket{function="f",le="0.0025"} 4' in text
+    assert 'govfn_requests_rejected_total{status="400"} 1' in text

@@ -190,3 +190,38 @@ def test_plain_gunicorn_serves_the_app_factory(tmp_path: Path) -> None:
         assert '"event_id":"plain"' in running.log_text()
     finally:
         stop_server(running)
+
+
+def test_metrics_count_the_invocations_of_every_worker(tmp_path: Path) -> None:
+    server = start_server(tmp_path, *MODULES, "--workers", "2")
+    try:
+
+        def ask(i: int) -> int:
+            headers = binary_headers("WHEREAMI_REQUESTED", event_id=f"m{i}")
+            answer = post(server, "/", headers, b"{}")
+            assert answer.status == 200
+            pid: int = answer.json()["pid"]
+            return pid
+
+        sent, pids = 0, set()
+        with ThreadPoolExecutor(8) as pool:
+            while len(pids) < 2 and sent < 400:  # until both workers have answered some
+                pids |= set(pool.map(ask, range(sent, sent + 40)))
+                sent += 40
+        assert len(pids) == 2
+
+        def counted() -> int:
+            text = raw_request(server.port, "GET", "/metrics", []).body.decode()
+            prefix = 'govfn_invocations_total{function="whereami",outcome="success"} '
+            return sum(
+                int(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)
+            )
+
+        for _ in range(100):  # the answering worker's own count is live, its peer's is
+            if counted() == sent:  # at most a publishing interval (1 s) behind
+                break
+            time.sleep(0.05)
+        time.sleep(1.5)  # now both have published their last invocations
+        assert [counted() for _ in range(8)] == [sent] * 8  # whichever worker answers
+    finally:
+        stop_server(server)

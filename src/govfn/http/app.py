@@ -20,7 +20,7 @@ from govfn.chronicle.ledger import LedgerError
 from govfn.http.config import HttpConfig
 from govfn.http.invocation_log import InvocationLog, configure_logging
 from govfn.http.loop import LoopThread
-from govfn.http.metrics import Metrics
+from govfn.http.metrics import Metrics, SharedMetrics
 from govfn.http.receiver import Receivers, StartResponse
 from govfn.http.state import ServerState
 from govfn.registry import FunctionRegistry, load_functions
@@ -56,6 +56,7 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
+        shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
     ) -> None:
         self.runtime = runtime
@@ -64,6 +65,7 @@ class GovfnApp:
         self.state = state or ServerState(config.max_in_flight)
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
+        self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
         if sink is not None:
@@ -119,10 +121,13 @@ class GovfnApp:
     # -- worker lifecycle (gunicorn hooks in govfn.cli.serve) --------------------------
 
     def worker_started(self, *, drain_on_sigterm: bool = True) -> None:
-        """In a new worker: start the sink sender; with `drain_on_sigterm`, readiness turns
-        false as soon as SIGTERM arrives (govfn's worker drains through its own handler)."""
+        """In a new worker: start the sink sender and the metrics publisher; with
+        `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives (govfn's worker
+        drains through its own handler)."""
         if self.sink is not None:
             self.sink.start()
+        if self.shared_metrics is not None:
+            self.shared_metrics.start(self.metrics)
         if not drain_on_sigterm:
             return
         previous = signal.getsignal(signal.SIGTERM)
@@ -147,6 +152,8 @@ class GovfnApp:
             left = self.sink.stop(drain_timeout_s)
             if left:
                 log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
+        if self.shared_metrics is not None:
+            self.shared_metrics.stop(self.metrics)
         self.loop.stop()
 
     @property
@@ -207,11 +214,29 @@ def create_app(
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.http")
     configure_logging(readable=config.dev)
-    app = GovfnApp(runtime, config, sink=settings.sink_sender() if settings else None)
+    app = GovfnApp(
+        runtime,
+        config,
+        shared_metrics=_shared_metrics(settings),
+        sink=settings.sink_sender() if settings else None,
+    )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
     app.state.mark_started()
     return app
+
+
+def _shared_metrics(settings: Settings | None) -> SharedMetrics | None:
+    """The directory where a pod's workers publish their counters: beside the ledger."""
+    if settings is None:
+        return None
+    shared = SharedMetrics(settings.chronicle_path.parent / "metrics")
+    try:
+        shared.reset()
+    except OSError as exc:
+        log.warning("metrics stay per worker: %s", exc)
+        return None
+    return shared
 
 
 def _single_function(registry: FunctionRegistry, function_id: str | None) -> FunctionRegistry:

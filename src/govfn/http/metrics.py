@@ -1,19 +1,32 @@
-"""Prometheus metrics of one worker process, rendered in the text exposition format.
+"""Prometheus metrics, rendered in the text exposition format (no client library: the
+format is four line kinds).
 
-Counters live in this process (each gunicorn worker answers with its own); Prometheus
-sums them over scrapes of the pod. No client library: the format is four line kinds.
+Each worker process counts its own invocations. A scrape reaches one worker of the pod, so
+each worker also publishes its counters every second to a file in a directory the pod's
+workers share (`SharedMetrics`, beside the ledger), and the worker that answers adds its own
+live counters to the other files: the invocation, duration and rejection counters are the
+pod's, other workers' counts up to a second behind. The Chronicle and sink figures and the
+in-flight gauge are the answering worker's own.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Iterable
 from itertools import accumulate
+from pathlib import Path
+from typing import Any
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+log = logging.getLogger("govfn.http")
 
 
 class Metrics:
@@ -51,6 +64,18 @@ class Metrics:
         with self._lock:
             return self._invocations.get((function, outcome), 0)
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as JSON-ready data (what `SharedMetrics` publishes)."""
+        with self._lock:
+            return {
+                "invocations": [[f, o, n] for (f, o), n in self._invocations.items()],
+                "durations": {
+                    f: [buckets[:], self._sums[f], self._counts[f]]
+                    for f, buckets in self._buckets.items()
+                },
+                "rejected": {str(status): n for status, n in self._rejected.items()},
+            }
+
     def render(
         self,
         *,
@@ -59,26 +84,41 @@ class Metrics:
         in_flight: int,
         outbox_depth: int | None = None,
         sink_failures: int | None = None,
+        others: Iterable[dict[str, Any]] = (),
     ) -> str:
-        lines: list[str] = []
-        with self._lock:
-            lines += _header("govfn_invocations_total", "counter", "Invocations by outcome.")
-            for (function, outcome), count in sorted(self._invocations.items()):
-                labels = f'function="{_escape(function)}",outcome="{_escape(outcome)}"'
-                lines.append(f"govfn_invocations_total{{{labels}}} {count}")
-            name = "govfn_invocation_duration_seconds"
-            lines += _header(name, "histogram", "Handler duration.")
-            for function in sorted(self._buckets):
-                label = f'function="{_escape(function)}"'
-                cumulative = list(accumulate(self._buckets[function]))
-                for bound, count in zip(DURATION_BUCKETS_S, cumulative, strict=False):
-                    lines.append(f'{name}_bucket{{{label},le="{bound}"}} {count}')
-                lines.append(f'{name}_bucket{{{label},le="+Inf"}} {self._counts[function]}')
-                lines.append(f"{name}_sum{{{label}}} {self._sums[function]}")
-                lines.append(f"{name}_count{{{label}}} {self._counts[function]}")
-            lines += _header("govfn_requests_rejected_total", "counter", "Requests refused.")
-            for status, count in sorted(self._rejected.items()):
-                lines.append(f'govfn_requests_rejected_total{{status="{status}"}} {count}')
+        """This worker's metrics, with the counters of `others` (other workers' snapshots)
+        added in."""
+        invocations: dict[tuple[str, str], int] = defaultdict(int)
+        durations: dict[str, list[Any]] = {}
+        rejected: dict[int, int] = defaultdict(int)
+        for snapshot in (self.snapshot(), *others):
+            for function, outcome, count in snapshot["invocations"]:
+                invocations[(function, outcome)] += count
+            for function, (buckets, total, count) in snapshot["durations"].items():
+                mine = durations.setdefault(function, [[0] * len(buckets), 0.0, 0])
+                mine[0] = [a + b for a, b in zip(mine[0], buckets, strict=True)]
+                mine[1] += total
+                mine[2] += count
+            for status, count in snapshot["rejected"].items():
+                rejected[int(status)] += count
+
+        lines = _header("govfn_invocations_total", "counter", "Invocations by outcome.")
+        for (function, outcome), count in sorted(invocations.items()):
+            labels = f'function="{_escape(function)}",outcome="{_escape(outcome)}"'
+            lines.append(f"govfn_invocations_total{{{labels}}} {count}")
+        name = "govfn_invocation_duration_seconds"
+        lines += _header(name, "histogram", "Handler duration.")
+        for function, (buckets, total, count) in sorted(durations.items()):
+            label = f'function="{_escape(function)}"'
+            cumulative = list(accumulate(buckets))
+            for bound, below in zip(DURATION_BUCKETS_S, cumulative, strict=False):
+                lines.append(f'{name}_bucket{{{label},le="{bound}"}} {below}')
+            lines.append(f'{name}_bucket{{{label},le="+Inf"}} {count}')
+            lines.append(f"{name}_sum{{{label}}} {total}")
+            lines.append(f"{name}_count{{{label}}} {count}")
+        lines += _header("govfn_requests_rejected_total", "counter", "Requests refused.")
+        for status, count in sorted(rejected.items()):
+            lines.append(f'govfn_requests_rejected_total{{status="{status}"}} {count}')
         lines += _header(
             "govfn_chronicle_emit_failures_total", "counter", "Chronicle emits that failed."
         )
@@ -105,3 +145,63 @@ def _header(name: str, kind: str, help_text: str) -> list[str]:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class SharedMetrics:
+    """Counter snapshots of a pod's workers, one file per worker process in `directory`.
+
+    Files of workers that exited stay, so that their counts stay counted; the directory is
+    emptied when the server starts (`reset`, in the arbiter before it forks).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], interval_s: float = 1.0) -> None:
+        self.directory = Path(directory)
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for path in self.directory.glob("*.json"):
+            path.unlink(missing_ok=True)
+
+    def publish(self, metrics: Metrics) -> None:
+        """Write this process's snapshot (atomically: readers never see half a file)."""
+        path = self.directory / f"{os.getpid()}.json"
+        partial = path.with_suffix(".tmp")
+        try:
+            partial.write_text(json.dumps(metrics.snapshot()), encoding="utf-8")
+            os.replace(partial, path)
+        except OSError as exc:
+            log.warning("cannot publish metrics to %s: %s", self.directory, exc)
+
+    def others(self) -> list[dict[str, Any]]:
+        """The latest snapshots of the other worker processes."""
+        mine = f"{os.getpid()}.json"
+        found = []
+        for path in self.directory.glob("*.json"):
+            if path.name == mine:
+                continue
+            try:
+                found.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):  # gone since the listing
+                continue
+        return found
+
+    def start(self, metrics: Metrics) -> None:
+        """Publish every `interval_s` from a daemon thread of this worker."""
+        self._stop.clear()
+
+        def run() -> None:
+            while not self._stop.wait(self.interval_s):
+                self.publish(metrics)
+
+        self._thread = threading.Thread(target=run, name="govfn-metrics", daemon=True)
+        self._thread.start()
+
+    def stop(self, metrics: Metrics) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self.publish(metrics)
