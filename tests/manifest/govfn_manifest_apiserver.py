@@ -11,7 +11,8 @@ Knative Services, Triggers and Brokers:
   as under `fieldValidation=Strict` (a real server with `Ignore` would drop unknown fields);
 - `GET` one object (404 `Status` when missing), `GET` a list with `labelSelector`;
 - `DELETE` (with `dryRun=All`);
-- bearer-token authentication (401 otherwise).
+- bearer-token authentication (401 otherwise);
+- HTTPS when given a certificate and key, as a pod's service account reaches it.
 
 Objects become Ready after `ready_after` GETs (never when it is None), so `--wait` can be
 tested both ways. It does not run Knative's controllers or webhooks: no real cluster is
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import ssl
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -121,8 +123,10 @@ class Handler(BaseHTTPRequestHandler):
             self.state.requests.append(
                 Request(method, url.path, query, self.headers.get("Content-Type"))
             )
-            expected = f"Bearer {self.state.token}" if self.state.token else None
-            if self.headers.get("Authorization") != expected:
+            scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
+            if self.state.token and (  # the scheme is case-insensitive (RFC 9110 11.1)
+                scheme.lower() != "bearer" or credentials != self.state.token
+            ):
                 self._send(401, status(401, "Unauthorized", "Unauthorized"))
                 return
             code, answer = self.route(method, url.path.strip("/").split("/"), query, body)
@@ -308,14 +312,20 @@ class Handler(BaseHTTPRequestHandler):
 class ApiServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, state: ApiServerState) -> None:
+    def __init__(self, state: ApiServerState, tls: tuple[Path, Path] | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
         self.state = state
+        self.scheme = "http"
+        if tls is not None:  # (certificate, key)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.socket = context.wrap_socket(self.socket, server_side=True)
+            self.scheme = "https"
         self.thread = threading.Thread(target=self.serve_forever, name="apiserver-double")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}"
 
     def start(self) -> ApiServer:
         self.thread.start()

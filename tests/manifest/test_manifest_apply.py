@@ -10,10 +10,15 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from govfn_manifest_apiserver import ApiServer, ApiServerState
 
 from govfn.cli.group import cli
+from govfn.manifest.apply import Applier, ApplyError, Target, connect
+from govfn.manifest.options import ManifestOptions
+from govfn.manifest.render import render_all
+from govfn.registry import FunctionRegistry, load_functions
 
 IMAGE = ["--image", "registry.example/govfn:1.0.0", "--functions", "govfn.functions"]
 SERVICES = ("serving.knative.dev", "functions", "services")
@@ -265,3 +270,46 @@ def test_force_takes_over_fields_of_another_manager(apiserver: ApiServer, kubeco
     echo = apiserver.state.objects[(*SERVICES, "echo")]
     assert echo["metadata"]["managedFields"] == [{"manager": "govfn", "operation": "Apply"}]
     assert echo["metadata"]["generation"] == 2
+
+
+def test_in_a_pod_the_service_account_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kubeconfig: the service account's token, CA and namespace, over HTTPS as in a pod."""
+    certificate, key = tmp_path / "ca.crt", tmp_path / "key.pem"
+    openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        [*openssl, *subject, "-keyout", str(key), "-out", str(certificate)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    state = ApiServerState()
+    server = ApiServer(state, tls=(certificate, key)).start()
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(state.token or "")
+    (account / "ca.crt").write_bytes(certificate.read_bytes())
+    (account / "namespace").write_text("in-pod\n")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.server_address[1]))
+    try:
+        api_client, namespace = connect(Target(), service_account=account)
+        assert namespace == "in-pod"
+        options = ManifestOptions(image="registry.example/govfn:1.0.0", namespace=namespace)
+        registry = load_functions(
+            ["govfn.functions.echo"], FunctionRegistry(), include_entry_points=False
+        )
+        applier = Applier(api_client, namespace, echo=lambda line: None)
+        applier.apply(render_all(registry, options), dry_run=False)
+    finally:
+        server.stop()
+    assert sorted(state.objects) == [
+        ("eventing.knative.dev", "in-pod", "triggers", "echo-echo-requested"),
+        ("serving.knative.dev", "in-pod", "services", "echo"),
+    ]
+    (account / "token").unlink()
+    with pytest.raises(ApplyError, match="not in a cluster"):
+        connect(Target(), service_account=account)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from govfn.manifest.errors import ManifestError
@@ -41,9 +42,12 @@ class Target:
     context: str | None = None
 
 
-def connect(target: Target) -> tuple[Any, str]:
-    """An ApiClient and the namespace of the current context (in-cluster config as fallback)."""
-    from kubernetes import client
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def connect(target: Target, service_account: Path = SERVICE_ACCOUNT) -> tuple[Any, str]:
+    """An ApiClient and the namespace of the current context; without a kubeconfig, the
+    pod's service account (token, CA and namespace files in `service_account`)."""
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
 
@@ -61,12 +65,29 @@ def connect(target: Target) -> tuple[Any, str]:
     except (ConfigException, FileNotFoundError) as exc:
         if target.kubeconfig or target.context:
             raise ApplyError("--kubeconfig", f"cannot load the kubeconfig: {exc}") from None
+    return _in_cluster(service_account)
+
+
+def _in_cluster(service_account: Path) -> tuple[Any, str]:
+    from kubernetes import client
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config import incluster_config
+
+    configuration = client.Configuration()
+    untyped: Any = incluster_config
+    loader = untyped.InClusterConfigLoader(
+        token_filename=str(service_account / "token"),
+        cert_filename=str(service_account / "ca.crt"),
+    )
     try:
-        config.load_incluster_config()
+        loader.load_and_set(configuration)
     except ConfigException as exc:
         raise ApplyError("--kubeconfig", f"no kubeconfig and not in a cluster: {exc}") from None
-    with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as fh:
-        return client.ApiClient(), fh.read().strip() or "default"
+    try:
+        namespace = (service_account / "namespace").read_text(encoding="utf-8").strip()
+    except OSError:
+        namespace = ""
+    return client.ApiClient(configuration), namespace or "default"
 
 
 class Applier:
