@@ -70,8 +70,8 @@ def connect(target: Target, service_account: Path = SERVICE_ACCOUNT) -> tuple[An
 
 def _in_cluster(service_account: Path) -> tuple[Any, str]:
     from kubernetes import client
-    from kubernetes.config.config_exception import ConfigException
     from kubernetes.config import incluster_config
+    from kubernetes.config.config_exception import ConfigException
 
     configuration = client.Configuration()
     untyped: Any = incluster_config
