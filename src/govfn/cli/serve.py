@@ -41,44 +41,22 @@ HEADER_LIMITS = {
 }
 
 
-def _collect_from_now_on(process: Any) -> None:
-    """Cyclic collection, off while `govfn serve` starts, runs again; what start-up built
-    lives as long as the process, so it is frozen out of every collection."""
-    gc.freeze()
-    gc.enable()
-
-
-class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: GovfnApp, options: dict[str, Any]) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
-                self.cfg.set(key, value)
-
-    def load(self) -> GovfnApp:
-        return self.application
-
-
-def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]; the message names the env variable
-    the value may have come from."""
-    bounds = f"{low}..{high}" if high is not None else f">= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if value < low or (high is not None and value > high):
-            source = f" (from env {env} or the option)" if env else ""
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer {bounds}{source}")
-        return value
-
-    return parse
+def main(argv: Sequence[str] | None = None) -> None:
+    """`govfn serve [OPTIONS]`: parse, build the app, and run gunicorn until it stops."""
+    args = parser().parse_args(argv)
+    serve(
+        modules=tuple(args.modules),
+        function_id=args.function_id,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        worker_class=args.worker_class,
+        keep_alive=args.keep_alive,
+        max_body=args.max_body,
+        max_in_flight=args.max_in_flight,
+        dev=args.dev,
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -150,24 +128,6 @@ def parser() -> argparse.ArgumentParser:
     return cli
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`govfn serve [OPTIONS]`: parse, build the app, and run gunicorn until it stops."""
-    args = parser().parse_args(argv)
-    serve(
-        modules=tuple(args.modules),
-        function_id=args.function_id,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        threads=args.threads,
-        worker_class=args.worker_class,
-        keep_alive=args.keep_alive,
-        max_body=args.max_body,
-        max_in_flight=args.max_in_flight,
-        dev=args.dev,
-    )
-
-
 def serve(
     *,
     modules: tuple[str, ...] = (),
@@ -230,3 +190,43 @@ def serve(
         options["worker_exit"] = lambda arbiter, worker: app.worker_stopping()
     GunicornServer(app, options).run()
     sys.exit(0)
+
+
+def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]; the message names the env variable
+    the value may have come from."""
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            source = f" (from env {env} or the option)" if env else ""
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer {bounds}{source}")
+        return value
+
+    return parse
+
+
+def _collect_from_now_on(process: Any) -> None:
+    """Cyclic collection, off while `govfn serve` starts, runs again; what start-up built
+    lives as long as the process, so it is frozen out of every collection."""
+    gc.freeze()
+    gc.enable()
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, app: GovfnApp, options: dict[str, Any]) -> None:
+        self.application = app
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
+                self.cfg.set(key, value)
+
+    def load(self) -> GovfnApp:
+        return self.application
