@@ -44,7 +44,7 @@ _LOCK_WAIT_S = 30.0
 
 # How a new file's WAL switch and schema are written. Under "normal", which promises that
 # records survive the process being killed but not power loss, they are not fsynced:
-# the page cache survives a kill, and a new ledger holds no record yet (~2 ms of every
+# the page cache survives a kill, and a new ledger holds no record yet (~1 ms of every
 # cold start). Under "full" they are, so that no committed record can depend on them.
 _SCHEMA_SYNC = {"normal": "OFF", "full": "FULL"}
 
