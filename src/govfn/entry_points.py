@@ -15,7 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 _METADATA_DIRS = (".dist-info", ".egg-info")
 
@@ -23,6 +23,13 @@ _METADATA_DIRS = (".dist-info", ".egg-info")
 class EntryPoint(NamedTuple):
     name: str
     value: str  # "module:attribute [extras]"
+    group: str
+
+    def load(self) -> Any:
+        """The object the entry point names, as importlib.metadata loads it."""
+        from importlib.metadata import EntryPoint as Loader
+
+        return Loader(self.name, self.value, self.group).load()
 
 
 def entry_points(group: str, path: Iterable[str] | None = None) -> list[EntryPoint]:
@@ -72,7 +79,7 @@ def _section(text: str, group: str) -> Iterator[EntryPoint]:
             inside = line[1:-1].strip() == group
         elif inside and "=" in line:
             name, _, value = line.partition("=")
-            yield EntryPoint(name.strip(), value.strip())
+            yield EntryPoint(name.strip(), value.strip(), group)
 
 
 def _zipped(archive: str, group: str, seen: set[str]) -> Iterator[EntryPoint]:
@@ -84,7 +91,7 @@ def _zipped(archive: str, group: str, seen: set[str]) -> Iterator[EntryPoint]:
             continue
         seen.add(project)
         for entry in distribution.entry_points.select(group=group):
-            yield EntryPoint(entry.name, entry.value)
+            yield EntryPoint(entry.name, entry.value, group)
 
 
 def _normalized(project: str) -> str:

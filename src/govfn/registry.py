@@ -178,7 +178,7 @@ def load_functions(
         if include_entry_points:
             for entry in entry_points(ENTRY_POINT_GROUP):
                 try:
-                    value = _load_entry_point(entry.value)
+                    value = entry.load()
                 except Exception as exc:
                     raise FunctionLoadError(
                         f"cannot load entry point {entry.name!r} ({entry.value}): {exc}"
@@ -191,12 +191,3 @@ def load_functions(
                         )
                     registry.register(candidate)
     return registry
-
-
-def _load_entry_point(value: str) -> Any:
-    """The object an entry point's `module:attribute [extras]` names."""
-    module_name, _, attribute = value.partition("[")[0].strip().partition(":")
-    loaded: Any = importlib.import_module(module_name.strip())
-    for part in filter(None, attribute.strip().split(".")):
-        loaded = getattr(loaded, part)
-    return loaded

@@ -29,7 +29,7 @@ def metadata_entry_points(group: str, path: list[str]) -> list[tuple[str, str]]:
     "group", ["console_scripts", "pytest11", "govfn.functions", "no.such.group"]
 )
 def test_the_installed_environment_reads_alike(group: str) -> None:
-    ours = [tuple(entry) for entry in entry_points(group)]
+    ours = [(entry.name, entry.value) for entry in entry_points(group)]
     theirs = [(e.name, e.value) for e in importlib.metadata.entry_points(group=group)]
     assert sorted(ours) == sorted(theirs)
     if group == "console_scripts":
@@ -65,7 +65,7 @@ def test_duplicates_case_comments_extras_and_zips_read_alike(tmp_path: Path) -> 
         )
     path = [str(first), str(tmp_path / "missing"), str(second), str(archive)]
 
-    ours = [tuple(entry) for entry in entry_points("govfn.functions", path)]
+    ours = [(entry.name, entry.value) for entry in entry_points("govfn.functions", path)]
     assert sorted(ours) == sorted(metadata_entry_points("govfn.functions", path))
     assert ("cart", "shop.cart:cart_fn [fast]") in ours
     assert ("old", "shop.old:fn") not in ours  # the same project further down sys.path
@@ -75,4 +75,5 @@ def test_duplicates_case_comments_extras_and_zips_read_alike(tmp_path: Path) -> 
 def test_default_path_is_sys_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _dist(tmp_path, "plugin-1.0.dist-info", "[govfn.functions]\np = plugin:fn\n")
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
-    assert [tuple(e) for e in entry_points("govfn.functions")] == [("p", "plugin:fn")]
+    found = entry_points("govfn.functions")
+    assert [(e.name, e.value, e.group) for e in found] == [("p", "plugin:fn", "govfn.functions")]
