@@ -146,3 +146,15 @@ def test_shared_metrics_add_up_other_workers_snapshots(tmp_path: Path) -> None:
     assert 'govfn_invocations_total{function="f",outcome="x"} 1' in text
     assert 'govfn_invocation_duration_seconds_bucket{function="f",le="0.0025"} 4' in text
     assert 'govfn_requests_rejected_total{status="400"} 1' in text
+
+
+def test_an_idle_worker_publishes_nothing_new(tmp_path: Path) -> None:
+    metrics, shared = Metrics(), SharedMetrics(tmp_path)
+    shared.publish(metrics)
+    (published,) = tmp_path.glob("*.json")
+    published.unlink()
+    shared.publish(metrics)  # the same counters: no write
+    assert list(tmp_path.glob("*.json")) == []
+    metrics.rejected(413)
+    shared.publish(metrics)
+    assert json.loads(published.read_text())["rejected"] == {"413": 1}

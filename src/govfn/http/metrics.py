@@ -159,6 +159,7 @@ class SharedMetrics:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._published: tuple[Path, str] | None = None  # per process: the path names the pid
 
     def reset(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -166,14 +167,20 @@ class SharedMetrics:
             path.unlink(missing_ok=True)
 
     def publish(self, metrics: Metrics) -> None:
-        """Write this process's snapshot (atomically: readers never see half a file)."""
+        """Write this process's snapshot (atomically: readers never see half a file), unless
+        it is what this process wrote last (an idle worker writes nothing)."""
+        text = json.dumps(metrics.snapshot())
         path = self.directory / f"{os.getpid()}.json"
+        if self._published == (path, text):
+            return
         partial = path.with_suffix(".tmp")
         try:
-            partial.write_text(json.dumps(metrics.snapshot()), encoding="utf-8")
+            partial.write_text(text, encoding="utf-8")
             os.replace(partial, path)
         except OSError as exc:
             log.warning("cannot publish metrics to %s: %s", self.directory, exc)
+            return
+        self._published = (path, text)
 
     def others(self) -> list[dict[str, Any]]:
         """The latest snapshots of the other worker processes."""
