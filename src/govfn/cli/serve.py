@@ -199,10 +199,10 @@ def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callab
 
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value: int | None = int(text)
         except ValueError:
-            value = low - 1
-        if value < low or (high is not None and value > high):
+            value = None
+        if value is None or value < low or (high is not None and value > high):
             source = f" (from env {env} or the option)" if env else ""
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer {bounds}{source}")
         return value
