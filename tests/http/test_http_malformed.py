@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from govfn_http_server import SAMPLE_MODULES, Server, start_server, stop_server
-from govfn_http_wire import Header, raw_request
+from govfn_http_wire import Answer, Header, raw_request
 
 ECHO = "/functions/echo/events"
 JSON = ("Content-Type", "application/json")
@@ -280,19 +280,23 @@ def test_the_battery_is_big_enough() -> None:
     assert len({case.name for case in CASES}) == len(CASES)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
-def test_malformed_request_is_refused_with_the_attribute_named(
-    battery_server: Server, case: Case
-) -> None:
-    answer = raw_request(
-        battery_server.port,
+def send(server: Server, case: Case) -> Answer:
+    return raw_request(
+        server.port,
         case.method,
         case.path,
         case.headers,
         case.body,
         content_length=case.content_length,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_malformed_request_is_refused_with_the_attribute_named(
+    battery_server: Server, case: Case
+) -> None:
+    answer = send(battery_server, case)
     expected = case.status if isinstance(case.status, tuple) else (case.status,)
     assert answer.status in expected, (answer.status, answer.body[:300])
     assert answer.status < 500
@@ -303,14 +307,7 @@ def test_malformed_request_is_refused_with_the_attribute_named(
 @pytest.mark.slow
 def test_the_server_still_serves_after_the_battery(battery_server: Server) -> None:
     for case in CASES:  # again, all in a row, then a valid event
-        raw_request(
-            battery_server.port,
-            case.method,
-            case.path,
-            case.headers,
-            case.body,
-            content_length=case.content_length,
-        )
+        send(battery_server, case)
     answer = raw_request(battery_server.port, "POST", ECHO, [*ce(), JSON], b'{"still":"here"}')
     assert answer.status == 200
     assert answer.json() == {"still": "here"}
