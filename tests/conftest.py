@@ -1,17 +1,20 @@
-"""Fixtures shared by every test: a fresh default registry, a temporary ledger, and a
-CloudEvents sink double on loopback."""
+"""Fixtures shared by every test: a fresh default registry, a temporary ledger, a
+CloudEvents sink double on loopback, and a real PostgreSQL (one server per session, a
+fresh database per test)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from govfn.chronicle import Ledger
 from govfn.registry import FunctionRegistry, use_registry
 from govfn_sink_double import SinkDouble
+from support.postgres import PostgresServer
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +40,37 @@ def sink() -> Iterator[SinkDouble]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; tests that stop it must start it again."""
+    server = PostgresServer().start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def postgres_uri(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URI of a fresh, empty database on the session's server (dropped afterwards)."""
+    if not postgres_server.running():  # a test before this one crashed it and failed
+        postgres_server.start()
+    uri = postgres_server.create_database()
+    yield uri
+    if postgres_server.running():
+        postgres_server.drop_database(urlsplit(uri).path.lstrip("/"))
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[Callable[..., PostgresServer]]:
+    """Start servers of this test's own (to crash and restart); all are removed afterwards."""
+    servers: list[PostgresServer] = []
+
+    def start(**options: object) -> PostgresServer:
+        server = PostgresServer(**options)  # type: ignore[arg-type]
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.destroy()

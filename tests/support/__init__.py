@@ -1,0 +1,1 @@
+"""Shared test helpers and doubles (imported as `support.*`: tests/ is on sys.path)."""
