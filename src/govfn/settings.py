@@ -4,7 +4,8 @@ GOVFN_FUNCTIONS          comma-separated modules defining functions
 GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
 GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
 GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
-GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
+GOVFN_IDEMPOTENCY        idempotency store: a file, or a libpq URI (postgresql://...);
+                         default: beside a ledger file, or the ledger's database for a URI
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
 """
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.ledger import Ledger
-from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
+from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
+from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
     from govfn.chronicle.sink import SinkSender
@@ -31,7 +33,7 @@ class Settings(NamedTuple):
     chronicle_path: Path = Path("var/chronicle.db")
     chronicle_sync: str = "normal"
     spool_dir: Path | None = None
-    idempotency_path: Path | None = None
+    idempotency_target: str | None = None  # a file path or a libpq URI
     idempotency_ttl_s: float = DEFAULT_EXPIRY_S
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
@@ -42,7 +44,8 @@ class Settings(NamedTuple):
         """Read the environment; ValueError names the variable that is wrong."""
         env = os.environ if environ is None else environ
         functions = tuple(m.strip() for m in env.get("GOVFN_FUNCTIONS", "").split(",") if m.strip())
-        chronicle = Path(env.get("GOVFN_CHRONICLE", "var/chronicle.db"))
+        chronicle_target = env.get("GOVFN_CHRONICLE", "var/chronicle.db")
+        chronicle = Path(chronicle_target)
         spool = env.get("GOVFN_CHRONICLE_SPOOL")
         idempotency = env.get("GOVFN_IDEMPOTENCY")
         sync = env.get("GOVFN_CHRONICLE_SYNC", "normal").lower()
@@ -57,9 +60,7 @@ class Settings(NamedTuple):
             chronicle_path=chronicle,
             chronicle_sync=sync,
             spool_dir=Path(spool) if spool else chronicle.parent / "spool",
-            idempotency_path=(
-                Path(idempotency) if idempotency else chronicle.parent / "idempotency.db"
-            ),
+            idempotency_target=idempotency or _idempotency_beside(chronicle_target),
             idempotency_ttl_s=ttl,
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
@@ -77,9 +78,9 @@ class Settings(NamedTuple):
         return LedgerChronicle(self.ledger())
 
     def idempotency_store(self) -> IdempotencyStore | None:
-        if self.idempotency_path is None:
+        if self.idempotency_target is None:
             return None
-        return IdempotencyStore(self.idempotency_path, expiry_s=self.idempotency_ttl_s)
+        return open_store(self.idempotency_target, expiry_s=self.idempotency_ttl_s)
 
     def sink_sender(self) -> SinkSender | None:
         """The outbox sender when K_SINK is set; start it in each serving process."""
@@ -93,6 +94,13 @@ class Settings(NamedTuple):
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
         )
+
+
+def _idempotency_beside(chronicle: str) -> str:
+    """The default store: the ledger's own database, or a file beside the ledger file."""
+    if is_uri(chronicle):
+        return chronicle
+    return str(Path(chronicle).parent / "idempotency.db")
 
 
 def parse_ce_overrides(text: str | None) -> dict[str, str]:

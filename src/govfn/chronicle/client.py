@@ -45,6 +45,14 @@ class LedgerChronicle:
         self._batches: dict[asyncio.AbstractEventLoop, list[tuple[Record, asyncio.Future[None]]]]
         self._batches = {}
 
+    def prepare(self) -> None:
+        """Open the ledger and create its schema now; LedgerError says why it cannot."""
+        self.ledger.prepare()
+
+    async def check(self) -> None:
+        """`prepare`, from the event loop (the readiness probe of a ledger that failed)."""
+        self.ledger.prepare()
+
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
 

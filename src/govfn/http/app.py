@@ -13,10 +13,11 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from govfn.chronicle.ledger import LedgerError
 from govfn.http.config import HttpConfig
 from govfn.http.invocation_log import InvocationLog, configure_logging
 from govfn.http.loop import LoopThread
@@ -72,6 +73,8 @@ class GovfnApp:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
+        self._check: Future[bool] | None = None
+        self._next_check = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD") or ""
@@ -107,16 +110,34 @@ class GovfnApp:
         if path in ("/health", "/health/"):
             body: dict[str, Any] = {
                 "status": "ok",
-                "ready": state.ready,
+                "ready": state.ready and self.dependencies_usable(),
                 "functions": len(self.registry),
             }
             return 200, json.dumps(body).encode()
         if path == "/health/liveness":
             return 200, b'{"status":"ok"}'
         if path == "/health/readiness":
-            body = {"ready": state.ready, "starting": state.starting, "draining": state.draining}
-            return (200 if state.ready else 503), json.dumps(body).encode()
+            usable = self.dependencies_usable()
+            ready = state.ready and usable
+            body = {
+                "ready": ready,
+                "starting": state.starting,
+                "draining": state.draining,
+                "dependencies": usable,
+            }
+            return (200 if ready else 503), json.dumps(body).encode()
         return None
+
+    def dependencies_usable(self) -> bool:
+        """The Chronicle takes records and the idempotency store answers (see
+        FunctionRuntime.usable). While not, a probe asks them again, once a second at most."""
+        if self.runtime.usable:
+            return True
+        now = time.monotonic()
+        if (self._check is None or self._check.done()) and now >= self._next_check:
+            self._next_check = now + 1.0
+            self._check = self.loop.submit(self.runtime.check())
+        return False
 
     # -- worker lifecycle (gunicorn hooks in govfn.cli.serve) --------------------------
 
@@ -198,17 +219,13 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.http")
-        chronicle = settings.chronicle_client()
-        try:
-            chronicle.ledger.prepare()
-        except LedgerError as exc:  # records will be kept by the backstop meanwhile
-            log.error("%s; serving anyway", exc)
         runtime = FunctionRuntime(
             registry,
-            chronicle,
+            settings.chronicle_client(),
             spool_dir=str(settings.spool_dir),
             idempotency=settings.idempotency_store(),
         )
+        runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))
