@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from govfn.chronicle import Ledger
+from govfn.chronicle.postgres_ledger import PostgresLedger
 from govfn.registry import FunctionRegistry, use_registry
 from govfn_sink_double import SinkDouble
 from support.postgres import PostgresServer
@@ -25,8 +26,14 @@ def fresh_default_registry() -> Iterator[FunctionRegistry]:
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = Ledger(tmp_path / "chronicle.db")
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger | PostgresLedger]:
+    """A SQLite ledger in a temporary file; parametrized indirectly with "postgres"
+    (see `support.ledgers.BOTH_BACKENDS`), a PostgreSQL ledger in a fresh database."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgres":
+        ledger: Ledger | PostgresLedger = PostgresLedger(request.getfixturevalue("postgres_uri"))
+    else:
+        ledger = Ledger(tmp_path / "chronicle.db")
     yield ledger
     ledger.close()
 

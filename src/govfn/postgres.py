@@ -46,8 +46,8 @@ class SchemaError(Exception):
 
 
 def is_uri(target: str) -> bool:
-    """True for a libpq URI (`postgresql://...` or `postgres://...`)."""
-    return target.startswith(URI_SCHEMES)
+    """True for a libpq URI (`postgresql://...` or `postgres://...`, any case)."""
+    return target[:13].lower().startswith(URI_SCHEMES)
 
 
 def where(uri: str) -> str:

@@ -1,7 +1,9 @@
 """Settings: one record, read from the environment in one place (`Settings.from_env`).
 
 GOVFN_FUNCTIONS          comma-separated modules defining functions
-GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
+GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db), or a PostgreSQL URI
+                         (postgresql://... or postgres://..., ?host=/dir for a Unix socket):
+                         then the pod-local folder var/ holds only the spool
 GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
 GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
 GOVFN_IDEMPOTENCY        idempotency store: a file, or a libpq URI (postgresql://...);
@@ -17,20 +19,41 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from govfn.chronicle.client import LedgerChronicle
+from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
 from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
+    from govfn.chronicle.postgres_ledger import PostgresLedger
     from govfn.chronicle.sink import SinkSender
+
+DEFAULT_CHRONICLE = "var/chronicle.db"
+
+
+def chronicle_backend(value: str) -> Literal["postgres", "sqlite"]:
+    """Which backend a GOVFN_CHRONICLE / --ledger value names: a libpq URI
+    (postgresql:// or postgres://) is PostgreSQL, anything else a SQLite file path."""
+    return "postgres" if is_uri(value) else "sqlite"
+
+
+def chronicle_ledger(
+    value: str, *, sync: str = "normal", outbox: bool = False
+) -> Ledger | PostgresLedger:
+    """The ledger a GOVFN_CHRONICLE / --ledger value names (nothing is opened yet)."""
+    if chronicle_backend(value) == "postgres":
+        from govfn.chronicle.postgres_ledger import PostgresLedger
+
+        return PostgresLedger(value, outbox=outbox)
+    return Ledger(value, sync=sync, outbox=outbox)
 
 
 class Settings(NamedTuple):
     functions: tuple[str, ...] = ()
-    chronicle_path: Path = Path("var/chronicle.db")
+    chronicle_path: Path = Path(DEFAULT_CHRONICLE)  # with a URI: where pod-local files go
+    chronicle_uri: str | None = None
     chronicle_sync: str = "normal"
     spool_dir: Path | None = None
     idempotency_target: str | None = None  # a file path or a libpq URI
@@ -44,8 +67,9 @@ class Settings(NamedTuple):
         """Read the environment; ValueError names the variable that is wrong."""
         env = os.environ if environ is None else environ
         functions = tuple(m.strip() for m in env.get("GOVFN_FUNCTIONS", "").split(",") if m.strip())
-        chronicle_target = env.get("GOVFN_CHRONICLE", "var/chronicle.db")
-        chronicle = Path(chronicle_target)
+        chronicle_value = env.get("GOVFN_CHRONICLE") or DEFAULT_CHRONICLE
+        uri = chronicle_value if chronicle_backend(chronicle_value) == "postgres" else None
+        chronicle = Path(DEFAULT_CHRONICLE if uri else chronicle_value)
         spool = env.get("GOVFN_CHRONICLE_SPOOL")
         idempotency = env.get("GOVFN_IDEMPOTENCY")
         sync = env.get("GOVFN_CHRONICLE_SYNC", "normal").lower()
@@ -58,9 +82,11 @@ class Settings(NamedTuple):
         return cls(
             functions=functions,
             chronicle_path=chronicle,
+            chronicle_uri=uri,
             chronicle_sync=sync,
             spool_dir=Path(spool) if spool else chronicle.parent / "spool",
-            idempotency_target=idempotency or _idempotency_beside(chronicle_target),
+            # by default in the ledger's database, or in a file beside the ledger file
+            idempotency_target=idempotency or uri or str(chronicle.parent / "idempotency.db"),
             idempotency_ttl_s=ttl,
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
@@ -71,11 +97,21 @@ class Settings(NamedTuple):
         """Modules named on the command line win over GOVFN_FUNCTIONS."""
         return self._replace(functions=modules) if modules else self
 
-    def ledger(self) -> Ledger:
-        return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=bool(self.sink_url))
+    @property
+    def chronicle_location(self) -> str:
+        """GOVFN_CHRONICLE as given: the ledger file or the database URI."""
+        return self.chronicle_uri or str(self.chronicle_path)
 
-    def chronicle_client(self) -> LedgerChronicle:
-        return LedgerChronicle(self.ledger())
+    def ledger(self) -> Ledger | PostgresLedger:
+        return chronicle_ledger(
+            self.chronicle_location, sync=self.chronicle_sync, outbox=bool(self.sink_url)
+        )
+
+    def chronicle_client(self) -> LedgerChronicle | AsyncLedgerChronicle:
+        ledger = self.ledger()
+        if isinstance(ledger, Ledger):
+            return LedgerChronicle(ledger)
+        return AsyncLedgerChronicle(ledger)
 
     def idempotency_store(self) -> IdempotencyStore | None:
         if self.idempotency_target is None:
@@ -88,19 +124,18 @@ class Settings(NamedTuple):
             return None
         from govfn.chronicle.sink import SinkSender
 
+        outbox = None
+        if self.chronicle_uri:
+            from govfn.chronicle.postgres_outbox import PostgresOutbox
+
+            outbox = PostgresOutbox(self.chronicle_uri)
         return SinkSender(
             self.chronicle_path,
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
+            outbox=outbox,
         )
-
-
-def _idempotency_beside(chronicle: str) -> str:
-    """The default store: the ledger's own database, or a file beside the ledger file."""
-    if is_uri(chronicle):
-        return chronicle
-    return str(Path(chronicle).parent / "idempotency.db")
 
 
 def parse_ce_overrides(text: str | None) -> dict[str, str]:

@@ -8,10 +8,13 @@ saves a second canonicalisation; the runtime prefers it when present.
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import Record
+from govfn.chronicle.store import LedgerError
 
 
 @runtime_checkable
@@ -88,6 +91,92 @@ class LedgerChronicle:
         for _, done in batch:
             if not done.done():  # a cancelled waiter: its record is committed all the same
                 done.set_result(None)
+
+
+class AsyncLedger(Protocol):
+    """A ledger whose appends are network I/O awaited on the event loop (PostgreSQL)."""
+
+    async def append_async(self, records: Sequence[Record]) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Waiting:
+    __slots__ = ("committer", "records")
+
+    def __init__(self) -> None:
+        self.records: list[tuple[Record, asyncio.Future[None]]] = []
+        self.committer: asyncio.Task[None] | None = None
+
+
+class AsyncLedgerChronicle:
+    """Writes records to a ledger over the network; `emit` returns once the record is committed.
+
+    Group commit: one commit is in flight per event loop at a time; records emitted while
+    it is in flight wait together and go in the next commit, so concurrent invocations
+    share commits and a lone one pays one round trip. A failed commit fails every record
+    of its batch (the statement is all or nothing).
+    """
+
+    def __init__(self, ledger: AsyncLedger) -> None:
+        self.ledger = ledger
+        self.commits = 0
+        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiting]
+        self._waiting = weakref.WeakKeyDictionary()
+
+    def prepare(self) -> None:
+        """Reach the database and create the schema now; LedgerError says why it cannot."""
+        self.ledger.prepare()
+
+    async def check(self) -> None:
+        """`prepare` in a thread: a database that does not answer must not stall the loop."""
+        await asyncio.to_thread(self.ledger.prepare)
+
+    async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
+        return await self.emit_record(Record.build(event_type, payload))
+
+    async def emit_record(self, record: Record) -> str:
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = _Waiting()
+        done: asyncio.Future[None] = loop.create_future()
+        waiting.records.append((record, done))
+        if waiting.committer is None:
+            waiting.committer = loop.create_task(self._commit_while_waiting(waiting))
+        await done
+        return record.cid
+
+    async def _commit_while_waiting(self, waiting: _Waiting) -> None:
+        batch: list[tuple[Record, asyncio.Future[None]]] = []
+        try:
+            while waiting.records:
+                batch, waiting.records = waiting.records, []
+                try:
+                    await self.ledger.append_async([record for record, _ in batch])
+                except Exception as exc:
+                    _settle(batch, exc)
+                    continue
+                self.commits += 1
+                _settle(batch, None)  # a cancelled waiter: its record is committed all the same
+        except BaseException:  # the committer itself was cancelled: nobody may wait forever
+            _settle(batch + waiting.records, LedgerError("the Chronicle commit was cancelled"))
+            waiting.records = []
+            raise
+        finally:
+            waiting.committer = None
+
+
+def _settle(batch: list[tuple[Record, asyncio.Future[None]]], exc: Exception | None) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
 
 
 class MemoryChronicle:

@@ -23,22 +23,28 @@ the set of stored CIDs, which only recovery paths pay for.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from govfn.chronicle import merkle
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
+from govfn.chronicle.store import (
+    GENESIS,
+    InclusionProof,
+    LedgerError,
+    TreeHead,
+    VerifyReport,
+    chain_next,
+)
 from govfn.chronicle.wal import BackgroundCheckpointer
 from govfn.sqlite import open_shared
 
-GENESIS = b"\x00" * 32
+__all__ = ["GENESIS", "InclusionProof", "Ledger", "LedgerError", "VerifyReport", "chain_next"]
 
 _LOCK_WAIT_S = 30.0
 
@@ -90,43 +96,6 @@ _SCHEMA_OBJECTS = (
     "'records_to_outbox') ORDER BY name)"
 )
 _SCHEMA_NAMES = "checkpoints,outbox,records,records_no_delete,records_no_update"
-
-
-class LedgerError(Exception):
-    """The ledger cannot be opened or written."""
-
-
-class VerifyReport(NamedTuple):
-    ok: bool
-    records: int
-    root: str
-    problem: str | None = None
-    bad_seq: int | None = None
-    bad_cid: str | None = None
-
-
-class InclusionProof(NamedTuple):
-    cid: str
-    leaf_index: int
-    tree_size: int
-    leaf_hash: str
-    audit_path: list[str]
-    root: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "algorithm": "RFC6962-SHA256",
-            "cid": self.cid,
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-            "leaf_hash": self.leaf_hash,
-            "audit_path": self.audit_path,
-            "root": self.root,
-        }
-
-
-def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
-    return hashlib.sha256((previous or GENESIS) + leaf).digest()
 
 
 class Ledger:
@@ -266,6 +235,9 @@ class Ledger:
             )
         return len(leaves), head
 
+    def checkpoint_logs(self) -> list[TreeHead]:
+        return [TreeHead(None, *self.checkpoint())]
+
     # -- reading ------------------------------------------------------------------
 
     def _rows(self) -> Iterator[tuple[int, str, str, bytes, bytes]]:
@@ -296,6 +268,9 @@ class Ledger:
     def head(self) -> tuple[int, str]:
         leaves = [merkle.leaf_hash(bytes(body)) for _, _, _, body, _ in self._rows()]
         return len(leaves), merkle.root(leaves).hex()
+
+    def tree_heads(self) -> list[TreeHead]:
+        return [TreeHead(None, *self.head())]
 
     def proof(self, cid: str) -> InclusionProof:
         leaves: list[bytes] = []
