@@ -1,48 +1,43 @@
-"""What the PostgreSQL backends share: telling a libpq URI from a file, naming its server
-without its password, and creating a schema once however many pods start together.
+"""What the PostgreSQL backends share: telling a libpq URI from a file, naming a database
+without its password, and creating a component's tables once however many pods start.
 
-    is_uri("postgresql://app:secret@db:5432/govfn")   → True   (also postgres://)
-    where("postgresql://app:secret@db:5432/govfn")    → "db:5432/govfn"
-    ensure_schema(conn, "idempotency", 1, DDL)         sync connection (CLI, start check)
-    await ensure_schema_async(conn, "idempotency", 1, DDL)   async connection (serving)
+    is_uri("postgresql://app:secret@db:5432/govfn")          → True (also postgres://)
+    describe_database("postgresql://app:secret@db:5432/govfn") → "database govfn on host db:5432"
+    ensure_schema(conn, SCHEMA, where)                          a sync connection (CLI, start)
+    await ensure_schema_async(conn, SCHEMA, where)              an async one (serving)
 
-Each component (ledger, idempotency store) has a row in `govfn_schema` naming the schema
-version it created. Creation happens in one transaction under a transaction-scoped
-advisory lock, so N processes starting at once create it once and the others wait, then
-find it done. A version newer than this govfn knows is refused (`SchemaError`): an older
-pod must not write into tables it does not understand.
+A component (the Chronicle, the idempotency store) describes its tables as a `Schema`: DDL
+that creates them and a version table, whose highest row is the version in place. When it
+is absent, the DDL runs in one transaction while the process holds the schema's advisory
+lock, so N processes starting at once create it once: the others wait for the lock, then
+find it done. The lock is a session lock taken in its own statement, so the check after it
+runs in a new transaction, which sees DDL committed meanwhile. A newer version than this
+govfn knows is refused: an older pod must not write into tables it does not understand.
 
-psycopg itself is imported only by the functions that connect, never by `is_uri`/`where`.
+psycopg is imported only by the functions that connect.
 """
 
 from __future__ import annotations
 
-import zlib
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import psycopg
 
 URI_SCHEMES = ("postgresql://", "postgres://")
 
-_VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS govfn_schema (
-    component text PRIMARY KEY,
-    version   integer NOT NULL
-)
-"""
-_READ_VERSION = "SELECT version FROM govfn_schema WHERE component = %s"
-_WRITE_VERSION = (
-    "INSERT INTO govfn_schema (component, version) VALUES (%s, %s) "
-    "ON CONFLICT (component) DO UPDATE SET version = EXCLUDED.version"
-)
-_LOCK = "SELECT pg_advisory_xact_lock(%s)"
-_SCHEMA_LOCK_ID = zlib.crc32(b"govfn schema")  # one lock for every component's DDL
-
 
 class SchemaError(Exception):
-    """The database holds a schema this govfn cannot use."""
+    """A component's tables are absent and may not be created here, or are too new."""
+
+
+class Schema(NamedTuple):
+    component: str  # how messages name it: "Chronicle", "idempotency"
+    version: int
+    ddl: str  # creates every table, `version_table` included
+    version_table: str  # qualified name; a `version integer` column, one row per version
+    lock_key: int  # the pg_advisory_lock key (a signed 64-bit integer)
+    init_hint: str  # what an operator runs when the serving role may not create it
 
 
 def is_uri(target: str) -> bool:
@@ -50,72 +45,111 @@ def is_uri(target: str) -> bool:
     return target[:13].lower().startswith(URI_SCHEMES)
 
 
-def where(uri: str) -> str:
-    """`host:port/database` of a libpq URI, for messages: never the user or password.
-    A Unix-socket URI (`postgresql://u@/db?host=/run/pg`) names its socket folder."""
+def describe_database(uri: str) -> str:
+    """'database D on host H:P' from a libpq URI: never the user's password."""
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
-        parts = urlsplit(uri)
-        query = parse_qs(parts.query)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "an unparsable PostgreSQL URI"
-    host = host or (query.get("host") or [""])[0] or "localhost"
-    port_text = str(port) if port else (query.get("port") or [""])[0]
-    database = parts.path.lstrip("/") or (query.get("dbname") or [""])[0]
-    text = f"{host}:{port_text}" if port_text else host
-    return f"{text}/{database}" if database else text
+        params = conninfo_to_dict(uri)
+    except Exception:
+        return "a database URI that does not parse"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = str(params.get("port") or "")
+    at = f"{host}:{port}" if port and not host.startswith("/") else host
+    if host.startswith("/"):
+        at = f"socket {host}" + (f" port {port}" if port else "")
+    return f"database {params.get('dbname') or '(default)'!s} on host {at}"
 
 
-def _checked(component: str, version: int, found: Any) -> bool:
-    """True when `found` (the stored version, or None) is this version; refuses newer ones."""
-    if found is None:
-        return False
-    if found > version:
+def _present(schema: Schema) -> str:
+    return f"SELECT to_regclass('{schema.version_table}') IS NOT NULL"
+
+
+def _current(schema: Schema) -> str:
+    return f"SELECT max(version) FROM {schema.version_table}"
+
+
+def _record(schema: Schema) -> str:
+    return f"INSERT INTO {schema.version_table} (version) VALUES (%s)"
+
+
+def _in_place(schema: Schema, version: Any, where: str, create: bool) -> bool:
+    """True when the tables are in place; False when they must be created; raises otherwise."""
+    if version == schema.version:
+        return True
+    if version is not None and int(version) > schema.version:
         raise SchemaError(
-            f"the database's {component} schema is version {found}; this govfn knows {version}"
+            f"the {schema.component} schema in {where} is version {version}; "
+            f"this govfn knows version {schema.version}: upgrade govfn"
         )
-    return bool(found == version)
+    if not create:
+        raise SchemaError(f"no {schema.component} schema in {where}: {schema.init_hint} first")
+    return False
 
 
-def ensure_schema(conn: psycopg.Connection[Any], component: str, version: int, ddl: str) -> None:
-    """Create `component`'s tables (`ddl`, idempotent statements) unless its version is
-    already recorded. `conn` must be in autocommit mode; the DDL runs in one transaction."""
+def _no_privilege(schema: Schema, where: str, role: str) -> SchemaError:
+    return SchemaError(
+        f"no {schema.component} schema in {where}, and role {role!r} may not create it: "
+        f"{schema.init_hint} as a role that may (the database owner)"
+    )
+
+
+def _version(conn: psycopg.Connection[Any], schema: Schema) -> Any:
+    present = conn.execute(_present(schema)).fetchone()
+    if not present or not present[0]:
+        return None
+    row = conn.execute(_current(schema)).fetchone()
+    return row[0] if row else None
+
+
+async def _version_async(conn: psycopg.AsyncConnection[Any], schema: Schema) -> Any:
+    present = await (await conn.execute(_present(schema))).fetchone()
+    if not present or not present[0]:
+        return None
+    row = await (await conn.execute(_current(schema))).fetchone()
+    return row[0] if row else None
+
+
+def ensure_schema(
+    conn: psycopg.Connection[Any], schema: Schema, where: str, *, create: bool = True
+) -> None:
+    """Make sure `schema` is in place, creating it under its advisory lock when absent.
+    `conn` is in autocommit mode. SchemaError says what is wrong; psycopg errors pass."""
     import psycopg
 
+    if _in_place(schema, _version(conn, schema), where, create):
+        return
     try:
-        row = conn.execute(_READ_VERSION, (component,)).fetchone()
-        if _checked(component, version, row[0] if row else None):
-            return
-    except psycopg.errors.UndefinedTable:
-        pass
-    with conn.transaction():
-        conn.execute(_LOCK, (_SCHEMA_LOCK_ID,))
-        conn.execute(_VERSION_TABLE)
-        row = conn.execute(_READ_VERSION, (component,)).fetchone()
-        if _checked(component, version, row[0] if row else None):
-            return
-        conn.execute(ddl)
-        conn.execute(_WRITE_VERSION, (component, version))
+        conn.execute("SELECT pg_advisory_lock(%s)", (schema.lock_key,))
+        try:
+            if _in_place(schema, _version(conn, schema), where, create):
+                return
+            with conn.transaction():
+                conn.execute(schema.ddl)
+                conn.execute(_record(schema), (schema.version,))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (schema.lock_key,))
+    except psycopg.errors.InsufficientPrivilege:
+        raise _no_privilege(schema, where, conn.info.user) from None
 
 
 async def ensure_schema_async(
-    conn: psycopg.AsyncConnection[Any], component: str, version: int, ddl: str
+    conn: psycopg.AsyncConnection[Any], schema: Schema, where: str, *, create: bool = True
 ) -> None:
-    """`ensure_schema` on an async connection."""
+    """`ensure_schema` over an async connection."""
     import psycopg
 
+    if _in_place(schema, await _version_async(conn, schema), where, create):
+        return
     try:
-        row = await (await conn.execute(_READ_VERSION, (component,))).fetchone()
-        if _checked(component, version, row[0] if row else None):
-            return
-    except psycopg.errors.UndefinedTable:
-        pass
-    async with conn.transaction():
-        await conn.execute(_LOCK, (_SCHEMA_LOCK_ID,))
-        await conn.execute(_VERSION_TABLE)
-        row = await (await conn.execute(_READ_VERSION, (component,))).fetchone()
-        if _checked(component, version, row[0] if row else None):
-            return
-        await conn.execute(ddl)
-        await conn.execute(_WRITE_VERSION, (component, version))
+        await conn.execute("SELECT pg_advisory_lock(%s)", (schema.lock_key,))
+        try:
+            if _in_place(schema, await _version_async(conn, schema), where, create):
+                return
+            async with conn.transaction():
+                await conn.execute(schema.ddl)
+                await conn.execute(_record(schema), (schema.version,))
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (schema.lock_key,))
+    except psycopg.errors.InsufficientPrivilege:
+        raise _no_privilege(schema, where, conn.info.user) from None

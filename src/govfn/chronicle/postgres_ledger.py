@@ -42,6 +42,7 @@ from govfn.chronicle.store import (
     VerifyReport,
     chain_next,
 )
+from govfn.postgres import describe_database
 
 if TYPE_CHECKING:
     import psycopg
@@ -66,22 +67,6 @@ _STORED_ANYWHERE = "SELECT cid FROM chronicle.records WHERE cid = ANY(%s)"
 # Connections of a parent process, kept referenced in a forked child so that they are
 # never closed there (closing would end the parent's sessions on the shared sockets).
 _inherited: list[object] = []
-
-
-def describe_database(uri: str) -> str:
-    """'database D on host H:P' from a libpq URI: never the user's password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        params = conninfo_to_dict(uri)
-    except Exception:
-        return "a database URI that does not parse"
-    host = str(params.get("host") or params.get("hostaddr") or "localhost")
-    port = str(params.get("port") or "")
-    at = f"{host}:{port}" if port and not host.startswith("/") else host
-    if host.startswith("/"):
-        at = f"socket {host}" + (f" port {port}" if port else "")
-    return f"database {params.get('dbname') or '(default)'!s} on host {at}"
 
 
 def unreachable(uri: str, exc: BaseException) -> LedgerError:

@@ -7,6 +7,7 @@ cannot be reached is a one-line error naming where it was looked for (never a pa
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ import click
 
 from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.store import ChronicleLedger, LedgerError
+from govfn.idempotency import IdempotencyUnavailable
+from govfn.postgres import is_uri
 from govfn.settings import Settings, chronicle_ledger
 
 
@@ -50,7 +53,9 @@ def chronicle() -> None:
 @chronicle.command()
 @ledger_option
 def init(location: str | None) -> None:
-    """Create the ledger and its schema (for serving roles that may not run DDL)."""
+    """Create the ledger and its schema (for serving roles that may not run DDL), and the
+    idempotency store's tables when it lives in PostgreSQL (GOVFN_IDEMPOTENCY, or by
+    default the ledger's database)."""
     settings = Settings.from_env()
     ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
     try:
@@ -64,6 +69,16 @@ def init(location: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         ledger.close()
+    store = os.environ.get("GOVFN_IDEMPOTENCY") or location or settings.chronicle_location
+    if is_uri(store):
+        from govfn.idempotency.postgres import PostgresIdempotencyStore
+
+        idempotency = PostgresIdempotencyStore(store)
+        try:
+            idempotency.prepare()
+        except IdempotencyUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"ok: idempotency schema ready in {idempotency.where}")
 
 
 @chronicle.command()

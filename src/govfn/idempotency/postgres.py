@@ -35,32 +35,49 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
-from govfn.postgres import SchemaError, ensure_schema, ensure_schema_async, where
+from govfn.postgres import (
+    Schema,
+    SchemaError,
+    describe_database,
+    ensure_schema,
+    ensure_schema_async,
+)
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("govfn.idempotency")
 
-COMPONENT, VERSION = "idempotency", 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS govfn_idempotency (
-    key         text PRIMARY KEY,
-    fingerprint text NOT NULL,
-    state       text NOT NULL CHECK (state IN ('running', 'done')),
-    holder      text NOT NULL,
+SCHEMA = Schema(
+    component="idempotency",
+    version=1,
+    ddl="""
+CREATE SCHEMA IF NOT EXISTS idempotency;
+CREATE TABLE idempotency.schema_version (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE idempotency.claims (
+    key         text        PRIMARY KEY,
+    fingerprint text        NOT NULL,
+    state       text        NOT NULL CHECK (state IN ('running', 'done')),
+    holder      text        NOT NULL,
     result      text,
     until       timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS govfn_idempotency_until ON govfn_idempotency (until);
-"""
+CREATE INDEX claims_by_until ON idempotency.claims (until);
+""",
+    version_table="idempotency.schema_version",
+    lock_key=int.from_bytes(b"govfnidm", "big") - (1 << 63),
+    init_hint="run `govfn chronicle init`",
+)
 
 # The first branch returns a row when this claim inserted or took over the key; the
 # second reads the live claim otherwise. (A claim committed by another transaction after
 # this statement's snapshot is invisible to the second branch: the caller reads again.)
 _CLAIM = """
 WITH taken AS (
-    INSERT INTO govfn_idempotency AS c (key, fingerprint, state, holder, result, until)
+    INSERT INTO idempotency.claims AS c (key, fingerprint, state, holder, result, until)
     VALUES (%(key)s, %(fingerprint)s, 'running', %(holder)s, NULL,
             now() + make_interval(secs => %(lease)s))
     ON CONFLICT (key) DO UPDATE
@@ -71,16 +88,16 @@ WITH taken AS (
 )
 SELECT state, fingerprint, result FROM taken
 UNION ALL
-SELECT state, fingerprint, result FROM govfn_idempotency
+SELECT state, fingerprint, result FROM idempotency.claims
 WHERE key = %(key)s AND until > now() AND NOT EXISTS (SELECT 1 FROM taken)
 """
-_READ = "SELECT state, fingerprint, result FROM govfn_idempotency WHERE key = %s AND until > now()"
+_READ = "SELECT state, fingerprint, result FROM idempotency.claims WHERE key = %s AND until > now()"
 _COMPLETE = (
-    "UPDATE govfn_idempotency SET state = 'done', result = %s, "
+    "UPDATE idempotency.claims SET state = 'done', result = %s, "
     "until = now() + make_interval(secs => %s) WHERE key = %s AND holder = %s"
 )
-_RELEASE = "DELETE FROM govfn_idempotency WHERE key = %s AND holder = %s AND state = 'running'"
-_PURGE = "DELETE FROM govfn_idempotency WHERE until <= now()"
+_RELEASE = "DELETE FROM idempotency.claims WHERE key = %s AND holder = %s AND state = 'running'"
+_PURGE = "DELETE FROM idempotency.claims WHERE until <= now()"
 
 _CLAIM_ATTEMPTS = 3  # a claim that vanishes between the two reads is claimed again
 _FIRST_RETRY_S, _MAX_RETRY_S = 0.1, 5.0
@@ -101,7 +118,7 @@ def _reason(exc: BaseException) -> str:
 
 
 class PostgresIdempotencyStore:
-    """Claims in the `govfn_idempotency` table of the database at `uri`."""
+    """Claims in the `idempotency.claims` table of the database at `uri`."""
 
     def __init__(
         self,
@@ -113,7 +130,7 @@ class PostgresIdempotencyStore:
         wait_s: float = 2.0,
     ) -> None:
         self.uri = uri
-        self.where = where(uri)
+        self.where = describe_database(uri)
         self.expiry_s = expiry_s
         self.min_lease_s = min_lease_s
         self.max_connections = max_connections
@@ -136,7 +153,11 @@ class PostgresIdempotencyStore:
     # -- connections ----------------------------------------------------------------------
 
     def _unavailable(self, exc: BaseException) -> IdempotencyUnavailable:
-        return IdempotencyUnavailable(f"idempotency store at {self.where}: {_reason(exc)}")
+        if isinstance(exc, psycopg.OperationalError):
+            return IdempotencyUnavailable(
+                f"cannot reach the idempotency store in {self.where}: {_reason(exc)}"
+            )
+        return IdempotencyUnavailable(f"idempotency store in {self.where}: {_reason(exc)}")
 
     async def _open_pool(self) -> AsyncConnectionPool:
         owner = (os.getpid(), asyncio.get_running_loop())
@@ -161,7 +182,7 @@ class PostgresIdempotencyStore:
         pool = await self._open_pool()
         async with pool.connection() as conn:
             if not self._schema_ready:
-                await ensure_schema_async(conn, COMPONENT, VERSION, SCHEMA)
+                await ensure_schema_async(conn, SCHEMA, self.where)
                 self._schema_ready = True
             yield conn
 
@@ -187,7 +208,7 @@ class PostgresIdempotencyStore:
         server when the database cannot be reached or used."""
         try:
             with psycopg.connect(self.uri, **self._connect_options) as conn:
-                ensure_schema(conn, COMPONENT, VERSION, SCHEMA)
+                ensure_schema(conn, SCHEMA, self.where)
         except (psycopg.Error, SchemaError) as exc:
             raise self._unavailable(exc) from exc
         self._schema_ready = True
@@ -231,7 +252,7 @@ class PostgresIdempotencyStore:
             self._keep(key, _Outcome(holder, fingerprint, None))
             raise self._unavailable(exc) from exc
         if not rows:
-            raise IdempotencyUnavailable(f"idempotency store at {self.where}: claim of {key} raced")
+            raise IdempotencyUnavailable(f"idempotency store in {self.where}: claim of {key} raced")
         state, stored_fingerprint, result = rows[0]
         if state == "run":
             self._held[key] = (holder, fingerprint)
@@ -258,7 +279,7 @@ class PostgresIdempotencyStore:
             await self._write(key, outcome)
         except (psycopg.Error, SchemaError) as exc:
             log.warning(
-                "idempotency store at %s failed (%s); the outcome of %s is kept and retried",
+                "idempotency store in %s failed (%s); the outcome of %s is kept and retried",
                 self.where,
                 _reason(exc),
                 key,
@@ -289,7 +310,7 @@ class PostgresIdempotencyStore:
         while self._kept:
             await asyncio.sleep(delay)
             if await self.flush():
-                log.info("idempotency store at %s answers again: kept outcomes written", self.where)
+                log.info("idempotency store in %s answers again: kept outcomes written", self.where)
                 return
             delay = min(delay * 2, _MAX_RETRY_S)
 
