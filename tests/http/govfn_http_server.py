@@ -61,9 +61,11 @@ def start_server(
     port_from_env: bool = False,
     gunicorn_app: str | None = None,
     timeout_s: float = 20.0,
+    cwd: Path | None = None,
+    wait_for: str = "/health/readiness",
 ) -> Server:
     """`python -m govfn serve` (or gunicorn itself serving `gunicorn_app`) on a free loopback
-    port, ready when /health/readiness says so."""
+    port, in `cwd` (default: this process's), returned once `wait_for` answers 200."""
     port = free_port()
     ledger = tmp / "chronicle.db"
     log = tmp / "server.log"
@@ -71,8 +73,8 @@ def start_server(
     environ.update(
         GOVFN_CHRONICLE=str(ledger),
         PYTHONPATH=os.pathsep.join([str(HERE), str(REPO / "src")]),
-        **(env or {}),
     )
+    environ.update(env or {})
     command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
     if gunicorn_app is not None:
         command = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *args, gunicorn_app]
@@ -81,14 +83,16 @@ def start_server(
     else:
         command += ["--port", str(port)]
     with log.open("wb") as handle:
-        process = subprocess.Popen(command, env=environ, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=environ, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd
+        )
     server = Server(process, port, ledger, log)
     deadline = time.monotonic() + timeout_s
     for _ in range(int(timeout_s / 0.05)):
         if process.poll() is not None:
             raise AssertionError(f"server exited with {process.returncode}:\n{server.log_text()}")
         try:
-            with urllib.request.urlopen(server.url + "/health/readiness", timeout=1) as answer:
+            with urllib.request.urlopen(server.url + wait_for, timeout=1) as answer:
                 if answer.status == 200:
                     return server
         except OSError:

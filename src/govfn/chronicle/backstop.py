@@ -42,6 +42,7 @@ class Backstop:
         self._delay = _FIRST_DELAY_S
         self._adopted: list[Path] = []
         self.usable = True
+        self._flushing = False
         if self.spool_dir is not None:
             self._adopt_orphans()
 
@@ -83,18 +84,25 @@ class Backstop:
         return self.usable
 
     async def flush(self, *, force: bool = False) -> bool:
-        """Hand kept records over again; True when none is left."""
+        """Hand kept records over again; True when none is left. One flush at a time: a
+        second caller while one runs gets False (two would hand the same record over twice)."""
         if not self._kept:
             return True
-        if not force and time.monotonic() < self._retry_at:
+        if self._flushing or (not force and time.monotonic() < self._retry_at):
             return False
-        while self._kept:
-            try:
-                await deliver(self.client, self._kept[0])
-            except Exception as exc:
-                self._failed(exc)
-                return False
-            self._kept.popleft()
+        self._flushing = True
+        try:
+            while self._kept:
+                record = self._kept[0]
+                try:
+                    await deliver(self.client, record)
+                except Exception as exc:
+                    self._failed(exc)
+                    return False
+                if self._kept and self._kept[0] is record:
+                    self._kept.popleft()
+        finally:
+            self._flushing = False
         self._delay = _FIRST_DELAY_S
         self.usable = True
         self._forget_spool()

@@ -72,8 +72,9 @@ CREATE INDEX claims_by_until ON idempotency.claims (until);
     init_hint="run `govfn chronicle init`",
 )
 
-# The first branch returns a row when this claim inserted or took over the key; the
-# second reads the live claim otherwise. (A claim committed by another transaction after
+# The first branch returns a row when this claim inserted or took over the key (or is
+# this very claim, committed by an attempt whose answer the connection lost); the second
+# reads the live claim otherwise. (A claim committed by another transaction after
 # this statement's snapshot is invisible to the second branch: the caller reads again.)
 _CLAIM = """
 WITH taken AS (
@@ -83,7 +84,7 @@ WITH taken AS (
     ON CONFLICT (key) DO UPDATE
         SET fingerprint = EXCLUDED.fingerprint, state = 'running', holder = EXCLUDED.holder,
             result = NULL, until = EXCLUDED.until
-        WHERE c.until <= now()
+        WHERE c.until <= now() OR c.holder = EXCLUDED.holder  -- expired, or this claim sent again
     RETURNING 'run'::text AS state, NULL::text AS fingerprint, NULL::text AS result
 )
 SELECT state, fingerprint, result FROM taken
