@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from govfn_http_server import Server, binary_headers, start_server, stop_server
 
 from govfn.chronicle.postgres_ledger import PostgresLedger
+
+from support.http_server import Server, binary_headers, start_server, stop_server
 from support.postgres import PostgresServer
 
 PODS, CRS, DELIVERIES = 3, 100, 3

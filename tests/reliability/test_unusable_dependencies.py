@@ -11,8 +11,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from govfn_http_server import Server, binary_headers, start_server, stop_server
-
+from support.http_server import Server, binary_headers, start_server, stop_server
 from support.postgres import PostgresServer
 
 CR = {"customer_id": "cust-1"}
