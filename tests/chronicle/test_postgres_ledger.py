@@ -435,3 +435,13 @@ def test_records_kept_while_the_database_is_down_reach_it_when_it_is_back(
     ledger.close()
     assert sorted(cids) == sorted(r.cid for r in before + during + after)
     assert len(cids) == len(set(cids)) and report.ok
+
+
+def test_reading_commands_create_nothing(postgres_uri: str) -> None:
+    done = govfn("chronicle", "verify", "--ledger", postgres_uri)
+    assert done.returncode == 1
+    assert (
+        "no Chronicle schema in database" in done.stderr and "govfn chronicle init" in done.stderr
+    )
+    with psycopg.connect(postgres_uri) as conn:
+        assert conn.execute("SELECT to_regnamespace('chronicle')").fetchone() == (None,)
