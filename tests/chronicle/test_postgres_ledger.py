@@ -445,3 +445,12 @@ def test_reading_commands_create_nothing(postgres_uri: str) -> None:
     )
     with psycopg.connect(postgres_uri) as conn:
         assert conn.execute("SELECT to_regnamespace('chronicle')").fetchone() == (None,)
+
+
+@pytest.mark.parametrize(
+    "uri", ["postgresql://app:s3cret@127.0.0.1/x?bogus=1", "postgresql://app:s3cret@[127.0.0.1/x"]
+)
+def test_a_uri_that_does_not_parse_is_a_clear_error(uri: str) -> None:
+    done = govfn("chronicle", "verify", "--ledger", uri)
+    assert done.returncode == 1 and "not a valid PostgreSQL URI" in done.stderr
+    assert "s3cret" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
