@@ -48,3 +48,31 @@ def tamper(ledger: AnyLedger, statements: Sequence[tuple[str, Sequence[Any]]]) -
         finally:
             conn.execute("ALTER TABLE chronicle.records ENABLE TRIGGER USER")
     return rows
+
+
+def open_ledger(
+    backend: str, request: pytest.FixtureRequest, directory: Any, *, outbox: bool = False
+) -> AnyLedger:
+    """A new ledger on `backend`: a file in `directory`, or a fresh PostgreSQL database."""
+    if backend == "postgres":
+        return PostgresLedger(request.getfixturevalue("postgres_uri"), outbox=outbox)
+    return Ledger(directory / "chronicle.db", outbox=outbox)
+
+
+def sink_sender(ledger: AnyLedger, sink_url: str, **options: Any) -> Any:
+    """A K_SINK sender reading the outbox of `ledger`, whichever backend holds it."""
+    from govfn.chronicle.postgres_outbox import PostgresOutbox
+    from govfn.chronicle.sink import SinkSender
+
+    if isinstance(ledger, Ledger):
+        return SinkSender(ledger.path, sink_url, **options)
+    return SinkSender(ledger.uri, sink_url, outbox=PostgresOutbox(ledger.uri), **options)  # type: ignore[arg-type]
+
+
+def chronicle_for(ledger: AnyLedger) -> Any:
+    """The group-commit client the runtime would use for `ledger`."""
+    from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
+
+    if isinstance(ledger, Ledger):
+        return LedgerChronicle(ledger)
+    return AsyncLedgerChronicle(ledger)

@@ -50,6 +50,19 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 10.0
+COMMIT_TIMEOUT_S = 30.0
+
+# A database that vanishes without closing the connection (a partition, a node lost) must
+# fail an append within seconds, not after the kernel's two-hour keepalive; a URI that
+# sets any of these keeps its own value.
+_LIVENESS = {
+    "connect_timeout": str(CONNECT_TIMEOUT_S),
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "3",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "15000",
+}
 
 _INSERT = (
     "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
@@ -67,6 +80,18 @@ _STORED_ANYWHERE = "SELECT cid FROM chronicle.records WHERE cid = ANY(%s)"
 # Connections of a parent process, kept referenced in a forked child so that they are
 # never closed there (closing would end the parent's sessions on the shared sockets).
 _inherited: list[object] = []
+
+
+def connection_options(uri: str) -> dict[str, str]:
+    """The liveness settings the URI does not set itself (TCP only: not for a Unix socket)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    given = conninfo_to_dict(uri)
+    host = str(given.get("host") or "")
+    wanted = (
+        _LIVENESS if not host.startswith("/") else {"connect_timeout": _LIVENESS["connect_timeout"]}
+    )
+    return {name: value for name, value in wanted.items() if name not in given}
 
 
 def unreachable(uri: str, exc: BaseException) -> LedgerError:
@@ -123,6 +148,7 @@ class _AsyncWriter:
     def __init__(self) -> None:
         self.conn: psycopg.AsyncConnection[Any] | None = None
         self.log: _Log | None = None
+        self.lock = asyncio.Lock()  # one append at a time: each numbers the next rows
 
     def discard(self) -> None:
         """Drop the connection (its state is unknown); closes the socket without awaiting."""
@@ -141,6 +167,11 @@ class PostgresLedger:
         self.where = describe_database(uri)
         self.outbox = outbox
         self.create_schema = create_schema
+        self._options: dict[str, Any] | None
+        try:
+            self._options = connection_options(uri)
+        except Exception:  # said at first use, like any other reason the database is unusable
+            self._options = None
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
@@ -156,11 +187,17 @@ class PostgresLedger:
             self._pool, self._log, self._pid = None, None, os.getpid()
             self._writers = {}
 
+    def _checked_options(self) -> dict[str, Any]:
+        if self._options is None:
+            raise LedgerError("the Chronicle location is not a valid PostgreSQL URI")
+        return self._options
+
     def _connect(self) -> psycopg.Connection[Any]:
         import psycopg
 
+        options = self._checked_options()
         try:
-            return psycopg.connect(self.uri, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            return psycopg.connect(self.uri, autocommit=True, **options)
         except psycopg.Error as exc:
             raise unreachable(self.uri, exc) from None
 
@@ -181,7 +218,7 @@ class PostgresLedger:
                 max_size=4,
                 open=False,
                 timeout=POOL_TIMEOUT_S,
-                kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+                kwargs={"autocommit": True, **self._checked_options()},
                 name="govfn-chronicle",
             )
             try:
@@ -300,41 +337,48 @@ class PostgresLedger:
             for gone in [other for other in self._writers if other.is_closed()]:
                 self._writers.pop(gone).discard()
             writer = self._writers[loop] = _AsyncWriter()
-        try:
-            conn = await self._async_connection(writer)
-            if writer.log is None:
-                cursor = await conn.execute(_REGISTER, (_writer_name(),))
-                row = await cursor.fetchone()
-                assert row is not None
-                writer.log = _Log(int(row[0]))
-            log = writer.log
-            if log.in_doubt:
-                cursor = await conn.execute(_LOG_HEAD, (log.log_id,))
-                known = log.recovered(await cursor.fetchone())
-                cursor = await conn.execute(_STORED_SINCE, (log.log_id, known))
-                stored = {row[0] for row in await cursor.fetchall()}
-                records = [r for r in records if r.cid not in stored]
-                if not records:
-                    return
-            params, seq, chain = log.rows(records)
-            await conn.execute(_INSERT_WITH_OUTBOX if self.outbox else _INSERT, params)
-        except BaseException as exc:
-            if writer.log is not None:
-                writer.log.in_doubt = True
-            writer.discard()
-            if isinstance(exc, psycopg.Error):
-                raise LedgerError(f"cannot write the Chronicle {self.where}: {exc}") from exc
-            raise
+        async with writer.lock:
+            try:
+                await asyncio.wait_for(self._append_on(writer, records), COMMIT_TIMEOUT_S)
+            except BaseException as exc:
+                if writer.log is not None:
+                    writer.log.in_doubt = True
+                writer.discard()
+                if isinstance(exc, psycopg.Error):
+                    raise LedgerError(f"cannot write the Chronicle {self.where}: {exc}") from exc
+                if isinstance(exc, TimeoutError):
+                    raise LedgerError(
+                        f"the Chronicle {self.where} did not commit in {COMMIT_TIMEOUT_S:.0f} s"
+                    ) from exc
+                raise
+
+    async def _append_on(self, writer: _AsyncWriter, records: Sequence[Record]) -> None:
+        conn = await self._async_connection(writer)
+        if writer.log is None:
+            cursor = await conn.execute(_REGISTER, (_writer_name(),))
+            row = await cursor.fetchone()
+            assert row is not None
+            writer.log = _Log(int(row[0]))
+        log = writer.log
+        if log.in_doubt:
+            cursor = await conn.execute(_LOG_HEAD, (log.log_id,))
+            known = log.recovered(await cursor.fetchone())
+            cursor = await conn.execute(_STORED_SINCE, (log.log_id, known))
+            stored = {row[0] for row in await cursor.fetchall()}
+            records = [r for r in records if r.cid not in stored]
+            if not records:
+                return
+        params, seq, chain = log.rows(records)
+        await conn.execute(_INSERT_WITH_OUTBOX if self.outbox else _INSERT, params)
         log.seq, log.chain = seq, chain
 
     async def _async_connection(self, writer: _AsyncWriter) -> psycopg.AsyncConnection[Any]:
         import psycopg
 
         if writer.conn is None or writer.conn.closed:
+            options = self._checked_options()
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self.uri, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                )
+                conn = await psycopg.AsyncConnection.connect(self.uri, autocommit=True, **options)
             except psycopg.Error as exc:
                 raise unreachable(self.uri, exc) from None
             writer.conn = conn

@@ -23,10 +23,14 @@ from govfn.settings import Settings, chronicle_ledger
 
 @contextmanager
 def _ledger(location: str | None, *, must_exist: bool = True) -> Iterator[ChronicleLedger]:
+    """The ledger `location` names, reachable and with its schema, else a one-line error."""
     settings = Settings.from_env()
     ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
-    if isinstance(ledger, Ledger) and must_exist and not ledger.path.exists():
-        raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
+    if isinstance(ledger, Ledger):
+        if must_exist and not ledger.path.exists():
+            raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
+    else:
+        ledger.create_schema = False  # reading creates nothing: `init` does
     try:
         ledger.prepare()
         yield ledger
