@@ -38,10 +38,15 @@ def test_outcomes_wait_for_the_database(private_postgres: Callable[..., Postgres
             assert runner.kept == 1
             assert await runner.claim(key, "fp") == ("replay", key, {"n": 1})  # from memory
             assert (await runner.claim(key, "other")).status == "conflict"
-            with pytest.raises(IdempotencyUnavailable):
-                await runner.claim(idempotency_key("billing", "/s", "cr-2"), "fp")
+            other_key = idempotency_key("billing", "/s", "cr-2")
+            failed = await asyncio.gather(
+                runner.claim(other_key, "fp"), runner.claim(other_key, "fp"), return_exceptions=True
+            )
+            assert all(isinstance(f, IdempotencyUnavailable) for f in failed)
+            assert runner.kept == 3  # the result, and a release owed for each unanswered claim
             server.start()
             assert await settled(runner) and runner.kept == 0
+            assert (await other.claim(other_key, "fp")).status == "run"  # nothing left held
             assert await other.claim(key, "fp") == ("replay", key, {"n": 1})
         finally:
             await runner.aclose()

@@ -108,6 +108,7 @@ _CONNECT_TIMEOUT_S = 5
 class _Outcome(NamedTuple):
     """What this process owes the database for one claim: a result, or (None) a release."""
 
+    key: str
     holder: str
     fingerprint: str
     result: str | None
@@ -143,7 +144,8 @@ class PostgresIdempotencyStore:
         self._pool_owner: tuple[int, asyncio.AbstractEventLoop] | None = None
         self._schema_ready = False
         self._held: dict[str, tuple[str, str]] = {}  # key -> (holder, fingerprint) run here
-        self._kept: dict[str, _Outcome] = {}
+        # by (key, holder): two claims of one key that both lost their answer owe two releases
+        self._kept: dict[tuple[str, str], _Outcome] = {}
         self._retry: asyncio.Task[None] | None = None
 
     @property
@@ -223,11 +225,12 @@ class PostgresIdempotencyStore:
     # -- claims ---------------------------------------------------------------------------
 
     async def claim(self, key: str, fingerprint: str, lease_s: float | None = None) -> Claim:
-        kept = self._kept.get(key)
-        if kept is not None and kept.result is not None:  # done here; not yet written
-            if kept.fingerprint != fingerprint:
-                return Claim("conflict", key)
-            return Claim("replay", key, json.loads(kept.result))
+        owed = [outcome for outcome in self._kept.values() if outcome.key == key]
+        for outcome in owed:
+            if outcome.result is not None:  # done here; not yet written
+                if outcome.fingerprint != fingerprint:
+                    return Claim("conflict", key)
+                return Claim("replay", key, json.loads(outcome.result))
         holder = os.urandom(12).hex()
         params = {
             "key": key,
@@ -235,11 +238,11 @@ class PostgresIdempotencyStore:
             "holder": holder,
             "lease": max(lease_s or 0.0, self.min_lease_s),
         }
-        if kept is not None:  # an earlier claim here whose outcome is unknown: free it first
-            try:
-                await self._write(key, kept)
-            except (psycopg.Error, SchemaError) as exc:
-                raise self._unavailable(exc) from exc
+        try:
+            for outcome in owed:  # earlier claims here whose outcome is unknown: free them first
+                await self._write(outcome)
+        except (psycopg.Error, SchemaError) as exc:
+            raise self._unavailable(exc) from exc
         try:
             rows: list[tuple[Any, ...]] = []
             for _ in range(_CLAIM_ATTEMPTS):
@@ -250,7 +253,7 @@ class PostgresIdempotencyStore:
                     break
         except (psycopg.Error, SchemaError) as exc:
             # The claim may have been committed before the connection broke.
-            self._keep(key, _Outcome(holder, fingerprint, None))
+            self._keep(_Outcome(key, holder, fingerprint, None))
             raise self._unavailable(exc) from exc
         if not rows:
             raise IdempotencyUnavailable(f"idempotency store in {self.where}: claim of {key} raced")
@@ -275,9 +278,9 @@ class PostgresIdempotencyStore:
         if held is None:
             log.warning("idempotency: no claim of %s is held here; nothing written", key)
             return
-        outcome = _Outcome(held[0], held[1], result)
+        outcome = _Outcome(key, held[0], held[1], result)
         try:
-            await self._write(key, outcome)
+            await self._write(outcome)
         except (psycopg.Error, SchemaError) as exc:
             log.warning(
                 "idempotency store in %s failed (%s); the outcome of %s is kept and retried",
@@ -285,9 +288,10 @@ class PostgresIdempotencyStore:
                 _reason(exc),
                 key,
             )
-            self._keep(key, outcome)
+            self._keep(outcome)
 
-    async def _write(self, key: str, outcome: _Outcome) -> None:
+    async def _write(self, outcome: _Outcome) -> None:
+        key = outcome.key
         if outcome.result is None:
             await self._execute(_RELEASE, (key, outcome.holder))
         else:
@@ -296,13 +300,13 @@ class PostgresIdempotencyStore:
             )
             if count == 0:
                 log.warning("idempotency: the claim of %s was taken over before it completed", key)
-        if self._kept.get(key) is outcome:
-            del self._kept[key]
+        if self._kept.get((key, outcome.holder)) is outcome:
+            del self._kept[key, outcome.holder]
 
     # -- outcomes kept while the database failed -----------------------------------------
 
-    def _keep(self, key: str, outcome: _Outcome) -> None:
-        self._kept[key] = outcome
+    def _keep(self, outcome: _Outcome) -> None:
+        self._kept[outcome.key, outcome.holder] = outcome
         if self._retry is None or self._retry.done():
             self._retry = asyncio.get_running_loop().create_task(self._retry_kept())
 
@@ -316,9 +320,9 @@ class PostgresIdempotencyStore:
             delay = min(delay * 2, _MAX_RETRY_S)
 
     async def flush(self) -> bool:
-        for key, outcome in list(self._kept.items()):
+        for outcome in list(self._kept.values()):
             try:
-                await self._write(key, outcome)
+                await self._write(outcome)
             except (psycopg.Error, SchemaError):
                 return False
         return not self._kept
