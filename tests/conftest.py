@@ -14,8 +14,11 @@ import pytest
 from govfn.chronicle import Ledger
 from govfn.chronicle.postgres_ledger import PostgresLedger
 from govfn.registry import FunctionRegistry, use_registry
-from govfn_sink_double import SinkDouble
+
 from support.postgres import PostgresServer
+from support.sink_double import SinkDouble
+
+pytest_plugins = ["support.app_fixtures"]
 
 
 @pytest.fixture(autouse=True)

@@ -24,8 +24,9 @@ from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, functi
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.store import LedgerError
 from govfn.settings import Settings, chronicle_backend
-from govfn_sink_double import SinkDouble
+
 from support.postgres import PostgresServer
+from support.sink_double import SinkDouble
 
 PYTHON = sys.executable
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle.postgres_ledger import PostgresLedger
-from govfn_sink_double import SinkDouble
+
 from support.postgres import free_port
+from support.sink_double import SinkDouble
 
 PYTHON = sys.executable
 SRC = Path(__file__).resolve().parents[2] / "src"

@@ -1,1 +1,1 @@
-"""Shared test helpers and doubles (imported as `support.*`: tests/ is on sys.path)."""
+"""Doubles and helpers shared by the tests: real servers on loopback, sample functions, sinks."""

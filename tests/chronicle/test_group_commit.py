@@ -1,0 +1,95 @@
+"""Group commit: concurrent records share a transaction; each waits for its own commit
+(on SQLite and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from govfn.chronicle import Ledger, LedgerChronicle, Record
+from govfn.chronicle.client import AsyncLedgerChronicle
+from govfn.chronicle.ledger import LedgerError
+from govfn.chronicle.postgres_ledger import PostgresLedger
+
+from support.ledgers import chronicle_for, open_ledger
+
+backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+
+
+def records(n: int) -> list[Record]:
+    return [Record.build("T", {"i": i}) for i in range(n)]
+
+
+@backends
+def test_concurrent_emits_share_commits_in_order(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path) as ledger:
+        chronicle = chronicle_for(ledger)
+        batch = records(32)
+
+        async def emit_all() -> list[str]:
+            return list(await asyncio.gather(*(chronicle.emit_record(r) for r in batch)))
+
+        cids = asyncio.run(emit_all())
+        assert cids == [r.cid for r in batch]
+        assert chronicle.commits < 32  # shared, not one per record
+        assert [r.cid for r in ledger.records()] == cids and ledger.verify().ok
+
+
+@backends
+def test_a_lone_emit_commits_at_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path) as ledger:
+        chronicle = chronicle_for(ledger)
+
+        async def one_by_one() -> None:
+            for record in records(5):
+                await chronicle.emit_record(record)
+                assert ledger.get(record.cid) == record  # durable when emit returns
+
+        asyncio.run(one_by_one())
+        assert chronicle.commits == 5
+
+
+@backends
+def test_a_failed_commit_fails_its_whole_batch(backend: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    chronicle: LedgerChronicle | AsyncLedgerChronicle = LedgerChronicle(Ledger(blocker / "c.db"))
+    if backend == "postgres":  # nothing listens on port 1 of loopback
+        chronicle = AsyncLedgerChronicle(PostgresLedger("postgresql://u:pw@127.0.0.1:1/db"))
+
+    async def emit_all() -> list[object]:
+        return list(
+            await asyncio.gather(
+                *(chronicle.emit_record(r) for r in records(4)), return_exceptions=True
+            )
+        )
+
+    outcomes = asyncio.run(emit_all())
+    assert all(isinstance(o, LedgerError) for o in outcomes)
+
+
+@backends
+def test_cancelled_waiter_does_not_break_the_batch(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path) as ledger:
+        chronicle = chronicle_for(ledger)
+
+        async def scenario() -> None:
+            first, second = records(2)
+            doomed = asyncio.ensure_future(chronicle.emit_record(first))
+            kept = asyncio.ensure_future(chronicle.emit_record(second))
+            await asyncio.sleep(0)
+            doomed.cancel()
+            assert await kept == second.cid
+            with pytest.raises(asyncio.CancelledError):
+                await doomed
+
+        asyncio.run(scenario())
+        assert len(ledger) in (1, 2) and ledger.verify().ok
