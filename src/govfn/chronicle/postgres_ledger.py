@@ -63,14 +63,31 @@ _LIVENESS = {
     "tcp_user_timeout": "15000",
 }
 
-_INSERT = (
+# One statement per append, whatever its size: rows of a batch travel as arrays (one
+# prepared statement for every batch size); a lone record, the common case, as VALUES.
+_INSERT_MANY = (
     "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
     "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])"
 )
-_INSERT_WITH_OUTBOX = (
-    "WITH stored AS (" + _INSERT + " RETURNING log_id, seq) "
-    "INSERT INTO chronicle.outbox (log_id, seq) SELECT log_id, seq FROM stored"
+_INSERT_ONE = (
+    "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
 )
+
+
+def _with_outbox(insert: str) -> str:
+    return (
+        "WITH stored AS (" + insert + " RETURNING log_id, seq) "
+        "INSERT INTO chronicle.outbox (log_id, seq) SELECT log_id, seq FROM stored"
+    )
+
+
+_STATEMENTS = {
+    (False, False): _INSERT_MANY,
+    (False, True): _INSERT_ONE,
+    (True, False): _with_outbox(_INSERT_MANY),
+    (True, True): _with_outbox(_INSERT_ONE),
+}
 _REGISTER = "INSERT INTO chronicle.logs (writer) VALUES (%s) RETURNING log_id"
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
@@ -130,8 +147,8 @@ class _Log:
         self.chain = GENESIS
         self.in_doubt = False
 
-    def rows(self, records: Sequence[Record]) -> tuple[list[Any], int, bytes]:
-        """INSERT parameters for `records` after this head, and the head they lead to."""
+    def rows(self, records: Sequence[Record], outbox: bool) -> tuple[str, list[Any], int, bytes]:
+        """The INSERT of `records` after this head, its parameters, and the head it leads to."""
         seqs, chains = [], []
         seq, chain = self.seq, self.chain
         for record in records:
@@ -139,15 +156,19 @@ class _Log:
             chain = chain_next(chain, merkle.leaf_hash(record.canonical))
             seqs.append(seq)
             chains.append(chain)
-        params = [
-            self.log_id,
-            seqs,
-            [r.cid for r in records],
-            [r.type for r in records],
-            [r.canonical for r in records],
-            chains,
-        ]
-        return params, seq, chain
+        if len(records) == 1:
+            record = records[0]
+            params = [self.log_id, seq, record.cid, record.type, record.canonical, chain]
+        else:
+            params = [
+                self.log_id,
+                seqs,
+                [r.cid for r in records],
+                [r.type for r in records],
+                [r.canonical for r in records],
+                chains,
+            ]
+        return _STATEMENTS[outbox, len(records) == 1], params, seq, chain
 
     def recovered(self, head: tuple[int, bytes] | None) -> int:
         """Adopt the head read back after a doubtful commit; returns the seq known before."""
@@ -310,8 +331,8 @@ class PostgresLedger:
                 records = self._sync_filter(conn, log, records, dedupe)
                 if not records:
                     return
-                params, seq, chain = log.rows(records)
-                conn.execute(_INSERT_WITH_OUTBOX if self.outbox else _INSERT, params)
+                statement, params, seq, chain = log.rows(records, self.outbox)
+                conn.execute(statement, params)
             except BaseException:
                 if log is not None:
                     log.in_doubt = True
@@ -383,8 +404,8 @@ class PostgresLedger:
             records = [r for r in records if r.cid not in stored]
             if not records:
                 return
-        params, seq, chain = log.rows(records)
-        await conn.execute(_INSERT_WITH_OUTBOX if self.outbox else _INSERT, params)
+        statement, params, seq, chain = log.rows(records, self.outbox)
+        await conn.execute(statement, params)
         log.seq, log.chain = seq, chain
 
     async def _async_connection(self, writer: _AsyncWriter) -> psycopg.AsyncConnection[Any]:
