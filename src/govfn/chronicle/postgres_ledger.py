@@ -110,6 +110,12 @@ def connection_options(uri: str) -> dict[str, str]:
     return {name: value for name, value in wanted.items() if name not in given}
 
 
+def psycopg_operational_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.OperationalError
+
+
 def describe_database(uri: str) -> str:
     """'database D on host H:P' from a libpq URI: never the user's password."""
     from psycopg.conninfo import conninfo_to_dict
@@ -323,7 +329,16 @@ class PostgresLedger:
         CIDs already stored in any log are skipped."""
         if not records:
             return
-        with self._lock, self.connection() as conn:
+        with self._lock:
+            try:
+                self._append_once(records, dedupe)
+            except LedgerError as exc:
+                if not isinstance(exc.__cause__, psycopg_operational_error()):
+                    raise
+                self._append_once(records, dedupe)  # a pooled connection the database dropped
+
+    def _append_once(self, records: Sequence[Record], dedupe: bool) -> None:
+        with self.connection() as conn:
             log = self._log
             try:
                 if log is None:
@@ -374,19 +389,26 @@ class PostgresLedger:
                 self._writers.pop(gone).discard()
             writer = self._writers[loop] = _AsyncWriter()
         async with writer.lock:
-            try:
-                await asyncio.wait_for(self._append_on(writer, records), COMMIT_TIMEOUT_S)
-            except BaseException as exc:
-                if writer.log is not None:
-                    writer.log.in_doubt = True
-                writer.discard()
-                if isinstance(exc, psycopg.Error):
-                    raise LedgerError(f"cannot write the Chronicle {self.where}: {exc}") from exc
-                if isinstance(exc, TimeoutError):
-                    raise LedgerError(
-                        f"the Chronicle {self.where} did not commit in {COMMIT_TIMEOUT_S:.0f} s"
-                    ) from exc
-                raise
+            for attempt in (1, 2):
+                reused = writer.conn is not None
+                try:
+                    await asyncio.wait_for(self._append_on(writer, records), COMMIT_TIMEOUT_S)
+                    return
+                except BaseException as exc:
+                    if writer.log is not None:
+                        writer.log.in_doubt = True
+                    writer.discard()
+                    if attempt == 1 and reused and isinstance(exc, psycopg.OperationalError):
+                        continue  # a connection the database dropped (it restarted): reconnect
+                    if isinstance(exc, psycopg.Error):
+                        raise LedgerError(
+                            f"cannot write the Chronicle {self.where}: {exc}"
+                        ) from exc
+                    if isinstance(exc, TimeoutError):
+                        raise LedgerError(
+                            f"the Chronicle {self.where} did not commit in {COMMIT_TIMEOUT_S:.0f} s"
+                        ) from exc
+                    raise
 
     async def _append_on(self, writer: _AsyncWriter, records: Sequence[Record]) -> None:
         conn = await self._async_connection(writer)
