@@ -23,6 +23,7 @@ from govfn.registry import FunctionRegistry, load_functions
 IMAGE = ["--image", "registry.example/govfn:1.0.0", "--functions", "govfn.functions"]
 SERVICES = ("serving.knative.dev", "functions", "services")
 TRIGGERS = ("eventing.knative.dev", "functions", "triggers")
+BINDINGS = ("sources.knative.dev", "functions", "sinkbindings")
 
 
 def apply(kubeconfig: Path, *args: str) -> Result:
@@ -43,18 +44,21 @@ def test_server_side_apply(apiserver: ApiServer, kubeconfig: Path) -> None:
         (*TRIGGERS, "echo-echo-requested"),
         (*SERVICES, "billing"),
         (*SERVICES, "echo"),
+        (*BINDINGS, "billing-chronicle"),
+        (*BINDINGS, "echo-chronicle"),
     ]
     patches = [r for r in apiserver.state.requests if r.method == "PATCH"]
-    assert len(patches) == 4
+    assert len(patches) == 6
     for request in patches:
         assert request.content_type == "application/apply-patch+yaml"
         assert request.query == {"fieldManager": "govfn", "force": "true"}
         assert "/namespaces/functions/" in request.path  # the kubeconfig context's namespace
     discovery = [r.path for r in apiserver.state.requests if r.method == "GET"]
-    assert discovery[:3] == [
+    assert discovery[:4] == [
         "/apis/",
         "/apis/serving.knative.dev/v1",
         "/apis/eventing.knative.dev/v1",
+        "/apis/sources.knative.dev/v1",
     ]
     service = apiserver.state.objects[(*SERVICES, "billing")]
     assert service["metadata"]["managedFields"] == [{"manager": "govfn", "operation": "Apply"}]
@@ -75,7 +79,7 @@ def test_dry_run_stores_nothing(apiserver: ApiServer, kubeconfig: Path) -> None:
     assert result.exit_code == 0, result.output
     assert stored(apiserver) == []
     patches = [r for r in apiserver.state.requests if r.method == "PATCH"]
-    assert len(patches) == 4 and all(r.query.get("dryRun") == "All" for r in patches)
+    assert len(patches) == 6 and all(r.query.get("dryRun") == "All" for r in patches)
     assert "(dry run)" in result.output
 
 
@@ -128,6 +132,8 @@ def test_prune_deletes_only_this_app_s_stale_objects(
         "echo",
         "billing-gsap-cr-received",
         "echo-echo-requested",
+        "billing-chronicle",
+        "echo-chronicle",
         "other-app",
         "hand-made",
     }
@@ -151,8 +157,8 @@ def test_wait_until_ready(apiserver: ApiServer, kubeconfig: Path) -> None:
     apiserver.state.ready_after = 3
     result = apply(kubeconfig, "--wait", "--timeout", "20")
     assert result.exit_code == 0, result.output
-    assert "waiting for 4 object(s) to become ready (" in result.output
-    assert len(re.findall(r"^(service|trigger)/\S+ ready$", result.output, re.M)) == 4
+    assert "waiting for 6 object(s) to become ready (" in result.output
+    assert len(re.findall(r"^(service|trigger|sinkbinding)/\S+ ready$", result.output, re.M)) == 6
 
 
 def test_wait_times_out(apiserver: ApiServer, kubeconfig: Path) -> None:
@@ -309,6 +315,7 @@ def test_in_a_pod_the_service_account_is_used(
     assert sorted(state.objects) == [
         ("eventing.knative.dev", "in-pod", "triggers", "echo-echo-requested"),
         ("serving.knative.dev", "in-pod", "services", "echo"),
+        ("sources.knative.dev", "in-pod", "sinkbindings", "echo-chronicle"),
     ]
     (account / "token").unlink()
     with pytest.raises(ApplyError, match="not in a cluster"):

@@ -94,7 +94,7 @@ def test_template_equals_govfn_manifests(helm: Path, tmp_path: Path, options: li
     assert [(o["kind"], o["metadata"]["name"]) for o in from_helm] == [
         (o["kind"], o["metadata"]["name"]) for o in from_govfn
     ]
-    assert len(from_govfn) == 4 + 5  # four functions, five trigger types
+    assert len(from_govfn) == 4 + 5 + 4  # four functions, five trigger types, a SinkBinding each
     assert any(len(o["metadata"]["name"]) == 63 for o in from_govfn)  # the hash path is covered
     assert from_helm == from_govfn
     for obj in from_helm:
