@@ -20,8 +20,8 @@ BACKOFF_POLICIES = ("linear", "exponential")
 
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "256Mi"}
-# The ledger volume's cap: ~750k invocations of SQLite ledger at ~1.35 kB each, or a long
-# outage's worth of spool on PostgreSQL. Past it the kubelet evicts the pod, not the node.
+# The ledger volume's cap: ~800k invocations of SQLite ledger at ~1.35 kB each, or as long
+# an outage's spool on PostgreSQL. Past it the kubelet evicts the pod, not the node.
 DEFAULT_VAR_SIZE_LIMIT = "1Gi"
 DEFAULT_SECRET_KEY = "uri"
 NO_SINK = "none"
