@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from govfn_manifest_schemas import schema_errors
+from govfn_manifest_schemas import crd, schema_errors
 
 from conftest import MakePlugin
 from govfn.cli.group import cli
@@ -322,3 +322,14 @@ def test_records_sent_to_the_triggers_broker_must_not_trigger_their_function(
     quiet = make_plugin("quiet", triggers=("FUNCTION_INVOKED",))
     type(quiet).chronicle_enabled = False  # records nothing, so triggers nothing of its own
     assert kinds(render_all([quiet], options), "Trigger")
+
+
+def test_the_k_sink_the_binding_adds_survives_server_side_apply() -> None:
+    """The README's claim: container env is a list-map keyed by name in the Service CRD, so
+    server-side apply merges entries and govfn's apply leaves the binding's K_SINK alone."""
+    versions = crd("serving.knative.dev/v1", "Service")["spec"]["versions"]
+    spec = versions[0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    pod = spec["properties"]["template"]["properties"]["spec"]
+    env = pod["properties"]["containers"]["items"]["properties"]["env"]
+    assert env["x-kubernetes-list-type"] == "map"
+    assert env["x-kubernetes-list-map-keys"] == ["name"]
