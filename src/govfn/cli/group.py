@@ -9,6 +9,7 @@ import click
 
 COMMANDS = {
     "functions": "govfn.cli.functions:functions",
+    "init": "govfn.cli.init:init",
     "invoke": "govfn.cli.functions:invoke",
     "chronicle": "govfn.cli.chronicle:chronicle",
     "serve": "govfn.cli.group:serve",
