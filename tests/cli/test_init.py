@@ -8,7 +8,6 @@ import os
 import site
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,23 +180,15 @@ def test_govfn_serve_answers_its_event(project: Project) -> None:
         cwd=project.root,
         env={"PYTHONPATH": ""},
     )
-    try:
-        request = urllib.request.Request(
-            server.url + "/",
-            data=json.dumps({"name": "Ada"}).encode(),
-            headers={
-                "ce-specversion": "1.0",
-                "ce-id": "e-42",
-                "ce-source": "/tests/init",
-                "ce-type": "HELLO_FN_REQUESTED",
-                "content-type": "application/json",
-            },
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            assert answer.status == 200
-            assert answer.headers["ce-type"] == "HELLO_FN_REPLIED"
-            assert json.loads(answer.read()) == {"greeting": "Hello, Ada!", "event_id": "e-42"}
+    try:  # the README's third command
+        sent = project.run(
+            "-m", "govfn", "send", server.url + "/",
+            "--type", "HELLO_FN_REQUESTED", "--id", "e-42", "--data", '{"name": "Ada"}',
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "type: HELLO_FN_REPLIED" in sent.stdout.splitlines()
+        data = json.loads(sent.stdout.split("\n\n", 1)[1])
+        assert data == {"greeting": "Hello, Ada!", "event_id": "e-42"}
     finally:
         stop_server(server)
 

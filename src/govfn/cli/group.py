@@ -13,6 +13,7 @@ COMMANDS = {
     "invoke": "govfn.cli.functions:invoke",
     "chronicle": "govfn.cli.chronicle:chronicle",
     "serve": "govfn.cli.group:serve",
+    "send": "govfn.cli.send:send",
     "manifests": "govfn.cli.manifests:manifests",
     "apply": "govfn.cli.manifests:apply",
 }
