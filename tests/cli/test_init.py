@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from click.testing import CliRunner
 
 from govfn.cli.group import cli
 
-from support.http_server import start_server, stop_server
+from support.http_server import REPO, start_server, stop_server
 
 NAME = "hello-fn"
 GENERATED = {
@@ -44,10 +45,12 @@ class Project:
     files: dict[str, bytes]  # as `govfn init` wrote them
     tmp: Path
 
-    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.python), *args],
-            cwd=self.root,
+            cwd=cwd or self.root,
             env=clean_env(self.tmp),
             capture_output=True,
             text=True,
@@ -75,9 +78,10 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 def fresh_venv(where: Path) -> Path:
-    """A new venv that sees this repository's installed packages (govfn from the local
-    checkout, pytest, setuptools) through a .pth file, so installing a project into it
-    needs no network and resolves `govfn` against the local checkout."""
+    """A new venv that sees this repository's installed packages (pytest, setuptools and
+    govfn's dependencies) through a .pth file naming their directories, so installing into
+    it needs no network. The .pth files there are not read, so the checkout's editable
+    govfn is not importable: govfn comes from the wheel installed next."""
     subprocess.run(
         [sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=60
     )
@@ -90,32 +94,56 @@ def fresh_venv(where: Path) -> Path:
         timeout=30,
     ).stdout.strip()
     ours = [path for path in site.getsitepackages() if Path(path).is_dir()]
-    lines = "".join(f"import site; site.addsitedir({path!r})\n" for path in ours)
-    (Path(purelib) / "_govfn_checkout.pth").write_text(lines, encoding="utf-8")
+    (Path(purelib) / "_repo_packages.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
     return python
+
+
+def govfn_wheel(tmp: Path) -> Path:
+    """A wheel of this checkout, built from a copy (the checkout gets no build/ or egg-info)."""
+    source = tmp / "govfn-source"
+    shutil.copytree(
+        REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
+         "--no-build-isolation", "-w", str(tmp / "wheels"), str(source)],
+        check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    return next((tmp / "wheels").glob("govfn-*.whl"))
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """`govfn init` run by govfn installed from a wheel of this checkout into a fresh venv,
+    and the generated project installed into that venv."""
     tmp = tmp_path_factory.mktemp("init")
     root = tmp / NAME
-    created = subprocess.run(
-        [sys.executable, "-m", "govfn", "init", NAME, "--dir", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=clean_env(tmp),
-    )
-    assert created.returncode == 0, created.stderr
-    files = snapshot(root)
     python = fresh_venv(tmp / "venv")
-    made = Project(root, python, files, tmp)
+    made = Project(root, python, {}, tmp)
+    wheel = govfn_wheel(tmp)
+    installed = made.run(
+        "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--ignore-installed",
+        str(wheel), cwd=tmp,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    created = made.run("-m", "govfn", "init", NAME, "--dir", str(root), cwd=tmp)
+    assert created.returncode == 0, created.stderr
+    made.files = snapshot(root)
     installed = made.run(
         "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation", ".[test]"
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
     yield made
-    assert snapshot(root) == files, "something edited the generated project"
+    assert snapshot(root) == made.files, "something edited the generated project"
+
+
+def test_govfn_comes_from_the_wheel_in_the_fresh_venv(project: Project) -> None:
+    where = project.run("-c", "import govfn, sys; print(govfn.__file__); print(sys.prefix)")
+    module, prefix = where.stdout.split()
+    assert Path(module).is_relative_to(prefix), where.stdout
+    assert Path(prefix) == project.python.parent.parent
 
 
 def test_init_writes_the_project_files(project: Project) -> None:
