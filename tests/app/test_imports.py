@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = (
     "flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click",
@@ -66,7 +67,7 @@ SERVE_START_UP = (
 )
 
 
-def test_tracing_is_imported_only_when_the_otel_variables_ask(tmp_path: object) -> None:
+def test_tracing_is_imported_only_when_the_otel_variables_ask(tmp_path: Path) -> None:
     env = {"GOVFN_CHRONICLE": f"{tmp_path}/chronicle.db"}
     untraced = imported_after(SERVE_START_UP, env)
     assert [m for m in heavy(untraced) if m.startswith(("opentelemetry", "govfn.obs"))] == []

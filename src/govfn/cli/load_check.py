@@ -107,7 +107,10 @@ def summary(tally: Tally, repeat: int, concurrency: int, elapsed_s: float) -> No
     counts = ", ".join(f"{status}: {n}" for status, n in sorted(tally.statuses.items()))
     click.echo(f"{repeat} events on {concurrency} connection(s) in {elapsed_s:.3f} s")
     click.echo(f"statuses: {counts}")
-    click.echo(f"throughput: {repeat / elapsed_s:.1f} req/s" if elapsed_s > 0 else "throughput: -")
+    answered = len(tally.latencies_s)  # connection errors are not throughput
+    click.echo(
+        f"throughput: {answered / elapsed_s:.1f} req/s" if elapsed_s > 0 else "throughput: -"
+    )
     if tally.latencies_s:
         ordered = sorted(tally.latencies_s)
         shown = "  ".join(f"p{round(q * 100)} {quantile(ordered, q) * 1000:.2f}" for q in QUANTILES)
