@@ -149,7 +149,7 @@ def test_govfn_comes_from_the_wheel_in_the_fresh_venv(project: Project) -> None:
 def test_init_writes_the_project_files(project: Project) -> None:
     assert set(project.files) == GENERATED
     pyproject = project.files["pyproject.toml"].decode()
-    assert 'dependencies = ["govfn"]' in pyproject
+    assert 'dependencies = ["govfn"]  #' in pyproject
     assert '[project.entry-points."govfn.functions"]\nhello-fn = "hello_fn.function"' in pyproject
 
 
