@@ -176,6 +176,7 @@ def test_the_progress_bar_goes_to_a_terminal(server: Server) -> None:
         (["--data", "1", "--data-file", "x.json"], "not both"),
         (["--mode", "batch"], "--mode"),
         (["--repeat", "0"], "--repeat"),
+        (["--traceparent", "00-abc-def-01"], "--traceparent: '00-abc-def-01' is not"),
     ],
 )
 def test_bad_input_exits_2_naming_it(arguments: list[str], named: str) -> None:

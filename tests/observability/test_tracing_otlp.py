@@ -3,7 +3,8 @@ configured by the standard OTEL_* variables alone."""
 
 from __future__ import annotations
 
-import json
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,12 +55,18 @@ def test_govfn_serve_exports_invocation_spans_over_otlp_http(
     )  # fmt: skip
     try:
         traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
-        status, headers = post(
-            server.url + "/functions/echo/events",
-            binary_headers(event_id="traced-1", traceparent=traceparent),
-            json.dumps({"n": 1}).encode(),
+        sent = subprocess.run(
+            [sys.executable, "-m", "govfn", "send", server.url + "/functions/echo/events",
+             "--type", "ECHO_REQUESTED", "--id", "traced-1", "--data", '{"n": 1}',
+             "--traceparent", traceparent],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        lineage = next(
+            line.split(": ", 1)[1]
+            for line in sent.stdout.splitlines()
+            if line.startswith("lineagecid: ")
         )
-        assert status == 200
         failed, _ = post(server.url + "/", binary_headers("FAIL_REQUESTED", "traced-2"), b"{}")
         assert failed >= 500
         spans = receiver.wait_for(2)
@@ -73,7 +80,7 @@ def test_govfn_serve_exports_invocation_spans_over_otlp_http(
     assert echo.attributes["cloudevents.event_type"] == "ECHO_REQUESTED"
     assert echo.attributes["cloudevents.event_id"] == "traced-1"
     assert echo.attributes["govfn.outcome"] == "success"
-    assert echo.attributes["govfn.lineage_cid"] == headers["ce-lineagecid"]
+    assert echo.attributes["govfn.lineage_cid"] == lineage
     assert echo.start_ns <= echo.end_ns
     fail = next(span for span in spans if span.name == "fail")
     assert fail.parent_span_id == ""  # no traceparent: a root span

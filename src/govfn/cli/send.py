@@ -25,6 +25,7 @@ CORE_ATTRIBUTES = frozenset(
     {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
 )
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,7 @@ class EventEncoder:
         extensions: dict[str, str],
         structured: bool,
         event_id: str | None = None,
+        traceparent: str | None = None,
     ) -> None:
         self.event_class, self.binding, self.format = sdk()
         self.attributes: dict[str, Any] = {
@@ -151,6 +153,7 @@ class EventEncoder:
         self.data = data
         self.structured = structured
         self.event_id = event_id
+        self.traceparent = traceparent
         self.encode()  # refuse bad attributes before anything is sent
 
     def encode(self) -> tuple[dict[str, str], bytes]:
@@ -164,7 +167,10 @@ class EventEncoder:
             message = self.binding.to_structured(event, self.format)
         else:
             message = self.binding.to_binary(event, self.format)
-        return dict(message.headers), bytes(message.body)
+        headers = dict(message.headers)
+        if self.traceparent is not None:  # HTTP's trace context, not a CloudEvents attribute
+            headers["traceparent"] = self.traceparent
+        return headers, bytes(message.body)
 
     def reply_event(self, reply: Reply) -> Any | None:
         """The reply as an SDK CloudEvent, or None when the answer is not an event."""
@@ -245,6 +251,8 @@ def _pretty(body: bytes) -> str:
 @click.option("--extension", "extensions", multiple=True, metavar="NAME=VALUE",
               help="Extension attribute (repeatable).")  # fmt: skip
 @click.option("--gsap-context", default=None, metavar="ID", help="GSAP context (gsapcontextid).")
+@click.option("--traceparent", default=None, metavar="TP",
+              help="W3C trace context of the delivery (00-TRACEID-SPANID-FLAGS).")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
               help="Seconds to wait for each answer.")  # fmt: skip
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
@@ -262,12 +270,17 @@ def send(
     mode: str,
     extensions: tuple[str, ...],
     gsap_context: str | None,
+    traceparent: str | None,
     timeout: float,
     repeat: int,
     concurrency: int,
 ) -> None:
     """Send a CloudEvent to URL and print the status, the reply's attributes and data."""
     target = Target.parse(url)
+    if traceparent is not None and not _TRACEPARENT.match(traceparent):
+        raise click.BadParameter(
+            f"{traceparent!r} is not 00-<32 hex>-<16 hex>-<2 hex>", param_hint="--traceparent"
+        )
     encoder = EventEncoder(
         event_type,
         source,
@@ -276,6 +289,7 @@ def send(
         parse_extensions(extensions, gsap_context),
         structured=mode == "structured",
         event_id=event_id,
+        traceparent=traceparent,
     )
     if repeat > 1:
         from govfn.cli.load_check import run_load_check
