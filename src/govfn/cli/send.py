@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import ssl
 import sys
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from urllib.parse import unquote, urlsplit
 
 import click
 
-REFUSED = 2
 CORE_ATTRIBUTES = frozenset(
     {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
 )
@@ -53,6 +51,8 @@ class Target:
 
     def connect(self, timeout: float) -> http.client.HTTPConnection:
         if self.scheme == "https":
+            import ssl
+
             return http.client.HTTPSConnection(
                 self.host, self.port, timeout=timeout, context=ssl.create_default_context()
             )
