@@ -13,7 +13,7 @@ INTEROP := tests/interop/node_modules/.package-lock.json
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench,otel]'
 	touch $(STAMP)
 
 ## run: serve the built-in functions on localhost with the embedded Chronicle ledger
