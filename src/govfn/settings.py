@@ -4,7 +4,8 @@ GOVFN_FUNCTIONS          comma-separated modules defining functions
 GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db), or a PostgreSQL URI
                          (postgresql://... or postgres://..., ?host=/dir for a Unix socket):
                          then the pod-local folder var/ holds only the spool
-GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
+GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit);
+                         SQLite only: on PostgreSQL the database's synchronous_commit rules
 GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
 GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
