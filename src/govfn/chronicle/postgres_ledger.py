@@ -1,12 +1,13 @@
-"""The Chronicle ledger on PostgreSQL: shared tables, one log per writing process.
+"""The Chronicle ledger on PostgreSQL: shared tables, one log per writer.
 
-Every process that appends registers a log of its own (a row of `chronicle.logs`) and is
-that log's only writer: it numbers the log's records 1, 2, 3... and chains them with
-SHA-256(previous chain || RFC 6962 leaf hash) in memory, so an append is one INSERT of
-rows that are already complete. No append reads or locks anything another process
-writes, so pods never wait on each other; each log has its own hash chain and Merkle
-tree (`verify` checks every log, `proof` names its log, checkpoints are kept per log).
-Records and CIDs are the same as on SQLite: the canonical bytes are stored unchanged.
+Every writer (a process, or one commit lane of its event loop: see below) registers a
+log of its own (a row of `chronicle.logs`) and is that log's only writer: it numbers the
+log's records 1, 2, 3... and chains them with SHA-256(previous chain || RFC 6962 leaf
+hash) in memory, so an append is one INSERT of rows that are already complete. No append
+reads or locks anything another writer writes, so pods never wait on each other; each
+log has its own hash chain and Merkle tree (`verify` checks every log, `proof` names its
+log, checkpoints are kept per log). Records and CIDs are the same as on SQLite: the
+canonical bytes are stored unchanged.
 
 An append whose outcome is unknown (the connection broke before the commit was
 acknowledged) puts the log in doubt: the next append re-reads the log's head from the
@@ -14,10 +15,11 @@ database and skips records the in-doubt commit did store, so nothing is stored t
 and the chain never forks.
 
 The serving path appends through `append_async` (psycopg's async API on the caller's
-event loop, one connection per loop; `client.AsyncLedgerChronicle` gathers concurrent
-records into one commit). Reads, the CLI and synchronous appends share a small
-psycopg_pool connection pool. With `outbox`, every appended record is queued for
-K_SINK in the same statement (`postgres_outbox` sends it).
+event loop; `client.AsyncLedgerChronicle` gathers concurrent records into one commit, with
+up to `commit_lanes` commits in flight, each lane with its own connection and log).
+Reads, the CLI and synchronous appends share a small psycopg_pool connection pool. With
+`outbox`, every appended record is queued for K_SINK in the same statement
+(`postgres_outbox` sends it).
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ class _Log:
 
 
 class _AsyncWriter:
-    """One event loop's connection and log."""
+    """The connection and log of one commit lane of one event loop."""
 
     def __init__(self) -> None:
         self.conn: psycopg.AsyncConnection[Any] | None = None
@@ -203,6 +205,10 @@ class PostgresLedger:
     """The Chronicle in PostgreSQL (see the module docstring); the surface of `Ledger`."""
 
     backend = "postgres"
+    # Commits one event loop may have in flight at once, each on its own connection and
+    # log: while one waits for the disk, the next batch is already on its way, and the
+    # database flushes both with one write. Lanes connect only when load needs them.
+    commit_lanes = 2
 
     def __init__(self, uri: str, *, outbox: bool = False, create_schema: bool = True) -> None:
         self.uri = uri
@@ -218,7 +224,7 @@ class PostgresLedger:
         self._pid = os.getpid()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._log: _Log | None = None
-        self._writers: dict[asyncio.AbstractEventLoop, _AsyncWriter] = {}
+        self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
 
     # -- connections --------------------------------------------------------------------
 
@@ -375,19 +381,20 @@ class PostgresLedger:
 
     # -- writing, on the event loop -----------------------------------------------------
 
-    async def append_async(self, records: Sequence[Record]) -> None:
-        """`append` on the caller's event loop: one statement, one commit."""
+    async def append_async(self, records: Sequence[Record], lane: int = 0) -> None:
+        """`append` on the caller's event loop: one statement, one commit, through the
+        connection and log of `lane` (see `commit_lanes`)."""
         import psycopg
 
         if not records:
             return
         self._forked()
-        loop = asyncio.get_running_loop()
-        writer = self._writers.get(loop)
+        key = (asyncio.get_running_loop(), lane)
+        writer = self._writers.get(key)
         if writer is None:
-            for gone in [other for other in self._writers if other.is_closed()]:
+            for gone in [other for other in self._writers if other[0].is_closed()]:
                 self._writers.pop(gone).discard()
-            writer = self._writers[loop] = _AsyncWriter()
+            writer = self._writers[key] = _AsyncWriter()
         async with writer.lock:
             for attempt in (1, 2):
                 reused = writer.conn is not None
