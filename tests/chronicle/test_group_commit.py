@@ -93,3 +93,26 @@ def test_cancelled_waiter_does_not_break_the_batch(
 
         asyncio.run(scenario())
         assert len(ledger) in (1, 2) and ledger.verify().ok
+
+
+def test_records_emitted_while_every_lane_commits_share_the_next_commit(
+    postgres_uri: str,
+) -> None:
+    with PostgresLedger(postgres_uri) as ledger:
+        chronicle = AsyncLedgerChronicle(ledger)
+        batch = records(100)
+
+        async def waves() -> None:
+            busy = []
+            for record in batch[: ledger.commit_lanes]:  # each lane starts a one-record commit
+                busy.append(asyncio.ensure_future(chronicle.emit_record(record)))
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            rest = [asyncio.ensure_future(chronicle.emit_record(r)) for r in batch[len(busy) :]]
+            await asyncio.gather(*busy, *rest)
+
+        asyncio.run(waves())
+        assert chronicle.commits <= 2 * ledger.commit_lanes  # not one commit per record
+        assert sorted(r.cid for r in ledger.records()) == sorted(r.cid for r in batch)
+        report = ledger.verify()
+        assert report.ok and len(report.heads) == ledger.commit_lanes

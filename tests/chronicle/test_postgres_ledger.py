@@ -455,3 +455,27 @@ def test_a_uri_that_does_not_parse_is_a_clear_error(uri: str) -> None:
     done = govfn("chronicle", "verify", "--ledger", uri)
     assert done.returncode == 1 and "not a valid PostgreSQL URI" in done.stderr
     assert "s3cret" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_restarted_database_costs_no_failed_append(
+    private_postgres: Callable[..., PostgresServer],
+) -> None:
+    server = private_postgres()
+    uri = server.create_database("govfn")
+    ledger = PostgresLedger(uri)
+    chronicle = AsyncLedgerChronicle(ledger)
+    first, second = make(2, "before"), make(2, "after")
+
+    async def scenario() -> None:
+        for record in first:
+            await chronicle.emit_record(record)
+        ledger.append(make(1, "sync before"))
+        server.restart()  # both connections the ledger holds are now dead
+        for record in second:
+            await chronicle.emit_record(record)  # reconnects instead of failing
+        ledger.append(make(1, "sync after"))
+
+    asyncio.run(scenario())
+    report = ledger.verify()
+    ledger.close()
+    assert report.ok and report.records == 6

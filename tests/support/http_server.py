@@ -61,11 +61,13 @@ def start_server(
     port_from_env: bool = False,
     gunicorn_app: str | None = None,
     timeout_s: float = 20.0,
+    python: str = PYTHON,
     cwd: Path | None = None,
     wait_for: str = "/health/readiness",
 ) -> Server:
     """`python -m govfn serve` (or gunicorn itself serving `gunicorn_app`) on a free loopback
-    port, in `cwd` (default: this process's), returned once `wait_for` answers 200."""
+    port, in `cwd` (default: this process's), returned once `wait_for` answers 200. `python`
+    and `cwd` serve another project from its own venv."""
     port = free_port()
     ledger = tmp / "chronicle.db"
     log = tmp / "server.log"
@@ -75,16 +77,16 @@ def start_server(
         PYTHONPATH=os.pathsep.join([str(HERE.parent), str(REPO / "src")]),
     )
     environ.update(env or {})
-    command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
+    command = [python, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
     if gunicorn_app is not None:
-        command = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *args, gunicorn_app]
+        command = [python, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *args, gunicorn_app]
     elif port_from_env:
         environ["PORT"] = str(port)
     else:
         command += ["--port", str(port)]
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            command, env=environ, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd
+            command, env=environ, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT
         )
     server = Server(process, port, ledger, log)
     deadline = time.monotonic() + timeout_s

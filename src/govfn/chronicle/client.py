@@ -94,9 +94,12 @@ class LedgerChronicle:
 
 
 class AsyncLedger(Protocol):
-    """A ledger whose appends are network I/O awaited on the event loop (PostgreSQL)."""
+    """A ledger whose appends are network I/O awaited on the event loop (PostgreSQL).
+    It can have `commit_lanes` commits in flight at once, one per `lane`."""
 
-    async def append_async(self, records: Sequence[Record]) -> None: ...
+    commit_lanes: int
+
+    async def append_async(self, records: Sequence[Record], lane: int = 0) -> None: ...
 
     def prepare(self) -> None: ...
 
@@ -104,20 +107,23 @@ class AsyncLedger(Protocol):
 
 
 class _Waiting:
-    __slots__ = ("committer", "records")
+    __slots__ = ("committers", "free_lanes", "lanes", "records")
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: int) -> None:
         self.records: list[tuple[Record, asyncio.Future[None]]] = []
-        self.committer: asyncio.Task[None] | None = None
+        self.lanes = lanes
+        self.free_lanes = list(range(lanes - 1, -1, -1))  # lane 0 is taken first
+        self.committers: set[asyncio.Task[None]] = set()  # referenced until they finish
 
 
 class AsyncLedgerChronicle:
     """Writes records to a ledger over the network; `emit` returns once the record is committed.
 
-    Group commit: one commit is in flight per event loop at a time; records emitted while
-    it is in flight wait together and go in the next commit, so concurrent invocations
-    share commits and a lone one pays one round trip. A failed commit fails every record
-    of its batch (the statement is all or nothing).
+    Group commit: up to `ledger.commit_lanes` commits are in flight per event loop at once;
+    records emitted while they are all in flight wait together and go in the next commit,
+    so concurrent invocations share commits (and the database can share one disk flush
+    between the lanes' commits), while a lone invocation pays one round trip per record.
+    A failed commit fails every record of its batch (the statement is all or nothing).
     """
 
     def __init__(self, ledger: AsyncLedger) -> None:
@@ -141,32 +147,39 @@ class AsyncLedgerChronicle:
         loop = asyncio.get_running_loop()
         waiting = self._waiting.get(loop)
         if waiting is None:
-            waiting = self._waiting[loop] = _Waiting()
+            waiting = self._waiting[loop] = _Waiting(max(1, self.ledger.commit_lanes))
         done: asyncio.Future[None] = loop.create_future()
         waiting.records.append((record, done))
-        if waiting.committer is None:
-            waiting.committer = loop.create_task(self._commit_while_waiting(waiting))
+        if waiting.free_lanes:
+            lane = waiting.free_lanes.pop()
+            committer = loop.create_task(self._commit_while_waiting(waiting, lane))
+            waiting.committers.add(committer)
+            committer.add_done_callback(waiting.committers.discard)
         await done
         return record.cid
 
-    async def _commit_while_waiting(self, waiting: _Waiting) -> None:
+    async def _commit_while_waiting(self, waiting: _Waiting, lane: int) -> None:
         batch: list[tuple[Record, asyncio.Future[None]]] = []
         try:
             while waiting.records:
                 batch, waiting.records = waiting.records, []
                 try:
-                    await self.ledger.append_async([record for record, _ in batch])
+                    await self.ledger.append_async([record for record, _ in batch], lane)
                 except Exception as exc:
                     _settle(batch, exc)
                     continue
                 self.commits += 1
                 _settle(batch, None)  # a cancelled waiter: its record is committed all the same
+                batch = []
         except BaseException:  # the committer itself was cancelled: nobody may wait forever
-            _settle(batch + waiting.records, LedgerError("the Chronicle commit was cancelled"))
-            waiting.records = []
+            cancelled = LedgerError("the Chronicle commit was cancelled")
+            _settle(batch, cancelled)
+            if len(waiting.free_lanes) == waiting.lanes - 1:  # no other lane will take them
+                _settle(waiting.records, cancelled)
+                waiting.records = []
             raise
         finally:
-            waiting.committer = None
+            waiting.free_lanes.append(lane)
 
 
 def _settle(batch: list[tuple[Record, asyncio.Future[None]]], exc: Exception | None) -> None:

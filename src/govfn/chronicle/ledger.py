@@ -1,5 +1,8 @@
 """The embedded Chronicle ledger: one append-only SQLite file, tamper-evident.
 
+The default backend (`postgres_ledger.PostgresLedger` is the other; `store.ChronicleLedger`
+is what both offer). The whole file is one log.
+
 Each row holds a record's canonical bytes, its CID, and `chain` =
 SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
 that the read of the previous row and the write happen under one write lock. The chain

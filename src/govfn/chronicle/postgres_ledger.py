@@ -1,12 +1,13 @@
-"""The Chronicle ledger on PostgreSQL: shared tables, one log per writing process.
+"""The Chronicle ledger on PostgreSQL: shared tables, one log per writer.
 
-Every process that appends registers a log of its own (a row of `chronicle.logs`) and is
-that log's only writer: it numbers the log's records 1, 2, 3... and chains them with
-SHA-256(previous chain || RFC 6962 leaf hash) in memory, so an append is one INSERT of
-rows that are already complete. No append reads or locks anything another process
-writes, so pods never wait on each other; each log has its own hash chain and Merkle
-tree (`verify` checks every log, `proof` names its log, checkpoints are kept per log).
-Records and CIDs are the same as on SQLite: the canonical bytes are stored unchanged.
+Every writer (a process, or one commit lane of its event loop: see below) registers a
+log of its own (a row of `chronicle.logs`) and is that log's only writer: it numbers the
+log's records 1, 2, 3... and chains them with SHA-256(previous chain || RFC 6962 leaf
+hash) in memory, so an append is one INSERT of rows that are already complete. No append
+reads or locks anything another writer writes, so pods never wait on each other; each
+log has its own hash chain and Merkle tree (`verify` checks every log, `proof` names its
+log, checkpoints are kept per log). Records and CIDs are the same as on SQLite: the
+canonical bytes are stored unchanged.
 
 An append whose outcome is unknown (the connection broke before the commit was
 acknowledged) puts the log in doubt: the next append re-reads the log's head from the
@@ -14,10 +15,11 @@ database and skips records the in-doubt commit did store, so nothing is stored t
 and the chain never forks.
 
 The serving path appends through `append_async` (psycopg's async API on the caller's
-event loop, one connection per loop; `client.AsyncLedgerChronicle` gathers concurrent
-records into one commit). Reads, the CLI and synchronous appends share a small
-psycopg_pool connection pool. With `outbox`, every appended record is queued for
-K_SINK in the same statement (`postgres_outbox` sends it).
+event loop; `client.AsyncLedgerChronicle` gathers concurrent records into one commit, with
+up to `commit_lanes` commits in flight, each lane with its own connection and log).
+Reads, the CLI and synchronous appends share a small psycopg_pool connection pool. With
+`outbox`, every appended record is queued for K_SINK in the same statement
+(`postgres_outbox` sends it).
 """
 
 from __future__ import annotations
@@ -64,14 +66,31 @@ _LIVENESS = {
     "tcp_user_timeout": "15000",
 }
 
-_INSERT = (
+# One statement per append, whatever its size: rows of a batch travel as arrays (one
+# prepared statement for every batch size); a lone record, the common case, as VALUES.
+_INSERT_MANY = (
     "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
     "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])"
 )
-_INSERT_WITH_OUTBOX = (
-    "WITH stored AS (" + _INSERT + " RETURNING log_id, seq) "
-    "INSERT INTO chronicle.outbox (log_id, seq) SELECT log_id, seq FROM stored"
+_INSERT_ONE = (
+    "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
 )
+
+
+def _with_outbox(insert: str) -> str:
+    return (
+        "WITH stored AS (" + insert + " RETURNING log_id, seq) "
+        "INSERT INTO chronicle.outbox (log_id, seq) SELECT log_id, seq FROM stored"
+    )
+
+
+_STATEMENTS = {
+    (False, False): _INSERT_MANY,
+    (False, True): _INSERT_ONE,
+    (True, False): _with_outbox(_INSERT_MANY),
+    (True, True): _with_outbox(_INSERT_ONE),
+}
 _REGISTER = "INSERT INTO chronicle.logs (writer) VALUES (%s) RETURNING log_id"
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
@@ -92,6 +111,12 @@ def connection_options(uri: str) -> dict[str, str]:
         _LIVENESS if not host.startswith("/") else {"connect_timeout": _LIVENESS["connect_timeout"]}
     )
     return {name: value for name, value in wanted.items() if name not in given}
+
+
+def psycopg_operational_error() -> type[Exception]:
+    import psycopg
+
+    return psycopg.OperationalError
 
 
 def unreachable(uri: str, exc: BaseException) -> LedgerError:
@@ -115,8 +140,8 @@ class _Log:
         self.chain = GENESIS
         self.in_doubt = False
 
-    def rows(self, records: Sequence[Record]) -> tuple[list[Any], int, bytes]:
-        """INSERT parameters for `records` after this head, and the head they lead to."""
+    def rows(self, records: Sequence[Record], outbox: bool) -> tuple[str, list[Any], int, bytes]:
+        """The INSERT of `records` after this head, its parameters, and the head it leads to."""
         seqs, chains = [], []
         seq, chain = self.seq, self.chain
         for record in records:
@@ -124,15 +149,19 @@ class _Log:
             chain = chain_next(chain, merkle.leaf_hash(record.canonical))
             seqs.append(seq)
             chains.append(chain)
-        params = [
-            self.log_id,
-            seqs,
-            [r.cid for r in records],
-            [r.type for r in records],
-            [r.canonical for r in records],
-            chains,
-        ]
-        return params, seq, chain
+        if len(records) == 1:
+            record = records[0]
+            params = [self.log_id, seq, record.cid, record.type, record.canonical, chain]
+        else:
+            params = [
+                self.log_id,
+                seqs,
+                [r.cid for r in records],
+                [r.type for r in records],
+                [r.canonical for r in records],
+                chains,
+            ]
+        return _STATEMENTS[outbox, len(records) == 1], params, seq, chain
 
     def recovered(self, head: tuple[int, bytes] | None) -> int:
         """Adopt the head read back after a doubtful commit; returns the seq known before."""
@@ -143,7 +172,7 @@ class _Log:
 
 
 class _AsyncWriter:
-    """One event loop's connection and log."""
+    """The connection and log of one commit lane of one event loop."""
 
     def __init__(self) -> None:
         self.conn: psycopg.AsyncConnection[Any] | None = None
@@ -161,6 +190,10 @@ class PostgresLedger:
     """The Chronicle in PostgreSQL (see the module docstring); the surface of `Ledger`."""
 
     backend = "postgres"
+    # Commits one event loop may have in flight at once, each on its own connection and
+    # log: while one waits for the disk, the next batch is already on its way, and the
+    # database flushes both with one write. Lanes connect only when load needs them.
+    commit_lanes = 2
 
     def __init__(self, uri: str, *, outbox: bool = False, create_schema: bool = True) -> None:
         self.uri = uri
@@ -176,7 +209,7 @@ class PostgresLedger:
         self._pid = os.getpid()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._log: _Log | None = None
-        self._writers: dict[asyncio.AbstractEventLoop, _AsyncWriter] = {}
+        self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
 
     # -- connections --------------------------------------------------------------------
 
@@ -287,7 +320,16 @@ class PostgresLedger:
         CIDs already stored in any log are skipped."""
         if not records:
             return
-        with self._lock, self.connection() as conn:
+        with self._lock:
+            try:
+                self._append_once(records, dedupe)
+            except LedgerError as exc:
+                if not isinstance(exc.__cause__, psycopg_operational_error()):
+                    raise
+                self._append_once(records, dedupe)  # a pooled connection the database dropped
+
+    def _append_once(self, records: Sequence[Record], dedupe: bool) -> None:
+        with self.connection() as conn:
             log = self._log
             try:
                 if log is None:
@@ -295,8 +337,8 @@ class PostgresLedger:
                 records = self._sync_filter(conn, log, records, dedupe)
                 if not records:
                     return
-                params, seq, chain = log.rows(records)
-                conn.execute(_INSERT_WITH_OUTBOX if self.outbox else _INSERT, params)
+                statement, params, seq, chain = log.rows(records, self.outbox)
+                conn.execute(statement, params)
             except BaseException:
                 if log is not None:
                     log.in_doubt = True
@@ -324,33 +366,41 @@ class PostgresLedger:
 
     # -- writing, on the event loop -----------------------------------------------------
 
-    async def append_async(self, records: Sequence[Record]) -> None:
-        """`append` on the caller's event loop: one statement, one commit."""
+    async def append_async(self, records: Sequence[Record], lane: int = 0) -> None:
+        """`append` on the caller's event loop: one statement, one commit, through the
+        connection and log of `lane` (see `commit_lanes`)."""
         import psycopg
 
         if not records:
             return
         self._forked()
-        loop = asyncio.get_running_loop()
-        writer = self._writers.get(loop)
+        key = (asyncio.get_running_loop(), lane)
+        writer = self._writers.get(key)
         if writer is None:
-            for gone in [other for other in self._writers if other.is_closed()]:
+            for gone in [other for other in self._writers if other[0].is_closed()]:
                 self._writers.pop(gone).discard()
-            writer = self._writers[loop] = _AsyncWriter()
+            writer = self._writers[key] = _AsyncWriter()
         async with writer.lock:
-            try:
-                await asyncio.wait_for(self._append_on(writer, records), COMMIT_TIMEOUT_S)
-            except BaseException as exc:
-                if writer.log is not None:
-                    writer.log.in_doubt = True
-                writer.discard()
-                if isinstance(exc, psycopg.Error):
-                    raise LedgerError(f"cannot write the Chronicle {self.where}: {exc}") from exc
-                if isinstance(exc, TimeoutError):
-                    raise LedgerError(
-                        f"the Chronicle {self.where} did not commit in {COMMIT_TIMEOUT_S:.0f} s"
-                    ) from exc
-                raise
+            for attempt in (1, 2):
+                reused = writer.conn is not None
+                try:
+                    await asyncio.wait_for(self._append_on(writer, records), COMMIT_TIMEOUT_S)
+                    return
+                except BaseException as exc:
+                    if writer.log is not None:
+                        writer.log.in_doubt = True
+                    writer.discard()
+                    if attempt == 1 and reused and isinstance(exc, psycopg.OperationalError):
+                        continue  # a connection the database dropped (it restarted): reconnect
+                    if isinstance(exc, psycopg.Error):
+                        raise LedgerError(
+                            f"cannot write the Chronicle {self.where}: {exc}"
+                        ) from exc
+                    if isinstance(exc, TimeoutError):
+                        raise LedgerError(
+                            f"the Chronicle {self.where} did not commit in {COMMIT_TIMEOUT_S:.0f} s"
+                        ) from exc
+                    raise
 
     async def _append_on(self, writer: _AsyncWriter, records: Sequence[Record]) -> None:
         conn = await self._async_connection(writer)
@@ -368,8 +418,8 @@ class PostgresLedger:
             records = [r for r in records if r.cid not in stored]
             if not records:
                 return
-        params, seq, chain = log.rows(records)
-        await conn.execute(_INSERT_WITH_OUTBOX if self.outbox else _INSERT, params)
+        statement, params, seq, chain = log.rows(records, self.outbox)
+        await conn.execute(statement, params)
         log.seq, log.chain = seq, chain
 
     async def _async_connection(self, writer: _AsyncWriter) -> psycopg.AsyncConnection[Any]:
