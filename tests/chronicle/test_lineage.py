@@ -1,0 +1,237 @@
+"""The lineage graph over a real ledger filled by real receivers and a broker double."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger, LedgerChronicle
+from govfn.chronicle.lineage import LineageGraph, LineageIndex
+from govfn.chronicle.lineage_formats import render
+from govfn.http import GovfnApp, HttpConfig, create_app
+from govfn.registry import FunctionRegistry, load_functions
+from govfn.runtime import FunctionRuntime
+from support.lineage_pipeline import Broker
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[tuple[Ledger, Broker]]:
+    ledger = Ledger(tmp_path / "chronicle.db")
+    registry = load_functions(
+        ("govfn.functions", "support.lineage_pipeline"),
+        FunctionRegistry(),
+        include_entry_points=False,
+    )
+    app: GovfnApp = create_app(
+        runtime=FunctionRuntime(registry, LedgerChronicle(ledger)), config=HttpConfig(dev=True)
+    )
+    client = app.test_client()
+
+    def send(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        answer = client.post(path, headers=headers, data=body)
+        return answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.data
+
+    yield ledger, Broker(send)
+    app.loop.stop()
+    ledger.close()
+
+
+def records_of(ledger: Ledger, record_type: str, function_id: str) -> list[dict[str, object]]:
+    return [
+        {"cid": r.cid, **r.payload}
+        for r in ledger.records()
+        if r.type == record_type and r.payload["function_id"] == function_id
+    ]
+
+
+def kinds(graph: LineageGraph) -> dict[str, str]:
+    return {node.cid: node.kind for node in graph.nodes}
+
+
+def edges(graph: LineageGraph) -> set[tuple[str, str, str, str | None]]:
+    return {(e.source, e.target, e.label, e.via) for e in graph.edges}
+
+
+def test_a_billable_events_chronicle_cid_leads_from_the_cr_to_every_downstream_invocation(
+    pipeline: tuple[Ledger, Broker],
+) -> None:
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=7)
+    assert sorted(broker.delivered) == sorted(
+        [("billing", "cr-1", 200)]
+        + [(f, broker.delivered[1][1], s) for f, s in (("meter", 200), ("quota", 422))]
+        + [("archive", broker.delivered[-1][1], 202)]
+    )
+    [billing_in] = records_of(ledger, FUNCTION_INVOKED, "billing")
+    [billing_out] = records_of(ledger, FUNCTION_COMPLETED, "billing")
+    [meter_in] = records_of(ledger, FUNCTION_INVOKED, "meter")
+    [meter_out] = records_of(ledger, FUNCTION_COMPLETED, "meter")
+    [quota_in] = records_of(ledger, FUNCTION_INVOKED, "quota")
+    [quota_out] = records_of(ledger, FUNCTION_COMPLETED, "quota")
+    [archive_in] = records_of(ledger, FUNCTION_INVOKED, "archive")
+    [archive_out] = records_of(ledger, FUNCTION_COMPLETED, "archive")
+    # the recorded reply identity is what the downstream invocations name as their trigger
+    assert billing_out["reply_id"] == meter_in["event_id"] == quota_in["event_id"]
+    assert billing_out["reply_source"] == meter_in["event_source"] == "/govfn/functions/billing"
+    assert billing_out["reply_cid"] == meter_in["trigger_event_cid"] != billing_out["output_cid"]
+    assert meter_out["reply_cid"] == meter_out["output_cid"] == archive_in["trigger_event_cid"]
+    assert archive_out["reply_id"] is None and quota_out["reply_id"] is None
+
+    # the billable event's chronicle_cid: the billing invocation's trigger event
+    billable = next(r for r in ledger.records() if r.cid == billing_out["cid"])
+    chronicle_cid = str(billing_in["trigger_event_cid"])
+    assert billable.payload["output_cid"]
+    graph = LineageIndex.build(ledger).lineage(chronicle_cid)
+    assert graph.root == chronicle_cid
+    trigger = chronicle_cid
+    output = str(billing_out["output_cid"])
+    reply = str(billing_out["reply_cid"])
+    metered = str(meter_out["output_cid"])
+    assert kinds(graph) == {
+        trigger: "event",
+        str(billing_in["cid"]): "invoked",
+        str(billing_out["cid"]): "completed",
+        output: "output",
+        reply: "reply",
+        str(meter_in["cid"]): "invoked",
+        str(meter_out["cid"]): "completed",
+        str(quota_in["cid"]): "invoked",
+        str(quota_out["cid"]): "failed",
+        metered: "reply",
+        str(archive_in["cid"]): "invoked",
+        str(archive_out["cid"]): "completed",
+        str(archive_out["output_cid"]): "output",
+    }
+    assert edges(graph) == {
+        (trigger, str(billing_in["cid"]), "triggered", "content"),
+        (str(billing_in["cid"]), str(billing_out["cid"]), "completed", None),
+        (str(billing_out["cid"]), output, "output", None),
+        (output, reply, "reply data", None),
+        (reply, str(meter_in["cid"]), "triggered", "reply"),
+        (reply, str(quota_in["cid"]), "triggered", "reply"),
+        (str(meter_in["cid"]), str(meter_out["cid"]), "completed", None),
+        (str(quota_in["cid"]), str(quota_out["cid"]), "completed", None),
+        (str(meter_out["cid"]), metered, "output", None),
+        (metered, str(archive_in["cid"]), "triggered", "reply"),
+        (str(archive_in["cid"]), str(archive_out["cid"]), "completed", None),
+        (str(archive_out["cid"]), str(archive_out["output_cid"]), "output", None),
+    }
+
+
+def test_from_a_downstream_record_the_graph_goes_up_to_the_cr_and_not_into_siblings(
+    pipeline: tuple[Ledger, Broker],
+) -> None:
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=2)
+    [meter_out] = records_of(ledger, FUNCTION_COMPLETED, "meter")
+    [quota_in] = records_of(ledger, FUNCTION_INVOKED, "quota")
+    [billing_in] = records_of(ledger, FUNCTION_INVOKED, "billing")
+    [archive_out] = records_of(ledger, FUNCTION_COMPLETED, "archive")
+    graph = LineageIndex.build(ledger).lineage(str(meter_out["cid"]))
+    found = kinds(graph)
+    assert billing_in["trigger_event_cid"] in found  # upstream: the CR
+    assert archive_out["cid"] in found  # downstream: what its reply triggered
+    assert quota_in["cid"] not in found  # a sibling branch is neither
+
+
+def test_every_cid_of_an_invocation_and_its_invocation_id_start_the_same_graph(
+    pipeline: tuple[Ledger, Broker],
+) -> None:
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=1)
+    broker.submit_cr("cr-2", quantity=3)
+    index = LineageIndex.build(ledger)
+    [meter_in, _] = records_of(ledger, FUNCTION_INVOKED, "meter")
+    [meter_out, _] = records_of(ledger, FUNCTION_COMPLETED, "meter")
+    by_record = index.lineage(str(meter_in["cid"]))
+    for start in (meter_out["cid"], meter_in["invocation_id"]):
+        graph = index.lineage(str(start))
+        assert kinds(graph) == kinds(by_record)
+    # the other CR's invocations are not in this lineage
+    other = records_of(ledger, FUNCTION_INVOKED, "billing")[1]
+    assert other["cid"] not in kinds(by_record)
+    with pytest.raises(KeyError):
+        index.lineage("bafkreinotacidatall")
+
+
+def test_the_same_content_from_another_event_is_linked_by_content_not_as_the_reply(
+    pipeline: tuple[Ledger, Broker],
+) -> None:
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=1)
+    [billing_out] = records_of(ledger, FUNCTION_COMPLETED, "billing")
+    reply = str(billing_out["reply_cid"])
+    # another producer publishes a BILLABLE_EVENT whose data is the very same content
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "elsewhere-1",
+        "ce-source": "/tests/elsewhere",
+        "ce-type": "BILLABLE_EVENT",
+        "content-type": "application/json",
+    }
+    status, _, _ = broker.send(
+        "/functions/meter/events", headers, broker.bodies[str(billing_out["reply_id"])]
+    )
+    assert status == 200
+    first, second = records_of(ledger, FUNCTION_INVOKED, "meter")
+    assert first["trigger_event_cid"] == second["trigger_event_cid"] == reply
+    graph = LineageIndex.build(ledger).lineage(reply)
+    triggered = {(e.target, e.via) for e in graph.edges if e.source == reply}
+    assert (first["cid"], "reply") in triggered
+    assert (second["cid"], "content") in triggered
+
+
+def test_text_and_dot_show_every_node(pipeline: tuple[Ledger, Broker]) -> None:
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=9)
+    [billing_in] = records_of(ledger, FUNCTION_INVOKED, "billing")
+    graph = LineageIndex.build(ledger).lineage(str(billing_in["cid"]))
+    text = render(graph, "text")
+    dot = render(graph, "dot")
+    body = text.split("\n", 1)[1]  # after the heading that names the query
+    for node in graph.nodes:
+        assert body.count(node.cid) == 1
+        assert f'"{node.cid}" [label=' in dot
+    assert "<- start" in text and "FUNCTION_COMPLETED quota failed (permanent)" in text
+    assert text.splitlines()[1].startswith("trigger event GSAP_CR_RECEIVED")
+    assert dot.count(" -> ") == len(graph.edges)
+    as_json = json.loads(render(graph, "json"))
+    assert {n["id"] for n in as_json["nodes"]} == {n.cid for n in graph.nodes}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "govfn", "chronicle", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+
+
+def test_the_cli_prints_the_lineage_and_refuses_an_unknown_cid_with_exit_2(
+    pipeline: tuple[Ledger, Broker],
+) -> None:
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=1)
+    [billing_out] = records_of(ledger, FUNCTION_COMPLETED, "billing")
+    output = str(billing_out["output_cid"])
+    shown = run_cli("lineage", "--ledger", str(ledger.path), "--format", "json", output)
+    assert shown.returncode == 0, shown.stderr
+    graph = json.loads(shown.stdout)
+    assert graph["root"] == output
+    shown_kinds = {n["kind"] for n in graph["nodes"]}
+    assert {"event", "invoked", "completed", "output", "reply"} <= shown_kinds
+    dot = run_cli("lineage", "--ledger", str(ledger.path), "--format", "dot", output)
+    assert dot.returncode == 0 and dot.stdout.startswith("digraph lineage {")
+    unknown = run_cli("lineage", "--ledger", str(ledger.path), "bnotacid")
+    assert unknown.returncode == 2
+    assert "'bnotacid' is no CID or invocation id in the Chronicle" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
