@@ -5,42 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger, LedgerChronicle
+from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger
 from govfn.chronicle.lineage import LineageGraph, LineageIndex
 from govfn.chronicle.lineage_formats import render
-from govfn.http import GovfnApp, HttpConfig, create_app
-from govfn.registry import FunctionRegistry, load_functions
-from govfn.runtime import FunctionRuntime
 from support.lineage_pipeline import Broker
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[tuple[Ledger, Broker]]:
-    ledger = Ledger(tmp_path / "chronicle.db")
-    registry = load_functions(
-        ("govfn.functions", "support.lineage_pipeline"),
-        FunctionRegistry(),
-        include_entry_points=False,
-    )
-    app: GovfnApp = create_app(
-        runtime=FunctionRuntime(registry, LedgerChronicle(ledger)), config=HttpConfig(dev=True)
-    )
-    client = app.test_client()
-
-    def send(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        answer = client.post(path, headers=headers, data=body)
-        return answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.data
-
-    yield ledger, Broker(send)
-    app.loop.stop()
-    ledger.close()
 
 
 def records_of(ledger: Ledger, record_type: str, function_id: str) -> list[dict[str, object]]:
