@@ -38,7 +38,7 @@ $(CHROMIUM):
 
 ## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)
-	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/http/test_http_fuzz.py tests/http/test_http_wire.py tests/http/test_http_wire_fuzz.py
+	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/receiver/test_receiver_fuzz.py tests/server/test_wire.py tests/server/test_wire_fuzz.py
 
 ## lint: ruff and mypy on src/
 lint: $(STAMP)

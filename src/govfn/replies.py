@@ -1,6 +1,6 @@
 """The reply event a successful result becomes: its id, its source, its data.
 
-The HTTP receivers send it (`govfn.http.outcome`); the runtime records its identity in
+The HTTP receivers send it (`govfn.cloudevents.encode`); the runtime records its identity in
 FUNCTION_COMPLETED, so that the invocations a reply triggers downstream (whose
 FUNCTION_INVOKED names the trigger event's `source` and `id`) can be linked back to it.
 """

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from govfn.app import GovfnApp, HttpConfig, create_app
 from govfn.chronicle import Ledger, LedgerChronicle
-from govfn.http import GovfnApp, HttpConfig, create_app
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
+from govfn.testing import test_client
+
 from support.lineage_pipeline import Broker
 
 
@@ -25,7 +27,7 @@ def pipeline(tmp_path: Path) -> Iterator[tuple[Ledger, Broker]]:
     app: GovfnApp = create_app(
         runtime=FunctionRuntime(registry, LedgerChronicle(ledger)), config=HttpConfig(dev=True)
     )
-    client = app.test_client()
+    client = test_client(app)
 
     def send(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         answer = client.post(path, headers=headers, data=body)

@@ -12,6 +12,7 @@ import pytest
 from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger
 from govfn.chronicle.lineage import LineageGraph, LineageIndex
 from govfn.chronicle.lineage_formats import render
+
 from support.lineage_pipeline import Broker
 
 REPO = Path(__file__).resolve().parents[2]

@@ -33,6 +33,7 @@ from govfn.chronicle.openlineage import (
 )
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
+
 from support.lineage_pipeline import Broker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -260,7 +261,7 @@ def test_a_handlers_exception_text_stays_out_of_the_fail_event() -> None:
 def test_serving_modules_do_not_import_jsonschema() -> None:
     code = (
         "import sys, govfn.runtime, govfn.chronicle.lineage, govfn.chronicle.openlineage, "
-        "govfn.chronicle.lineage_formats, govfn.http.app; "
+        "govfn.chronicle.lineage_formats, govfn.app; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'referencing')))"
     )
     done = subprocess.run(
