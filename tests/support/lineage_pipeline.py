@@ -6,40 +6,32 @@
 `Broker` does what a Knative Broker does with a reply: it posts the reply event, as it
 came (binary mode: the same `ce-*` headers and body), to the receiver of every function
 whose trigger matches its type, and so on with their replies (bounded in hops).
-Serve the functions with `--functions govfn.functions --functions support.lineage_pipeline`.
+Serve the functions with `--functions govfn.functions --functions support.lineage_functions`;
+the `pipeline` fixture (a pytest plugin) serves them in-process over a real ledger.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from govfn import FunctionContext, PermanentError, governed_function
+import pytest
 
+from govfn.app import HttpConfig, create_app
+from govfn.chronicle import Ledger, LedgerChronicle
+from govfn.registry import FunctionRegistry, load_functions
+from govfn.runtime import FunctionRuntime
+from govfn.testing import test_client
+
+FUNCTIONS = "support.lineage_functions"
 SUBSCRIPTIONS = {
     "GSAP_CR_RECEIVED": ("billing",),
     "BILLABLE_EVENT": ("meter", "quota"),
     "USAGE_METERED": ("archive",),
 }
-
-
-@governed_function("meter", trigger_events=["BILLABLE_EVENT"], emits=["USAGE_METERED"])
-async def meter(event: Any, context: FunctionContext) -> Any:
-    return {"metered": event["quantity"], "chronicle_cid": event["chronicle_cid"]}
-
-
-@governed_function("quota", trigger_events=["BILLABLE_EVENT"], emits=["QUOTA_CHECKED"])
-async def quota(event: Any, context: FunctionContext) -> Any:
-    if event["quantity"] > 5:
-        raise PermanentError(f"quota exceeded: {event['quantity']} units")
-    return {"within_quota": True}
-
-
-@governed_function("archive", trigger_events=["USAGE_METERED"])
-async def archive(event: Any, context: FunctionContext) -> Any:
-    return {"archived": event["metered"]}
 
 
 # (status, lower-case headers, body) of one POST
@@ -62,6 +54,7 @@ def cr_headers(event_id: str, customer: str = "c-1") -> dict[str, str]:
 @dataclass
 class Broker:
     send: Send
+    client: Any = None  # the app's test client, when the fixture made one
     max_hops: int = 8
     delivered: list[tuple[str, str, int]] = field(default_factory=list)  # (function, id, status)
     bodies: dict[str, bytes] = field(default_factory=dict)  # event id -> data, as delivered
@@ -89,3 +82,25 @@ class Broker:
     def submit_cr(self, event_id: str, quantity: int, customer: str = "c-1") -> None:
         body = json.dumps({"customer_id": customer, "quantity": quantity}).encode()
         self.publish(cr_headers(event_id, customer), body)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Iterator[tuple[Ledger, Broker]]:
+    ledger = Ledger(tmp_path / "chronicle.db")
+    registry = load_functions(
+        ("govfn.functions", FUNCTIONS),
+        FunctionRegistry(),
+        include_entry_points=False,
+    )
+    app = create_app(
+        runtime=FunctionRuntime(registry, LedgerChronicle(ledger)), config=HttpConfig(dev=True)
+    )
+    client = test_client(app)
+
+    def send(path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+        answer = client.post(path, headers=headers, data=body)
+        return answer.status_code, {k.lower(): v for k, v in answer.headers.items()}, answer.data
+
+    yield ledger, Broker(send, client)
+    app.loop.stop()
+    ledger.close()
