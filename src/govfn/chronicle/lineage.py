@@ -61,41 +61,48 @@ class Completed(NamedTuple):
     completed_at: str | None
 
 
-def _text(payload: dict[str, Any], name: str) -> str | None:
-    value = payload.get(name)
-    return value if isinstance(value, str) and value else None
+class _Strings(dict[str, str]):
+    """One object per distinct string: a CID named by several records is held once."""
+
+    def of(self, payload: dict[str, Any], name: str, *, unique: bool = False) -> str | None:
+        value = payload.get(name)
+        if not isinstance(value, str) or not value:
+            return None
+        return value if unique else self.setdefault(value, value)
 
 
-def _invoked(cid: str, payload: dict[str, Any]) -> Invoked:
+def _invoked(cid: str, payload: dict[str, Any], strings: _Strings) -> Invoked:
+    text = strings.of
     return Invoked(
-        cid,
-        _text(payload, "function_id") or "",
-        _text(payload, "function_version"),
-        _text(payload, "invocation_id"),
-        _text(payload, "trigger_event_kind"),
-        _text(payload, "trigger_event_cid"),
-        _text(payload, "input_cid"),
-        _text(payload, "event_id"),
-        _text(payload, "event_source"),
-        _text(payload, "invoked_at"),
+        strings.setdefault(cid, cid),
+        text(payload, "function_id") or "",
+        text(payload, "function_version"),
+        text(payload, "invocation_id"),
+        text(payload, "trigger_event_kind"),
+        text(payload, "trigger_event_cid"),
+        text(payload, "input_cid"),
+        text(payload, "event_id"),
+        text(payload, "event_source"),
+        text(payload, "invoked_at", unique=True),
     )
 
 
-def _completed(cid: str, payload: dict[str, Any]) -> Completed:
+def _completed(cid: str, payload: dict[str, Any], strings: _Strings) -> Completed:
+    text = strings.of
     duration = payload.get("duration_ms")
     return Completed(
-        cid,
-        _text(payload, "function_id") or "",
-        _text(payload, "invocation_id"),
-        _text(payload, "invoked_cid"),
+        strings.setdefault(cid, cid),
+        text(payload, "function_id") or "",
+        text(payload, "invocation_id"),
+        text(payload, "invoked_cid"),
         payload.get("success") is True,
         float(duration) if isinstance(duration, int | float) else None,
-        _text(payload, "output_cid"),
-        _text(payload, "error_kind"),
-        _text(payload, "reply_id"),
-        _text(payload, "reply_source"),
-        _text(payload, "reply_cid"),
-        _text(payload, "completed_at"),
+        text(payload, "output_cid"),
+        text(payload, "error_kind"),
+        text(payload, "reply_id"),
+        text(payload, "reply_source"),
+        text(payload, "reply_cid"),
+        text(payload, "completed_at", unique=True),
     )
 
 
@@ -113,6 +120,7 @@ class LineageIndex:
     _completions: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     _invoked_by_run: dict[str, str] = field(default_factory=dict)
     _completed_by_run: dict[str, str] = field(default_factory=dict)
+    _strings: _Strings = field(default_factory=_Strings)
 
     @classmethod
     def build(cls, *sources: RecordSource) -> LineageIndex:
@@ -128,25 +136,27 @@ class LineageIndex:
     def add(self, record: Record) -> None:
         self.records += 1
         if record.type == FUNCTION_INVOKED:
-            invoked = _invoked(record.cid, record.payload)
-            self.invoked[record.cid] = invoked
+            invoked = _invoked(record.cid, record.payload, self._strings)
+            cid = invoked.cid
+            self.invoked[cid] = invoked
             if invoked.trigger_event_cid:
-                self._by_trigger[invoked.trigger_event_cid].append(record.cid)
+                self._by_trigger[invoked.trigger_event_cid].append(cid)
             if invoked.input_cid and invoked.input_cid != invoked.trigger_event_cid:
-                self._by_input[invoked.input_cid].append(record.cid)
+                self._by_input[invoked.input_cid].append(cid)
             if invoked.invocation_id:
-                self._invoked_by_run.setdefault(invoked.invocation_id, record.cid)
+                self._invoked_by_run.setdefault(invoked.invocation_id, cid)
         elif record.type == FUNCTION_COMPLETED:
-            completed = _completed(record.cid, record.payload)
-            self.completed[record.cid] = completed
+            completed = _completed(record.cid, record.payload, self._strings)
+            cid = completed.cid
+            self.completed[cid] = completed
             if completed.output_cid:
-                self._by_output[completed.output_cid].append(record.cid)
+                self._by_output[completed.output_cid].append(cid)
             if completed.reply_cid:
-                self._by_reply[completed.reply_cid].append(record.cid)
+                self._by_reply[completed.reply_cid].append(cid)
             if completed.invoked_cid:
-                self._completions[completed.invoked_cid].append(record.cid)
+                self._completions[completed.invoked_cid].append(cid)
             if completed.invocation_id:
-                self._completed_by_run.setdefault(completed.invocation_id, record.cid)
+                self._completed_by_run.setdefault(completed.invocation_id, cid)
 
     # -- lookups ---------------------------------------------------------------------
 
