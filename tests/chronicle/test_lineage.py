@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger
+from govfn import FunctionContext
+from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger, LedgerChronicle
+from govfn.chronicle.cid import content_cid
 from govfn.chronicle.lineage import LineageGraph, LineageIndex
 from govfn.chronicle.lineage_formats import render
+from govfn.registry import FunctionRegistry, load_functions
+from govfn.runtime import FunctionRuntime
 
 from support.lineage_pipeline import Broker
 
@@ -210,3 +215,32 @@ def test_the_cli_prints_the_lineage_and_refuses_an_unknown_cid_with_exit_2(
     assert unknown.returncode == 2
     assert "'bnotacid' is no CID or invocation id in the Chronicle" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def _runtime(ledger: Ledger) -> FunctionRuntime:
+    registry = load_functions(("govfn.functions",), FunctionRegistry(), include_entry_points=False)
+    return FunctionRuntime(registry, LedgerChronicle(ledger))
+
+
+def test_a_function_that_returns_its_input_makes_a_cycle_the_walk_and_the_tree_survive(
+    ledger: Ledger,
+) -> None:
+    context = FunctionContext(event_id="e-1", event_source="/tests")
+    result = asyncio.run(_runtime(ledger).invoke("echo", {"same": True}, context))
+    assert result.success and result.output_cid() == content_cid({"same": True})
+    graph = LineageIndex.build(ledger).lineage(str(result.output_cid()))
+    assert len(graph.nodes) == 3 and len(graph.edges) == 3
+    text = render(graph, "text")
+    assert text.count("FUNCTION_INVOKED echo") == 1 and "(above)" in text
+
+
+def test_a_dispatch_with_its_own_trigger_cid_links_the_input_too(ledger: Ledger) -> None:
+    trigger = content_cid({"the": "upstream event"})
+    runtime = _runtime(ledger)
+    [result] = asyncio.run(runtime.dispatch("ECHO_REQUESTED", {"part": 1}, trigger))
+    index = LineageIndex.build(ledger)
+    from_trigger = index.lineage(trigger)
+    from_input = index.lineage(content_cid({"part": 1}))
+    assert {n.cid for n in from_trigger.nodes} == {n.cid for n in from_input.nodes}
+    assert {e.label for e in from_input.edges} >= {"triggered", "input", "completed", "output"}
+    assert result.lineage_cid in {n.cid for n in from_trigger.nodes}
