@@ -17,6 +17,7 @@ is a dictionary lookup; it keeps only the fields a graph shows, not whole payloa
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -130,8 +131,16 @@ class LineageIndex:
         return index
 
     def add_all(self, records: Iterable[Record]) -> None:
-        for record in records:
-            self.add(record)
+        # The index only adds tuples and strings, no cycles: the cyclic collector, which
+        # would otherwise rescan every object already indexed as the heap grows, waits.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for record in records:
+                self.add(record)
+        finally:
+            if collecting:
+                gc.enable()
 
     def add(self, record: Record) -> None:
         self.records += 1
