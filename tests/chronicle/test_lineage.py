@@ -244,3 +244,43 @@ def test_a_dispatch_with_its_own_trigger_cid_links_the_input_too(ledger: Ledger)
     assert {n.cid for n in from_trigger.nodes} == {n.cid for n in from_input.nodes}
     assert {e.label for e in from_input.edges} >= {"triggered", "input", "completed", "output"}
     assert result.lineage_cid in {n.cid for n in from_trigger.nodes}
+
+
+def test_records_written_before_replies_were_named_still_link_by_content(ledger: Ledger) -> None:
+    from govfn.chronicle.records import function_record
+
+    def pair(function_id: str, run: str, trigger: str, output: str) -> None:
+        invoked = function_record(
+            FUNCTION_INVOKED,
+            function_id=function_id,
+            function_version="1.0.0",
+            invocation_id=run,
+            trigger_event_kind="KIND",
+            trigger_event_cid=trigger,
+            input_cid=trigger,
+            event_id=f"{run}-event",
+            event_source="/old",
+            invoked_at="2026-01-01T00:00:00.000000Z",
+        )
+        completed = function_record(  # no reply_id / reply_source / reply_cid
+            FUNCTION_COMPLETED,
+            function_id=function_id,
+            invocation_id=run,
+            invoked_cid=invoked.cid,
+            trigger_event_cid=trigger,
+            success=True,
+            duration_ms=1.0,
+            output_cid=output,
+            error=None,
+            error_kind=None,
+            completed_at="2026-01-01T00:00:01.000000Z",
+        )
+        ledger.append([invoked, completed])
+
+    first, middle, last = (content_cid({"step": n}) for n in range(3))
+    pair("upstream", "run-1", first, middle)
+    pair("downstream", "run-2", middle, last)
+    graph = LineageIndex.build(ledger).lineage(first)
+    assert kinds(graph)[middle] == "output"
+    assert (middle, "triggered", "content") in {(e.source, e.label, e.via) for e in graph.edges}
+    assert any(n.label == "FUNCTION_COMPLETED downstream ok" for n in graph.nodes)
