@@ -284,3 +284,31 @@ def test_records_written_before_replies_were_named_still_link_by_content(ledger:
     assert kinds(graph)[middle] == "output"
     assert (middle, "triggered", "content") in {(e.source, e.label, e.via) for e in graph.edges}
     assert any(n.label == "FUNCTION_COMPLETED downstream ok" for n in graph.nodes)
+
+
+def test_several_logs_join_into_one_graph(pipeline: tuple[Ledger, Broker], tmp_path: Path) -> None:
+    """One log per serving process: upstream and downstream records live in different files."""
+    ledger, broker = pipeline
+    broker.submit_cr("cr-1", quantity=7)
+    records = list(ledger.records())
+    upstream, downstream = Ledger(tmp_path / "a.db"), Ledger(tmp_path / "b.db")
+    upstream.append([r for r in records if r.payload["function_id"] == "billing"])
+    downstream.append([r for r in records if r.payload["function_id"] != "billing"])
+    start = str(records[0].payload["trigger_event_cid"])
+    whole = LineageIndex.build(ledger).lineage(start).to_dict()
+    assert LineageIndex.build(upstream, downstream).lineage(start).to_dict() == whole
+    assert len(LineageIndex.build(upstream).lineage(start).nodes) == 5  # up to the reply
+    shown = run_cli(
+        "lineage",
+        "--ledger",
+        str(upstream.path),
+        "--ledger",
+        str(downstream.path),
+        "--format",
+        "json",
+        start,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == whole
+    upstream.close()
+    downstream.close()

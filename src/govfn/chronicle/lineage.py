@@ -169,9 +169,6 @@ class LineageIndex:
 
     # -- lookups ---------------------------------------------------------------------
 
-    def knows(self, cid: str) -> bool:
-        return self.resolve(cid) is not None
-
     def resolve(self, key: str) -> str | None:
         """The node a CID (record or content) or an invocation id names, if any."""
         if key in self.invoked or key in self.completed or self._is_content(key):

@@ -72,7 +72,13 @@ def proof(path: str | None, cid: str) -> None:
 
 
 @chronicle.command()
-@ledger_option
+@click.option(
+    "--ledger",
+    "paths",
+    multiple=True,
+    metavar="FILE",
+    help="Ledger file (default: GOVFN_CHRONICLE); repeat it to join several logs.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -82,7 +88,7 @@ def proof(path: str | None, cid: str) -> None:
     help="A readable tree, the graph as JSON, or Graphviz DOT.",
 )
 @click.argument("cid")
-def lineage(path: str | None, fmt: str, cid: str) -> None:
+def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
     """Where CID came from and what it led to.
 
     CID is any CID govfn produced or recorded: a record's, a trigger event's, an
@@ -90,7 +96,7 @@ def lineage(path: str | None, fmt: str, cid: str) -> None:
     from govfn.chronicle.lineage import LineageIndex
     from govfn.chronicle.lineage_formats import render
 
-    index = LineageIndex.build(_ledger(path))
+    index = LineageIndex.build(*(_ledger(path) for path in paths or (None,)))
     try:
         graph = index.lineage(cid.strip())
     except KeyError:
