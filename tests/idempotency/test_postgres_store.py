@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from govfn.idempotency import IdempotencyUnavailable, idempotency_key
 from govfn.idempotency.postgres import PostgresIdempotencyStore
 

@@ -1,4 +1,5 @@
-"""`govfn chronicle init | verify | show | proof | export | checkpoint`, on either backend.
+"""`govfn chronicle init | verify | show | proof | lineage | export | checkpoint`, on either
+backend.
 
 `--ledger` (default GOVFN_CHRONICLE) names a SQLite file or a PostgreSQL URI. A ledger that
 cannot be reached is a one-line error naming where it was looked for (never a password).
@@ -10,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import click
 
@@ -135,13 +136,78 @@ def proof(location: str | None, cid: str) -> None:
 
 
 @chronicle.command()
+@click.option(
+    "--ledger",
+    "paths",
+    multiple=True,
+    metavar="FILE|URI",
+    help="Ledger file or postgresql:// URI (default: GOVFN_CHRONICLE); repeat it to join "
+    "several logs.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "dot"]),
+    default="text",
+    show_default=True,
+    help="A readable tree, the graph as JSON, or Graphviz DOT.",
+)
+@click.argument("cid")
+def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
+    """Where CID came from and what it led to.
+
+    CID is any CID govfn produced or recorded: a record's, a trigger event's, an
+    output's, a reply's, a billable event's chronicle_cid (or an invocation id)."""
+    from govfn.chronicle.lineage import LineageIndex
+    from govfn.chronicle.lineage_formats import render
+
+    with ExitStack() as opened:
+        ledgers = [opened.enter_context(_ledger(path)) for path in paths or (None,)]
+        index = LineageIndex.build(*ledgers)
+    try:
+        graph = index.lineage(cid.strip())
+    except KeyError:
+        click.echo(
+            f"error: {cid!r} is no CID or invocation id in the Chronicle "
+            f"({index.records} records read)",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(render(graph, fmt))
+
+
+@chronicle.command()
 @ledger_option
-def export(location: str | None) -> None:
-    """Write every record as JSON Lines: {"cid", "type", "payload"}."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "openlineage"]),
+    default="jsonl",
+    show_default=True,
+    help='jsonl: {"cid", "type", "payload"} per record; openlineage: one RunEvent per line.',
+)
+@click.option(
+    "--namespace",
+    envvar="GOVFN_NAMESPACE",
+    default="govfn",
+    show_default=True,
+    help="OpenLineage job namespace: the deployment's (env GOVFN_NAMESPACE).",
+)
+def export(location: str | None, fmt: str, namespace: str) -> None:
+    """Write every record as JSON Lines, or as OpenLineage RunEvents."""
     out = sys.stdout
+    if fmt == "openlineage" and not namespace.strip():
+        raise click.BadParameter("must not be empty", param_hint="--namespace")
     with _ledger(location) as ledger:
-        for record in ledger.records():
-            out.write(record.to_json_line() + "\n")
+        records = ledger.records()
+        if fmt == "jsonl":
+            for record in records:
+                out.write(record.to_json_line() + "\n")
+            return
+        from govfn.chronicle.openlineage import OpenLineageExport
+
+        for event in OpenLineageExport(namespace.strip()).events(records):
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
 
 @chronicle.command()
