@@ -1,11 +1,18 @@
 """The PostgreSQL idempotency store when its database fails and comes back, and under
-concurrent claims of one key; a real server, crashed with `pg_ctl stop -m immediate`."""
+concurrent claims of one key, and a serving role that may not run DDL; a real server,
+crashed with `pg_ctl stop -m immediate`."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
+
+import psycopg
+import pytest
 
 from govfn.idempotency import IdempotencyUnavailable, idempotency_key
 from govfn.idempotency.postgres import PostgresIdempotencyStore
@@ -128,3 +135,42 @@ def test_the_schema_is_created_once_by_many_processes_at_once(postgres_uri: str)
                 await store.aclose()
 
     assert asyncio.run(scenario()) == [None] * 6
+
+
+def test_a_serving_role_without_ddl_rights_uses_what_init_created(
+    postgres_server: PostgresServer, postgres_uri: str
+) -> None:
+    database = postgres_uri.rsplit("/", 1)[1]
+    role = f"claims_{database}"
+    postgres_server.create_role(role)
+    serving = PostgresIdempotencyStore(postgres_server.uri_as(role, database))
+    with pytest.raises(IdempotencyUnavailable, match="run `govfn chronicle init`"):
+        serving.prepare()
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVFN_")}
+    init = subprocess.run(
+        [sys.executable, "-m", "govfn", "chronicle", "init", "--ledger", postgres_uri],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert init.returncode == 0, init.stderr
+    assert "ok: idempotency schema ready in database" in init.stdout
+    with psycopg.connect(postgres_uri, autocommit=True) as conn:  # what the README says
+        conn.execute(f'GRANT USAGE ON SCHEMA idempotency TO "{role}"')
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency.claims TO "{role}"')
+        conn.execute(f'GRANT SELECT ON idempotency.schema_version TO "{role}"')
+    key = idempotency_key("f", "/s", "granted")
+
+    async def scenario() -> tuple[str, Any]:
+        try:
+            serving.prepare()
+            assert (await serving.claim(key, "fp")).status == "run"
+            await serving.complete(key, {"n": 1})
+            return (await serving.claim(key, "fp")).status, serving.kept
+        finally:
+            await serving.aclose()
+
+    assert asyncio.run(scenario()) == ("replay", 0)
