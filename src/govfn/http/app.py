@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from werkzeug.test import Client
 
+    from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
 
 log = logging.getLogger("govfn.http")
@@ -58,6 +59,7 @@ class GovfnApp:
         metrics: Metrics | None = None,
         shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
+        checkpoints: CheckpointPublisher | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -68,6 +70,7 @@ class GovfnApp:
         self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
+        self.checkpoints = checkpoints
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         self._management: WsgiApp | None = None
@@ -126,6 +129,8 @@ class GovfnApp:
         drains through its own handler)."""
         if self.sink is not None:
             self.sink.start()
+        if self.checkpoints is not None:
+            self.checkpoints.start()
         if self.shared_metrics is not None:
             self.shared_metrics.start(self.metrics)
         if not drain_on_sigterm:
@@ -148,6 +153,8 @@ class GovfnApp:
                 self.loop.run(self.runtime.flush(), timeout=drain_timeout_s)
             except Exception:
                 log.exception("chronicle flush at shutdown failed; records stay spooled")
+        if self.checkpoints is not None:
+            self.checkpoints.stop()  # signs the final head, queued before the sink drains
         if self.sink is not None:
             left = self.sink.stop(drain_timeout_s)
             if left:
@@ -214,11 +221,13 @@ def create_app(
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.http")
     configure_logging(readable=config.dev)
+    sink = settings.sink_sender() if settings else None
     app = GovfnApp(
         runtime,
         config,
         shared_metrics=_shared_metrics(settings),
-        sink=settings.sink_sender() if settings else None,
+        sink=sink,
+        checkpoints=settings.checkpoint_publisher(sink) if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
