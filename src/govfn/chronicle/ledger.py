@@ -168,7 +168,6 @@ class ConsistencyProof(NamedTuple):
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "algorithm": "RFC6962-SHA256",
             "old_size": self.old_size,
             "new_size": self.new_size,
             "old_root": self.old_root,

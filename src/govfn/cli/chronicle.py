@@ -61,6 +61,8 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
     if notes and verifier is None:
         raise click.UsageError("--checkpoint needs --verifier to check its signature")
     texts = [_read_note(name) for name in notes]
+    for name, text in zip(notes, texts, strict=True):
+        _check_note_format(name, text)
     report = ledger.verify()
     if not report.ok:
         click.echo(
@@ -92,6 +94,16 @@ def _verifier(vkey: str) -> Verifier:
         return Verifier.from_key(text)
     except NoteError as exc:
         raise click.BadParameter(str(exc), param_hint="--verifier") from None
+
+
+def _check_note_format(name: str, text: str) -> None:
+    from govfn.chronicle.checkpoint import Checkpoint, CheckpointError
+    from govfn.chronicle.note import NoteError, parse
+
+    try:
+        Checkpoint.parse(parse(text).text)
+    except (NoteError, CheckpointError) as exc:
+        raise click.BadParameter(f"{name!r}: {exc}", param_hint="--checkpoint") from None
 
 
 def _read_note(name: str) -> str:
