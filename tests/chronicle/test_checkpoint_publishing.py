@@ -81,9 +81,31 @@ def test_settings_build_a_publisher_only_with_a_key(tmp_path: Path) -> None:
         Settings.from_env(env).checkpoint_publisher()
 
 
+def post_events(url: str, count: int) -> None:
+    import urllib.request
+
+    for i in range(count):
+        request = urllib.request.Request(
+            url + "/",
+            data=b'{"i": %d}' % i,
+            headers=binary_headers(event_id=f"cp-{i}"),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+
+def signed_sizes(sink: SinkDouble, vkey: str) -> list[int]:
+    return [
+        int(spec_note.verify_note(e["body"].encode(), vkey).split("\n")[1])
+        for e in checkpoint_events(sink)
+    ]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("interval", ["0.2", "3600"])
 def test_a_serving_pod_publishes_checkpoints_on_schedule_and_at_sigterm(
-    tmp_path: Path, sink: SinkDouble
+    tmp_path: Path, sink: SinkDouble, interval: str
 ) -> None:
     signer = Signer.generate("govfn.example/serving")
     key = tmp_path / "serving.key"
@@ -92,38 +114,29 @@ def test_a_serving_pod_publishes_checkpoints_on_schedule_and_at_sigterm(
     env = {
         "K_SINK": sink.url,
         "GOVFN_CHRONICLE_SIGNING_KEY": str(key),
-        "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": "0.2",
+        "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": interval,
     }
     server = start_server(tmp_path, "--workers", "2", env=env)
     try:
-        import urllib.request
-
-        for i in range(4):
-            request = urllib.request.Request(
-                server.url + "/",
-                data=b'{"i": %d}' % i,
-                headers=binary_headers(event_id=f"cp-{i}"),
-                method="POST",
+        post_events(server.url, 4)
+        if interval == "0.2":  # on schedule, while serving
+            assert wait_for(lambda: 8 in signed_sizes(sink, vkey)), server.log_text()
+        else:
+            assert wait_for(
+                lambda: (
+                    len([e for e in sink.received if e["ce-type"] != "CHRONICLE_CHECKPOINT"]) == 8
+                )
             )
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                assert answer.status == 200
-        assert wait_for(
-            lambda: any(
-                spec_note.verify_note(e["body"].encode(), vkey).split("\n")[1] == "8"
-                for e in checkpoint_events(sink)
-            )
-        ), server.log_text()
+            assert signed_sizes(sink, vkey) == []
     finally:
-        stop_server(server)
+        stop_server(server)  # SIGTERM
     assert server.process.returncode == 0, server.log_text()
+    assert 8 in signed_sizes(sink, vkey)  # sent before the workers exited
     with Ledger(server.ledger) as ledger:
         notes = ledger.signed_checkpoints()
         size, root = ledger.head()
         assert size == 8 and ledger.verify().ok
     last = spec_note.verify_note(notes[-1].encode(), vkey).split("\n")
-    assert last[:3] == [
-        "govfn.example/serving",
-        "8",
-        base64.b64encode(bytes.fromhex(root)).decode(),
-    ]
+    root64 = base64.b64encode(bytes.fromhex(root)).decode()
+    assert last[:3] == ["govfn.example/serving", "8", root64]
     assert len(set(notes)) == len(notes)  # one note per head, however many workers sign
