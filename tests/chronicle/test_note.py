@@ -1,5 +1,5 @@
 """C2SP signed notes: govfn's notes and keys checked by an implementation written from
-the spec (spec_note.py), against the spec's own example and Go's sumdb/note vectors."""
+the spec (support/spec_note.py), against the spec's own example and Go's sumdb/note vectors."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chronicle import spec_note
 from govfn.chronicle import note
+
+from support import spec_note
 
 # From c2sp.org/signed-note, "Example".
 SPEC_VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from chronicle import spec_note
 from govfn.chronicle import Ledger, Record, merkle
 from govfn.cli.group import cli
+
+from support import spec_note
 
 HEX = re.compile(r"[0-9a-f]{64}")
 NAME = "govfn.example/billing"

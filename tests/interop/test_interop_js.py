@@ -7,16 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent / "http"))
 
-from govfn_http_server import Server, start_server, stop_server  # noqa: E402
+from support.http_server import Server, start_server, stop_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

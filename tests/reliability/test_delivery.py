@@ -17,10 +17,10 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from govfn_http_server import Server, binary_headers, start_server, stop_server, worker_pids
-
 from govfn.chronicle import Ledger
-from govfn_sink_double import SinkDouble
+
+from support.http_server import Server, binary_headers, start_server, stop_server, worker_pids
+from support.sink_double import SinkDouble
 
 PYTHON = sys.executable
 
@@ -119,7 +119,7 @@ def test_sink_outage_loses_nothing(tmp_path: Path, sink: SinkDouble) -> None:
 
 
 def test_sigterm_lets_in_flight_work_finish(tmp_path: Path) -> None:
-    server = start_server(tmp_path, "--functions", "govfn_http_samples", "--threads", "8")
+    server = start_server(tmp_path, "--functions", "support.http_samples", "--threads", "8")
     try:
 
         def slow(i: int) -> int:
@@ -187,7 +187,7 @@ def test_sigkill_of_a_worker_under_load_keeps_the_ledger_sound(tmp_path: Path) -
     assert verify.returncode == 0, verify.stdout + verify.stderr
     stored = {cid for cid, _, _ in ledger_payloads(server.ledger)}
     assert len(lineage) >= 200 and set(lineage) <= stored  # every answered invocation committed
-    # The arbiter said so, as a JSON line of govfn's log (govfn.http.gunicorn_log).
+    # The arbiter said so, as a JSON line of govfn's log (govfn.server.gunicorn_log).
     lines = [json.loads(line) for line in server.log_text().splitlines() if line.startswith("{")]
     killed = [
         line for line in lines if f"(pid:{victims[0]}) was sent SIGKILL" in line.get("message", "")

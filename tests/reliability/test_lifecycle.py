@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from govfn import FunctionRegistry, FunctionRuntime, governed_function
+from govfn.app import HttpConfig, create_app
 from govfn.chronicle import MemoryChronicle, Record
-from govfn.http import HttpConfig, create_app
+from govfn.lifecycle import worker_started, worker_stopping
 
 
 class DownThenUp(MemoryChronicle):
@@ -40,7 +41,7 @@ def test_sigterm_turns_readiness_false_then_chains(restore_sigterm: list[Any]) -
     try:
         client = app.test_client()
         assert client.get("/health/readiness").status_code == 200
-        app.worker_started()
+        worker_started(app)
         handler = signal.getsignal(signal.SIGTERM)
         assert callable(handler)
         handler(signal.SIGTERM, None)  # what the kernel's SIGTERM would run
@@ -60,6 +61,6 @@ def test_exit_hands_kept_records_over(tmp_path: Path) -> None:
     app.loop.run(runtime.invoke("f", {"a": 1}))
     assert runtime.backstop is not None and runtime.backstop.pending == 2
     chronicle.down = False
-    app.worker_stopping(drain_timeout_s=5)
+    worker_stopping(app, drain_timeout_s=5)
     assert runtime.backstop.pending == 0 and len(chronicle.records) == 2
     assert not app.loop.started

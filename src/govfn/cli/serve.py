@@ -22,18 +22,19 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from govfn.app import GovfnApp, create_app
 from govfn.errors import GovfnError
-from govfn.http.app import GovfnApp, create_app
-from govfn.http.config import HttpConfig
-from govfn.http.gunicorn_log import GunicornLog
-from govfn.http.invocation_log import configure_logging
+from govfn.lifecycle import worker_started, worker_stopping
+from govfn.observability.invocation_log import configure_logging
+from govfn.receiver.config import HttpConfig
 from govfn.registry import FunctionRegistry, load_functions
+from govfn.server.gunicorn_log import GunicornLog
 from govfn.settings import Settings
 
-WORKER_CLASSES = {"govfn": "govfn.http.worker.GovfnWorker", "gthread": "gthread"}
+WORKER_CLASSES = {"govfn": "govfn.server.worker.GovfnWorker", "gthread": "gthread"}
 
 # Header limits: gunicorn refuses longer request lines / headers with 4xx itself, and so
-# does govfn's worker (govfn.http.wire holds the same figures).
+# does govfn's worker (govfn.server.wire holds the same figures).
 HEADER_LIMITS = {
     "limit_request_line": 8190,
     "limit_request_fields": 100,
@@ -184,10 +185,10 @@ def serve(
 
         def post_worker_init(worker: Any) -> None:
             _collect_from_now_on(worker)
-            app.worker_started()
+            worker_started(app)
 
         options["post_worker_init"] = post_worker_init
-        options["worker_exit"] = lambda arbiter, worker: app.worker_stopping()
+        options["worker_exit"] = lambda arbiter, worker: worker_stopping(app)
     GunicornServer(app, options).run()
     sys.exit(0)
 

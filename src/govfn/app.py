@@ -1,0 +1,207 @@
+"""The WSGI application: receivers and health on a thin path, the rest on Flask.
+
+`create_app()` is what `gunicorn 'govfn.app:create_app()'` and `govfn serve` call.
+Receivers (`POST /`, `POST /functions/<id>/events`) and the health probes never touch
+Flask; the management API is a Flask app built, and Flask imported, on the first
+request that needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from govfn.chronicle.ledger import LedgerError
+from govfn.observability.health import HEALTH_PATHS, health_answer
+from govfn.observability.invocation_log import InvocationLog, configure_logging
+from govfn.observability.metrics import Metrics, SharedMetrics
+from govfn.problem import HttpProblem
+from govfn.receiver.config import HttpConfig
+from govfn.receiver.loop_thread import LoopThread
+from govfn.receiver.receivers import Receivers, StartResponse
+from govfn.receiver.state import ServerState
+from govfn.registry import FunctionRegistry, load_functions
+from govfn.runtime import FunctionRuntime
+from govfn.settings import Settings
+
+if TYPE_CHECKING:
+    from govfn.chronicle.publisher import CheckpointPublisher
+    from govfn.chronicle.sink import SinkSender
+    from govfn.testing import Client
+
+__all__ = ["GovfnApp", "HttpConfig", "HttpProblem", "ServerState", "create_app"]
+
+log = logging.getLogger("govfn.app")
+
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+_EVENTS_PREFIX = "/functions/"
+_EVENTS_SUFFIX = "/events"
+
+RECEIVER, HEALTH, MANAGEMENT = "receiver", "health", "management"
+
+
+class GovfnApp:
+    """The WSGI callable. Holds the runtime, the config, the state and the metrics."""
+
+    def __init__(
+        self,
+        runtime: FunctionRuntime,
+        config: HttpConfig,
+        *,
+        state: ServerState | None = None,
+        loop: LoopThread | None = None,
+        metrics: Metrics | None = None,
+        shared_metrics: SharedMetrics | None = None,
+        sink: SinkSender | None = None,
+        checkpoints: CheckpointPublisher | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.registry = runtime.registry
+        self.config = config
+        self.state = state or ServerState(config.max_in_flight)
+        self.loop = loop or LoopThread()
+        self.metrics = metrics or Metrics()
+        self.shared_metrics = shared_metrics
+        self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
+        self.sink = sink
+        self.checkpoints = checkpoints
+        if sink is not None:
+            runtime.observers.append(lambda plugin, context, result: sink.notify())
+        self._management: WsgiApp | None = None
+        self._management_lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD") or ""
+        route, function_id = self.route(method, environ.get("PATH_INFO") or "/")
+        if route == RECEIVER:
+            return self.receivers(environ, start_response, function_id)
+        if route == HEALTH:
+            answer = self.health(environ.get("PATH_INFO") or "/")
+            if answer is not None:
+                status, body = answer
+                start_response(
+                    "200 OK" if status == 200 else "503 Service Unavailable",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+        return self.management(environ, start_response)
+
+    def route(self, method: str, path: str) -> tuple[str, str | None]:
+        """Which path serves a request: (RECEIVER, function id or None), (HEALTH, None)
+        or (MANAGEMENT, None). Receivers and health never touch Flask."""
+        if path == "/" and method == "POST":
+            return RECEIVER, self.config.function_id
+        if path.startswith(_EVENTS_PREFIX) and path.endswith(_EVENTS_SUFFIX):
+            function_id = path[len(_EVENTS_PREFIX) : -len(_EVENTS_SUFFIX)]
+            if function_id and "/" not in function_id:
+                return RECEIVER, function_id
+        if path in HEALTH_PATHS and method in ("GET", "HEAD"):
+            return HEALTH, None
+        return MANAGEMENT, None
+
+    def health(self, path: str) -> tuple[int, bytes] | None:
+        """The answer to a health probe path, or None if `path` is not one."""
+        return health_answer(path, self.state, len(self.registry))
+
+    @property
+    def management(self) -> WsgiApp:
+        """The Flask management app, built on first use."""
+        if self._management is None:
+            with self._management_lock:
+                if self._management is None:
+                    from govfn.management.api import build_management_app
+
+                    self._management = build_management_app(self)
+        return self._management
+
+    def test_client(self) -> Client:
+        """A Werkzeug test client (the one Flask's `test_client` returns) for this app."""
+        from govfn.testing import test_client
+
+        return test_client(self)
+
+
+def create_app(
+    registry: FunctionRegistry | None = None,
+    *,
+    runtime: FunctionRuntime | None = None,
+    config: HttpConfig | None = None,
+    settings: Settings | None = None,
+    functions: Sequence[str] = (),
+    function_id: str | None = None,
+    dev: bool | None = None,
+) -> GovfnApp:
+    """Build the app. With no arguments everything comes from the environment
+    (GOVFN_FUNCTIONS, GOVFN_FUNCTION, GOVFN_CHRONICLE, GOVFN_API_TOKEN, ...)."""
+    config = config or HttpConfig.from_env()
+    if function_id is not None:
+        config = dataclasses.replace(config, function_id=function_id)
+    if dev is not None:
+        config = dataclasses.replace(config, dev=dev)
+    if runtime is None:
+        settings = (settings or Settings.from_env()).with_functions(tuple(functions))
+        if registry is None:
+            registry = load_functions(settings.functions, FunctionRegistry())
+        registry = _single_function(registry, config.function_id)
+        registry.freeze("govfn.app")
+        chronicle = settings.chronicle_client()
+        try:
+            chronicle.ledger.prepare()
+        except LedgerError as exc:  # records will be kept by the backstop meanwhile
+            log.error("%s; serving anyway", exc)
+        runtime = FunctionRuntime(
+            registry,
+            chronicle,
+            spool_dir=str(settings.spool_dir),
+            idempotency=settings.idempotency_store(),
+        )
+    else:
+        if config.function_id is not None and config.function_id not in runtime.registry:
+            raise ValueError(_not_registered(config.function_id, runtime.registry))
+        runtime.registry.freeze("govfn.app")
+    configure_logging(readable=config.dev)
+    sink = settings.sink_sender() if settings else None
+    app = GovfnApp(
+        runtime,
+        config,
+        shared_metrics=_shared_metrics(settings),
+        sink=sink,
+        checkpoints=settings.checkpoint_publisher(sink) if settings else None,
+    )
+    runtime.observers.append(app.metrics.observe)
+    runtime.observers.append(InvocationLog(readable=config.dev))
+    app.state.mark_started()
+    return app
+
+
+def _shared_metrics(settings: Settings | None) -> SharedMetrics | None:
+    """The directory where a pod's workers publish their counters: beside the ledger."""
+    if settings is None:
+        return None
+    shared = SharedMetrics(settings.chronicle_path.parent / "metrics")
+    try:
+        shared.reset()
+    except OSError as exc:
+        log.warning("metrics stay per worker: %s", exc)
+        return None
+    return shared
+
+
+def _single_function(registry: FunctionRegistry, function_id: str | None) -> FunctionRegistry:
+    if function_id is None:
+        return registry
+    plugin = registry.get(function_id)
+    if plugin is None:
+        raise ValueError(_not_registered(function_id, registry))
+    single = FunctionRegistry()
+    single.register(plugin)
+    return single
+
+
+def _not_registered(function_id: str, registry: FunctionRegistry) -> str:
+    known = ", ".join(p.function_id for p in registry.all()) or "none"
+    return f"function {function_id!r} is not registered (registered: {known})"

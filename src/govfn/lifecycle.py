@@ -1,0 +1,56 @@
+"""A serving worker's life: what starts when a worker starts, and what is handed over before
+it exits. gunicorn's hooks (`govfn.cli.serve`) and govfn's own worker call these."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from govfn.app import GovfnApp
+
+log = logging.getLogger("govfn.app")
+
+
+def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
+    """In a new worker: start the sink sender, the checkpoint signer and the metrics
+    publisher; with `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives
+    (govfn's worker drains through its own handler)."""
+    if app.sink is not None:
+        app.sink.start()
+    if app.checkpoints is not None:
+        app.checkpoints.start()
+    if app.shared_metrics is not None:
+        app.shared_metrics.start(app.metrics)
+    if not drain_on_sigterm:
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def drain(signum: int, frame: FrameType | None) -> None:
+        app.state.begin_draining()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain)
+
+
+def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
+    """In an exiting worker, after in-flight requests finished: hand kept Chronicle
+    records over, and send the outbox to the sink as far as it accepts them."""
+    app.state.begin_draining()
+    if app.loop.started:
+        try:
+            app.loop.run(app.runtime.flush(), timeout=drain_timeout_s)
+        except Exception:
+            log.exception("chronicle flush at shutdown failed; records stay spooled")
+    if app.checkpoints is not None:
+        app.checkpoints.stop()  # signs the final head, queued before the sink drains
+    if app.sink is not None:
+        left = app.sink.stop(drain_timeout_s)
+        if left:
+            log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
+    if app.shared_metrics is not None:
+        app.shared_metrics.stop(app.metrics)
+    app.loop.stop()

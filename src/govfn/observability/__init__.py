@@ -1,0 +1,1 @@
+"""What a pod tells about itself: Prometheus metrics and the one-line-per-invocation log."""

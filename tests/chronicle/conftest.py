@@ -1,8 +1,0 @@
-"""The Chronicle tests reuse the HTTP tests' server helpers."""
-
-from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent.parent / "http"))
