@@ -71,7 +71,7 @@ def verify(pub: Path, *notes: Path) -> Result:
 def raw(path: Path) -> sqlite3.Connection:
     """A tamperer's connection, the append-only triggers dropped."""
     conn = sqlite3.connect(path, isolation_level=None)
-    for trigger in ("records", "merkle_hashes"):
+    for trigger in ("records", "merkle_nodes"):
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}_no_update")
         conn.execute(f"DROP TRIGGER IF EXISTS {trigger}_no_delete")
     return conn
@@ -160,7 +160,7 @@ def test_a_truncated_log_fails_against_the_checkpoint(
     sign(key, tmp_path / "five.note")
     with closing(raw(db)) as conn:  # the tail and its hashes gone, the checkpoints table emptied
         conn.execute("DELETE FROM records WHERE seq > 3")
-        conn.execute("DELETE FROM merkle_hashes WHERE id >= 4")
+        conn.execute("DELETE FROM merkle_nodes WHERE seq > 3")
         conn.execute("DELETE FROM checkpoints")
     assert run("chronicle", "verify").exit_code == 0  # consistent in itself
     result = verify(pub, tmp_path / "five.note")
@@ -277,7 +277,7 @@ def test_consistency_and_proof_print_lowercase_hex_any_verifier_reads(db: Path) 
 
 def test_a_ledger_written_before_stored_hashes_gets_them(db: Path) -> None:
     with closing(raw(db)) as conn:
-        conn.execute("DROP TABLE merkle_hashes")
+        conn.execute("DROP TABLE merkle_nodes")
     with Ledger(db) as ledger:
         records = list(ledger.records())
         leaves = [merkle.leaf_hash(r.canonical) for r in records]
@@ -290,6 +290,7 @@ def test_a_ledger_written_before_stored_hashes_gets_them(db: Path) -> None:
 
 def test_a_tampered_stored_hash_is_found(db: Path) -> None:
     with closing(raw(db)) as conn:
-        conn.execute("UPDATE merkle_hashes SET hash = zeroblob(32) WHERE id = 5")
+        conn.execute("UPDATE merkle_nodes SET hashes = zeroblob(64) WHERE seq = 4")
     report = run("chronicle", "verify")
-    assert report.exit_code == 1 and "stored Merkle hash 5 does not match" in report.output
+    assert report.exit_code == 1 and "FAILED at record 4" in report.output
+    assert "its stored Merkle tree hashes do not match the records" in report.output

@@ -5,12 +5,13 @@ SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statem
 that the read of the previous row and the write happen under one write lock. The chain
 makes any edit, removal or reordering of a row visible. The RFC 6962 Merkle tree over
 the same leaves (a leaf is a record's canonical JSON bytes) is kept as stored subtree
-hashes in `merkle_hashes` (layout in `tree.py`), written in the transaction that appends
-the records, so that a root, an inclusion proof or a consistency proof reads O(log n)
-hashes. `checkpoints` keep tree heads (size, root) that later verification must still
-reproduce; `checkpoint_notes` keep signed checkpoints (C2SP tlog-checkpoint notes), queued
-in `note_outbox` for the sink like records. SQLite triggers refuse UPDATE and DELETE on
-records and on their hashes.
+hashes in `merkle_nodes` (layout in `tree.py`; one row per record holding the hashes
+its append stored: its leaf hash, then each subtree it completes), written by a trigger
+in the statement that appends the record, so that a root, an inclusion proof or a
+consistency proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root)
+that later verification must still reproduce; `checkpoint_notes` keep signed checkpoints
+(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records. SQLite
+triggers refuse UPDATE and DELETE on records and on their hashes.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
 before `append` returns; committed records survive the writing process being killed
@@ -20,8 +21,9 @@ Concurrency: one connection per process (re-opened after fork), one writer at a 
 within the process; across processes SQLite's write lock (taken when a write statement
 starts) plus a busy timeout.
 
-Speed: a write is one transaction and one WAL commit: the records, then their stored
-hashes (two on average per record, appended at the end of one table). There is
+Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
+tree hashes cost one more row (64 bytes on average) at the end of one table, computed
+from the tree's right edge that the connection keeps (`govfn_tree`). There is
 deliberately no index on `cid`: it would double the pages each commit writes. Lookups
 by CID (`show`, `proof`) scan the `cid` column (a proof by leaf index does not);
 re-delivered records (`append(..., dedupe=True)`) are checked against the set of stored
@@ -35,7 +37,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -73,9 +75,9 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     root       BLOB    NOT NULL,
     created_at TEXT    NOT NULL
 );
-CREATE TABLE IF NOT EXISTS merkle_hashes (
-    id   INTEGER PRIMARY KEY,
-    hash BLOB    NOT NULL
+CREATE TABLE IF NOT EXISTS merkle_nodes (
+    seq    INTEGER PRIMARY KEY,
+    hashes BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoint_notes (
     id         INTEGER PRIMARY KEY,
@@ -88,10 +90,12 @@ CREATE TABLE IF NOT EXISTS note_outbox (
     claimed_until REAL    NOT NULL DEFAULT 0,
     attempts      INTEGER NOT NULL DEFAULT 0
 );
-CREATE TRIGGER IF NOT EXISTS merkle_hashes_no_update BEFORE UPDATE ON merkle_hashes
+CREATE TRIGGER IF NOT EXISTS merkle_nodes_no_update BEFORE UPDATE ON merkle_nodes
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS merkle_hashes_no_delete BEFORE DELETE ON merkle_hashes
+CREATE TRIGGER IF NOT EXISTS merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_to_tree AFTER INSERT ON records
+BEGIN INSERT INTO merkle_nodes(seq, hashes) VALUES (NEW.seq, govfn_tree(NEW.seq, NEW.body)); END;
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -113,16 +117,16 @@ _OUTBOX_OFF = "DROP TRIGGER IF EXISTS records_to_outbox;"
 _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
-    "'records_to_outbox', 'merkle_hashes', 'checkpoint_notes', 'note_outbox', "
-    "'merkle_hashes_no_update', 'merkle_hashes_no_delete') ORDER BY name)"
+    "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
+    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree') ORDER BY name)"
 )
 _SCHEMA_NAMES = (
-    "checkpoint_notes,checkpoints,merkle_hashes,merkle_hashes_no_delete,"
-    "merkle_hashes_no_update,note_outbox,outbox,records,records_no_delete,records_no_update"
+    "checkpoint_notes,checkpoints,merkle_nodes,merkle_nodes_no_delete,"
+    "merkle_nodes_no_update,note_outbox,outbox,records,records_no_delete,records_no_update,"
+    "records_to_tree"
 )
-_TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(id) FROM merkle_hashes)"
-_INSERT_RETURNING = _INSERT + " RETURNING seq"
-_INSERT_HASH = "INSERT INTO merkle_hashes(id, hash) VALUES (?, ?)"
+_TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
+_INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
 _BACKFILL_BATCH = 4096
 
 
@@ -202,6 +206,7 @@ class Ledger:
         # The tree's right edge after this connection's last append: the next append
         # starts from it unless another process appended in between.
         self._builder: tree.TreeBuilder | None = None
+        self._tree_error: Exception | None = None
         self._pid = 0
 
     # -- connection ---------------------------------------------------------------
@@ -218,6 +223,11 @@ class Ledger:
                 )
                 conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
                 conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+                conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
+                self._builder = None
+                records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
+                if records != hashed:  # a ledger from before the stored tree hashes
+                    self._in_transaction(conn, self._store_missing_hashes)
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # see BackgroundCheckpointer
             except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
@@ -227,7 +237,8 @@ class Ledger:
         return self._conn
 
     def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        wanted = _SCHEMA_NAMES + (",records_to_outbox" if self.outbox else "")
+        outbox = ",records_to_outbox" if self.outbox else ""
+        wanted = _SCHEMA_NAMES.replace(",records_to_tree", outbox + ",records_to_tree")
         return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
 
     def prepare(self) -> None:
@@ -267,7 +278,8 @@ class Ledger:
                     self._writer = conn
                 self._write_waiting_for_the_lock(conn, records)
             except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+                problem, self._tree_error = self._tree_error or exc, None
+                raise LedgerError(f"cannot write Chronicle ledger: {problem}") from exc
         self.checkpointer.poke()
 
     def _write_waiting_for_the_lock(
@@ -290,73 +302,85 @@ class Ledger:
             delay = min(delay * 2, 0.002)
 
     def _write(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
-        leaves = [merkle.leaf_hash(record.canonical) for record in records]
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            (first_seq,) = conn.execute(_INSERT_RETURNING, self._row(records[0], leaves[0]))
-            for record, leaf in zip(records[1:], leaves[1:], strict=True):
-                conn.execute(_INSERT, self._row(record, leaf))
-            size = first_seq[0] - 1
-            builder = self._builder
-            if builder is None or builder.size != size:  # another process appended
-                self._store_missing_hashes(conn, size)
-                builder = self._builder = tree.TreeBuilder.resume(size, _reader(conn))
-            conn.executemany(_INSERT_HASH, [p for leaf in leaves for p in builder.append(leaf)])
-            conn.execute("COMMIT")
+            if len(records) == 1:
+                conn.execute(_INSERT, self._row(records[0]))
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, [self._row(record) for record in records])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         except BaseException:
-            self._builder = None
-            conn.execute("ROLLBACK")
+            self._builder = None  # it may hold leaves that were not committed
             raise
 
     @staticmethod
-    def _row(record: Record, leaf: bytes) -> tuple[str, str, bytes, bytes]:
-        return (record.cid, record.type, record.canonical, leaf)
+    def _row(record: Record) -> tuple[str, str, bytes, bytes]:
+        return (record.cid, record.type, record.canonical, merkle.leaf_hash(record.canonical))
 
-    @staticmethod
-    def _store_missing_hashes(conn: sqlite3.Connection, records: int | None = None) -> int:
-        """Inside a write transaction, store the hashes of the first `records` records
-        (default: all) that have none (a ledger written before `merkle_hashes` existed);
-        return that tree size."""
-        stored_records, last_hash = conn.execute(_TREE_STATE).fetchall()[0]
-        size = int(stored_records or 0) if records is None else records
-        if (-1 if last_hash is None else last_hash) + 1 == tree.stored_hash_count(size):
-            return size
-        try:
-            hashed = 0 if last_hash is None else tree.leaves_stored(last_hash + 1)
-        except ValueError as exc:
-            raise LedgerError(f"Chronicle Merkle hashes are damaged: {exc}") from None
-        if hashed > size:
-            raise LedgerError(f"Chronicle Merkle hashes cover {hashed} records but {size} exist")
-        while hashed < size:
+    def _tree_hashes_for(self, conn: sqlite3.Connection) -> Callable[[int, bytes], bytes]:
+        """`govfn_tree(seq, body)`, run by the `records_to_tree` trigger under the write
+        lock: the hashes to store for the record just inserted, from the tree's right edge
+        kept in memory (read again from `merkle_nodes` when another process appended)."""
+
+        def tree_hashes(seq: int, body: bytes) -> bytes:
+            builder = self._builder
+            try:
+                if builder is None or builder.size != seq - 1:
+                    builder = tree.TreeBuilder.resume(seq - 1, _reader(conn))
+                stored = builder.append_packed(merkle.leaf_hash(body))
+            except Exception as exc:  # SQLite would only say "user-defined function raised"
+                self._tree_error = exc
+                raise
+            self._builder = builder
+            return stored
+
+        return tree_hashes
+
+    def _store_missing_hashes(self, conn: sqlite3.Connection) -> int:
+        """Inside a write transaction, store the tree hashes of records that have none (a
+        ledger written before `merkle_nodes` existed); return the tree size."""
+        records, hashed = (value or 0 for value in conn.execute(_TREE_STATE).fetchall()[0])
+        if hashed > records:
+            raise LedgerError(f"Chronicle tree hashes cover {hashed} records but {records} exist")
+        builder = tree.TreeBuilder.resume(hashed, _reader(conn))
+        while hashed < records:
             rows = conn.execute(
-                "SELECT body FROM records WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
-                (hashed, size, _BACKFILL_BATCH),
+                "SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                (hashed, _BACKFILL_BATCH),
             ).fetchall()
-            leaves = [merkle.leaf_hash(bytes(body)) for (body,) in rows]
-            conn.executemany(_INSERT_HASH, tree.hashes_to_append(hashed, leaves, _reader(conn)))
-            hashed += len(leaves)
-        return size
+            nodes = [
+                (seq, builder.append_packed(merkle.leaf_hash(bytes(body)))) for seq, body in rows
+            ]
+            conn.executemany(_INSERT_NODES, nodes)
+            hashed += len(nodes)
+        return int(records)
 
     def _tree_size(self) -> int:
         """The current tree size, with every record's hashes stored."""
         conn = self._connection()
-        records, last_hash = conn.execute(_TREE_STATE).fetchall()[0]
-        if records is None or (
-            last_hash is not None and last_hash + 1 == tree.stored_hash_count(records)
-        ):
+        records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
+        if records == hashed:
             return int(records or 0)
         with self._lock:
+            return self._in_transaction(conn, self._store_missing_hashes)
+
+    @staticmethod
+    def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], int]) -> int:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    size = self._store_missing_hashes(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
-        return size
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+        return result
 
     def checkpoint(self) -> tuple[int, str]:
         """Store the current tree head (size, root) and return it."""
@@ -501,7 +525,7 @@ class Ledger:
         roots_at: dict[int, bytes] = {}
         conn = self._connection()
         checkpoints = dict(conn.execute("SELECT tree_size, root FROM checkpoints").fetchall())
-        stored_hashes = conn.execute("SELECT id, hash FROM merkle_hashes ORDER BY id")
+        stored_hashes = conn.execute("SELECT seq, hashes FROM merkle_nodes ORDER BY seq")
         try:
             for expected_seq, (seq, cid, _, body, stored_chain) in enumerate(self._rows(), start=1):
                 body = bytes(body)
@@ -515,16 +539,16 @@ class Ledger:
                     return self._bad(
                         built, "hash chain broken (altered, removed or reordered)", seq, cid
                     )
-                for index, expected in built.append(leaf):
-                    row = stored_hashes.fetchone()
-                    if row is not None and (row[0] != index or bytes(row[1]) != expected):
-                        return self._bad(
-                            built,
-                            f"stored Merkle hash {index} does not match the records "
-                            "(proofs from it would not hold)",
-                            seq,
-                            cid,
-                        )
+                expected = b"".join(hash_ for _, hash_ in built.append(leaf))
+                row = stored_hashes.fetchone()
+                if row is not None and (row[0] != seq or bytes(row[1]) != expected):
+                    return self._bad(
+                        built,
+                        "its stored Merkle tree hashes do not match the records "
+                        "(proofs from them would not hold)",
+                        seq,
+                        cid,
+                    )
                 if seq in checkpoints:
                     roots_at[seq] = built.root()
             hashes_beyond = stored_hashes.fetchone() is not None
@@ -550,21 +574,30 @@ class Ledger:
 
 
 def _reader(conn: sqlite3.Connection) -> tree.HashReader:
-    """Stored hashes by index, from `merkle_hashes`."""
+    """Stored hashes by index, from `merkle_nodes`: the subtree (level, k) ends at leaf
+    (k + 1) * 2**level - 1, whose row holds it at offset 32 * level."""
 
     def read(indexes: Sequence[int]) -> list[bytes]:
-        found: dict[int, bytes] = {}
-        for start in range(0, len(indexes), 500):
-            chunk = list(indexes[start : start + 500])
+        places = []
+        for index in indexes:
+            level, k = tree.split_stored_hash_index(index)
+            places.append((((k + 1) << level), 32 * level))
+        seqs = sorted({seq for seq, _ in places})
+        rows: dict[int, bytes] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(
+            rows.update(
                 conn.execute(
-                    f"SELECT id, hash FROM merkle_hashes WHERE id IN ({marks})", chunk
+                    f"SELECT seq, hashes FROM merkle_nodes WHERE seq IN ({marks})", chunk
                 ).fetchall()
             )
-        try:
-            return [found[index] for index in indexes]
-        except KeyError as exc:
-            raise LedgerError(f"Chronicle Merkle hash {exc.args[0]} is missing") from None
+        hashes = []
+        for seq, offset in places:
+            node = rows.get(seq, b"")[offset : offset + 32]
+            if len(node) != 32:
+                raise LedgerError(f"Chronicle Merkle tree hashes of record {seq} are missing")
+            hashes.append(bytes(node))
+        return hashes
 
     return read

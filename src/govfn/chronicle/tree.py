@@ -22,6 +22,7 @@ the records and stores the (index, hash) pairs it returns; readers call `tree_ha
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from hashlib import sha256 as _sha256
 
 from govfn.chronicle import merkle
 
@@ -35,6 +36,19 @@ def stored_hash_index(level: int, k: int) -> int:
     n + n//2 + n//4 + ... = 2n - popcount(n)."""
     n = ((k + 1) << level) - 1
     return 2 * n - n.bit_count() + level
+
+
+def split_stored_hash_index(index: int) -> tuple[int, int]:
+    """The (level, k) stored at `index`: the inverse of `stored_hash_index`."""
+    n = index // 2  # the leaf whose group of stored hashes holds `index`
+    start = stored_hash_index(0, n)
+    while True:
+        following = start + 1 + _trailing_ones(n)
+        if following > index:
+            break
+        n, start = n + 1, following
+    level = index - start
+    return level, n >> level
 
 
 def stored_hash_count(size: int) -> int:
@@ -167,6 +181,19 @@ class TreeBuilder:
         self._edge.append(current)
         self.size = n + 1
         return stored
+
+    def append_packed(self, leaf: bytes) -> bytes:
+        """`append`, returning just the stored hashes, concatenated in index order (a
+        store that keeps one row per leaf)."""
+        n, current, edge = self.size, leaf, self._edge
+        parts = [leaf]
+        while n & 1:
+            current = _sha256(b"\x01" + edge.pop() + current).digest()
+            parts.append(current)
+            n >>= 1
+        edge.append(current)
+        self.size += 1
+        return b"".join(parts)
 
     def root(self) -> bytes:
         if not self._edge:
