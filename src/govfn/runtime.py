@@ -4,7 +4,9 @@
       ├─ unknown id / missing GSAP context  → failed result, nothing executed, nothing recorded
       ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs
       ├─ handler (timeout enforced)         → exception / timeout become a failed result
-      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid
+      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid;
+                                              it names the reply event (id, source, data CID)
+                                              that the invocations it triggers record as theirs
 
 Records go through a `Backstop`, so a Chronicle client that raises never breaks an
 invocation and never loses the record. Functions declared `idempotent` run once per
@@ -30,10 +32,16 @@ from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, idempotency_key
 from govfn.registry import FunctionRegistry
+from govfn.replies import reply_identity
 
 log = logging.getLogger("govfn.runtime")
 
 Observer = Callable[[FunctionPlugin | None, FunctionContext, FunctionResult], None]
+# Called when an invocation starts, with the function id and the context (invocation id
+# set); returns what to call when it ends, with the result (None when it was cancelled).
+# Tracing opens a span here, current while the handler runs.
+InvocationEnd = Callable[[FunctionResult | None], None]
+InvocationStart = Callable[[str, FunctionContext], InvocationEnd]
 
 
 def new_invocation_id() -> str:
@@ -70,6 +78,7 @@ class FunctionRuntime:
         self.backstop = Backstop(chronicle_client, spool_dir) if chronicle_client else None
         self.idempotency = idempotency
         self.observers: list[Observer] = []
+        self.on_start: list[InvocationStart] = []
 
     async def invoke(
         self, function_id: str, event: Any, context: FunctionContext | None = None
@@ -77,6 +86,23 @@ class FunctionRuntime:
         context = context or FunctionContext()
         if context.invocation_id is None:
             context = context.with_invocation_id(new_invocation_id())
+        if not self.on_start:
+            return await self._invoke(function_id, event, context)
+        ends = self._started(function_id, context)
+        result: FunctionResult | None = None
+        try:
+            result = await self._invoke(function_id, event, context)
+            return result
+        finally:
+            for end in reversed(ends):
+                try:
+                    end(result)
+                except Exception:
+                    log.exception("invocation end hook %r failed", end)
+
+    async def _invoke(
+        self, function_id: str, event: Any, context: FunctionContext
+    ) -> FunctionResult:
         plugin = self.registry.get(function_id)
         if plugin is None:
             result = FunctionResult.failure(
@@ -249,6 +275,7 @@ class FunctionRuntime:
                 )
 
         if plugin.chronicle_enabled and self.backstop:
+            reply = reply_identity(result, context.event_source, context.event_id)
             completed = function_record(
                 FUNCTION_COMPLETED,
                 function_id=plugin.function_id,
@@ -258,6 +285,9 @@ class FunctionRuntime:
                 success=result.success,
                 duration_ms=result.duration_ms,
                 output_cid=result.output_cid() if result.success else None,
+                reply_id=reply.id if reply else None,
+                reply_source=reply.source if reply else None,
+                reply_cid=reply.data_cid if reply else None,
                 error=result.error,
                 error_kind=result.error_kind,
                 completed_at=_now(),
@@ -290,6 +320,15 @@ class FunctionRuntime:
         if not result.success and result.error_kind is None:
             result.error_kind = "error"
         return result
+
+    def _started(self, function_id: str, context: FunctionContext) -> list[InvocationEnd]:
+        ends = []
+        for start in self.on_start:
+            try:
+                ends.append(start(function_id, context))
+            except Exception:
+                log.exception("invocation start hook %r failed", start)
+        return ends
 
     def _notify(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult

@@ -11,6 +11,7 @@ GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY
                               serving process then signs checkpoints of its log
 GOVFN_CHRONICLE_ORIGIN        the checkpoints' origin line (default: the key's name)
 GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S   how often they are signed (default 60)
+OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT   ask for traces (govfn[otel])
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Settings(NamedTuple):
     signing_key_path: Path | None = None
     chronicle_origin: str | None = None
     checkpoint_interval_s: float = 60.0
+    traces: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +85,7 @@ class Settings(NamedTuple):
             signing_key_path=Path(signing_key) if signing_key else None,
             chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
             checkpoint_interval_s=interval,
+            traces=traces_requested(env),
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -141,6 +144,19 @@ def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Si
         return Signer.from_key(text)
     except NoteError as exc:
         raise ValueError(f"{variable}: {str(path)!r}: {exc}") from None
+
+
+def traces_requested(env: Mapping[str, str]) -> bool:
+    """Whether the standard OpenTelemetry variables ask for traces: an exporter other than
+    `none`, or an OTLP endpoint, and the SDK not disabled."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def parse_ce_overrides(text: str | None) -> dict[str, str]:
