@@ -133,3 +133,22 @@ def test_stored_hash_layout_is_gos() -> None:
     assert [tree.stored_hash_index(1, 0), tree.stored_hash_index(1, 1)] == [2, 5]
     assert tree.stored_hash_index(2, 0) == 6
     assert [tree.stored_hash_count(n) for n in range(6)] == [0, 1, 3, 4, 7, 8]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=DATA, pick=st.randoms())
+def test_a_packed_store_gives_the_same_proofs(data: list[bytes], pick) -> None:  # type: ignore[no-untyped-def]
+    n = len(data)
+    builder = tree.TreeBuilder()
+    rows = {seq: builder.append_packed(merkle.leaf_hash(item)) for seq, item in enumerate(data, 1)}
+    read = tree.packed_reader(lambda seqs: {seq: rows[seq] for seq in seqs if seq in rows})
+    assert builder.root() == tree.tree_hash(n, read) == mth(data)
+    resumed = tree.TreeBuilder.resume(n, read)  # a writer picking up where another stopped
+    assert resumed.append_packed(merkle.leaf_hash(b"next")) == tree.TreeBuilder.resume(
+        n, store_of(data, [])
+    ).append_packed(merkle.leaf_hash(b"next"))
+    m, index = pick.randrange(n + 1), pick.randrange(n)
+    assert tree.consistency_proof(m, n, read) == proof(m, data)
+    assert tree.inclusion_proof(index, n, read) == path(index, data)
+    for stored in range(tree.stored_hash_count(n)):
+        assert tree.stored_hash_index(*tree.split_stored_hash_index(stored)) == stored

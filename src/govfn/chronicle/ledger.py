@@ -574,30 +574,23 @@ class Ledger:
 
 
 def _reader(conn: sqlite3.Connection) -> tree.HashReader:
-    """Stored hashes by index, from `merkle_nodes`: the subtree (level, k) ends at leaf
-    (k + 1) * 2**level - 1, whose row holds it at offset 32 * level."""
+    """Stored tree hashes by index, from `merkle_nodes` (packed, one row per record)."""
 
-    def read(indexes: Sequence[int]) -> list[bytes]:
-        places = []
-        for index in indexes:
-            level, k = tree.split_stored_hash_index(index)
-            places.append((((k + 1) << level), 32 * level))
-        seqs = sorted({seq for seq, _ in places})
+    def fetch(seqs: list[int]) -> dict[int, bytes]:
         rows: dict[int, bytes] = {}
         for start in range(0, len(seqs), 500):
             chunk = seqs[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows.update(
-                conn.execute(
-                    f"SELECT seq, hashes FROM merkle_nodes WHERE seq IN ({marks})", chunk
-                ).fetchall()
-            )
-        hashes = []
-        for seq, offset in places:
-            node = rows.get(seq, b"")[offset : offset + 32]
-            if len(node) != 32:
-                raise LedgerError(f"Chronicle Merkle tree hashes of record {seq} are missing")
-            hashes.append(bytes(node))
-        return hashes
+            query = f"SELECT seq, hashes FROM merkle_nodes WHERE seq IN ({marks})"
+            rows.update(conn.execute(query, chunk).fetchall())
+        return rows
 
-    return read
+    read = tree.packed_reader(fetch)
+
+    def read_or_fail(indexes: Sequence[int]) -> Sequence[bytes]:
+        try:
+            return read(indexes)
+        except KeyError as exc:
+            raise LedgerError(f"Chronicle ledger: {exc.args[0]}") from None
+
+    return read_or_fail

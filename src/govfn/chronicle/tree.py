@@ -14,14 +14,19 @@ only ever grows at its end (on a B-tree, appends touch the last page alone):
 A range [lo, hi) of leaves splits into at most 2 log2(hi - lo) complete, aligned
 subtrees; its hash combines theirs right to left (RFC 6962 section 2.1).
 
-A writer calls `hashes_to_append(size, leaves, read)` in the transaction that appends
-the records and stores the (index, hash) pairs it returns; readers call `tree_hash`,
-`inclusion_proof` and `consistency_proof` with the same `read`.
+Two ways to store them:
+- by index: a writer calls `hashes_to_append(size, leaves, read)` in the transaction that
+  appends the records and stores the (index, hash) pairs it returns;
+- packed, one value per record (what the SQLite ledger does): a writer keeps a
+  `TreeBuilder` (`TreeBuilder.resume(size, read)` after another writer appended) and
+  stores `append_packed(leaf)` beside record seq = leaf index + 1; `packed_reader` turns a
+  fetch of those values by seq into a `HashReader`.
+Readers call `tree_hash`, `inclusion_proof`, `consistency_proof` or `roots_and_proof`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from hashlib import sha256 as _sha256
 
 from govfn.chronicle import merkle
@@ -49,6 +54,30 @@ def split_stored_hash_index(index: int) -> tuple[int, int]:
         n, start = n + 1, following
     level = index - start
     return level, n >> level
+
+
+def packed_location(index: int) -> tuple[int, int]:
+    """(seq, byte offset) of stored hash `index` in a packed store: the subtree (level, k)
+    ends at leaf (k + 1) * 2**level - 1, whose value holds it at offset 32 * level."""
+    level, k = split_stored_hash_index(index)
+    return (k + 1) << level, 32 * level
+
+
+def packed_reader(fetch: Callable[[list[int]], Mapping[int, bytes]]) -> HashReader:
+    """A `HashReader` over a packed store; `fetch(seqs)` returns {seq: packed value}."""
+
+    def read(indexes: Sequence[int]) -> list[bytes]:
+        places = [packed_location(index) for index in indexes]
+        values = fetch(sorted({seq for seq, _ in places}))
+        hashes = []
+        for seq, offset in places:
+            node = bytes(values.get(seq, b"")[offset : offset + 32])
+            if len(node) != 32:
+                raise KeyError(f"the tree hashes stored with record {seq} are missing")
+            hashes.append(node)
+        return hashes
+
+    return read
 
 
 def stored_hash_count(size: int) -> int:
