@@ -112,6 +112,11 @@ def test_signed_checkpoint_verifies_independently_and_later_logs_extend_it(
     )
     stored = run("chronicle", "verify", "--verifier", pub.read_text().strip())
     assert stored.exit_code == 0 and "at 5" in stored.output
+    assert run("chronicle", "keygen", "other.example/key", "--out", str(tmp_path)).exit_code == 0
+    sign(tmp_path / "other.example_key.key", tmp_path / "other.note")  # stored as well
+    assert run("chronicle", "verify", "--verifier", str(pub)).exit_code == 0  # not by pub
+    other = run("chronicle", "verify", "--verifier", str(tmp_path / "other.example_key.pub"))
+    assert other.exit_code == 0 and "at 8" in other.output
 
 
 def test_origin_comes_from_the_option_or_the_environment(

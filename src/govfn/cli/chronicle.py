@@ -78,11 +78,28 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
         return
     from govfn.chronicle.witness import check_checkpoints
 
-    result = check_checkpoints(ledger, texts or ledger.signed_checkpoints(), verifier)
+    result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
     if not result.ok:
         click.echo(f"FAILED: {result.message}", err=True)
         sys.exit(1)
     click.echo(f"ok: {report.records} records, root {report.root}; {result.message[4:]}")
+
+
+def _stored_notes_by(ledger: Ledger, verifier: Verifier) -> list[str]:
+    """The notes stored beside the log that claim a signature by `verifier` (others may
+    be by a rotated-out key or a witness)."""
+    from govfn.chronicle.note import NoteError, parse
+
+    claimed = []
+    for text in ledger.signed_checkpoints():
+        try:
+            signatures = parse(text).signatures
+        except NoteError:
+            claimed.append(text)  # a damaged note is reported, not skipped
+            continue
+        if any((s.name, s.key_id) == (verifier.name, verifier.key_id) for s in signatures):
+            claimed.append(text)
+    return claimed
 
 
 def _verifier(vkey: str) -> Verifier:
