@@ -299,3 +299,31 @@ def test_a_tampered_stored_hash_is_found(db: Path) -> None:
     report = run("chronicle", "verify")
     assert report.exit_code == 1 and "FAILED at record 4" in report.output
     assert "its stored Merkle tree hashes do not match the records" in report.output
+
+
+def test_a_third_party_rebuilds_the_signed_tree_from_the_export(
+    db: Path, keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import hashlib
+
+    import rfc8785
+
+    key, pub = keys
+    with Ledger(db) as ledger:
+        ledger.append([Record.build("TEST", {"amount": 1.5, "note": "caf\u00e9", "n": 10**3})])
+    note = sign(key, tmp_path / "cp.note")
+    _, size, root64 = spec_note.verify_note(note.encode(), pub.read_text().strip()).split("\n")[:3]
+    exported = run("chronicle", "export").output.splitlines()
+    leaves = [  # RFC 8785 by another implementation, RFC 6962 section 2.1 by hand
+        hashlib.sha256(b"\x00" + rfc8785.dumps(json.loads(line)["payload"])).digest()
+        for line in exported
+    ]
+
+    def mth(nodes: list[bytes]) -> bytes:
+        if len(nodes) == 1:
+            return nodes[0]
+        k = 1 << ((len(nodes) - 1).bit_length() - 1)
+        return hashlib.sha256(b"\x01" + mth(nodes[:k]) + mth(nodes[k:])).digest()
+
+    assert len(leaves) == int(size) == 6
+    assert mth(leaves) == base64.b64decode(root64)
