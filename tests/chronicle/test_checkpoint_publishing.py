@@ -141,3 +141,32 @@ def test_a_serving_pod_publishes_checkpoints_on_schedule_and_at_sigterm(
     root64 = base64.b64encode(bytes.fromhex(root)).decode()
     assert last[:3] == ["govfn.example/serving", "8", root64]
     assert len(set(notes)) == len(notes)  # one note per head, however many workers sign
+
+
+def test_cryptography_is_imported_only_when_a_signing_key_is_set(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from govfn.app import create_app\n"
+        "from govfn.settings import Settings\n"
+        "app = create_app(settings=Settings.from_env())\n"
+        "import sys, json\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('cryptography'))))\n"
+    )
+    key = tmp_path / "pod.key"
+    key.write_text(Signer.generate("govfn.example/pod").encode() + "\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GOVFN_", "OTEL_", "K_"))}
+    base["GOVFN_CHRONICLE"] = str(tmp_path / "chronicle.db")
+
+    def crypto_modules(env: dict[str, str]) -> list[str]:
+        output = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+            env=env,
+        ).stdout  # fmt: skip
+        return list(json.loads(output.strip().splitlines()[-1]))
+
+    assert crypto_modules(base) == []
+    assert crypto_modules(base | {"GOVFN_CHRONICLE_SIGNING_KEY": str(key)}) != []
