@@ -479,3 +479,36 @@ def test_a_restarted_database_costs_no_failed_append(
     report = ledger.verify()
     ledger.close()
     assert report.ok and report.records == 6
+
+
+def test_lineage_reads_a_postgres_chronicle_and_sqlite_only_features_are_refused(
+    postgres_uri: str, tmp_path: Path
+) -> None:
+    env = {
+        "GOVFN_CHRONICLE": postgres_uri,
+        "GOVFN_IDEMPOTENCY": str(tmp_path / "i.db"),
+        "GOVFN_CHRONICLE_SPOOL": str(tmp_path / "spool"),
+    }
+    outcome = json.loads(govfn("invoke", "echo", "--data", "[7]", env=env).stdout)
+    graph = json.loads(
+        govfn("chronicle", "lineage", outcome["lineage_cid"], "--format", "json", env=env).stdout
+    )
+    assert outcome["lineage_cid"] in json.dumps(graph)
+    key = tmp_path / "k.key"
+    key.write_text("not a key")
+    for command in (
+        ["chronicle", "consistency", "1", "2"],
+        ["chronicle", "verify", "--verifier", "example.com+00000000+AAAA"],
+        ["chronicle", "checkpoint", "--key", str(key)],
+    ):
+        refused = govfn(*command, env=env)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert "needs the SQLite Chronicle" in refused.stderr
+
+
+def test_signed_checkpoints_with_a_postgres_chronicle_are_a_settings_error(
+    tmp_path: Path,
+) -> None:
+    env = {"GOVFN_CHRONICLE": "postgresql://app@127.0.0.1:1/govfn"}
+    with pytest.raises(ValueError, match="GOVFN_CHRONICLE_SIGNING_KEY"):
+        Settings.from_env(env | {"GOVFN_CHRONICLE_SIGNING_KEY": str(tmp_path / "k")})

@@ -1,9 +1,10 @@
 """The K_SINK outbox as the sender sees it: claim due records, mark them sent, or release them.
 
-`SinkSender` works with any `OutboxQueue`: `SqliteOutbox` here (the `outbox` table of the
-SQLite ledger file) or `postgres_outbox.PostgresOutbox` (shared by every pod). A claim
-carries a lease, so two senders never post the same record at the same time, and a
-record claimed by a process that died is claimed again once its lease ends.
+`SinkSender` works with any `OutboxQueue`: `SqliteOutbox` here (the `outbox` and
+`note_outbox` tables of the SQLite ledger file) or `postgres_outbox.PostgresOutbox`
+(shared by every pod). A claim carries a lease, so two senders never post the same
+record at the same time, and a record claimed by a process that died is claimed again
+once its lease ends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ class Claimed(NamedTuple):
     body: bytes
 
 
+class ClaimedNote(NamedTuple):
+    """A claimed signed checkpoint note: its outbox key and its text as UTF-8."""
+
+    key: Hashable
+    body: bytes
+
+
 class OutboxQueue(Protocol):
     def claim(self, batch: int, lease_s: float) -> list[Claimed]:
         """Up to `batch` due records, oldest first, each leased for `lease_s`."""
@@ -36,8 +44,15 @@ class OutboxQueue(Protocol):
     def release(self, keys: Sequence[Hashable], due_in_s: float) -> None:
         """Unclaim records, due again after `due_in_s`."""
 
+    def claim_notes(self, batch: int, lease_s: float) -> list[ClaimedNote]:
+        """Up to `batch` due signed checkpoint notes, oldest first (sent after the records)."""
+
+    def note_sent(self, key: Hashable) -> None: ...
+
+    def release_notes(self, keys: Sequence[Hashable], due_in_s: float) -> None: ...
+
     def depth(self) -> int:
-        """How many records wait; -1 when the outbox cannot be read."""
+        """How many records and notes wait; -1 when the outbox cannot be read."""
 
     def close(self) -> None: ...
 
@@ -90,10 +105,45 @@ class SqliteOutbox:
                 [time.time() + due_in_s, *keys],
             )
 
+    def claim_notes(self, batch: int, lease_s: float) -> list[ClaimedNote]:
+        now = time.time()
+        with self._lock:
+            conn = self._db()
+            claimed = conn.execute(
+                "UPDATE note_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN "
+                "(SELECT id FROM note_outbox WHERE claimed_until < ? ORDER BY id LIMIT ?) "
+                "RETURNING id",
+                (now + lease_s, now, batch),
+            ).fetchall()
+            marks = ",".join("?" * len(claimed))
+            notes = conn.execute(
+                f"SELECT id, note FROM checkpoint_notes WHERE id IN ({marks}) ORDER BY id",
+                [row[0] for row in claimed],
+            ).fetchall()
+        return [ClaimedNote(note_id, note.encode("utf-8")) for note_id, note in notes]
+
+    def note_sent(self, key: Hashable) -> None:
+        with self._lock:
+            self._db().execute("DELETE FROM note_outbox WHERE id = ?", (key,))
+
+    def release_notes(self, keys: Sequence[Hashable], due_in_s: float) -> None:
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            self._db().execute(
+                f"UPDATE note_outbox SET claimed_until = ? WHERE id IN ({marks})",
+                [time.time() + due_in_s, *keys],
+            )
+
     def depth(self) -> int:
         try:
             with self._lock:
-                rows = self._db().execute("SELECT count(*) FROM outbox").fetchall()
+                rows = (
+                    self._db()
+                    .execute(
+                        "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM note_outbox)"
+                    )
+                    .fetchall()
+                )
             return int(rows[0][0])
         except sqlite3.Error:
             return -1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
-from govfn.chronicle.outbox import Claimed
+from govfn.chronicle.outbox import Claimed, ClaimedNote
 from govfn.chronicle.postgres_ledger import PostgresLedger
 from govfn.chronicle.store import LedgerError
 
@@ -56,6 +56,16 @@ class PostgresOutbox:
         logs, seqs = [pair[0] for pair in pairs], [pair[1] for pair in pairs]
         with self.database.connection() as conn:
             conn.execute(_RELEASE, (due_in_s, logs, seqs))
+
+    # Signed checkpoint notes are kept by the SQLite ledger only, so none wait here.
+    def claim_notes(self, batch: int, lease_s: float) -> list[ClaimedNote]:
+        return []
+
+    def note_sent(self, key: Hashable) -> None:
+        raise KeyError(key)
+
+    def release_notes(self, keys: Sequence[Hashable], due_in_s: float) -> None:
+        return None
 
     def depth(self) -> int:
         try:

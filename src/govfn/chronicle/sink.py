@@ -1,17 +1,20 @@
 """Chronicle records to the broker: the outbox sender behind `K_SINK`.
 
-When Knative's SinkBinding sets `K_SINK`, the ledger queues every record in its
-outbox (in the same statement that stores it): the SQLite file's `outbox` table, or
-with PostgreSQL the shared `chronicle.outbox` (see `outbox.OutboxQueue`).
-`SinkSender` is a background thread that claims queued records, POSTs each as a
-binary-mode CloudEvent (`type` = the record type, `id` = the record CID, extensions
-from `K_CE_OVERRIDES`) and deletes it once the sink answers 2xx. While the sink
-refuses or is unreachable it backs off (doubling up to `max_delay_s`) and keeps
-everything queued, so an outage never blocks an invocation and loses no record; after
-recovery every record arrives, at least once, always under the same id. Claims carry
-a lease, so the senders of several worker processes (or pods) never post the same
-record at the same time, and a record claimed by a process that died is posted by
-another once its lease ends.
+When Knative's SinkBinding sets `K_SINK`, the ledger queues every record in its outbox
+(in the same statement that stores it): the SQLite file's `outbox` table, or with
+PostgreSQL the shared `chronicle.outbox` (see `outbox.OutboxQueue`). `SinkSender` is a
+background thread that claims queued records, POSTs each as a binary-mode CloudEvent
+(`type` = the record type, `id` = the record CID, extensions from `K_CE_OVERRIDES`) and
+deletes it once the sink answers 2xx. While the sink refuses or is unreachable it backs
+off (doubling up to `max_delay_s`) and keeps everything queued, so an outage never
+blocks an invocation and loses no record; after recovery every record arrives, at least
+once, always under the same id. Claims carry a lease, so the sender threads of several
+worker processes never post the same record at the same time, and a record claimed by a
+process that died is posted by another once its lease ends.
+
+Signed checkpoints (`note_outbox`) travel the same way after the records they cover:
+`type` CHRONICLE_CHECKPOINT, `id` the CID (raw codec) of the note, the note itself as
+`text/plain` data.
 """
 
 from __future__ import annotations
@@ -21,13 +24,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from govfn.chronicle.outbox import Claimed, OutboxQueue, SqliteOutbox
+from govfn.chronicle.outbox import Claimed, ClaimedNote, OutboxQueue, SqliteOutbox
 
 if TYPE_CHECKING:
     import http.client
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("govfn.chronicle.sink")
 
 SOURCE = "/govfn/chronicle"
+CHECKPOINT_TYPE = "CHRONICLE_CHECKPOINT"
 _IDLE_POLL_S = 0.5
 _SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
@@ -52,7 +56,7 @@ class SinkSender:
     timeout_s: float = 5.0
     sent: int = 0
     failures: int = 0
-    outbox: OutboxQueue | None = None  # default: the outbox table of the file at ledger_path
+    outbox: OutboxQueue | None = None  # default: the outbox tables of the file at ledger_path
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.sink_url)
@@ -102,6 +106,7 @@ class SinkSender:
         return left
 
     def depth(self) -> int:
+        """Records and checkpoint notes waiting; -1 when the outbox cannot be read."""
         return self._queue.depth()
 
     # -- the loop ----------------------------------------------------------------------
@@ -125,22 +130,42 @@ class SinkSender:
         """Send one claimed batch: "sent", "idle" (nothing due) or "failed" (backing off)."""
         rows = self._queue.claim(self.batch, self.lease_s)
         if not rows:
-            return "idle"
+            return self._send_checkpoints()
         for position, row in enumerate(rows):
             if not self._post(row.cid, row.type, row.body):
-                self.failures += 1
-                self._delay = min(self._delay * 2, self.max_delay_s)
-                self._release(rows[position:])
-                self._warn_depth()
+                self._failed(rows[position:], self._queue.release)
                 return "failed"
             self._queue.sent(row.key)
             self.sent += 1
         self._delay = self.first_delay_s
         return "sent"
 
-    def _release(self, pending: list[Claimed]) -> None:
-        """Unclaim the failed record and the rest of its batch, due after the backoff."""
-        self._queue.release([row.key for row in pending], self._delay)
+    def _send_checkpoints(self) -> str:
+        """Send queued checkpoint notes (only once no record is due)."""
+        notes = self._queue.claim_notes(self.batch, self.lease_s)
+        if not notes:
+            return "idle"
+        from govfn.chronicle.cid import cid_of_bytes
+
+        for position, note in enumerate(notes):
+            if not self._post(cid_of_bytes(note.body), CHECKPOINT_TYPE, note.body, "text/plain"):
+                self._failed(notes[position:], self._queue.release_notes)
+                return "failed"
+            self._queue.note_sent(note.key)
+            self.sent += 1
+        self._delay = self.first_delay_s
+        return "sent"
+
+    def _failed(
+        self,
+        pending: Sequence[Claimed | ClaimedNote],
+        release: Callable[[Sequence[Hashable], float], None],
+    ) -> None:
+        """Back off, and unclaim the failed item and the rest of its batch until then."""
+        self.failures += 1
+        self._delay = min(self._delay * 2, self.max_delay_s)
+        release([item.key for item in pending], self._delay)
+        self._warn_depth()
 
     def _warn_depth(self) -> None:
         depth = self.depth()
@@ -150,20 +175,25 @@ class SinkSender:
 
     # -- I/O ---------------------------------------------------------------------------
 
-    def _post(self, cid: str, record_type: str, body: bytes) -> bool:
+    def _post(
+        self, cid: str, record_type: str, body: bytes, content_type: str = "application/json"
+    ) -> bool:
         import http.client  # only processes with K_SINK pay for it
 
-        payload = json.loads(body)
         headers = {
             "ce-specversion": "1.0",
             "ce-id": cid,
             "ce-type": record_type,
             "ce-source": SOURCE,
-            "content-type": "application/json",
+            "content-type": content_type,
         }
-        occurred = payload.get("completed_at") or payload.get("invoked_at")
-        if isinstance(occurred, str):
-            headers["ce-time"] = occurred
+        if content_type == "application/json":
+            payload = json.loads(body)
+            occurred = payload.get("completed_at") or payload.get("invoked_at")
+            if isinstance(occurred, str):
+                headers["ce-time"] = occurred
+        else:
+            headers["content-type"] = f"{content_type}; charset=utf-8"
         for name, value in self.extensions.items():
             headers[f"ce-{name}"] = quote(value, safe=_SAFE)
         try:

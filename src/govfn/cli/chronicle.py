@@ -1,8 +1,10 @@
-"""`govfn chronicle init | verify | show | proof | lineage | export | checkpoint`, on either
-backend.
+"""`govfn chronicle init | verify | show | proof | consistency | lineage | export |
+checkpoint | keygen`, on either backend.
 
 `--ledger` (default GOVFN_CHRONICLE) names a SQLite file or a PostgreSQL URI. A ledger that
 cannot be reached is a one-line error naming where it was looked for (never a password).
+Signed checkpoints and consistency proofs are kept by the SQLite ledger only: on
+PostgreSQL those options and commands are refused with a usage error.
 """
 
 from __future__ import annotations
@@ -10,59 +12,73 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.store import ChronicleLedger, LedgerError
+from govfn.chronicle.ledger import Ledger, LedgerError
 from govfn.idempotency import IdempotencyUnavailable
 from govfn.postgres import is_uri
-from govfn.settings import Settings, chronicle_ledger
+from govfn.settings import Settings, chronicle_ledger, read_signer
+
+if TYPE_CHECKING:
+    from govfn.chronicle.note import Verifier
+    from govfn.chronicle.postgres_ledger import PostgresLedger
 
 
-@contextmanager
-def _ledger(location: str | None, *, must_exist: bool = True) -> Iterator[ChronicleLedger]:
-    """The ledger `location` names, reachable and with its schema, else a one-line error."""
+def _ledger(location: str | None) -> Ledger | PostgresLedger:
+    """The ledger `location` names, reachable and with its schema, else a one-line error
+    (reading creates nothing: `init` does)."""
     settings = Settings.from_env()
     ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
     if isinstance(ledger, Ledger):
-        if must_exist and not ledger.path.exists():
+        if not ledger.path.exists():
             raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
-    else:
-        ledger.create_schema = False  # reading creates nothing: `init` does
-    try:
-        ledger.prepare()
-        yield ledger
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        ledger.close()
+        return ledger
+    ledger.create_schema = False
+    ledger.prepare()
+    return ledger
+
+
+def _sqlite_only(ledger: Ledger | PostgresLedger, what: str) -> Ledger:
+    if isinstance(ledger, Ledger):
+        return ledger
+    raise click.UsageError(f"{what} needs the SQLite Chronicle ({ledger.where} is PostgreSQL)")
 
 
 ledger_option = click.option(
     "--ledger",
-    "location",
+    "path",
     default=None,
     metavar="FILE|URI",
     help="Ledger file or postgresql:// URI (default: GOVFN_CHRONICLE).",
 )
 
 
-@click.group()
+class _ChronicleCommands(click.Group):
+    """A ledger error (the database went away, say) is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_ChronicleCommands)
 def chronicle() -> None:
     """Inspect and check the Chronicle ledger (a SQLite file or PostgreSQL)."""
 
 
 @chronicle.command()
 @ledger_option
-def init(location: str | None) -> None:
+def init(path: str | None) -> None:
     """Create the ledger and its schema (for serving roles that may not run DDL), and the
     idempotency store's tables when it lives in PostgreSQL (GOVFN_IDEMPOTENCY, or by
     default the ledger's database)."""
     settings = Settings.from_env()
-    ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
+    ledger = chronicle_ledger(path or settings.chronicle_location, sync=settings.chronicle_sync)
     try:
         if isinstance(ledger, Ledger):
             ledger.prepare()
@@ -70,11 +86,9 @@ def init(location: str | None) -> None:
         else:
             ledger.init_schema()
             click.echo(f"ok: Chronicle schema ready in {ledger.where}")
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from None
     finally:
         ledger.close()
-    store = os.environ.get("GOVFN_IDEMPOTENCY") or location or settings.chronicle_location
+    store = os.environ.get("GOVFN_IDEMPOTENCY") or path or settings.chronicle_location
     if is_uri(store):
         from govfn.idempotency.postgres import PostgresIdempotencyStore
 
@@ -88,34 +102,116 @@ def init(location: str | None) -> None:
 
 @chronicle.command()
 @ledger_option
-def verify(location: str | None) -> None:
-    """Recompute every CID, each log's hash chain and Merkle tree, and the checkpoints."""
-    with _ledger(location) as ledger:
-        report = ledger.verify()
-    if report.ok:
-        if any(head.log is not None for head in report.heads):
-            click.echo(f"ok: {report.records} records in {len(report.heads)} logs")
-            for head in report.heads:
-                click.echo(f"  log {head.log}: {head.tree_size} records, root {head.root}")
-        else:
-            click.echo(f"ok: {report.records} records, root {report.root}")
+@click.option(
+    "--checkpoint",
+    "notes",
+    multiple=True,
+    metavar="NOTE",
+    help="A signed checkpoint note file ('-' for stdin) the log must extend; repeatable. "
+    "Default with --verifier: the notes stored beside the log.",
+)
+@click.option(
+    "--verifier",
+    "vkey",
+    default=None,
+    metavar="VKEY",
+    help="The verifier key (name+hash+base64), or a file holding it.",
+)
+def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
+    """Recompute every CID, the hash chain, the Merkle tree and the checkpoints; with
+    --verifier, also check signed checkpoints and prove by RFC 6962 consistency proofs
+    that today's log extends each of them."""
+    ledger = _ledger(path)
+    if notes or vkey is not None:
+        ledger = _sqlite_only(ledger, "--checkpoint / --verifier")
+    verifier = _verifier(vkey) if vkey is not None else None
+    if notes and verifier is None:
+        raise click.UsageError("--checkpoint needs --verifier to check its signature")
+    texts = [_read_note(name) for name in notes]
+    for name, text in zip(notes, texts, strict=True):
+        _check_note_format(name, text)
+    report = ledger.verify()
+    if not report.ok:
+        click.echo(
+            f"FAILED at record {report.bad_seq} ({report.bad_cid}): {report.problem}"
+            if report.bad_seq is not None
+            else f"FAILED: {report.problem}",
+            err=True,
+        )
+        sys.exit(1)
+    if verifier is None and any(head.log is not None for head in report.heads):
+        click.echo(f"ok: {report.records} records in {len(report.heads)} logs")
+        for head in report.heads:
+            click.echo(f"  log {head.log}: {head.tree_size} records, root {head.root}")
         return
-    click.echo(
-        f"FAILED at record {report.bad_seq} ({report.bad_cid}): {report.problem}"
-        if report.bad_seq is not None
-        else f"FAILED: {report.problem}",
-        err=True,
-    )
-    sys.exit(1)
+    if verifier is None:
+        click.echo(f"ok: {report.records} records, root {report.root}")
+        return
+    from govfn.chronicle.witness import check_checkpoints
+
+    assert isinstance(ledger, Ledger)
+    result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
+    if not result.ok:
+        click.echo(f"FAILED: {result.message}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {report.records} records, root {report.root}; {result.message[4:]}")
+
+
+def _stored_notes_by(ledger: Ledger, verifier: Verifier) -> list[str]:
+    """The notes stored beside the log that claim a signature by `verifier` (others may
+    be by a rotated-out key or a witness)."""
+    from govfn.chronicle.note import NoteError, parse
+
+    claimed = []
+    for text in ledger.signed_checkpoints():
+        try:
+            signatures = parse(text).signatures
+        except NoteError:
+            claimed.append(text)  # a damaged note is reported, not skipped
+            continue
+        if any((s.name, s.key_id) == (verifier.name, verifier.key_id) for s in signatures):
+            claimed.append(text)
+    return claimed
+
+
+def _verifier(vkey: str) -> Verifier:
+    from govfn.chronicle.note import NoteError, Verifier
+
+    text = vkey
+    if os.path.isfile(vkey):
+        text = Path(vkey).read_text(encoding="utf-8")
+    try:
+        return Verifier.from_key(text)
+    except NoteError as exc:
+        raise click.BadParameter(str(exc), param_hint="--verifier") from None
+
+
+def _check_note_format(name: str, text: str) -> None:
+    from govfn.chronicle.checkpoint import Checkpoint, CheckpointError
+    from govfn.chronicle.note import NoteError, parse
+
+    try:
+        Checkpoint.parse(parse(text).text)
+    except (NoteError, CheckpointError) as exc:
+        raise click.BadParameter(f"{name!r}: {exc}", param_hint="--checkpoint") from None
+
+
+def _read_note(name: str) -> str:
+    try:
+        if name == "-":
+            return sys.stdin.read()
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"cannot read {name!r}: {exc}"
+        raise click.BadParameter(message, param_hint="--checkpoint") from None
 
 
 @chronicle.command()
 @ledger_option
 @click.argument("cid")
-def show(location: str | None, cid: str) -> None:
+def show(path: str | None, cid: str) -> None:
     """Print one record."""
-    with _ledger(location) as ledger:
-        record = ledger.get(cid)
+    record = _ledger(path).get(cid)
     if record is None:
         raise click.ClickException(f"no record {cid}")
     click.echo(
@@ -126,13 +222,14 @@ def show(location: str | None, cid: str) -> None:
 @chronicle.command()
 @ledger_option
 @click.argument("cid")
-def proof(location: str | None, cid: str) -> None:
-    """Print an RFC 6962 inclusion proof for one record (with its log on PostgreSQL)."""
-    with _ledger(location) as ledger:
-        try:
-            click.echo(json.dumps(ledger.proof(cid).to_dict(), indent=2))
-        except KeyError:
-            raise click.ClickException(f"no record {cid}") from None
+def proof(path: str | None, cid: str) -> None:
+    """Print an RFC 6962 inclusion proof for one record (hashes in lowercase hex; on
+    PostgreSQL with the record's `log`)."""
+    ledger = _ledger(path)
+    try:
+        click.echo(json.dumps(ledger.proof(cid).to_dict(), indent=2))
+    except KeyError:
+        raise click.ClickException(f"no record {cid}") from None
 
 
 @chronicle.command()
@@ -141,8 +238,7 @@ def proof(location: str | None, cid: str) -> None:
     "paths",
     multiple=True,
     metavar="FILE|URI",
-    help="Ledger file or postgresql:// URI (default: GOVFN_CHRONICLE); repeat it to join "
-    "several logs.",
+    help="Ledger file or URI (default: GOVFN_CHRONICLE); repeat it to join several logs.",
 )
 @click.option(
     "--format",
@@ -161,9 +257,7 @@ def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
     from govfn.chronicle.lineage import LineageIndex
     from govfn.chronicle.lineage_formats import render
 
-    with ExitStack() as opened:
-        ledgers = [opened.enter_context(_ledger(path)) for path in paths or (None,)]
-        index = LineageIndex.build(*ledgers)
+    index = LineageIndex.build(*(_ledger(path) for path in paths or (None,)))
     try:
         graph = index.lineage(cid.strip())
     except KeyError:
@@ -174,6 +268,20 @@ def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
         )
         sys.exit(2)
     click.echo(render(graph, fmt))
+
+
+@chronicle.command()
+@ledger_option
+@click.argument("old_size", type=click.IntRange(min=0))
+@click.argument("new_size", type=click.IntRange(min=0), required=False)
+def consistency(path: str | None, old_size: int, new_size: int | None) -> None:
+    """Print an RFC 6962 consistency proof from tree size OLD_SIZE to NEW_SIZE (default:
+    the whole log), hashes in lowercase hex."""
+    ledger = _sqlite_only(_ledger(path), "consistency")
+    try:
+        click.echo(json.dumps(ledger.consistency(old_size, new_size).to_dict(), indent=2))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @chronicle.command()
@@ -193,30 +301,93 @@ def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
     show_default=True,
     help="OpenLineage job namespace: the deployment's (env GOVFN_NAMESPACE).",
 )
-def export(location: str | None, fmt: str, namespace: str) -> None:
+def export(path: str | None, fmt: str, namespace: str) -> None:
     """Write every record as JSON Lines, or as OpenLineage RunEvents."""
     out = sys.stdout
-    if fmt == "openlineage" and not namespace.strip():
-        raise click.BadParameter("must not be empty", param_hint="--namespace")
-    with _ledger(location) as ledger:
-        records = ledger.records()
-        if fmt == "jsonl":
-            for record in records:
-                out.write(record.to_json_line() + "\n")
-            return
-        from govfn.chronicle.openlineage import OpenLineageExport
+    records = _ledger(path).records()
+    if fmt == "jsonl":
+        for record in records:
+            out.write(record.to_json_line() + "\n")
+        return
+    from govfn.chronicle.openlineage import OpenLineageExport
 
-        for event in OpenLineageExport(namespace.strip()).events(records):
-            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+    if not namespace.strip():
+        raise click.BadParameter("must not be empty", param_hint="--namespace")
+    for event in OpenLineageExport(namespace.strip()).events(records):
+        out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
 
 @chronicle.command()
 @ledger_option
-def checkpoint(location: str | None) -> None:
-    """Store the current tree head of every log; later verification must still reproduce it."""
-    with _ledger(location) as ledger:
+@click.option(
+    "--key",
+    "key_path",
+    default=None,
+    metavar="FILE",
+    help="Signer key file (default: GOVFN_CHRONICLE_SIGNING_KEY). Without one the tree "
+    "head is stored unsigned and printed as JSON.",
+)
+@click.option(
+    "--origin",
+    default=None,
+    help="The checkpoint's origin line (default: GOVFN_CHRONICLE_ORIGIN, else the key name).",
+)
+def checkpoint(path: str | None, key_path: str | None, origin: str | None) -> None:
+    """Store the current tree head; later verification must still reproduce it. With a
+    signer key, print a signed C2SP checkpoint note and store it beside the log."""
+    key_path = key_path or os.environ.get("GOVFN_CHRONICLE_SIGNING_KEY") or None
+    ledger = _ledger(path)
+    if key_path is None:
         heads = ledger.checkpoint_logs()
-    if len(heads) == 1 and heads[0].log is None:
-        click.echo(json.dumps(heads[0].to_dict()))
-    else:
-        click.echo(json.dumps({"logs": [head.to_dict() for head in heads]}))
+        if isinstance(ledger, Ledger):
+            click.echo(json.dumps(heads[0].to_dict()))
+        else:
+            click.echo(json.dumps({"logs": [head.to_dict() for head in heads]}))
+        return
+    ledger = _sqlite_only(ledger, "a signed checkpoint (--key)")
+    try:
+        signer = read_signer(Path(key_path), "--key")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from None
+    from govfn.chronicle.checkpoint import CheckpointError
+    from govfn.chronicle.witness import sign_checkpoint
+
+    origin = origin or os.environ.get("GOVFN_CHRONICLE_ORIGIN") or signer.name
+    try:
+        _, note = sign_checkpoint(ledger, signer, origin)
+    except CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="--origin") from None
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(note, nl=False)
+
+
+@chronicle.command()
+@click.argument("name")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for NAME.key (the signer key, mode 0600) and NAME.pub (the verifier key).",
+)
+def keygen(name: str, out_dir: Path) -> None:
+    """Make an Ed25519 signed-note key pair named NAME (a schema-less URL such as
+    example.com/billing is recommended); '/' in NAME becomes '_' in the file names."""
+    from govfn.chronicle.note import NoteError, Signer
+
+    try:
+        signer = Signer.generate(name)
+    except NoteError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+    stem = name.replace("/", "_")
+    key_file, pub_file = out_dir / f"{stem}.key", out_dir / f"{stem}.pub"
+    for existing in (key_file, pub_file):
+        if existing.exists():
+            raise click.UsageError(f"{str(existing)!r} exists; not overwriting a key")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(signer.encode() + "\n")
+    pub_file.write_text(signer.verifier().encode() + "\n", encoding="utf-8")
+    click.echo(f"signer key   {key_file}\nverifier key {pub_file}: {signer.verifier().encode()}")
