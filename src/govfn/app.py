@@ -134,7 +134,11 @@ def create_app(
 ) -> GovfnApp:
     """Build the app. With no arguments everything comes from the environment
     (GOVFN_FUNCTIONS, GOVFN_FUNCTION, GOVFN_CHRONICLE, GOVFN_API_TOKEN, ...)."""
-    config = config or HttpConfig.from_env()
+    if config is None:
+        from_env = settings or Settings.from_env()
+        config = HttpConfig.from_settings(from_env)
+        if runtime is None:  # the runtime below is built from the same reading
+            settings = from_env
     if function_id is not None:
         config = dataclasses.replace(config, function_id=function_id)
     if dev is not None:

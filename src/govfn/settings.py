@@ -1,6 +1,15 @@
 """Settings: one record, read from the environment in one place (`Settings.from_env`).
 
+This is the only module that reads `os.environ`; the serving options (`HttpConfig`), the
+command line and the factory receive their values from a `Settings`.
+
 GOVFN_FUNCTIONS          comma-separated modules defining functions
+GOVFN_FUNCTION           single-function mode: `POST /` is this function's receiver
+GOVFN_DEV                1/true/yes: open the direct-invoke API, log readably
+GOVFN_API_TOKEN          bearer token that opens the direct-invoke API
+GOVFN_MAX_BODY_BYTES, GOVFN_MAX_IN_FLIGHT, GOVFN_RETRY_AFTER, GOVFN_REQUEST_TIMEOUT
+                         serving limits (integers; unset: the defaults of HttpConfig)
+PORT                     the port `govfn serve` binds (Knative sets it)
 GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
 GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
 GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
@@ -36,6 +45,14 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    function_id: str | None = None
+    dev: bool = False
+    api_token: str | None = None
+    max_body_bytes: int | None = None
+    max_in_flight: int | None = None
+    retry_after_s: int | None = None
+    request_timeout_s: int | None = None
+    port: str | None = None  # as given: `govfn serve` checks it as it checks --port
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +81,14 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            function_id=env.get("GOVFN_FUNCTION") or None,
+            dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
+            api_token=env.get("GOVFN_API_TOKEN") or None,
+            max_body_bytes=_optional_int(env, "GOVFN_MAX_BODY_BYTES"),
+            max_in_flight=_optional_int(env, "GOVFN_MAX_IN_FLIGHT"),
+            retry_after_s=_optional_int(env, "GOVFN_RETRY_AFTER"),
+            request_timeout_s=_optional_int(env, "GOVFN_REQUEST_TIMEOUT"),
+            port=env.get("PORT") or None,
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -93,6 +118,16 @@ class Settings(NamedTuple):
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
         )
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    text = env.get(name)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
 
 
 def parse_ce_overrides(text: str | None) -> dict[str, str]:
