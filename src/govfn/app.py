@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from govfn.chronicle.ledger import LedgerError
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
-from govfn.observability.metrics import Metrics, SharedMetrics
+from govfn.observability.metrics import Metrics, PodMetrics
 from govfn.problem import HttpProblem
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.loop_thread import LoopThread
@@ -54,7 +54,6 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
-        shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
     ) -> None:
         self.runtime = runtime
@@ -63,7 +62,6 @@ class GovfnApp:
         self.state = state or ServerState(config.max_in_flight)
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
-        self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
         if sink is not None:
@@ -168,7 +166,7 @@ def create_app(
     app = GovfnApp(
         runtime,
         config,
-        shared_metrics=_shared_metrics(settings),
+        metrics=Metrics(_pod_metrics(settings)),
         sink=settings.sink_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
@@ -177,17 +175,19 @@ def create_app(
     return app
 
 
-def _shared_metrics(settings: Settings | None) -> SharedMetrics | None:
-    """The directory where a pod's workers publish their counters: beside the ledger."""
+def _pod_metrics(settings: Settings | None) -> PodMetrics | None:
+    """The directory where a pod's workers keep their counters: beside the ledger. Only an
+    app built from settings (a serving process's) counts for the pod."""
     if settings is None:
         return None
-    shared = SharedMetrics(settings.chronicle_path.parent / "metrics")
+    pod = PodMetrics(settings.chronicle_path.parent / "metrics")
     try:
-        shared.reset()
+        pod.reset()
     except OSError as exc:
         log.warning("metrics stay per worker: %s", exc)
         return None
-    return shared
+    pod.enable()
+    return pod
 
 
 def _single_function(registry: FunctionRegistry, function_id: str | None) -> FunctionRegistry:

@@ -15,13 +15,11 @@ log = logging.getLogger("govfn.app")
 
 
 def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
-    """In a new worker: start the sink sender and the metrics publisher; with
+    """In a new worker: start the sink sender; with
     `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives (govfn's worker
     drains through its own handler)."""
     if app.sink is not None:
         app.sink.start()
-    if app.shared_metrics is not None:
-        app.shared_metrics.start(app.metrics)
     if not drain_on_sigterm:
         return
     previous = signal.getsignal(signal.SIGTERM)
@@ -47,6 +45,4 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
         left = app.sink.stop(drain_timeout_s)
         if left:
             log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
-    if app.shared_metrics is not None:
-        app.shared_metrics.stop(app.metrics)
     app.loop.stop()

@@ -127,7 +127,6 @@ def build_management_app(app: GovfnApp) -> Flask:
             in_flight=app.state.in_flight,
             outbox_depth=app.sink.depth() if app.sink else None,
             sink_failures=app.sink.failures if app.sink else None,
-            others=app.shared_metrics.others() if app.shared_metrics else (),
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
