@@ -46,6 +46,17 @@ RECEIVER, HEALTH, MANAGEMENT = "receiver", "health", "management"
 class GovfnApp:
     """The WSGI callable. Holds the runtime, the config, the state and the metrics."""
 
+    # What `route` serves without Flask, as (method, OpenAPI path); the management API's
+    # routes are its Flask URL map's. HEAD is answered as GET.
+    OWN_ROUTES = (
+        ("POST", "/"),
+        ("POST", "/functions/{function_id}/events"),
+        ("GET", "/health"),
+        ("GET", "/health/"),
+        ("GET", "/health/liveness"),
+        ("GET", "/health/readiness"),
+    )
+
     def __init__(
         self,
         runtime: FunctionRuntime,

@@ -15,7 +15,7 @@ from govfn.cloudevents.encode import status_for
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
 from govfn.management.auth import authorize
-from govfn.management.openapi import openapi_document
+from govfn.management.openapi import openapi_document, openapi_path
 from govfn.problem import HttpProblem
 
 if TYPE_CHECKING:
@@ -132,8 +132,15 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.get("/openapi.json")
     def openapi() -> Response:
-        return _json(openapi_document())
+        return _json(document)
 
+    routes = [
+        (method, openapi_path(rule.rule))
+        for rule in flask.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    ]
+    document = openapi_document([*app.OWN_ROUTES, *routes])  # refuses undescribed routes
     return flask
 
 
