@@ -60,10 +60,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def leftover_tasks(loops: list[asyncio.AbstractEventLoop]) -> list[str]:
     """The tasks still pending on those of `loops` that no longer run."""
     return [
-        repr(task)
-        for loop in loops
-        if not loop.is_running()
-        for task in asyncio.all_tasks(loop)
+        repr(task) for loop in loops if not loop.is_running() for task in asyncio.all_tasks(loop)
     ]
 
 
