@@ -197,7 +197,6 @@ def _pod_metrics(settings: Settings | None) -> PodMetrics | None:
     except OSError as exc:
         log.warning("metrics stay per worker: %s", exc)
         return None
-    pod.enable()
     return pod
 
 

@@ -15,11 +15,12 @@ log = logging.getLogger("govfn.app")
 
 
 def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
-    """In a new worker: start the sink sender; with
+    """In a new worker: start the sink sender, load the metrics library soon; with
     `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives (govfn's worker
     drains through its own handler)."""
     if app.sink is not None:
         app.sink.start()
+    app.metrics.load_soon()  # off the path of the first answer
     if not drain_on_sigterm:
         return
     previous = signal.getsignal(signal.SIGTERM)

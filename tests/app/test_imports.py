@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 HEAVY = ("flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click")
+HEAVY += ("prometheus_client",)  # loaded a moment after a worker starts
 
 
 def imported_after(code: str) -> set[str]:

@@ -132,9 +132,8 @@ import sys
 from govfn.function import FunctionContext, FunctionResult
 from govfn.observability.metrics import Metrics, PodMetrics
 pod = PodMetrics(sys.argv[1])
-pod.enable()
 metrics = Metrics(pod)
-for ok in sys.argv[2].split(","):
+for ok in filter(None, sys.argv[2].split(",")):
     result = FunctionResult(success=ok == "ok", function_id="f", duration_ms=2.0, error_kind="x")
     metrics.observe(None, FunctionContext(), result)
 for status in sys.argv[3:]:
@@ -163,15 +162,13 @@ def test_pod_metrics_add_up_every_worker_s_counters(tmp_path: Path) -> None:
     assert list(directory.iterdir()) == []
     run_worker(directory, "ok,fail")
     answering = run_worker(directory, "ok,ok", "400")  # its own counts, live, and its peer's
-    for text in (
-        answering,
-        Metrics(pod).render(chronicle_failures=0, chronicle_pending=0, in_flight=0),
-    ):
+    scraped = run_worker(directory, "")  # a worker that has counted nothing itself
+    for text in (answering, scraped):
         assert 'govfn_invocations_total{function="f",outcome="success"} 3' in text
         assert 'govfn_invocations_total{function="f",outcome="x"} 1' in text
         assert 'govfn_invocation_duration_seconds_bucket{function="f",le="0.0025"} 4' in text
         assert 'govfn_requests_rejected_total{status="400"} 1' in text
-    # prometheus_client's files: one per kind of metric and worker process
+    # prometheus_client's files: one per kind of metric and worker that counted
     assert len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2
 
 
@@ -183,3 +180,32 @@ def test_without_a_pod_an_app_counts_alone() -> None:
     assert 'function="f"' not in text
     assert "govfn_chronicle_emit_failures_total 2" in text
     assert "govfn_chronicle_pending_records 1" in text
+
+
+LATE_LOAD = """
+import sys
+from govfn.function import FunctionContext, FunctionResult
+from govfn.observability import metrics as m
+metrics = m.Metrics()
+for _ in range(3):
+    metrics.observe(None, FunctionContext(), FunctionResult(success=True, function_id="f"))
+metrics.rejected(429)
+assert "prometheus_client" not in sys.modules  # kept, not counted yet
+text = metrics.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
+assert 'govfn_invocations_total{function="f",outcome="success"} 3.0' in text, text
+assert 'govfn_requests_rejected_total{status="429"} 1.0' in text, text
+busy = m.Metrics()
+for _ in range(m.EARLY_LIMIT + 1):  # the observation past the limit loads the library
+    busy.rejected(400)
+assert busy._counters is not None and busy._early == []
+text = busy.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
+assert 'status="400"} 10001.0' in text
+print("ok")
+"""
+
+
+def test_what_is_observed_before_the_library_loads_is_counted() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_LOAD], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

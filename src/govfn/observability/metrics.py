@@ -1,40 +1,35 @@
-"""Prometheus metrics through `prometheus_client`.
+"""The app's Prometheus metrics: what the runtime observes, kept until the client library
+loads, then counted by `govfn.observability.prometheus`.
 
-Each worker process counts its own invocations. A scrape reaches one worker of the pod, so
-a serving pod keeps its counters in prometheus_client's multiprocess mode (`PodMetrics`, a
-directory beside the ledger that the pod's workers share): every increment lands in a
-memory-mapped file of its worker process, and the worker that answers a scrape sums every
-file. The invocation, duration and rejection counters are the pod's, live, and stay counted
-when a worker exits; the Chronicle and sink figures and the in-flight gauge are the answering
-worker's own, read when the scrape comes (`LiveFigures`).
+prometheus_client is imported by `load()`, not at start-up: `govfn serve`'s workers load it
+a moment after they start (`lifecycle.worker_started`), so that a cold start's first answer
+does not wait for it, and a scrape or `invocations()` loads it at once. What is observed
+before is kept and counted when it loads (at most `EARLY_LIMIT` observations; the next one
+loads it). A scrape reaches one worker of the pod, so a serving pod counts in
+`PodMetrics`' directory: the invocation, duration and rejection counters are the pod's; the
+Chronicle and sink figures and the in-flight gauge are the answering worker's own.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import threading
 from pathlib import Path
-from typing import NamedTuple
-
-from prometheus_client import CollectorRegistry, Counter, Histogram, values
-from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 
-DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+if TYPE_CHECKING:
+    from govfn.observability.prometheus import Counters
+
+EARLY_LIMIT = 10_000
+LOAD_DELAY_S = 1.0
 
 
 class PodMetrics:
-    """The directory where a pod's worker processes keep their counters (one file each).
-
-    `reset()` empties it when the server starts (in the arbiter, before it forks);
-    `enable()` puts this process into prometheus_client's multiprocess mode, for the metrics
-    built from then on. The mode is the process's, not one app's: a serving process holds
-    one app.
-    """
+    """The directory where a pod's worker processes keep their counters (prometheus_client's
+    multiprocess files, a few per worker). `reset()` empties it when the server starts (in
+    the arbiter, before it forks)."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
@@ -44,82 +39,17 @@ class PodMetrics:
         for path in self.directory.glob("*.db"):
             path.unlink(missing_ok=True)
 
-    def enable(self) -> None:
-        # prometheus_client finds the directory in the environment, read when a value is made.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.directory)
-        values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-
-
-class LiveFigures(NamedTuple):
-    """What the answering worker reports of itself at each scrape."""
-
-    chronicle_failures: int
-    chronicle_pending: int
-    in_flight: int
-    outbox_depth: int | None = None  # only with K_SINK
-    sink_failures: int | None = None
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "govfn_chronicle_emit_failures",
-            "Chronicle emits that failed.",
-            value=self.chronicle_failures,
-        )
-        yield GaugeMetricFamily(
-            "govfn_chronicle_pending_records", "Records kept for retry.", self.chronicle_pending
-        )
-        yield GaugeMetricFamily(
-            "govfn_in_flight", "Invocations running in this worker.", self.in_flight
-        )
-        if self.outbox_depth is not None:
-            yield GaugeMetricFamily(
-                "govfn_chronicle_outbox_depth",
-                "Records waiting for the K_SINK sink.",
-                self.outbox_depth,
-            )
-            yield CounterMetricFamily(
-                "govfn_chronicle_sink_failures",
-                "Sends the sink refused.",
-                value=self.sink_failures or 0,
-            )
-
-
-class _Live(Collector):
-    def __init__(self, figures: LiveFigures) -> None:
-        self.figures = figures
-
-    def collect(self) -> Iterator[Metric]:
-        return self.figures.collect()
-
 
 class Metrics:
-    """The counters of one app: invocations by function and outcome, handler durations,
-    refused requests. With `pod`, a scrape sums the counters of every worker of the pod."""
+    """Invocations by function and outcome, handler durations and refused requests of one
+    app; with `pod`, counted for the whole pod (prometheus_client's multiprocess mode is a
+    process's, and a serving process holds one app)."""
 
     def __init__(self, pod: PodMetrics | None = None) -> None:
         self.pod = pod
-        self._invocations = Counter(
-            "govfn_invocations", "Invocations by outcome.", ["function", "outcome"], registry=None
-        )
-        self._durations = Histogram(
-            "govfn_invocation_duration_seconds",
-            "Handler duration.",
-            ["function"],
-            buckets=DURATION_BUCKETS_S,
-            registry=None,
-        )
-        self._rejected = Counter(
-            "govfn_requests_rejected", "Requests refused.", ["status"], registry=None
-        )
-        self._registry = CollectorRegistry(auto_describe=False)
-        if pod is None:
-            for metric in (self._invocations, self._durations, self._rejected):
-                self._registry.register(metric)
-        else:
-            MultiProcessCollector(self._registry, path=str(pod.directory))  # type: ignore[no-untyped-call]
-        # Labelled children, found without prometheus_client's lock on the hot path.
-        self._counted: dict[tuple[str, str], Counter] = {}
-        self._timed: dict[str, Histogram] = {}
+        self._lock = threading.Lock()
+        self._counters: Counters | None = None
+        self._early: list[tuple[str, str, float] | int] = []
 
     def observe(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult
@@ -127,29 +57,20 @@ class Metrics:
         """A runtime observer: count the invocation by function and outcome."""
         function = result.function_id or (plugin.function_id if plugin else "unknown")
         outcome = "success" if result.success else (result.error_kind or "error")
-        counter = self._counted.get((function, outcome))
-        if counter is None:
-            counter = self._counted[(function, outcome)] = self._invocations.labels(
-                function, outcome
-            )
-        counter.inc()
-        histogram = self._timed.get(function)
-        if histogram is None:
-            histogram = self._timed[function] = self._durations.labels(function)
-        histogram.observe(result.duration_ms / 1000.0)
+        seconds = result.duration_ms / 1000.0
+        counters = self._counters or self._keep((function, outcome, seconds))
+        if counters is not None:
+            counters.observe(function, outcome, seconds)
 
     def rejected(self, status: int) -> None:
         """A request refused before any function ran (bad input, overload)."""
-        self._rejected.labels(str(status)).inc()
+        counters = self._counters or self._keep(status)
+        if counters is not None:
+            counters.rejected(status)
 
     def invocations(self, function: str, outcome: str) -> int:
         """This process's count of `function`'s invocations that ended in `outcome`."""
-        for metric in self._invocations.collect():
-            for sample in metric.samples:
-                wanted = {"function": function, "outcome": outcome}
-                if sample.name == "govfn_invocations_total" and sample.labels == wanted:
-                    return int(sample.value)
-        return 0
+        return self.load().invocations(function, outcome)
 
     def render(
         self,
@@ -162,8 +83,40 @@ class Metrics:
     ) -> str:
         """The text exposition: the counters (the pod's with `pod`), then this worker's
         Chronicle, sink and in-flight figures."""
+        from govfn.observability.prometheus import LiveFigures
+
         figures = LiveFigures(
             chronicle_failures, chronicle_pending, in_flight, outbox_depth, sink_failures
         )
-        counters = generate_latest(self._registry)
-        return (counters + generate_latest(_Live(figures))).decode()
+        return self.load().render(figures)
+
+    def load(self) -> Counters:
+        """Import prometheus_client and count what was kept; once."""
+        with self._lock:
+            if self._counters is None:
+                from govfn.observability.prometheus import Counters
+
+                counters = Counters(self.pod.directory if self.pod else None)
+                for item in self._early:
+                    if isinstance(item, int):
+                        counters.rejected(item)
+                    else:
+                        counters.observe(*item)
+                self._early.clear()
+                self._counters = counters
+            return self._counters
+
+    def load_soon(self, delay_s: float = LOAD_DELAY_S) -> None:
+        """Load in a daemon thread after `delay_s` (in a serving worker, once it started)."""
+        timer = threading.Timer(delay_s, self.load)
+        timer.name = "govfn-metrics-load"
+        timer.daemon = True
+        timer.start()
+
+    def _keep(self, item: tuple[str, str, float] | int) -> Counters | None:
+        """Keep `item` while the library is not loaded (None), else the loaded counters."""
+        with self._lock:
+            if self._counters is None and len(self._early) < EARLY_LIMIT:
+                self._early.append(item)
+                return None
+        return self.load()
