@@ -29,6 +29,7 @@ from govfn.settings import Settings
 
 if TYPE_CHECKING:
     from govfn.chronicle.sink import SinkSender
+    from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client
 
 __all__ = ["GovfnApp", "HttpConfig", "HttpProblem", "ServerState", "create_app"]
@@ -75,6 +76,7 @@ class GovfnApp:
         self.metrics = metrics or Metrics()
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
+        self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         self._management: WsgiApp | None = None
@@ -143,6 +145,7 @@ def create_app(
 ) -> GovfnApp:
     """Build the app. With no arguments everything comes from the environment
     (GOVFN_FUNCTIONS, GOVFN_FUNCTION, GOVFN_CHRONICLE, GOVFN_API_TOKEN, ...)."""
+    from_env: Settings | None = None
     if config is None:
         from_env = settings or Settings.from_env()
         config = HttpConfig.from_settings(from_env)
@@ -182,8 +185,21 @@ def create_app(
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
+    telemetry = settings or from_env or Settings.from_env()  # OTEL_* ask for traces
+    if telemetry.traces:
+        app.tracer = _tracer(runtime, telemetry)
     app.state.mark_started()
     return app
+
+
+def _tracer(runtime: FunctionRuntime, settings: Settings) -> InvocationTracer | None:
+    """Traces of every invocation, when the govfn[otel] extra is installed."""
+    try:
+        from govfn.observability.tracing import trace_invocations
+    except ImportError as exc:
+        log.warning("OTEL_* variables ask for traces but %s; install govfn[otel]", exc)
+        return None
+    return trace_invocations(runtime, settings.telemetry)
 
 
 def _pod_metrics(settings: Settings | None) -> PodMetrics | None:

@@ -35,7 +35,8 @@ def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
 
 def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
     """In an exiting worker, after in-flight requests finished: hand kept Chronicle
-    records over, and send the outbox to the sink as far as it accepts them."""
+    records over, send the outbox to the sink as far as it accepts them, and export the
+    spans still queued."""
     app.state.begin_draining()
     if app.loop.started:
         try:
@@ -46,4 +47,9 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
         left = app.sink.stop(drain_timeout_s)
         if left:
             log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
+    if app.tracer is not None:
+        try:
+            app.tracer.shutdown()  # exports the spans still queued
+        except Exception:
+            log.exception("trace export at shutdown failed")
     app.loop.stop()

@@ -16,6 +16,7 @@ GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are ke
 GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
+OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT   ask for traces (govfn[otel])
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ class Settings(NamedTuple):
     retry_after_s: int | None = None
     request_timeout_s: int | None = None
     port: str | None = None  # as given: `govfn serve` checks it as it checks --port
+    traces: bool = False
+    # OTEL_* and K_SERVICE, for govfn.observability.tracing (the OpenTelemetry SDK reads
+    # the variables it knows itself as well)
+    telemetry: Mapping[str, str] = MappingProxyType({})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +94,10 @@ class Settings(NamedTuple):
             retry_after_s=_optional_int(env, "GOVFN_RETRY_AFTER"),
             request_timeout_s=_optional_int(env, "GOVFN_REQUEST_TIMEOUT"),
             port=env.get("PORT") or None,
+            traces=traces_requested(env),
+            telemetry=MappingProxyType(
+                {k: v for k, v in env.items() if k.startswith("OTEL_") or k == "K_SERVICE"}
+            ),
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -128,6 +137,19 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         return int(text)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {text!r}") from None
+
+
+def traces_requested(env: Mapping[str, str]) -> bool:
+    """Whether the standard OpenTelemetry variables ask for traces: an exporter other than
+    `none`, or an OTLP endpoint, and the SDK not disabled."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def parse_ce_overrides(text: str | None) -> dict[str, str]:

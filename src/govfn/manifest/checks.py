@@ -18,10 +18,11 @@ MAX_CONTAINER_CONCURRENCY = 1000
 MAX_TIMEOUT_SECONDS = 600
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")  # a key of a Secret or ConfigMap
 _NUMBER = r"\d+(?:[.,]\d+)?"
 DURATION = re.compile(
     rf"^P(?=.)(?:{_NUMBER}Y)?(?:{_NUMBER}M)?(?:{_NUMBER}W)?(?:{_NUMBER}D)?"
@@ -43,7 +44,7 @@ def check_qualified_key(key: object, path: str) -> None:
     if not isinstance(key, str):
         fail(path, f"key {key!r} is not a string")
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
         fail(f"{path}[{key}]", f"prefix {prefix!r} is not a DNS-1123 subdomain")
     if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
         fail(f"{path}[{key}]", f"name {name!r} is not a qualified name (63 chars max)")
