@@ -4,7 +4,9 @@
       ├─ unknown id / missing GSAP context  → failed result, nothing executed, nothing recorded
       ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs
       ├─ handler (timeout enforced)         → exception / timeout become a failed result
-      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid
+      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid;
+                                              it names the reply event (id, source, data CID)
+                                              that the invocations it triggers record as theirs
 
 Records go through a `Backstop`, so a Chronicle client that raises never breaks an
 invocation and never loses the record. Functions declared `idempotent` run once per
@@ -30,6 +32,7 @@ from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, idempotency_key
 from govfn.registry import FunctionRegistry
+from govfn.replies import reply_identity
 
 log = logging.getLogger("govfn.runtime")
 
@@ -272,6 +275,7 @@ class FunctionRuntime:
                 )
 
         if plugin.chronicle_enabled and self.backstop:
+            reply = reply_identity(result, context.event_source, context.event_id)
             completed = function_record(
                 FUNCTION_COMPLETED,
                 function_id=plugin.function_id,
@@ -281,6 +285,9 @@ class FunctionRuntime:
                 success=result.success,
                 duration_ms=result.duration_ms,
                 output_cid=result.output_cid() if result.success else None,
+                reply_id=reply.id if reply else None,
+                reply_source=reply.source if reply else None,
+                reply_cid=reply.data_cid if reply else None,
                 error=result.error,
                 error_kind=result.error_kind,
                 completed_at=_now(),

@@ -1,4 +1,4 @@
-"""`govfn chronicle verify | show | proof | export | checkpoint`."""
+"""`govfn chronicle verify | show | proof | lineage | export | checkpoint`."""
 
 from __future__ import annotations
 
@@ -72,12 +72,74 @@ def proof(path: str | None, cid: str) -> None:
 
 
 @chronicle.command()
+@click.option(
+    "--ledger",
+    "paths",
+    multiple=True,
+    metavar="FILE",
+    help="Ledger file (default: GOVFN_CHRONICLE); repeat it to join several logs.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "dot"]),
+    default="text",
+    show_default=True,
+    help="A readable tree, the graph as JSON, or Graphviz DOT.",
+)
+@click.argument("cid")
+def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
+    """Where CID came from and what it led to.
+
+    CID is any CID govfn produced or recorded: a record's, a trigger event's, an
+    output's, a reply's, a billable event's chronicle_cid (or an invocation id)."""
+    from govfn.chronicle.lineage import LineageIndex
+    from govfn.chronicle.lineage_formats import render
+
+    index = LineageIndex.build(*(_ledger(path) for path in paths or (None,)))
+    try:
+        graph = index.lineage(cid.strip())
+    except KeyError:
+        click.echo(
+            f"error: {cid!r} is no CID or invocation id in the Chronicle "
+            f"({index.records} records read)",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(render(graph, fmt))
+
+
+@chronicle.command()
 @ledger_option
-def export(path: str | None) -> None:
-    """Write every record as JSON Lines: {"cid", "type", "payload"}."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "openlineage"]),
+    default="jsonl",
+    show_default=True,
+    help='jsonl: {"cid", "type", "payload"} per record; openlineage: one RunEvent per line.',
+)
+@click.option(
+    "--namespace",
+    envvar="GOVFN_NAMESPACE",
+    default="govfn",
+    show_default=True,
+    help="OpenLineage job namespace: the deployment's (env GOVFN_NAMESPACE).",
+)
+def export(path: str | None, fmt: str, namespace: str) -> None:
+    """Write every record as JSON Lines, or as OpenLineage RunEvents."""
     out = sys.stdout
-    for record in _ledger(path).records():
-        out.write(record.to_json_line() + "\n")
+    records = _ledger(path).records()
+    if fmt == "jsonl":
+        for record in records:
+            out.write(record.to_json_line() + "\n")
+        return
+    from govfn.chronicle.openlineage import OpenLineageExport
+
+    if not namespace.strip():
+        raise click.BadParameter("must not be empty", param_hint="--namespace")
+    for event in OpenLineageExport(namespace.strip()).events(records):
+        out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
 
 @chronicle.command()

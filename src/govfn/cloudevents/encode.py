@@ -13,7 +13,6 @@ error and anything else         → 500 (retried); the body never holds the erro
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 from govfn.cloudevents.decode import IncomingEvent
 from govfn.function import FunctionResult
 from govfn.problem import HttpProblem
+from govfn.replies import data_event, reply_data, reply_event_id, reply_source
+from govfn.replies import has_reply as has_reply  # the receivers import it from here
 
 CARRIED_EXTENSIONS = ("gsapcontextid", "chroniclesessionid", "pipelinerunid")
 
@@ -40,10 +41,6 @@ def status_for(result: FunctionResult) -> int:
     if result.success:
         return 200 if has_reply(result) else 202
     return _STATUS.get(result.error_kind or "error", 500)
-
-
-def has_reply(result: FunctionResult) -> bool:
-    return result.success and result.data is not None and bool(result.reply_type)
 
 
 def failure_problem(result: FunctionResult, retry_after_s: int) -> HttpProblem:
@@ -81,8 +78,7 @@ def failure_problem(result: FunctionResult, retry_after_s: int) -> HttpProblem:
 
 def reply_id(trigger: IncomingEvent, function_id: str) -> str:
     """The same for every redelivery of the trigger event to the same function."""
-    key = "\x1f".join((trigger.source, trigger.id, function_id)).encode("utf-8")
-    return "reply-" + hashlib.sha256(key).hexdigest()[:32]
+    return reply_event_id(trigger.source, trigger.id, function_id)
 
 
 _EVENT_ATTRIBUTES = ("id", "source", "type", "subject", "time")
@@ -93,10 +89,10 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
     attributes = {
         "specversion": "1.0",
         "id": reply_id(trigger, function_id),
-        "source": f"/govfn/functions/{function_id}",
+        "source": reply_source(function_id),
         "type": result.reply_type or "",
     }
-    event = _data_event(result)
+    event = data_event(result)
     if event is not None:
         for name in _EVENT_ATTRIBUTES:
             if isinstance(event.get(name), str) and event[name]:
@@ -108,19 +104,6 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
         if value:
             attributes[name] = value
     return attributes
-
-
-def _data_event(result: FunctionResult) -> dict[str, Any] | None:
-    """The CloudEvent a `reply_is_event` function returned as its data, if it did."""
-    data = result.data
-    if result.reply_is_event and isinstance(data, dict) and data.get("specversion") == "1.0":
-        return data
-    return None
-
-
-def reply_data(result: FunctionResult) -> Any:
-    event = _data_event(result)
-    return event.get("data") if event is not None else result.data
 
 
 def encode_data(data: Any) -> tuple[str, bytes]:

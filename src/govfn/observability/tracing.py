@@ -26,9 +26,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from govfn import __version__
 from govfn.function import FunctionContext, FunctionResult
 from govfn.runtime import FunctionRuntime, InvocationEnd
+from govfn.version import __version__
 
 log = logging.getLogger("govfn.tracing")
 
