@@ -28,6 +28,7 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
+    from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client
@@ -67,6 +68,7 @@ class GovfnApp:
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
         sink: SinkSender | None = None,
+        checkpoints: CheckpointPublisher | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -76,6 +78,7 @@ class GovfnApp:
         self.metrics = metrics or Metrics()
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
+        self.checkpoints = checkpoints
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
@@ -177,11 +180,13 @@ def create_app(
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.app")
     configure_logging(readable=config.dev)
+    sink = settings.sink_sender() if settings else None
     app = GovfnApp(
         runtime,
         config,
         metrics=Metrics(_pod_metrics(settings)),
-        sink=settings.sink_sender() if settings else None,
+        sink=sink,
+        checkpoints=settings.checkpoint_publisher(sink) if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
