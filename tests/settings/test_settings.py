@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+import govfn
 from govfn.receiver.config import DEFAULT_MAX_BODY, DEFAULT_REQUEST_TIMEOUT_S, HttpConfig
 from govfn.settings import Settings
 
@@ -56,3 +60,16 @@ def test_a_limit_that_is_not_an_integer_is_named(name: str) -> None:
 def test_a_limit_out_of_range_is_refused_by_the_options() -> None:
     with pytest.raises(ValueError, match="max_in_flight must be >= 1, got 0"):
         HttpConfig.from_settings(Settings.from_env({"GOVFN_MAX_IN_FLIGHT": "0"}))
+
+
+def test_only_settings_reads_the_environment() -> None:
+    root = Path(govfn.__file__).parent
+    write = re.compile(r"^\s*os\.environ\[[^]]+\] = ")  # prometheus_client's directory
+    readers = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted(root.rglob("*.py"))
+        if path.relative_to(root).as_posix() != "settings.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if ("os.environ" in line or "getenv(" in line) and not write.match(line)
+    ]
+    assert readers == []
