@@ -59,6 +59,13 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 _RESULT = {"$ref": "#/components/schemas/FunctionResult"}
 _DESCRIPTOR = {"$ref": "#/components/schemas/FunctionDescriptor"}
+_CATALOGUE = {
+    "type": "object",
+    "properties": {
+        "functions": {"type": "array", "items": _DESCRIPTOR},
+        "count": {"type": "integer"},
+    },
+}
 
 # path -> method -> operation, for every route of the app (receivers, health, management).
 OPERATIONS: dict[str, dict[str, Any]] = {
@@ -80,33 +87,13 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "/functions/": {
         "get": {
             "summary": "Catalogue",
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "functions": {"type": "array", "items": _DESCRIPTOR},
-                            "count": {"type": "integer"},
-                        },
-                    }
-                )
-            },
+            "responses": {"200": _json(_CATALOGUE)},
         }
     },
     "/functions": {
         "get": {
             "summary": "Catalogue (as /functions/)",
-            "responses": {
-                "200": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "functions": {"type": "array", "items": _DESCRIPTOR},
-                            "count": {"type": "integer"},
-                        },
-                    }
-                )
-            },
+            "responses": {"200": _json(_CATALOGUE)},
         }
     },
     "/functions/{function_id}": {
