@@ -1,6 +1,15 @@
 """Settings: one record, read from the environment in one place (`Settings.from_env`).
 
+This is the only module that reads `os.environ`; the serving options (`HttpConfig`), the
+command line and the factory receive their values from a `Settings`.
+
 GOVFN_FUNCTIONS          comma-separated modules defining functions
+GOVFN_FUNCTION           single-function mode: `POST /` is this function's receiver
+GOVFN_DEV                1/true/yes: open the direct-invoke API, log readably
+GOVFN_API_TOKEN          bearer token that opens the direct-invoke API
+GOVFN_MAX_BODY_BYTES, GOVFN_MAX_IN_FLIGHT, GOVFN_RETRY_AFTER, GOVFN_REQUEST_TIMEOUT
+                         serving limits (integers; unset: the defaults of HttpConfig)
+PORT                     the port `govfn serve` binds (Knative sets it)
 GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db), or a PostgreSQL URI
                          (postgresql://... or postgres://..., ?host=/dir for a Unix socket):
                          then the pod-local folder var/ holds only the spool
@@ -64,15 +73,26 @@ class Settings(NamedTuple):
     chronicle_uri: str | None = None
     chronicle_sync: str = "normal"
     spool_dir: Path | None = None
-    idempotency_target: str | None = None  # a file path or a libpq URI
+    idempotency_location: str | None = None  # GOVFN_IDEMPOTENCY as given: a file or a URI
     idempotency_ttl_s: float = DEFAULT_EXPIRY_S
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    function_id: str | None = None
+    dev: bool = False
+    api_token: str | None = None
+    max_body_bytes: int | None = None
+    max_in_flight: int | None = None
+    retry_after_s: int | None = None
+    request_timeout_s: int | None = None
+    port: str | None = None  # as given: `govfn serve` checks it as it checks --port
     signing_key_path: Path | None = None
     chronicle_origin: str | None = None
     checkpoint_interval_s: float = 60.0
     traces: bool = False
+    # OTEL_* and K_SERVICE, for govfn.observability.tracing (the OpenTelemetry SDK reads
+    # the variables it knows itself as well)
+    telemetry: Mapping[str, str] = MappingProxyType({})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,16 +129,26 @@ class Settings(NamedTuple):
             chronicle_uri=uri,
             chronicle_sync=sync,
             spool_dir=Path(spool) if spool else chronicle.parent / "spool",
-            # by default in the ledger's database, or in a file beside the ledger file
-            idempotency_target=idempotency or uri or str(chronicle.parent / "idempotency.db"),
+            idempotency_location=idempotency or None,
             idempotency_ttl_s=ttl,
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            function_id=env.get("GOVFN_FUNCTION") or None,
+            dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
+            api_token=env.get("GOVFN_API_TOKEN") or None,
+            max_body_bytes=_optional_int(env, "GOVFN_MAX_BODY_BYTES"),
+            max_in_flight=_optional_int(env, "GOVFN_MAX_IN_FLIGHT"),
+            retry_after_s=_optional_int(env, "GOVFN_RETRY_AFTER"),
+            request_timeout_s=_optional_int(env, "GOVFN_REQUEST_TIMEOUT"),
+            port=env.get("PORT") or None,
             signing_key_path=Path(signing_key) if signing_key else None,
             chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
             checkpoint_interval_s=interval,
             traces=traces_requested(env),
+            telemetry=MappingProxyType(
+                {k: v for k, v in env.items() if k.startswith("OTEL_") or k == "K_SERVICE"}
+            ),
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -141,10 +171,18 @@ class Settings(NamedTuple):
             return LedgerChronicle(ledger)
         return AsyncLedgerChronicle(ledger)
 
-    def idempotency_store(self) -> IdempotencyStore | None:
-        if self.idempotency_target is None:
-            return None
-        return open_store(self.idempotency_target, expiry_s=self.idempotency_ttl_s)
+    def idempotency_target(self, chronicle: str | None = None) -> str:
+        """Where the idempotency store of the ledger at `chronicle` (default GOVFN_CHRONICLE)
+        lives: GOVFN_IDEMPOTENCY, else the ledger's own database, else a file beside it."""
+        if self.idempotency_location:
+            return self.idempotency_location
+        chronicle = chronicle or self.chronicle_location
+        if chronicle_backend(chronicle) == "postgres":
+            return chronicle
+        return str(Path(chronicle).parent / "idempotency.db")
+
+    def idempotency_store(self) -> IdempotencyStore:
+        return open_store(self.idempotency_target(), expiry_s=self.idempotency_ttl_s)
 
     def checkpoint_publisher(self, sink: SinkSender | None = None) -> CheckpointPublisher | None:
         """The checkpoint signer of a serving process when a signing key is configured."""
@@ -182,6 +220,16 @@ class Settings(NamedTuple):
             ca_certs=self.sink_ca_certs,
             outbox=outbox,
         )
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    text = env.get(name)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
 
 
 def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Signer:

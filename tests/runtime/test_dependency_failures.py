@@ -59,9 +59,7 @@ def unreachable_store() -> PostgresIdempotencyStore:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_an_unreachable_store_runs_nothing(backend: str) -> None:
     calls: list[Any] = []
-    store = (
-        unreachable_store() if backend == "postgres" else SqliteIdempotencyStore("/proc/x/i.db")
-    )
+    store = unreachable_store() if backend == "postgres" else SqliteIdempotencyStore("/proc/x/i.db")
     chronicle = MemoryChronicle()
     runtime = runtime_with(chronicle, calls, idempotent=True, idempotency=store)
 

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
-from govfn.receiver.state import ServerState
+
+class Readiness(Protocol):
+    """What a probe reads (the receivers' `ServerState` says it)."""
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def starting(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+
 
 HEALTH_PATHS = frozenset({"/health", "/health/", "/health/liveness", "/health/readiness"})
 
 
 def health_answer(
     path: str,
-    state: ServerState,
+    state: Readiness,
     functions: int,
     dependencies_usable: Callable[[], bool] = lambda: True,
 ) -> tuple[int, bytes] | None:
