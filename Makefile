@@ -42,8 +42,8 @@ fuzz: $(STAMP)
 
 ## lint: ruff (src and tests), mypy strict, and the import contracts of .importlinter
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
