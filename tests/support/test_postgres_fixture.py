@@ -40,8 +40,8 @@ def test_the_server_does_not_run_as_root(postgres_uri: str) -> None:
         row = conn.execute("SELECT setting FROM pg_settings WHERE name = 'data_directory'")
         assert row.fetchone() is not None
         pid = conn.info.backend_pid
-    with open(f"/proc/{pid}/status") as status:
-        uid = next(line for line in status if line.startswith("Uid:")).split()[1]
+        with open(f"/proc/{pid}/status") as status:  # while the backend still exists
+            uid = next(line for line in status if line.startswith("Uid:")).split()[1]
     assert uid != "0"
 
 
