@@ -4,10 +4,12 @@
 
 Per round and server: start it on a free loopback port, check it answers the event with 2xx,
 warm up, then `wrk -t2 -c16 -d<duration> --latency` with the script from `benchmarks.event`.
-The order of servers rotates from round to round so that drift of the machine spreads evenly.
-govfn runs as `govfn serve --function echo` with the Chronicle ledger on (a temp file).
-Raw per-round figures go to .bench/results/http.json; `benchmarks.report` derives the ratios
-within each round and their medians.
+After the measured run, the proportional set size of every process of the server (gunicorn's
+arbiter and workers included) is summed from /proc/<pid>/smaps_rollup. The order of servers
+rotates from round to round so that drift of the machine spreads evenly. govfn runs as `govfn
+serve --function echo` with the Chronicle ledger on (a temp file). Raw per-round figures go to
+.bench/results/http.json; `benchmarks.report` derives the ratios within each round and their
+medians.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
                 raise ServerFailed(f"{spec.name} answered the benchmark event with {status}")
             warmup = run_wrk(script, server.port, spec.path, warmup_s) if warmup_s else None
             summary = run_wrk(script, server.port, spec.path, duration_s)
+            pss_mb = server.pss_mb()  # after load: what a pod holds once it has served
         # The server is stopped: count what its ledger holds against the events answered
         # (the two probes, the warm-up, the measured run).
         answered = 2 + (warmup["requests"] if warmup else 0) + summary["requests"]
@@ -85,6 +88,7 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
         "p90_ms": summary["p90_us"] / 1000,
         "p99_ms": summary["p99_us"] / 1000,
         "max_ms": summary["max_us"] / 1000,
+        "pss_mb": pss_mb,
         "non_2xx": summary["status"],
         "socket_errors": {k: summary[k] for k in ("connect", "read", "write", "timeout")},
         "answered": answered,

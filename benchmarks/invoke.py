@@ -36,6 +36,7 @@ from govfn.functions.echo import EchoFunction
 from govfn.observability.metrics import Metrics, PodMetrics
 from govfn.registry import FunctionRegistry
 from govfn.runtime import FunctionRuntime, content_cid
+from govfn.server.worker import new_event_loop
 
 
 class NoOpFunction(FunctionPlugin):
@@ -56,17 +57,38 @@ def _median_us(run: Callable[[int], None], count: int, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def invoke_us(runtime: FunctionRuntime, function_id: str, data: Any, calls: int, rep: int) -> float:
+def invoke_us(
+    runtime: FunctionRuntime,
+    function_id: str,
+    data: Any,
+    calls: int,
+    rep: int,
+    *,
+    at_once: int = 1,
+) -> float:
+    """µs per call of `invoke()`, `at_once` calls under way together (gathered, as the
+    HTTP worker's 16 connections are), on the event loop the govfn worker serves with."""
     context = FunctionContext(trigger_event_kind="BENCH", event_source="/benchmarks")
 
+    async def one() -> None:
+        result = await runtime.invoke(function_id, data, context)
+        if not result.success:
+            raise RuntimeError(f"{function_id} failed: {result.error}")
+
     async def loop(count: int) -> None:
-        for _ in range(count):
-            result = await runtime.invoke(function_id, data, context)
-            if not result.success:
-                raise RuntimeError(f"{function_id} failed: {result.error}")
+        if at_once == 1:
+            for _ in range(count):
+                await one()
+            return
+        for _ in range(count // at_once):
+            await asyncio.gather(*(one() for _ in range(at_once)))
 
     def run(count: int) -> None:
-        asyncio.run(loop(count))
+        event_loop = new_event_loop()
+        try:
+            event_loop.run_until_complete(loop(count))
+        finally:
+            event_loop.close()
 
     run(min(calls, 200))  # warm-up: the ledger's connection, the code paths
     return _median_us(run, calls, rep)
@@ -202,6 +224,10 @@ def main(argv: list[str] | None = None) -> None:
             "ledger_off_us": invoke_us(off, "noop", data, args.calls, args.repeats),
             "echo_ledger_on_us": invoke_us(on, "echo", data, args.calls, args.repeats),
             "echo_ledger_off_us": invoke_us(off, "echo", data, args.calls, args.repeats),
+            "ledger_on_16_us": invoke_us(on, "noop", data, args.calls, args.repeats, at_once=16),
+            "echo_ledger_on_16_us": invoke_us(
+                on, "echo", data, args.calls, args.repeats, at_once=16
+            ),
         }
         ledger.close()
         parts = parts_us(data, scratch, args.calls, args.repeats)
@@ -212,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  no-op, ledger off  {figures['ledger_off_us']:8.1f}")
     print(f"  echo 200 B, on     {figures['echo_ledger_on_us']:8.1f}")
     print(f"  echo 200 B, off    {figures['echo_ledger_off_us']:8.1f}")
+    print(f"  no-op, on, 16 at once  {figures['ledger_on_16_us']:8.1f}")
+    print(f"  echo, on, 16 at once   {figures['echo_ledger_on_16_us']:8.1f}")
     print("parts of one invocation, µs:")
     for part, us in parts.items():
         print(f"  {part:58} {us:8.1f}")

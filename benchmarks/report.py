@@ -64,6 +64,8 @@ def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             s = series.setdefault(name, {})
             for key in ("req_s", "p50_ms", "p99_ms"):
                 s.setdefault(key, []).append(m[key])
+            if m.get("pss_mb"):
+                s.setdefault("pss_mb", []).append(m["pss_mb"])
             s.setdefault("non_2xx", []).append(m["non_2xx"])
             s.setdefault("socket_errors", []).append(sum(m["socket_errors"].values()))
             raw = _raw_name(doc_round, m.get("workers"))
@@ -73,6 +75,8 @@ def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if fp:
                 s.setdefault("x_fp", []).append(m["req_s"] / doc_round[fp]["req_s"])
                 s.setdefault("p99_x_fp", []).append(m["p99_ms"] / doc_round[fp]["p99_ms"])
+                if m.get("pss_mb") and doc_round[fp].get("pss_mb"):
+                    s.setdefault("pss_x_fp", []).append(m["pss_mb"] / doc_round[fp]["pss_mb"])
     summary: dict[str, dict[str, Any]] = {}
     for name in _order(list(meta)):
         s = series.get(name, {})
@@ -86,9 +90,10 @@ def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def govfn_vs_peers(doc: dict[str, Any]) -> list[tuple[str, str, float, float]]:
-    """(govfn server, peer, median req/s ratio, median p99 ratio) over rounds, same round only."""
-    pairs: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+def govfn_vs_peers(doc: dict[str, Any]) -> list[tuple[str, str, float, float, float | None]]:
+    """(govfn server, peer, median req/s ratio, median p99 ratio, median PSS ratio) over
+    rounds, same round only."""
+    pairs: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
     for doc_round in doc["rounds"]:
         ok = {n: m for n, m in doc_round.items() if "error" not in m}
         for g, gm in ok.items():
@@ -97,12 +102,14 @@ def govfn_vs_peers(doc: dict[str, Any]) -> list[tuple[str, str, float, float]]:
             for p, pm in ok.items():
                 if pm["kind"] == "govfn":
                     continue
-                rps, p99 = pairs.setdefault((g, p), ([], []))
+                rps, p99, pss = pairs.setdefault((g, p), ([], [], []))
                 rps.append(gm["req_s"] / pm["req_s"])
                 p99.append(gm["p99_ms"] / pm["p99_ms"])
+                if gm.get("pss_mb") and pm.get("pss_mb"):
+                    pss.append(gm["pss_mb"] / pm["pss_mb"])
     return [
-        (g, p, results.median(rps) or 0.0, results.median(p99) or 0.0)
-        for (g, p), (rps, p99) in sorted(pairs.items(), key=lambda kv: _order(list(kv[0]))[0])
+        (g, p, results.median(rps) or 0.0, results.median(p99) or 0.0, results.median(pss))
+        for (g, p), (rps, p99, pss) in sorted(pairs.items(), key=lambda kv: _order(list(kv[0]))[0])
     ]
 
 
@@ -127,6 +134,11 @@ def _num(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
+def _cold_samples() -> str:
+    doc = results.load("coldstart")
+    return str(doc["samples"]) if doc else "?"
+
+
 def _coldstart_summary() -> dict[str, dict[str, Any]]:
     doc = results.load("coldstart")
     if not doc:
@@ -144,8 +156,9 @@ def http_table(doc: dict[str, Any] | None) -> str:
     fp = next((c for c in cold.values() if c.get("kind") == FUNC_PYTHON), None)
     lines = [
         "| server | layout | req/s | p50 ms | p99 ms | req/s vs raw | req/s vs func-python "
-        "| p99 vs func-python | errors | cold start ms | cold start vs func-python |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| p99 vs func-python | PSS MB | PSS vs func-python | errors | cold start ms "
+        "| cold start vs func-python |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, s in summary.items():
         c = cold.get(name, {})
@@ -158,7 +171,8 @@ def http_table(doc: dict[str, Any] | None) -> str:
             f"| {name} | {s['layout']} | {_num(s.get('req_s'), ',.0f')} "
             f"| {_num(s.get('p50_ms'), '.2f')} | {_num(s.get('p99_ms'), '.2f')} "
             f"| {_num(s.get('x_raw'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
-            f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {errors} "
+            f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {_num(s.get('pss_mb'), '.1f')} "
+            f"| {_num(s.get('pss_x_fp'), '.2f', 'x')} | {errors} "
             f"| {_num(cold_ms, ',.0f')} | {_num(cold_vs_fp, '.2f', 'x')} |"
         )
     return "\n".join(lines)
@@ -168,8 +182,10 @@ def govfn_table(doc: dict[str, Any] | None) -> str:
     pairs = govfn_vs_peers(doc) if doc else []
     if not pairs:
         return ""
-    lines = ["| govfn | peer | req/s ratio | p99 ratio |", "|---|---|--:|--:|"]
-    lines += [f"| {g} | {p} | {r:.2f}x | {q:.2f}x |" for g, p, r, q in pairs]
+    lines = ["| govfn | peer | req/s ratio | p99 ratio | PSS ratio |", "|---|---|--:|--:|--:|"]
+    lines += [
+        f"| {g} | {p} | {r:.2f}x | {q:.2f}x | {_num(m, '.2f', 'x')} |" for g, p, r, q, m in pairs
+    ]
     return "\n".join(lines)
 
 
@@ -241,7 +257,10 @@ def markdown() -> str:
                 '"vs raw" compares with the raw WSGI app at the same gunicorn layout. govfn '
                 f"runs `govfn serve --function echo` with the {settings['govfn_chronicle']}. "
                 "Errors are non-2xx responses / socket errors summed over rounds. Cold start: "
-                "spawn to the first 2xx answer to the CloudEvent, median of 5." + load_note
+                f"spawn to the first 2xx answer to the CloudEvent, median of {_cold_samples()} "
+                "(bytecode compiled first, as in a container image). PSS: proportional set "
+                "size summed over every process of the server (arbiter and workers), read "
+                "after the measured load." + load_note
             ),
             "",
             http_table(http_doc),

@@ -254,6 +254,38 @@ class RunningServer:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
+    def processes(self) -> list[int]:
+        """Every process of the server: its session (it is started as a session leader),
+        that is the gunicorn arbiter and its workers, or the one process of a single loop."""
+        assert self.process is not None
+        session = self.process.pid
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # exited meanwhile
+                continue
+            if int(fields[3]) == session:  # after the command: state, ppid, pgrp, session
+                found.append(int(entry.name))
+        return found
+
+    def pss_mb(self) -> float:
+        """Proportional set size of the whole server, MB (10**6 bytes): the sum of `Pss` of
+        /proc/<pid>/smaps_rollup over its processes, pages shared after fork counted once."""
+        total_kib = 0
+        for pid in self.processes():
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:
+                continue
+            for line in rollup.splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+                    break
+        return total_kib * 1024 / 1e6
+
     def wait_until_answering(self, deadline_s: float = 30.0) -> float:
         """Poll with the benchmark event until a 2xx answer; seconds from spawn to that answer."""
         assert self.process is not None
