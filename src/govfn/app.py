@@ -151,7 +151,7 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        chronicle = settings.chronicle_client()
+        chronicle = settings.chronicle_client(serving=True)
         try:
             chronicle.ledger.prepare()
         except LedgerError as exc:  # records will be kept by the backstop meanwhile

@@ -92,11 +92,14 @@ class Settings(NamedTuple):
         """Modules named on the command line win over GOVFN_FUNCTIONS."""
         return self._replace(functions=modules) if modules else self
 
-    def ledger(self) -> Ledger:
-        return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=bool(self.sink_url))
+    def ledger(self, *, serving: bool = False) -> Ledger:
+        """The ledger. A serving process sets from K_SINK whether appends are queued for
+        the sink; anything else (the CLI) leaves the file's setting alone."""
+        outbox = bool(self.sink_url) if serving else None
+        return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=outbox)
 
-    def chronicle_client(self) -> LedgerChronicle:
-        return LedgerChronicle(self.ledger())
+    def chronicle_client(self, *, serving: bool = False) -> LedgerChronicle:
+        return LedgerChronicle(self.ledger(serving=serving))
 
     def idempotency_store(self) -> IdempotencyStore | None:
         if self.idempotency_path is None:
@@ -111,7 +114,7 @@ class Settings(NamedTuple):
 
         signer = read_signer(self.signing_key_path)
         return CheckpointPublisher(
-            self.ledger(),
+            self.ledger(serving=True),
             signer,
             self.chronicle_origin or signer.name,
             interval_s=self.checkpoint_interval_s,

@@ -105,25 +105,40 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_until REAL    NOT NULL DEFAULT 0,
     attempts      INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS ledger_settings (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
-# With an outbox, every record is queued for the sink by the same INSERT statement that
-# stores it, so a record is in the ledger and in the outbox, or in neither.
-_OUTBOX_ON = """
+# Every record is queued for the sink by the same INSERT statement that stores it (so a
+# record is in the ledger and in the outbox, or in neither) while the `outbox` setting
+# is on. Only a serving process changes it (`Ledger(outbox=...)`): opening the file from
+# the CLI changes nothing a serving process relies on.
+_OUTBOX_TRIGGER = """
 CREATE TRIGGER IF NOT EXISTS records_to_outbox AFTER INSERT ON records
+WHEN (SELECT value FROM ledger_settings WHERE name = 'outbox')
 BEGIN INSERT INTO outbox(seq) VALUES (NEW.seq); END;
 """
-_OUTBOX_OFF = "DROP TRIGGER IF EXISTS records_to_outbox;"
+_OUTBOX_SETTING = (
+    "INSERT INTO ledger_settings(name, value) VALUES ('outbox', ?) "
+    "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+)
+_OUTBOX_STATE = (
+    "SELECT (SELECT value FROM ledger_settings WHERE name = 'outbox'), "
+    "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_outbox')"
+)
 _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
     "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
-    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree') ORDER BY name)"
+    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree', "
+    "'ledger_settings') ORDER BY name)"
 )
 _SCHEMA_NAMES = (
-    "checkpoint_notes,checkpoints,merkle_nodes,merkle_nodes_no_delete,"
+    "checkpoint_notes,checkpoints,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
     "merkle_nodes_no_update,note_outbox,outbox,records,records_no_delete,records_no_update,"
-    "records_to_tree"
+    "records_to_outbox,records_to_tree"
 )
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
 _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
@@ -192,8 +207,11 @@ class Ledger:
     """An append-only record store in one SQLite file."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, sync: str = "normal", outbox: bool = False
+        self, path: str | os.PathLike[str], *, sync: str = "normal", outbox: bool | None = None
     ) -> None:
+        """`outbox`: True or False sets whether appends are queued for the sink (a
+        serving process says so, from K_SINK); None, for any other reader or writer,
+        leaves the file's setting as it is."""
         if sync not in ("normal", "full"):
             raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
         self.path = Path(path)
@@ -217,7 +235,7 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = open_shared(
                     self.path,
-                    schema=_SCHEMA + (_OUTBOX_ON if self.outbox else _OUTBOX_OFF),
+                    schema=_SCHEMA + _OUTBOX_TRIGGER,
                     schema_ready=self._schema_ready,
                     synchronous=_SCHEMA_SYNC[self.sync],
                 )
@@ -225,6 +243,7 @@ class Ledger:
                 conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
                 conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
                 self._builder = None
+                self._settle_outbox(conn)
                 records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
                 if records != hashed:  # a ledger from before the stored tree hashes
                     self._in_transaction(conn, self._store_missing_hashes)
@@ -236,10 +255,34 @@ class Ledger:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        outbox = ",records_to_outbox" if self.outbox else ""
-        wanted = _SCHEMA_NAMES.replace(",records_to_tree", outbox + ",records_to_tree")
-        return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
+    @staticmethod
+    def _schema_ready(conn: sqlite3.Connection) -> bool:
+        return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == _SCHEMA_NAMES)
+
+    def _settle_outbox(self, conn: sqlite3.Connection) -> None:
+        """Write the outbox setting when this process sets it and the file says otherwise;
+        a ledger from before the setting, whose trigger queued every record, keeps
+        queueing them (its trigger becomes the one that reads the setting)."""
+        stored, trigger_sql = conn.execute(_OUTBOX_STATE).fetchall()[0]
+        old_trigger = trigger_sql is not None and "ledger_settings" not in trigger_sql
+        wanted = int(self.outbox) if self.outbox is not None else (1 if old_trigger else None)
+        if not old_trigger and (wanted is None or wanted == stored):
+            return
+
+        def settle(conn: sqlite3.Connection) -> int:
+            if old_trigger:
+                conn.execute("DROP TRIGGER IF EXISTS records_to_outbox")
+                conn.execute(_OUTBOX_TRIGGER)
+            if wanted is not None:
+                conn.execute(_OUTBOX_SETTING, (wanted,))
+            return 0
+
+        self._in_transaction(conn, settle)
+
+    def queues_for_sink(self) -> bool:
+        """Whether appends are queued in the outbox (the file's setting)."""
+        rows = self._connection().execute(_OUTBOX_STATE).fetchall()
+        return bool(rows[0][0])
 
     def prepare(self) -> None:
         """Create the file and its schema now (before forking workers, say), so that the
@@ -393,8 +436,9 @@ class Ledger:
         return size, head
 
     def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
-        """Keep a signed checkpoint note (and its tree head) and, with an outbox, queue it
-        for the sink, in one transaction. False if this very note is already stored."""
+        """Keep a signed checkpoint note (and its tree head) and, while the ledger queues
+        records for the sink, queue it too, in one transaction (whoever signed it: a
+        serving process or the CLI). False if this very note is already stored."""
         with self._lock:
             conn = self._connection()
             try:
@@ -410,8 +454,12 @@ class Ledger:
                         "VALUES (?, ?, ?) RETURNING id",
                         (tree_size, note, _now()),
                     ).fetchall()
-                    if stored and self.outbox:
-                        conn.execute("INSERT INTO note_outbox(id) VALUES (?)", (stored[0][0],))
+                    if stored:
+                        conn.execute(
+                            "INSERT INTO note_outbox(id) SELECT ? WHERE (SELECT value FROM "
+                            "ledger_settings WHERE name = 'outbox')",
+                            (stored[0][0],),
+                        )
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
