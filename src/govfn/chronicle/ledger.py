@@ -23,16 +23,18 @@ starts) plus a busy timeout.
 
 Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
 tree hashes cost one more row (64 bytes on average) at the end of one table, computed
-from the tree's right edge that the connection keeps (`govfn_tree`). There is
-deliberately no index on `cid`: it would double the pages each commit writes. Lookups
-by CID (`show`, `proof`) scan the `cid` column (a proof by leaf index does not);
-re-delivered records (`append(..., dedupe=True)`) are checked against the set of stored
-CIDs, which only recovery paths pay for.
+from the tree's right edge that the connection keeps (`govfn_tree`). Lookups by CID
+(`show`, `proof`, re-delivered records) go through `cid_keys`: the key of a record's CID
+(`lookup_keys.py`, 16 bytes an entry) is filed by the statement that appends it, at the
+price of one page of that index per commit; a ledger from before the keys has them filed
+once, when it is first opened. The keys of the CIDs a record links to (lineage hops)
+are filed in bulk when lineage is asked for (`file_links`), not by the append.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -41,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from govfn.chronicle import merkle, tree
+from govfn.chronicle import lookup_keys, merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
 from govfn.chronicle.wal import BackgroundCheckpointer
@@ -57,10 +59,9 @@ _LOCK_WAIT_S = 30.0
 # cold start). Under "full" they are, so that no committed record can depend on them.
 _SCHEMA_SYNC = {"normal": "OFF", "full": "FULL"}
 
-_INSERT = (
-    "INSERT INTO records(cid, type, body, chain) VALUES (?, ?, ?, "
-    "govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), ?))"
-)
+# An append goes through the `record_appends` view: its trigger stores the record (with
+# the chain computed from the previous row) and files its lookup keys, in one statement.
+_INSERT = "INSERT INTO record_appends(cid, type, body, leaf, key) VALUES (?, ?, ?, ?, ?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -109,6 +110,21 @@ CREATE TABLE IF NOT EXISTS ledger_settings (
     name  TEXT    PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cid_keys (
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO ledger_settings(name, value)
+    SELECT 'cid_keys', 1 WHERE NOT EXISTS (SELECT 1 FROM records);
+CREATE VIEW IF NOT EXISTS record_appends(cid, type, body, leaf, key) AS
+    SELECT cid, type, body, chain, NULL FROM records WHERE 0;
+CREATE TRIGGER IF NOT EXISTS record_appends_insert INSTEAD OF INSERT ON record_appends
+BEGIN
+    INSERT INTO records(cid, type, body, chain) VALUES (NEW.cid, NEW.type, NEW.body,
+        govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), NEW.leaf));
+    INSERT INTO cid_keys(key, seq) VALUES (NEW.key, (SELECT max(seq) FROM records));
+END;
 """
 
 # Every record is queued for the sink by the same INSERT statement that stores it (so a
@@ -133,12 +149,17 @@ _SCHEMA_OBJECTS = (
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
     "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
     "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree', "
-    "'ledger_settings') ORDER BY name)"
+    "'ledger_settings', 'cid_keys', 'record_appends', 'record_appends_insert') ORDER BY name)"
 )
 _SCHEMA_NAMES = (
-    "checkpoint_notes,checkpoints,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
-    "merkle_nodes_no_update,note_outbox,outbox,records,records_no_delete,records_no_update,"
-    "records_to_outbox,records_to_tree"
+    "checkpoint_notes,checkpoints,cid_keys,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
+    "merkle_nodes_no_update,note_outbox,outbox,record_appends,record_appends_insert,records,"
+    "records_no_delete,records_no_update,records_to_outbox,records_to_tree"
+)
+_KEYS_FILED = "SELECT value FROM ledger_settings WHERE name = 'cid_keys'"
+_BY_CID = (
+    "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+    "WHERE k.key = ? AND r.cid = ? ORDER BY k.seq LIMIT 1"
 )
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
 _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
@@ -244,6 +265,8 @@ class Ledger:
                 conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
                 self._builder = None
                 self._settle_outbox(conn)
+                if not conn.execute(_KEYS_FILED).fetchall():  # a ledger from before the keys
+                    self._in_transaction(conn, self._file_missing_keys)
                 records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
                 if records != hashed:  # a ledger from before the stored tree hashes
                     self._in_transaction(conn, self._store_missing_hashes)
@@ -314,8 +337,7 @@ class Ledger:
             conn = self._connection()
             try:
                 if dedupe:
-                    stored = {row[0] for row in conn.execute("SELECT cid FROM records")}
-                    records = [r for r in records if r.cid not in stored]
+                    records = [r for r in records if not self._holds(conn, r.cid)]
                 if self._writer is not conn:  # readers keep SQLite's own 30 s busy wait
                     conn.execute("PRAGMA busy_timeout=0")
                     self._writer = conn
@@ -361,8 +383,14 @@ class Ledger:
             raise
 
     @staticmethod
-    def _row(record: Record) -> tuple[str, str, bytes, bytes]:
-        return (record.cid, record.type, record.canonical, merkle.leaf_hash(record.canonical))
+    def _row(record: Record) -> tuple[str, str, bytes, bytes, int]:
+        return (
+            record.cid,
+            record.type,
+            record.canonical,
+            merkle.leaf_hash(record.canonical),
+            lookup_keys.lookup_key(record.cid),
+        )
 
     def _tree_hashes_for(self, conn: sqlite3.Connection) -> Callable[[int, bytes], bytes]:
         """`govfn_tree(seq, body)`, run by the `records_to_tree` trigger under the write
@@ -401,6 +429,40 @@ class Ledger:
             conn.executemany(_INSERT_NODES, nodes)
             hashed += len(nodes)
         return int(records)
+
+    @staticmethod
+    def _file_missing_keys(conn: sqlite3.Connection) -> int:
+        """Inside a write transaction, file the key of every record's CID (once, for a
+        ledger written before `cid_keys` existed; keys already filed stay as they are)."""
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, cid FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, _BACKFILL_BATCH),
+            ).fetchall()
+            if not rows:
+                break
+            conn.executemany(
+                "INSERT OR IGNORE INTO cid_keys(key, seq) VALUES (?, ?)",
+                sorted((lookup_keys.lookup_key(cid), seq) for seq, cid in rows),
+            )
+            last = rows[-1][0]
+        conn.execute("INSERT OR IGNORE INTO ledger_settings(name, value) VALUES ('cid_keys', 1)")
+        return last
+
+    def file_links(self, batch: int = 1024) -> int:
+        """File the lineage links (`lookup_keys.LINKS`) of the records appended since
+        they were last filed, `batch` records per transaction (so appends from other
+        processes wait for one batch at most); return how many records were filed."""
+        filed = 0
+        while True:
+            with self._lock:
+                done = self._in_transaction(
+                    self._connection(), lambda conn: _file_links_once(conn, batch)
+                )
+            filed += done
+            if done < batch:
+                return filed
 
     def _tree_size(self) -> int:
         """The current tree size, with every record's hashes stored."""
@@ -497,13 +559,30 @@ class Ledger:
         for _, _cid, record_type, body, _ in self._rows():
             yield Record.from_canonical(record_type, bytes(body))
 
+    @staticmethod
+    def _holds(conn: sqlite3.Connection, cid: str) -> bool:
+        return bool(conn.execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall())
+
     def get(self, cid: str) -> Record | None:
+        """The record with this CID (through its lookup key: O(log n))."""
+        rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
+        return Record.from_canonical(rows[0][1], bytes(rows[0][2])) if rows else None
+
+    def records_naming(self, text: str, limit: int) -> list[Record]:
+        """Up to `limit` records, oldest first, whose CID is `text` or that name it in one
+        of their lineage links (`lookup_keys.LINKS`, as far as `file_links` filed them);
+        through the lookup keys, so keys that collide may bring others, which the
+        caller's comparison drops."""
         rows = (
             self._connection()
-            .execute("SELECT type, body FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,))
+            .execute(
+                "SELECT r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+                "WHERE k.key = ? ORDER BY k.seq LIMIT ?",
+                (lookup_keys.lookup_key(text), limit),
+            )
             .fetchall()
         )
-        return Record.from_canonical(rows[0][0], bytes(rows[0][1])) if rows else None
+        return [Record.from_canonical(record_type, bytes(body)) for record_type, body in rows]
 
     def head(self) -> tuple[int, str]:
         """(tree size, root hex) of the whole log, from O(log n) stored hashes."""
@@ -517,12 +596,8 @@ class Ledger:
         return tree.tree_hash(size, _reader(self._connection()))
 
     def leaf_index(self, cid: str) -> int | None:
-        """Where a record sits in the log (a scan of the `cid` column: there is no index)."""
-        rows = (
-            self._connection()
-            .execute("SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,))
-            .fetchall()
-        )
+        """Where a record sits in the log (through its lookup key: O(log n))."""
+        rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
         return int(rows[0][0]) - 1 if rows else None
 
     def proof(self, cid: str, tree_size: int | None = None) -> InclusionProof:
@@ -619,6 +694,36 @@ class Ledger:
         built: tree.TreeBuilder, problem: str, seq: int | None = None, cid: str | None = None
     ) -> VerifyReport:
         return VerifyReport(False, built.size, built.root().hex(), problem, seq, cid)
+
+
+_LINKS_FILED = "SELECT value FROM ledger_settings WHERE name = 'links_through'"
+
+
+def _file_links_once(conn: sqlite3.Connection, batch: int) -> int:
+    """Inside a write transaction, file the links of up to `batch` records past the
+    `links_through` mark, sorted by key (neighbouring index pages), and move the mark."""
+    through = conn.execute(_LINKS_FILED).fetchall()
+    last = int(through[0][0]) if through else 0
+    rows = conn.execute(
+        "SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+    ).fetchall()
+    if not rows:
+        return 0
+    entries = sorted(
+        (key, seq) for seq, body in rows for key in lookup_keys.link_keys(_payload(bytes(body)))
+    )
+    conn.executemany("INSERT OR IGNORE INTO cid_keys(key, seq) VALUES (?, ?)", entries)
+    conn.execute(
+        "INSERT INTO ledger_settings(name, value) VALUES ('links_through', ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (rows[-1][0],),
+    )
+    return len(rows)
+
+
+def _payload(body: bytes) -> dict[str, object]:
+    payload = json.loads(body)
+    return payload if isinstance(payload, dict) else {}
 
 
 def _reader(conn: sqlite3.Connection) -> tree.HashReader:
