@@ -33,6 +33,13 @@ def pipeline(n: int) -> list[Record]:
     return records
 
 
+def naming(ledger: Ledger, text: str, limit: int) -> list[Record]:
+    found = ledger.records_naming(text, limit)
+    positions = [position for position, _ in found]
+    assert positions == sorted(ledger.leaf_index(r.cid) or 0 for _, r in found)
+    return [record for _, record in found]
+
+
 def test_records_are_found_by_their_cid_and_by_every_link(tmp_path: Path) -> None:
     records = pipeline(50)
     with Ledger(tmp_path / "c.db") as ledger:
@@ -54,16 +61,16 @@ def test_records_are_found_by_their_cid_and_by_every_link(tmp_path: Path) -> Non
             )
         assert ledger.get("bafy-not-stored") is None and ledger.leaf_index("nope") is None
         invoked, completed = records[14], records[15]
-        assert ledger.records_naming(invoked.cid, 10) == [invoked]  # links not filed yet
-        assert ledger.records_naming("run-7", 10) == []
+        assert naming(ledger, invoked.cid, 10) == [invoked]  # links not filed yet
+        assert naming(ledger, "run-7", 10) == []
         assert ledger.file_links(batch=16) == 100 and ledger.file_links() == 0
-        assert ledger.records_naming(invoked.cid, 10) == [invoked, completed]
-        assert ledger.records_naming("run-7", 10) == [invoked, completed]
-        assert ledger.records_naming("event-7", 10) == [invoked]
-        assert ledger.records_naming("out-7", 10) == ledger.records_naming("reply-7", 10)
-        assert ledger.records_naming("out-7", 10) == [completed]
-        assert len(ledger.records_naming("same", 1000)) == 50  # one input, every invocation
-        assert len(ledger.records_naming("same", 3)) == 3
+        assert naming(ledger, invoked.cid, 10) == [invoked, completed]
+        assert naming(ledger, "run-7", 10) == [invoked, completed]
+        assert naming(ledger, "event-7", 10) == [invoked]
+        assert naming(ledger, "out-7", 10) == naming(ledger, "reply-7", 10)
+        assert naming(ledger, "out-7", 10) == [completed]
+        assert len(naming(ledger, "same", 1000)) == 50  # one input, every invocation
+        assert len(naming(ledger, "same", 3)) == 3
         ledger.append(records[:5], dedupe=True)  # re-delivered: found, not stored again
         assert len(ledger) == 100
 
@@ -81,10 +88,10 @@ def test_links_appended_after_a_filing_are_filed_by_the_next(tmp_path: Path) -> 
         ledger.append(records[:4])
         assert ledger.file_links() == 4
         ledger.append(records[4:])
-        assert ledger.records_naming("out-5", 5) == []
+        assert naming(ledger, "out-5", 5) == []
         assert ledger.file_links() == 8
-        assert ledger.records_naming("out-5", 5) == [records[11]]
-        assert ledger.records_naming("out-1", 5) == [records[3]]
+        assert naming(ledger, "out-5", 5) == [records[11]]
+        assert naming(ledger, "out-1", 5) == [records[3]]
 
 
 def test_a_lookup_by_cid_searches_the_keys_and_scans_nothing(tmp_path: Path) -> None:
@@ -109,7 +116,7 @@ def test_a_ledger_from_before_the_keys_gets_them_on_open(tmp_path: Path) -> None
     with Ledger(path) as ledger:
         assert ledger.leaf_index(records[-1].cid) == 5999
         assert ledger.get(records[4321].cid) == records[4321]
-        assert ledger.records_naming(records[-1].cid, 5) == [records[-1]]
+        assert naming(ledger, records[-1].cid, 5) == [records[-1]]
         filed = ledger._connection().execute("SELECT count(*) FROM cid_keys").fetchall()
         assert filed == [(6000,)]
         ledger.file_links()

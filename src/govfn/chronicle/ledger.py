@@ -568,21 +568,24 @@ class Ledger:
         rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
         return Record.from_canonical(rows[0][1], bytes(rows[0][2])) if rows else None
 
-    def records_naming(self, text: str, limit: int) -> list[Record]:
-        """Up to `limit` records, oldest first, whose CID is `text` or that name it in one
-        of their lineage links (`lookup_keys.LINKS`, as far as `file_links` filed them);
-        through the lookup keys, so keys that collide may bring others, which the
-        caller's comparison drops."""
+    def records_naming(self, text: str, limit: int) -> list[tuple[int, Record]]:
+        """Up to `limit` records with their positions, oldest first, whose CID is `text`
+        or that name it in one of their lineage links (`lookup_keys.LINKS`, as far as
+        `file_links` filed them); through the lookup keys, so keys that collide may bring
+        others, which the caller's comparison drops."""
         rows = (
             self._connection()
             .execute(
-                "SELECT r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+                "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
                 "WHERE k.key = ? ORDER BY k.seq LIMIT ?",
                 (lookup_keys.lookup_key(text), limit),
             )
             .fetchall()
         )
-        return [Record.from_canonical(record_type, bytes(body)) for record_type, body in rows]
+        return [
+            (seq - 1, Record.from_canonical(record_type, bytes(body)))
+            for seq, record_type, body in rows
+        ]
 
     def head(self) -> tuple[int, str]:
         """(tree size, root hex) of the whole log, from O(log n) stored hashes."""
