@@ -29,6 +29,7 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings, traces_requested
 
 if TYPE_CHECKING:
+    from govfn.chronicle.openlineage_sender import OpenLineageSender
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
@@ -60,6 +61,7 @@ class GovfnApp:
         shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
         checkpoints: CheckpointPublisher | None = None,
+        openlineage: OpenLineageSender | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -72,8 +74,11 @@ class GovfnApp:
         self.sink = sink
         self.checkpoints = checkpoints
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
+        self.openlineage = openlineage
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
+        if openlineage is not None:
+            runtime.observers.append(lambda plugin, context, result: openlineage.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
 
@@ -174,6 +179,7 @@ def create_app(
         shared_metrics=_shared_metrics(settings),
         sink=sink,
         checkpoints=settings.checkpoint_publisher(sink) if settings else None,
+        openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))

@@ -11,6 +11,8 @@ GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY
                               serving process then signs checkpoints of its log
 GOVFN_CHRONICLE_ORIGIN        the checkpoints' origin line (default: the key's name)
 GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S   how often they are signed (default 60)
+GOVFN_OPENLINEAGE_URL         an OpenLineage backend: RunEvents go live to <url>/api/v1/lineage
+GOVFN_NAMESPACE               their job namespace (the deployment's; default govfn)
 OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT   ask for traces (govfn[otel])
 """
 
@@ -29,6 +31,7 @@ from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
 
 if TYPE_CHECKING:
     from govfn.chronicle.note import Signer
+    from govfn.chronicle.openlineage_sender import OpenLineageSender
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
 
@@ -47,6 +50,8 @@ class Settings(NamedTuple):
     chronicle_origin: str | None = None
     checkpoint_interval_s: float = 60.0
     traces: bool = False
+    openlineage_url: str | None = None
+    namespace: str = "govfn"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +91,8 @@ class Settings(NamedTuple):
             chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
             checkpoint_interval_s=interval,
             traces=traces_requested(env),
+            openlineage_url=env.get("GOVFN_OPENLINEAGE_URL") or None,
+            namespace=env.get("GOVFN_NAMESPACE", "").strip() or "govfn",
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -95,8 +102,14 @@ class Settings(NamedTuple):
     def ledger(self, *, serving: bool = False) -> Ledger:
         """The ledger. A serving process sets from K_SINK whether appends are queued for
         the sink; anything else (the CLI) leaves the file's setting alone."""
-        outbox = bool(self.sink_url) if serving else None
-        return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=outbox)
+        if not serving:
+            return Ledger(self.chronicle_path, sync=self.chronicle_sync)
+        return Ledger(
+            self.chronicle_path,
+            sync=self.chronicle_sync,
+            outbox=bool(self.sink_url),
+            openlineage=bool(self.openlineage_url),
+        )
 
     def chronicle_client(self, *, serving: bool = False) -> LedgerChronicle:
         return LedgerChronicle(self.ledger(serving=serving))
@@ -132,6 +145,17 @@ class Settings(NamedTuple):
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
+        )
+
+    def openlineage_sender(self) -> OpenLineageSender | None:
+        """The RunEvent sender when GOVFN_OPENLINEAGE_URL is set; start it in each
+        serving process."""
+        if not self.openlineage_url:
+            return None
+        from govfn.chronicle.openlineage_sender import OpenLineageSender
+
+        return OpenLineageSender(
+            self.chronicle_path, self.openlineage_url, namespace=self.namespace
         )
 
 

@@ -10,7 +10,9 @@ its append stored: its leaf hash, then each subtree it completes), written by a 
 in the statement that appends the record, so that a root, an inclusion proof or a
 consistency proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root)
 that later verification must still reproduce; `checkpoint_notes` keep signed checkpoints
-(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records. SQLite
+(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records;
+`openlineage_outbox` queues function records for GOVFN_OPENLINEAGE_URL. Whether records
+are queued is a setting in `ledger_settings` that only a serving process writes. SQLite
 triggers refuse UPDATE and DELETE on records and on their hashes.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
@@ -106,6 +108,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_until REAL    NOT NULL DEFAULT 0,
     attempts      INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS openlineage_outbox (
+    seq           INTEGER PRIMARY KEY,
+    claimed_until REAL    NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS ledger_settings (
     name  TEXT    PRIMARY KEY,
     value INTEGER NOT NULL
@@ -131,30 +138,41 @@ END;
 # record is in the ledger and in the outbox, or in neither) while the `outbox` setting
 # is on. Only a serving process changes it (`Ledger(outbox=...)`): opening the file from
 # the CLI changes nothing a serving process relies on.
+# The same holds for OpenLineage RunEvents (function records only) and the `openlineage`
+# setting, for GOVFN_OPENLINEAGE_URL.
 _OUTBOX_TRIGGER = """
 CREATE TRIGGER IF NOT EXISTS records_to_outbox AFTER INSERT ON records
 WHEN (SELECT value FROM ledger_settings WHERE name = 'outbox')
 BEGIN INSERT INTO outbox(seq) VALUES (NEW.seq); END;
 """
-_OUTBOX_SETTING = (
-    "INSERT INTO ledger_settings(name, value) VALUES ('outbox', ?) "
+_OPENLINEAGE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS records_to_openlineage AFTER INSERT ON records
+WHEN NEW.type IN ('FUNCTION_INVOKED', 'FUNCTION_COMPLETED')
+    AND (SELECT value FROM ledger_settings WHERE name = 'openlineage')
+BEGIN INSERT INTO openlineage_outbox(seq) VALUES (NEW.seq); END;
+"""
+_SETTING = (
+    "INSERT INTO ledger_settings(name, value) VALUES (?, ?) "
     "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
 )
 _OUTBOX_STATE = (
     "SELECT (SELECT value FROM ledger_settings WHERE name = 'outbox'), "
-    "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_outbox')"
+    "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_outbox'), "
+    "(SELECT value FROM ledger_settings WHERE name = 'openlineage')"
 )
 _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
     "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
     "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree', "
-    "'ledger_settings', 'cid_keys', 'record_appends', 'record_appends_insert') ORDER BY name)"
+    "'ledger_settings', 'cid_keys', 'record_appends', 'record_appends_insert', "
+    "'openlineage_outbox', 'records_to_openlineage') ORDER BY name)"
 )
 _SCHEMA_NAMES = (
     "checkpoint_notes,checkpoints,cid_keys,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
-    "merkle_nodes_no_update,note_outbox,outbox,record_appends,record_appends_insert,records,"
-    "records_no_delete,records_no_update,records_to_outbox,records_to_tree"
+    "merkle_nodes_no_update,note_outbox,openlineage_outbox,outbox,record_appends,"
+    "record_appends_insert,records,records_no_delete,records_no_update,"
+    "records_to_openlineage,records_to_outbox,records_to_tree"
 )
 _KEYS_FILED = "SELECT value FROM ledger_settings WHERE name = 'cid_keys'"
 _BY_CID = (
@@ -228,16 +246,23 @@ class Ledger:
     """An append-only record store in one SQLite file."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, sync: str = "normal", outbox: bool | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        sync: str = "normal",
+        outbox: bool | None = None,
+        openlineage: bool | None = None,
     ) -> None:
-        """`outbox`: True or False sets whether appends are queued for the sink (a
-        serving process says so, from K_SINK); None, for any other reader or writer,
-        leaves the file's setting as it is."""
+        """`outbox` (`openlineage`): True or False sets whether appends are queued for
+        the sink (for the OpenLineage endpoint); a serving process says so, from K_SINK
+        (GOVFN_OPENLINEAGE_URL). None, for any other reader or writer, leaves the
+        file's setting as it is."""
         if sync not in ("normal", "full"):
             raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
         self.path = Path(path)
         self.sync = sync
         self.outbox = outbox
+        self.openlineage = openlineage
         self.checkpointer = BackgroundCheckpointer(self.path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -256,7 +281,7 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = open_shared(
                     self.path,
-                    schema=_SCHEMA + _OUTBOX_TRIGGER,
+                    schema=_SCHEMA + _OUTBOX_TRIGGER + _OPENLINEAGE_TRIGGER,
                     schema_ready=self._schema_ready,
                     synchronous=_SCHEMA_SYNC[self.sync],
                 )
@@ -286,10 +311,14 @@ class Ledger:
         """Write the outbox setting when this process sets it and the file says otherwise;
         a ledger from before the setting, whose trigger queued every record, keeps
         queueing them (its trigger becomes the one that reads the setting)."""
-        stored, trigger_sql = conn.execute(_OUTBOX_STATE).fetchall()[0]
+        stored, trigger_sql, lineage_stored = conn.execute(_OUTBOX_STATE).fetchall()[0]
         old_trigger = trigger_sql is not None and "ledger_settings" not in trigger_sql
         wanted = int(self.outbox) if self.outbox is not None else (1 if old_trigger else None)
-        if not old_trigger and (wanted is None or wanted == stored):
+        lineage = None if self.openlineage is None else int(self.openlineage)
+        outbox_changes = wanted is not None and wanted != stored
+        if not (
+            old_trigger or outbox_changes or (lineage is not None and lineage != lineage_stored)
+        ):
             return
 
         def settle(conn: sqlite3.Connection) -> int:
@@ -297,7 +326,9 @@ class Ledger:
                 conn.execute("DROP TRIGGER IF EXISTS records_to_outbox")
                 conn.execute(_OUTBOX_TRIGGER)
             if wanted is not None:
-                conn.execute(_OUTBOX_SETTING, (wanted,))
+                conn.execute(_SETTING, ("outbox", wanted))
+            if lineage is not None:
+                conn.execute(_SETTING, ("openlineage", lineage))
             return 0
 
         self._in_transaction(conn, settle)
