@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from govfn.chronicle.ledger import LedgerError
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
-from govfn.observability.metrics import Metrics, SharedMetrics
+from govfn.observability.metrics import Metrics, PodMetrics
 from govfn.problem import HttpProblem
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.loop_thread import LoopThread
@@ -26,7 +26,7 @@ from govfn.receiver.receivers import Receivers, StartResponse
 from govfn.receiver.state import ServerState
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
-from govfn.settings import Settings, traces_requested
+from govfn.settings import Settings
 
 if TYPE_CHECKING:
     from govfn.chronicle.openlineage_sender import OpenLineageSender
@@ -50,6 +50,17 @@ RECEIVER, HEALTH, MANAGEMENT = "receiver", "health", "management"
 class GovfnApp:
     """The WSGI callable. Holds the runtime, the config, the state and the metrics."""
 
+    # What `route` serves without Flask, as (method, OpenAPI path); the management API's
+    # routes are its Flask URL map's. HEAD is answered as GET.
+    OWN_ROUTES = (
+        ("POST", "/"),
+        ("POST", "/functions/{function_id}/events"),
+        ("GET", "/health"),
+        ("GET", "/health/"),
+        ("GET", "/health/liveness"),
+        ("GET", "/health/readiness"),
+    )
+
     def __init__(
         self,
         runtime: FunctionRuntime,
@@ -58,7 +69,6 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
-        shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
         checkpoints: CheckpointPublisher | None = None,
         openlineage: OpenLineageSender | None = None,
@@ -69,7 +79,6 @@ class GovfnApp:
         self.state = state or ServerState(config.max_in_flight)
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
-        self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
         self.checkpoints = checkpoints
@@ -81,6 +90,8 @@ class GovfnApp:
             runtime.observers.append(lambda plugin, context, result: openlineage.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
+        self._check: Future[bool] | None = None
+        self._next_check = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD") or ""
@@ -113,7 +124,18 @@ class GovfnApp:
 
     def health(self, path: str) -> tuple[int, bytes] | None:
         """The answer to a health probe path, or None if `path` is not one."""
-        return health_answer(path, self.state, len(self.registry))
+        return health_answer(path, self.state, len(self.registry), self.dependencies_usable)
+
+    def dependencies_usable(self) -> bool:
+        """The Chronicle takes records and the idempotency store answers (see
+        FunctionRuntime.usable). While not, a probe asks them again, once a second at most."""
+        if self.runtime.usable:
+            return True
+        now = time.monotonic()
+        if (self._check is None or self._check.done()) and now >= self._next_check:
+            self._next_check = now + 1.0
+            self._check = self.loop.submit(self.runtime.check())
+        return False
 
     @property
     def management(self) -> WsgiApp:
@@ -145,7 +167,12 @@ def create_app(
 ) -> GovfnApp:
     """Build the app. With no arguments everything comes from the environment
     (GOVFN_FUNCTIONS, GOVFN_FUNCTION, GOVFN_CHRONICLE, GOVFN_API_TOKEN, ...)."""
-    config = config or HttpConfig.from_env()
+    from_env: Settings | None = None
+    if config is None:
+        from_env = settings or Settings.from_env()
+        config = HttpConfig.from_settings(from_env)
+        if runtime is None:  # the runtime below is built from the same reading
+            settings = from_env
     if function_id is not None:
         config = dataclasses.replace(config, function_id=function_id)
     if dev is not None:
@@ -156,17 +183,13 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        chronicle = settings.chronicle_client(serving=True)
-        try:
-            chronicle.ledger.prepare()
-        except LedgerError as exc:  # records will be kept by the backstop meanwhile
-            log.error("%s; serving anyway", exc)
         runtime = FunctionRuntime(
             registry,
-            chronicle,
+            settings.chronicle_client(serving=True),
             spool_dir=str(settings.spool_dir),
             idempotency=settings.idempotency_store(),
         )
+        runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))
@@ -176,40 +199,42 @@ def create_app(
     app = GovfnApp(
         runtime,
         config,
-        shared_metrics=_shared_metrics(settings),
+        metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
         checkpoints=settings.checkpoint_publisher(sink) if settings else None,
         openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
-    if settings.traces if settings is not None else traces_requested(os.environ):
-        app.tracer = _tracer(runtime)
+    telemetry = settings or from_env or Settings.from_env()  # OTEL_* ask for traces
+    if telemetry.traces:
+        app.tracer = _tracer(runtime, telemetry)
     app.state.mark_started()
     return app
 
 
-def _tracer(runtime: FunctionRuntime) -> InvocationTracer | None:
+def _tracer(runtime: FunctionRuntime, settings: Settings) -> InvocationTracer | None:
     """Traces of every invocation, when the govfn[otel] extra is installed."""
     try:
         from govfn.observability.tracing import trace_invocations
     except ImportError as exc:
         log.warning("OTEL_* variables ask for traces but %s; install govfn[otel]", exc)
         return None
-    return trace_invocations(runtime)
+    return trace_invocations(runtime, settings.telemetry)
 
 
-def _shared_metrics(settings: Settings | None) -> SharedMetrics | None:
-    """The directory where a pod's workers publish their counters: beside the ledger."""
+def _pod_metrics(settings: Settings | None) -> PodMetrics | None:
+    """The directory where a pod's workers keep their counters: beside the ledger. Only an
+    app built from settings (a serving process's) counts for the pod."""
     if settings is None:
         return None
-    shared = SharedMetrics(settings.chronicle_path.parent / "metrics")
+    pod = PodMetrics(settings.chronicle_path.parent / "metrics")
     try:
-        shared.reset()
+        pod.reset()
     except OSError as exc:
         log.warning("metrics stay per worker: %s", exc)
         return None
-    return shared
+    return pod
 
 
 def _single_function(registry: FunctionRegistry, function_id: str | None) -> FunctionRegistry:

@@ -9,6 +9,7 @@ import uuid
 
 import click
 
+from govfn.chronicle.store import LedgerError
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
 from govfn.runtime import FunctionRuntime
@@ -64,12 +65,20 @@ def invoke(
         event_source=source,
         event_subject=subject,
     )
+    chronicle = settings.chronicle_client()
+    try:
+        chronicle.ledger.prepare()
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
     runtime = FunctionRuntime(
         registry,
-        settings.chronicle_client(),
+        chronicle,
         spool_dir=str(settings.spool_dir),
         idempotency=settings.idempotency_store(),
     )
-    result = asyncio.run(runtime.invoke(function_id, data, context))
+    try:
+        result = asyncio.run(runtime.invoke(function_id, data, context))
+    finally:
+        chronicle.ledger.close()
     click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     sys.exit(0 if result.success else 1)

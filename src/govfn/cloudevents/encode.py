@@ -6,6 +6,7 @@ unknown_function                → 404 (retried: the function may be rolling ou
 gsap_required                   → 400 (not retried), names gsapcontextid
 permanent, conflict             → 422 (not retried)
 in_progress                     → 409 + Retry-After (retried)
+unavailable                     → 503 + Retry-After (retried): a store or the Chronicle failed
 timeout                         → 504 (retried)
 error and anything else         → 500 (retried); the body never holds the error text
 """
@@ -31,6 +32,7 @@ _STATUS = {
     "permanent": 422,
     "conflict": 422,
     "in_progress": 409,
+    "unavailable": 503,
     "timeout": 504,
     "error": 500,
 }
@@ -62,6 +64,14 @@ def failure_problem(result: FunctionResult, retry_after_s: int) -> HttpProblem:
         return HttpProblem(
             status,
             "the same event is being processed; retry later",
+            retry_after=retry_after_s,
+            error_kind=kind,
+            **extra,
+        )
+    if kind == "unavailable":
+        return HttpProblem(
+            status,
+            result.error or "a dependency is unavailable; retry later",
             retry_after=retry_after_s,
             error_kind=kind,
             **extra,

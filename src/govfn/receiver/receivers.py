@@ -38,7 +38,7 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 # Which failure decides the status when several invocations answer one request:
 # retried failures first, so the broker redelivers rather than dead-letters.
-_SEVERITY = {"error": 6, "timeout": 5, "in_progress": 4, "unknown_function": 3}
+_SEVERITY = {"unavailable": 7, "error": 6, "timeout": 5, "in_progress": 4, "unknown_function": 3}
 
 
 class EventRequest:
