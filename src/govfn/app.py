@@ -29,6 +29,7 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
+    from govfn.chronicle.openlineage_sender import OpenLineageSender
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
@@ -70,6 +71,7 @@ class GovfnApp:
         metrics: Metrics | None = None,
         sink: SinkSender | None = None,
         checkpoints: CheckpointPublisher | None = None,
+        openlineage: OpenLineageSender | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -81,8 +83,11 @@ class GovfnApp:
         self.sink = sink
         self.checkpoints = checkpoints
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
+        self.openlineage = openlineage
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
+        if openlineage is not None:
+            runtime.observers.append(lambda plugin, context, result: openlineage.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
         self._check: Future[bool] | None = None
@@ -180,7 +185,7 @@ def create_app(
         registry.freeze("govfn.app")
         runtime = FunctionRuntime(
             registry,
-            settings.chronicle_client(),
+            settings.chronicle_client(serving=True),
             spool_dir=str(settings.spool_dir),
             idempotency=settings.idempotency_store(),
         )
@@ -197,6 +202,7 @@ def create_app(
         metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
         checkpoints=settings.checkpoint_publisher(sink) if settings else None,
+        openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
