@@ -16,7 +16,8 @@ class ServerState:
         self.max_in_flight = max_in_flight
         self.starting = True
         self.draining = False
-        self._slots = threading.BoundedSemaphore(max_in_flight)
+        # One plain lock and a count: a (Bounded)Semaphore is a Condition written in
+        # Python, and every receiver request takes and gives back a slot.
         self._count_lock = threading.Lock()
         self._in_flight = 0
 
@@ -35,13 +36,14 @@ class ServerState:
         return self._in_flight
 
     def try_enter(self) -> bool:
-        if not self._slots.acquire(blocking=False):
-            return False
         with self._count_lock:
+            if self._in_flight >= self.max_in_flight:
+                return False
             self._in_flight += 1
         return True
 
     def leave(self) -> None:
         with self._count_lock:
+            if self._in_flight <= 0:
+                raise ValueError("leave() without a matching try_enter()")
             self._in_flight -= 1
-        self._slots.release()
