@@ -17,9 +17,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks import results
+from benchmarks import chart, results
 
 HEADING = "## Performance"
+CHART = "benchmarks/performance.svg"  # relative to the README
+GOAL_X_LIMIT = 0.5  # issue 14: govfn 1x8 at half the limit's req/s
 WIDTH = 100
 
 
@@ -45,6 +47,14 @@ def _func_python_name(doc_round: dict[str, Any]) -> str | None:
     return None
 
 
+def _limit_name(doc_round: dict[str, Any]) -> str | None:
+    """The stack limit: the raw ASGI echo on uvicorn + uvloop + httptools."""
+    for name, m in doc_round.items():
+        if m.get("kind") == "raw-asgi" and "uvicorn" in name and "error" not in m:
+            return name
+    return None
+
+
 def _order(names: list[str]) -> list[str]:
     rank = {"govfn": 0, "func-python": 1, "functions-framework": 2, "raw": 3}
     return sorted(names, key=lambda n: (rank.get(n.split()[0], 9), n))
@@ -56,6 +66,7 @@ def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     meta: dict[str, dict[str, Any]] = {}
     for doc_round in doc["rounds"]:
         fp = _func_python_name(doc_round)
+        limit = _limit_name(doc_round)
         for name, m in doc_round.items():
             meta.setdefault(name, {"kind": m["kind"], "layout": m["layout"], "failed_rounds": 0})
             if "error" in m:
@@ -72,6 +83,12 @@ def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
             if raw:
                 s.setdefault("x_raw", []).append(m["req_s"] / doc_round[raw]["req_s"])
                 s.setdefault("p99_x_raw", []).append(m["p99_ms"] / doc_round[raw]["p99_ms"])
+            if limit:
+                s.setdefault("x_limit", []).append(m["req_s"] / doc_round[limit]["req_s"])
+                s.setdefault("p99_x_limit", []).append(m["p99_ms"] / doc_round[limit]["p99_ms"])
+                if m.get("pss_mb") and doc_round[limit].get("pss_mb"):
+                    pss_limit = m["pss_mb"] / doc_round[limit]["pss_mb"]
+                    s.setdefault("pss_x_limit", []).append(pss_limit)
             if fp:
                 s.setdefault("x_fp", []).append(m["req_s"] / doc_round[fp]["req_s"])
                 s.setdefault("p99_x_fp", []).append(m["p99_ms"] / doc_round[fp]["p99_ms"])
@@ -148,17 +165,17 @@ def _coldstart_summary() -> dict[str, dict[str, Any]]:
 
 
 def http_table(doc: dict[str, Any] | None) -> str:
-    """The main table: one row per server."""
+    """The main table: one row per server, every figure a ratio (medians of within-round
+    ratios): to the stack limit (raw ASGI on uvicorn + uvloop + httptools) and to func-python."""
     if not doc:
         return "_No HTTP results yet: run `python -m benchmarks.http`._"
     summary = http_summary(doc)
     cold = _coldstart_summary()
     fp = next((c for c in cold.values() if c.get("kind") == FUNC_PYTHON), None)
     lines = [
-        "| server | layout | req/s | p50 ms | p99 ms | req/s vs raw | req/s vs func-python "
-        "| p99 vs func-python | PSS MB | PSS vs func-python | errors | cold start ms "
-        "| cold start vs func-python |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| server | layout | req/s vs limit | p99 vs limit | req/s vs func-python "
+        "| p99 vs func-python | PSS vs func-python | cold start vs func-python | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, s in summary.items():
         c = cold.get(name, {})
@@ -168,14 +185,67 @@ def http_table(doc: dict[str, Any] | None) -> str:
         if s["failed_rounds"]:
             errors += f" ({s['failed_rounds']} failed rounds)"
         lines.append(
-            f"| {name} | {s['layout']} | {_num(s.get('req_s'), ',.0f')} "
-            f"| {_num(s.get('p50_ms'), '.2f')} | {_num(s.get('p99_ms'), '.2f')} "
-            f"| {_num(s.get('x_raw'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
-            f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {_num(s.get('pss_mb'), '.1f')} "
-            f"| {_num(s.get('pss_x_fp'), '.2f', 'x')} | {errors} "
-            f"| {_num(cold_ms, ',.0f')} | {_num(cold_vs_fp, '.2f', 'x')} |"
+            f"| {name} | {s['layout']} | {_num(s.get('x_limit'), '.2f', 'x')} "
+            f"| {_num(s.get('p99_x_limit'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
+            f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {_num(s.get('pss_x_fp'), '.2f', 'x')} "
+            f"| {_num(cold_vs_fp, '.2f', 'x')} | {errors} |"
         )
     return "\n".join(lines)
+
+
+def chart_bars(doc: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(server, kind, req/s vs the limit) for the chart, fastest first."""
+    bars = [
+        (name, s["kind"], s["x_limit"]) for name, s in http_summary(doc).items() if s.get("x_limit")
+    ]
+    return sorted(bars, key=lambda bar: -bar[2])
+
+
+def perbyte_lines() -> list[str]:
+    doc = results.load("perbyte")
+    if not doc:
+        return []
+    lines = [
+        _paragraph(
+            "Cost per byte of event data: `govfn serve --function echo` (SQLite ledger on) "
+            "answering one JSON event, against `json.loads` + `json.dumps` of the same document "
+            "(goal: at most 3x), and govfn's canonical JSON against `rfc8785.dumps`:"
+        ),
+        "",
+        "| event data | request vs loads + dumps | canonical_json vs rfc8785 |",
+        "|---|--:|--:|",
+    ]
+    for size, m in doc["sizes"].items():
+        canonical = m["canonical_json_ms"] / m["rfc8785_ms"] if m.get("rfc8785_ms") else None
+        lines.append(
+            f"| {size} | {m['request_vs_loads_plus_dumps']:.2f}x | {_num(canonical, '.2f', 'x')} |"
+        )
+    return lines
+
+
+def postgres_lines() -> list[str]:
+    doc = results.load("postgres")
+    if not doc:
+        return []
+    rows = [
+        ("no-op, one at a time", "noop"),
+        ("echo, one at a time", "echo"),
+        ("echo, 32 at once", "echo_32_at_once"),
+    ]
+    lines = [
+        _paragraph(
+            f"PostgreSQL Chronicle (fsync {doc['fsync']}): `invoke()` on PostgreSQL against "
+            "the same on the SQLite ledger:"
+        ),
+        "",
+        "| invocation | PostgreSQL vs SQLite |",
+        "|---|--:|",
+    ]
+    for label, key in rows:
+        sqlite_us, postgres_us = doc.get(f"sqlite_{key}_us"), doc.get(f"postgres_{key}_us")
+        if sqlite_us and postgres_us:
+            lines.append(f"| {label} | {postgres_us / sqlite_us:.2f}x |")
+    return lines
 
 
 def govfn_table(doc: dict[str, Any] | None) -> str:
@@ -198,7 +268,10 @@ def invoke_lines() -> list[str]:
             f"In-process `FunctionRuntime.invoke()` of a no-op function ({doc['calls']:,} "
             f"calls, median of {doc['repeats']}): **{doc['ledger_on_us']:.1f} µs** per call "
             f"with the SQLite ledger on (synchronous={doc['ledger_sync']}), "
-            f"{doc['ledger_off_us']:.1f} µs with it off. Parts of one call:"
+            f"{doc['ledger_off_us']:.1f} µs with it off; 16 calls under way at once (as the "
+            f"HTTP load's 16 connections), **{_num(doc.get('ledger_on_16_us'), '.1f')} µs** "
+            f"per call with the ledger on (echo: {_num(doc.get('echo_ledger_on_16_us'), '.1f')}"
+            " µs), on the event loop the worker serves with. Parts of one call:"
         ),
         "",
         "| part | µs |",
@@ -254,7 +327,8 @@ def markdown() -> str:
                 f"HTTP: wrk `{settings['wrk']}` (after {settings['warmup_s']} s warm-up), "
                 f"{settings['event']}, loopback, {settings['rounds']} rounds with a fresh "
                 "server each; medians over rounds; ratios computed within each round; "
-                '"vs raw" compares with the raw WSGI app at the same gunicorn layout. govfn '
+                '"limit" is the raw ASGI CloudEvent echo on uvicorn + uvloop + httptools '
+                "(no validation, no ledger: what Python serves at most). govfn "
                 f"runs `govfn serve --function echo` with the {settings['govfn_chronicle']}. "
                 "Errors are non-2xx responses / socket errors summed over rounds. Cold start: "
                 f"spawn to the first 2xx answer to the CloudEvent, median of {_cold_samples()} "
@@ -266,6 +340,8 @@ def markdown() -> str:
             http_table(http_doc),
             "",
         ]
+        if chart_bars(http_doc):
+            out += [f"![req/s as a share of the stack limit]({CHART})", ""]
         check = ledger_check(http_doc)
         if check:
             out += [check, ""]
@@ -273,14 +349,29 @@ def markdown() -> str:
         if vs:
             out += ["govfn against each peer (medians of within-round ratios):", "", vs, ""]
     out += invoke_lines()
+    for extra in (perbyte_lines(), postgres_lines()):
+        if extra:
+            out += ["", *extra]
     manifests = manifests_lines()
     if manifests:
         out += ["", *manifests]
     return "\n".join(out).rstrip() + "\n"
 
 
+def write_chart(readme: Path) -> Path | None:
+    """The chart the section shows, written beside the README (None without HTTP results)."""
+    doc = results.load("http")
+    bars = chart_bars(doc) if doc else []
+    if not bars:
+        return None
+    path = readme.parent / CHART
+    chart.write(path, bars, GOAL_X_LIMIT, "req/s as a share of the stack limit (raw ASGI echo)")
+    return path
+
+
 def write_readme(readme: Path, section: str) -> None:
     """Replace README's Performance section (to the next `## ` heading), or append one."""
+    write_chart(readme)
     text = readme.read_text()
     pattern = re.compile(rf"^{re.escape(HEADING)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
