@@ -27,6 +27,7 @@ from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.observability.metrics import Metrics
 from govfn.problem import HttpProblem, reason
 from govfn.receiver.config import HttpConfig
+from govfn.receiver.deadlines import Deadlines
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.runtime import FunctionRuntime
@@ -85,6 +86,7 @@ class Receivers:
         self.state = state
         self.loop = loop
         self.metrics = metrics
+        self._deadlines: dict[asyncio.AbstractEventLoop, Deadlines] = {}  # loops with requests
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, function_id: str | None
@@ -187,12 +189,25 @@ class Receivers:
     async def _run(
         self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
     ) -> list[FunctionResult]:
-        limit = self.config.request_timeout_s
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines.get(loop)
+        if deadlines is None:
+            deadlines = self._deadlines[loop] = Deadlines(loop, self.config.request_timeout_s)
+        deadline = deadlines.start()
         try:
-            async with asyncio.timeout(limit):
-                return await self._invoke_all(work, traceparent)
-        except TimeoutError:
+            return await self._invoke_all(work, traceparent)
+        except asyncio.CancelledError:
+            if not deadline.expired:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            limit = self.config.request_timeout_s
             raise HttpProblem(504, f"no answer within {limit:g}s; cancelled") from None
+        finally:
+            deadlines.finish(deadline)
+            if not deadlines:  # no request under way on this loop: keep no reference to it
+                del self._deadlines[loop]
 
     def _targets(self, event: IncomingEvent, plugin: FunctionPlugin | None) -> list[FunctionPlugin]:
         """The functions `event` goes to; refuses what no function may run."""
