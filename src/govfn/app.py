@@ -18,7 +18,7 @@ from govfn.chronicle.ledger import LedgerError
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
 from govfn.observability.metrics import Metrics, SharedMetrics
-from govfn.problem import HttpProblem
+from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.receivers import Receivers, StartResponse
@@ -81,7 +81,7 @@ class GovfnApp:
             if answer is not None:
                 status, body = answer
                 start_response(
-                    "200 OK" if status == 200 else "503 Service Unavailable",
+                    status_line(status),
                     [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
                 )
                 return [body]
@@ -150,12 +150,7 @@ def create_app(
             chronicle.ledger.prepare()
         except LedgerError as exc:  # records will be kept by the backstop meanwhile
             log.error("%s; serving anyway", exc)
-        runtime = FunctionRuntime(
-            registry,
-            chronicle,
-            spool_dir=str(settings.spool_dir),
-            idempotency=settings.idempotency_store(),
-        )
+        runtime = settings.runtime(registry, chronicle)
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))

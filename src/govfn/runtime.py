@@ -29,6 +29,7 @@ from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, functi
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, idempotency_key
+from govfn.outcome import ErrorKind
 from govfn.registry import FunctionRegistry
 
 log = logging.getLogger("govfn.runtime")
@@ -81,14 +82,14 @@ class FunctionRuntime:
         if plugin is None:
             result = FunctionResult.failure(
                 f"Unknown function: {function_id}",
-                "unknown_function",
+                ErrorKind.UNKNOWN_FUNCTION,
                 function_id=function_id,
                 invocation_id=context.invocation_id,
             )
         elif plugin.gsap_required and not context.gsap_context_id:
             result = FunctionResult.failure(
                 f"function {function_id!r} requires a GSAP context (gsapcontextid); none given",
-                "gsap_required",
+                ErrorKind.GSAP_REQUIRED,
                 function_id=function_id,
                 invocation_id=context.invocation_id,
             )
@@ -147,23 +148,21 @@ class FunctionRuntime:
             claim = store.claim(key, fingerprint, plugin.timeout)
         except sqlite3.Error as exc:
             log.error("idempotency store unavailable: %s", exc)
-            return FunctionResult.failure("idempotency store unavailable", "error", **ids)
+            return FunctionResult.failure("idempotency store unavailable", ErrorKind.ERROR, **ids)
         if claim.status == "replay" and claim.result is not None:
-            replay = FunctionResult.from_dict(claim.result)
-            replay.replayed = True
-            return replay
+            return FunctionResult.from_dict(claim.result, replayed=True)
         if claim.status == "in_progress":
             return FunctionResult.failure(
                 f"event {context.event_source} {context.event_id} is being processed "
                 "by another delivery",
-                "in_progress",
+                ErrorKind.IN_PROGRESS,
                 **ids,
             )
         if claim.status == "conflict":
             return FunctionResult.failure(
                 f"event {context.event_source} {context.event_id} was already received "
                 "with a different payload",
-                "conflict",
+                ErrorKind.CONFLICT,
                 **ids,
             )
         try:
@@ -196,7 +195,7 @@ class FunctionRuntime:
             except ValueError as exc:
                 return FunctionResult.failure(
                     f"event is not JSON: {exc}",
-                    "permanent",
+                    ErrorKind.PERMANENT,
                     function_id=plugin.function_id,
                     invocation_id=context.invocation_id,
                 )
@@ -225,29 +224,27 @@ class FunctionRuntime:
         started = time.perf_counter()
         cancelled: asyncio.CancelledError | None = None
         try:
-            result = await self._call_handler(plugin, event, context)
+            outcome = await self._call_handler(plugin, event, context)
         except asyncio.CancelledError as exc:  # e.g. the caller gave up: still record the end
             cancelled = exc
-            result = FunctionResult.failure("cancelled", "timeout")
-        result.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        result.function_id = plugin.function_id
-        result.invocation_id = context.invocation_id
-        if result.success:
-            result.reply_type = result.reply_type or plugin.reply_type
-            result.reply_is_event = result.reply_is_event or plugin.reply_is_event
-            if result.data is event and result._output_cid is None:
-                result._output_cid = input_cid  # returned its input: same content, same CID
+            outcome = FunctionResult.failure("cancelled", ErrorKind.CANCELLED)
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        output_cid = None
+        if outcome.success:
             try:
-                result.output_cid()
+                output_cid = input_cid if outcome.data is event else outcome.output_cid()
             except ValueError as exc:
-                result = FunctionResult.failure(
-                    f"handler returned data that is not JSON: {exc}",
-                    "error",
-                    duration_ms=result.duration_ms,
-                    function_id=plugin.function_id,
-                    invocation_id=context.invocation_id,
+                outcome = FunctionResult.failure(
+                    f"handler returned data that is not JSON: {exc}", ErrorKind.ERROR
                 )
+        success = outcome.success
+        error_kind = None if success else ErrorKind.of(outcome.error_kind)
+        reply_type, reply_is_event = outcome.reply_type, outcome.reply_is_event
+        if success:
+            reply_type = reply_type or plugin.reply_type
+            reply_is_event = reply_is_event or plugin.reply_is_event
 
+        lineage_cid = None
         if plugin.chronicle_enabled and self.backstop:
             completed = function_record(
                 FUNCTION_COMPLETED,
@@ -255,40 +252,51 @@ class FunctionRuntime:
                 invocation_id=context.invocation_id,
                 invoked_cid=invoked_cid,
                 trigger_event_cid=trigger_cid,
-                success=result.success,
-                duration_ms=result.duration_ms,
-                output_cid=result.output_cid() if result.success else None,
-                error=result.error,
-                error_kind=result.error_kind,
+                success=success,
+                duration_ms=duration_ms,
+                output_cid=output_cid,
+                error=outcome.error,
+                error_kind=None if error_kind is None else error_kind.value,
                 completed_at=_now(),
             )
-            result.lineage_cid = completed.cid
+            lineage_cid = completed.cid
             await self.backstop.emit(completed)
         if cancelled is not None:
             raise cancelled
-        return result
+        return FunctionResult(
+            success=success,
+            data=outcome.data,
+            error=outcome.error,
+            error_kind=error_kind,
+            duration_ms=duration_ms,
+            lineage_cid=lineage_cid,
+            function_id=plugin.function_id,
+            invocation_id=context.invocation_id,
+            reply_type=reply_type,
+            reply_is_event=reply_is_event,
+            _output_cid=output_cid,
+        )
 
     async def _call_handler(
         self, plugin: FunctionPlugin, event: Any, context: FunctionContext
     ) -> FunctionResult:
+        """What the handler answered, or the failure it caused (kind not yet settled)."""
         try:
             if plugin.timeout is None:
                 result = await plugin.handle(event, context)
             else:
                 result = await asyncio.wait_for(plugin.handle(event, context), plugin.timeout)
         except TimeoutError:
-            return FunctionResult.failure("timeout", "timeout")
+            return FunctionResult.failure("timeout", ErrorKind.TIMEOUT)
         except PermanentError as exc:
-            return FunctionResult.failure(str(exc) or type(exc).__name__, "permanent")
+            return FunctionResult.failure(str(exc) or type(exc).__name__, ErrorKind.PERMANENT)
         except Exception as exc:
             log.exception("function %s raised", plugin.function_id)
-            return FunctionResult.failure(f"{type(exc).__name__}: {exc}", "error")
+            return FunctionResult.failure(f"{type(exc).__name__}: {exc}", ErrorKind.ERROR)
         if not isinstance(result, FunctionResult):
             return FunctionResult.failure(
-                f"handle() returned {type(result).__name__}, not FunctionResult", "error"
+                f"handle() returned {type(result).__name__}, not FunctionResult", ErrorKind.ERROR
             )
-        if not result.success and result.error_kind is None:
-            result.error_kind = "error"
         return result
 
     def _notify(

@@ -24,6 +24,8 @@ from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
 
 if TYPE_CHECKING:
     from govfn.chronicle.sink import SinkSender
+    from govfn.registry import FunctionRegistry
+    from govfn.runtime import FunctionRuntime
 
 
 class Settings(NamedTuple):
@@ -80,6 +82,20 @@ class Settings(NamedTuple):
         if self.idempotency_path is None:
             return None
         return IdempotencyStore(self.idempotency_path, expiry_s=self.idempotency_ttl_s)
+
+    def runtime(
+        self, registry: FunctionRegistry, chronicle: LedgerChronicle | None = None
+    ) -> FunctionRuntime:
+        """The runtime these settings describe: records to the ledger (or to `chronicle`,
+        made from these settings), kept in the spool while it fails; the idempotency store."""
+        from govfn.runtime import FunctionRuntime  # commands that run no function skip it
+
+        return FunctionRuntime(
+            registry,
+            chronicle or self.chronicle_client(),
+            spool_dir=str(self.spool_dir) if self.spool_dir is not None else None,
+            idempotency=self.idempotency_store(),
+        )
 
     def sink_sender(self) -> SinkSender | None:
         """The outbox sender when K_SINK is set; start it in each serving process."""

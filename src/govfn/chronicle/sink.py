@@ -24,16 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
+
+from govfn.cloudevents.encode import record_headers
 
 if TYPE_CHECKING:
     import http.client
 
 log = logging.getLogger("govfn.chronicle.sink")
 
-SOURCE = "/govfn/chronicle"
 _IDLE_POLL_S = 0.5
-_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
 
 @dataclass
@@ -187,19 +187,7 @@ class SinkSender:
     def _post(self, cid: str, record_type: str, body: bytes) -> bool:
         import http.client  # only processes with K_SINK pay for it
 
-        payload = json.loads(body)
-        headers = {
-            "ce-specversion": "1.0",
-            "ce-id": cid,
-            "ce-type": record_type,
-            "ce-source": SOURCE,
-            "content-type": "application/json",
-        }
-        occurred = payload.get("completed_at") or payload.get("invoked_at")
-        if isinstance(occurred, str):
-            headers["ce-time"] = occurred
-        for name, value in self.extensions.items():
-            headers[f"ce-{name}"] = quote(value, safe=_SAFE)
+        headers = dict(record_headers(cid, record_type, json.loads(body), self.extensions))
         try:
             connection = self._connection()
             connection.request("POST", self._parts.path or "/", body=body, headers=headers)

@@ -11,7 +11,6 @@ import click
 
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
-from govfn.runtime import FunctionRuntime
 
 
 @click.command()
@@ -64,12 +63,7 @@ def invoke(
         event_source=source,
         event_subject=subject,
     )
-    runtime = FunctionRuntime(
-        registry,
-        settings.chronicle_client(),
-        spool_dir=str(settings.spool_dir),
-        idempotency=settings.idempotency_store(),
-    )
+    runtime = settings.runtime(registry)
     result = asyncio.run(runtime.invoke(function_id, data, context))
     click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     sys.exit(0 if result.success else 1)

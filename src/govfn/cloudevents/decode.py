@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from govfn.percent import percent_decode
 from govfn.problem import HttpProblem
 
 REQUIRED = ("id", "source", "specversion", "type")
@@ -31,7 +32,6 @@ _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class IncomingEvent(NamedTuple):
@@ -281,7 +281,12 @@ def decode_header_value(name: str, raw: str) -> str:
     except UnicodeEncodeError:
         raise HttpProblem(400, f"ce-{name} holds non-Latin-1 text", attribute=name) from None
     if b"%" in octets:
-        octets = _percent_decode(name, octets)
+        try:
+            octets = percent_decode(octets)
+        except ValueError:
+            raise HttpProblem(
+                400, f"ce-{name} has invalid percent-encoding", attribute=name
+            ) from None
     try:
         return octets.decode("utf-8")
     except UnicodeDecodeError:
@@ -304,14 +309,3 @@ def _unquote(name: str, inner: str) -> str:
     if escaped:
         raise HttpProblem(400, f"ce-{name} ends in a lone backslash", attribute=name)
     return "".join(out)
-
-
-def _percent_decode(name: str, octets: bytes) -> bytes:
-    head, *parts = octets.split(b"%")
-    out = bytearray(head)
-    for part in parts:
-        if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
-            raise HttpProblem(400, f"ce-{name} has invalid percent-encoding", attribute=name)
-        out.append(int(part[:2], 16))
-        out += part[2:]
-    return bytes(out)

@@ -1,13 +1,8 @@
-"""From a FunctionResult to an HTTP answer, following Knative's delivery contract.
+"""CloudEvents out: a function's reply event, and a Chronicle record as an outbox event.
 
-success, data and a reply type  → 200, the reply CloudEvent (binary mode)
-success otherwise               → 202, empty body
-unknown_function                → 404 (retried: the function may be rolling out)
-gsap_required                   → 400 (not retried), names gsapcontextid
-permanent, conflict             → 422 (not retried)
-in_progress                     → 409 + Retry-After (retried)
-timeout                         → 504 (retried)
-error and anything else         → 500 (retried); the body never holds the error text
+Both go out in binary mode (attributes as `ce-*` headers, percent-encoded as the HTTP
+binding asks, the data as the body); a batch reply holds structured events instead.
+Which status a result is answered with is not decided here: see `govfn.receiver.delivery`.
 """
 
 from __future__ import annotations
@@ -16,67 +11,20 @@ import base64
 import hashlib
 import json
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from govfn.cloudevents.decode import IncomingEvent
 from govfn.function import FunctionResult
-from govfn.problem import HttpProblem
+
+if TYPE_CHECKING:
+    from govfn.cloudevents.decode import IncomingEvent
 
 CARRIED_EXTENSIONS = ("gsapcontextid", "chroniclesessionid", "pipelinerunid")
-
-_STATUS = {
-    "unknown_function": 404,
-    "gsap_required": 400,
-    "permanent": 422,
-    "conflict": 422,
-    "in_progress": 409,
-    "timeout": 504,
-    "error": 500,
-}
-RETRIED = frozenset({404, 408, 409, 429}) | frozenset(range(500, 600))
-
-
-def status_for(result: FunctionResult) -> int:
-    if result.success:
-        return 200 if has_reply(result) else 202
-    return _STATUS.get(result.error_kind or "error", 500)
+RECORD_SOURCE = "/govfn/chronicle"
 
 
 def has_reply(result: FunctionResult) -> bool:
     return result.success and result.data is not None and bool(result.reply_type)
-
-
-def failure_problem(result: FunctionResult, retry_after_s: int) -> HttpProblem:
-    """The problem body for a failed result; handler exception text is never exposed."""
-    kind = result.error_kind or "error"
-    status = _STATUS.get(kind, 500)
-    extra: dict[str, Any] = {
-        "function_id": result.function_id,
-        "invocation_id": result.invocation_id,
-    }
-    if kind == "gsap_required":
-        detail = result.error or "a GSAP context is required"
-        return HttpProblem(status, detail, attribute="gsapcontextid", **extra)
-    if kind == "unknown_function":
-        return HttpProblem(status, f"unknown function {result.function_id!r}", **extra)
-    if kind in ("permanent", "conflict"):
-        return HttpProblem(status, result.error or kind, error_kind=kind, **extra)
-    if kind == "in_progress":
-        return HttpProblem(
-            status,
-            "the same event is being processed; retry later",
-            retry_after=retry_after_s,
-            error_kind=kind,
-            **extra,
-        )
-    if kind == "timeout":
-        return HttpProblem(status, "the function timed out", error_kind=kind, **extra)
-    return HttpProblem(
-        status,
-        "the function failed; see the server log for this invocation id",
-        error_kind="error",
-        **extra,
-    )
 
 
 def reply_id(trigger: IncomingEvent, function_id: str) -> str:
@@ -130,30 +78,47 @@ def encode_data(data: Any) -> tuple[str, bytes]:
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))
-_HEADER_SAFE = frozenset(chr(c) for c in range(0x21, 0x7F)) - {'"', "%"}
-_HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')
+_HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')  # what a header value may not hold raw
 
 
 def encode_header_value(value: str) -> str:
-    """Percent-encode what the CloudEvents HTTP binding says may not appear raw."""
+    """Percent-encode (UTF-8) what the CloudEvents HTTP binding says may not appear raw."""
     if not _HEADER_UNSAFE.search(value):
         return value
-    return "".join(
-        char if char in _HEADER_SAFE else "".join(f"%{b:02X}" for b in char.encode("utf-8"))
-        for char in value
-    )
+    return _HEADER_UNSAFE.sub(_percent_encoded, value)
+
+
+def _percent_encoded(match: re.Match[str]) -> str:
+    return "".join(f"%{octet:02X}" for octet in match.group().encode("utf-8"))
+
+
+def binary_headers(attributes: Mapping[str, str], content_type: str) -> list[tuple[str, str]]:
+    """Binary mode's head: the data's media type, then one `ce-` header per attribute."""
+    headers = [("Content-Type", content_type)]
+    headers += [(f"ce-{name}", encode_header_value(value)) for name, value in attributes.items()]
+    return headers
 
 
 def binary_reply(
     trigger: IncomingEvent, result: FunctionResult
 ) -> tuple[list[tuple[str, str]], bytes]:
     content_type, body = encode_data(reply_data(result))
-    headers = [("Content-Type", content_type)]
-    headers += [
-        (f"ce-{name}", encode_header_value(value))
-        for name, value in reply_attributes(trigger, result).items()
-    ]
-    return headers, body
+    return binary_headers(reply_attributes(trigger, result), content_type), body
+
+
+def record_headers(
+    cid: str, record_type: str, payload: Mapping[str, Any], extensions: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The head of a Chronicle record sent as a binary-mode event (its body is the record's
+    canonical JSON): `id` is the record's CID, so every redelivery carries the same id;
+    `time` is when the invocation began or ended; `extensions` (K_CE_OVERRIDES) come last
+    and win."""
+    attributes = {"specversion": "1.0", "id": cid, "type": record_type, "source": RECORD_SOURCE}
+    occurred = payload.get("completed_at") or payload.get("invoked_at")
+    if isinstance(occurred, str):
+        attributes["time"] = occurred
+    attributes.update(extensions)
+    return binary_headers(attributes, "application/json")
 
 
 def structured_reply(trigger: IncomingEvent, result: FunctionResult) -> dict[str, Any]:

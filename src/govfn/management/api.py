@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from govfn.cloudevents.encode import status_for
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
 from govfn.management.auth import authorize
 from govfn.management.openapi import openapi_document
 from govfn.problem import HttpProblem
+from govfn.receiver.delivery import status_for
 
 if TYPE_CHECKING:
     from govfn.app import GovfnApp

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from govfn.names import DNS1123_LABEL_MAX, DNS1123_LABEL_PATTERN
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _FUNCTION_ID = {
     "name": "function_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    "schema": {"type": "string", "pattern": DNS1123_LABEL_PATTERN, "maxLength": DNS1123_LABEL_MAX},
 }
 _CE_BODY = {
     "description": "A CloudEvent in binary, structured or batch content mode.",

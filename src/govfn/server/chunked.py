@@ -7,11 +7,10 @@ for a trailer section over the header limits); a body over its limit is `BodyToo
 
 from __future__ import annotations
 
+from govfn.percent import HEX_DIGITS
 from govfn.server.wire import MAX_FIELD_SIZE, MAX_HEADER_FIELDS, WireError
 
 MAX_CHUNK_LINE = 1024
-
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class ChunkedBody:
@@ -69,7 +68,7 @@ class ChunkedBody:
 
 def chunk_size(line: bytes) -> int:
     digits = line.split(b";", 1)[0].rstrip(b" \t")
-    if not digits or len(digits) > 15 or not all(byte in _HEX for byte in digits):
+    if not digits or len(digits) > 15 or not all(byte in HEX_DIGITS for byte in digits):
         raise WireError(400, "malformed chunk size")
     return int(digits, 16)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from govfn.problem import HttpProblem
+from govfn.problem import HttpProblem, status_line
 from govfn.server.chunked import BodyTooLarge, ChunkedBody
 from govfn.server.protocol import Connections, Reply, Request
 from govfn.server.wire import (
@@ -291,8 +291,7 @@ class HttpConnection(asyncio.Protocol):
         """Answer a request that cannot be read, then close."""
         problem = HttpProblem(status, detail)
         body = problem.to_bytes()
-        reason = problem.body()["title"]
-        self._write(response_head(f"{status} {reason}", problem.headers(), len(body), False) + body)
+        self._write(response_head(status_line(status), problem.headers(), len(body), False) + body)
         self.close()
 
     def _write(self, data: bytes) -> None:
