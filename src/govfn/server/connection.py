@@ -147,13 +147,13 @@ class HttpConnection(asyncio.Protocol):
             try:
                 self._check_partial_head(buffer)
             except WireError as error:
-                self._fail(error.status, error.detail)
+                self._fail(error.status, error.detail, error.attribute)
             return
         self._scanned = self._fields = 0
         try:
             head = parse_head(buffer[:end])
         except WireError as error:
-            self._fail(error.status, error.detail)
+            self._fail(error.status, error.detail, error.attribute)
             return
         rest = buffer[end + 4 :]
         self.buffer = b""
@@ -223,7 +223,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             rest = decoder.feed(data)
         except WireError as error:
-            self._fail(error.status, error.detail)
+            self._fail(error.status, error.detail, error.attribute)
             return
         except BodyTooLarge:
             self._refuse_too_large(head, None)
@@ -287,9 +287,9 @@ class HttpConnection(asyncio.Protocol):
         self._write(response_head(status, headers, len(body), keep_alive=False) + body)
         self.close()
 
-    def _fail(self, status: int, detail: str) -> None:
+    def _fail(self, status: int, detail: str, attribute: str | None = None) -> None:
         """Answer a request that cannot be read, then close."""
-        problem = HttpProblem(status, detail)
+        problem = HttpProblem(status, detail, attribute=attribute)
         body = problem.to_bytes()
         self._write(response_head(status_line(status), problem.headers(), len(body), False) + body)
         self.close()

@@ -30,10 +30,11 @@ _TARGET = re.compile(r"[\x21-\x7e]+")
 class WireError(Exception):
     """A request that cannot be read: answer `status` and close the connection."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, attribute: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.attribute = attribute  # the part of the request at fault, when one is
 
 
 class RequestHead:
