@@ -33,7 +33,7 @@ class ErrorKind(StrEnum):
     # value, HTTP status, severity
     ERROR = "error", 500, 7  # the handler raised, or returned something that is not a result
     TIMEOUT = "timeout", 504, 6  # the function's own `timeout` passed
-    CANCELLED = "cancelled", 503, 5  # stopped from outside: the request's deadline, a shutdown
+    CANCELLED = "cancelled", 504, 5  # stopped from outside, as when the request's time is up
     IN_PROGRESS = "in_progress", 409, 4  # an idempotent function is running the same event
     UNKNOWN_FUNCTION = "unknown_function", 404, 3  # it may be rolling out
     GSAP_REQUIRED = "gsap_required", 400, 1

@@ -15,7 +15,7 @@ from govfn.receiver.delivery import failure_problem, status_for, worst_failure
 EXPECTED = {
     "error": (500, True),
     "timeout": (504, True),
-    "cancelled": (503, True),
+    "cancelled": (504, True),
     "in_progress": (409, True),
     "unknown_function": (404, True),
     "gsap_required": (400, False),
@@ -74,5 +74,5 @@ def test_success_answers_200_with_a_reply_and_202_without() -> None:
 def test_a_cancelled_invocation_asks_for_a_retry_and_names_its_kind() -> None:
     problem = failure_problem(failed("cancelled", function_id="f", invocation_id="i"), 7)
     body = json.loads(problem.to_bytes())
-    assert problem.status == 503 and ("Retry-After", "7") in problem.headers()
+    assert problem.status == 504 and ("Retry-After", "7") in problem.headers()
     assert body["error_kind"] == "cancelled" and body["function_id"] == "f"

@@ -2,10 +2,11 @@
 
 Everything is checked before a function runs: the four required attributes present
 and non-empty, `specversion` 1.0, attribute names `[a-z0-9]`, header values percent-
-decoded to valid UTF-8 (quoted values and lower-case hex accepted), JSON data that
-parses when the content type says JSON, no `ce-datacontenttype` header in binary mode,
-`data`/`data_base64` exclusive and valid. Any failure is an `HttpProblem` (4xx) naming
-the attribute, never another exception.
+decoded to valid UTF-8 (quoted values and lower-case hex accepted), JSON that is I-JSON
+(RFC 7493: no duplicate keys, finite numbers, valid Unicode) wherever JSON is read, the
+core attributes JSON strings in structured and batch mode, no `ce-datacontenttype` header
+in binary mode, `data`/`data_base64` exclusive and valid. Any failure is an `HttpProblem`
+(4xx) naming the attribute, never another exception.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
 from govfn.management.auth import authorize
 from govfn.management.openapi import openapi_document
+from govfn.outcome import ErrorKind
 from govfn.problem import HttpProblem
 from govfn.receiver.delivery import status_for
 
@@ -141,7 +142,7 @@ def build_management_app(app: GovfnApp) -> Flask:
 def result_json(result: FunctionResult) -> dict[str, Any]:
     """The result as JSON; a handler's exception text stays in the server log."""
     body = result.to_dict()
-    if body["error_kind"] == "error":
+    if body["error_kind"] == ErrorKind.ERROR:
         body["error"] = "the function failed; see the server log for this invocation id"
     return body
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.outcome import ErrorKind
 
 DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -43,7 +44,7 @@ class Metrics:
     ) -> None:
         """A runtime observer: count the invocation by function and outcome."""
         function = result.function_id or (plugin.function_id if plugin else "unknown")
-        outcome = "success" if result.success else (result.error_kind or "error")
+        outcome = "success" if result.success else str(result.error_kind or ErrorKind.ERROR)
         seconds = result.duration_ms / 1000.0
         slot = bisect_left(DURATION_BUCKETS_S, seconds)  # len(...) for over the last bound
         with self._lock:
