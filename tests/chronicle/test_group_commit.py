@@ -74,3 +74,40 @@ def test_cancelled_waiter_does_not_break_the_batch(tmp_path: Path) -> None:
 
         asyncio.run(scenario())
         assert len(ledger) == 2 and ledger.verify().ok  # the cancelled record is committed too
+
+
+def test_records_one_at_a_time_commit_without_a_pass_of_the_loop(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "c.db") as ledger:
+        chronicle = LedgerChronicle(ledger)
+
+        async def one_by_one() -> list[bool]:
+            await chronicle.emit_record(Record.build("T", {"first": True}))  # a batch of one
+            passes = []
+            for record in records(3):
+                ran = asyncio.Event()
+                asyncio.get_running_loop().call_soon(ran.set)
+                await chronicle.emit_record(record)
+                passes.append(ran.is_set())  # set only if the emit let the loop run
+            return passes
+
+        assert asyncio.run(one_by_one()) == [False, False, False]
+        assert chronicle.commits == 4 and len(ledger) == 4
+
+
+def test_a_second_task_emitting_in_the_same_pass_starts_sharing_again(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "c.db") as ledger:
+        chronicle = LedgerChronicle(ledger)
+        batch = records(16)
+
+        async def scenario() -> int:
+            await chronicle.emit_record(Record.build("T", {"lone": 1}))  # no company: at once
+            await chronicle.emit_record(Record.build("T", {"lone": 2}))
+            await asyncio.sleep(0)
+            before = chronicle.commits
+            cids = await asyncio.gather(*(chronicle.emit_record(r) for r in batch))
+            assert cids == [r.cid for r in batch]
+            return chronicle.commits - before
+
+        assert asyncio.run(scenario()) == 2  # the first record at once, the other 15 together
+        assert [r.cid for r in ledger.records()][2:] == [r.cid for r in batch]
+        assert ledger.verify().ok
