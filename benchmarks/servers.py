@@ -34,6 +34,8 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "raw": (_GUNICORN,),
     "funcpython": ("func-python==0.8.1",),
     "ff": ("functions-framework>=3.10,<3.11", "cloudevents<=1.12", _GUNICORN),
+    "uvicorn": ("uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0"),
+    "granian": ("granian==2.8.9",),
 }
 
 
@@ -55,7 +57,7 @@ class ServerSpec:
     """One server configuration: `launch(port, scratch)` gives its argv and extra environment."""
 
     name: str
-    kind: str  # "govfn", "raw", "func-python", "functions-framework"
+    kind: str  # "govfn", "raw", "raw-asgi", "func-python", "functions-framework"
     workers: int | None  # gunicorn workers; None for a single event loop
     launch: Launch
     path: str = "/"
@@ -80,6 +82,20 @@ def _func_python(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
     return [python, "-m", "benchmarks.peers.func_python_echo"], {"LISTEN_ADDRESS": f"{HOST}:{port}"}
 
 
+def _uvicorn(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    uvicorn = str(venv_dir("uvicorn") / "bin" / "uvicorn")
+    argv = [uvicorn, "--loop", "uvloop", "--http", "httptools", "--host", HOST, "--port", str(port)]
+    argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
+    return [*argv, "benchmarks.peers.raw_asgi:app"], {}
+
+
+def _granian(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    granian = str(venv_dir("granian") / "bin" / "granian")
+    argv = [granian, "--interface", "asgi", "--host", HOST, "--port", str(port)]
+    argv += ["--workers", "1", "--no-ws", "--log-level", "warning"]
+    return [*argv, "benchmarks.peers.raw_asgi:app"], {}
+
+
 def _functions_framework(workers: int) -> Launch:
     def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
         cli = str(venv_dir("ff") / "bin" / "functions-framework")
@@ -102,6 +118,8 @@ def _govfn(workers: int, *extra: str) -> Launch:
 
 
 PEERS = (
+    ServerSpec("raw ASGI (uvicorn 0.54 + uvloop + httptools)", "raw-asgi", None, _uvicorn),
+    ServerSpec("raw ASGI (granian 2.8)", "raw-asgi", None, _granian),
     ServerSpec("raw WSGI (gunicorn) 1x8", "raw", 1, _raw(1)),
     ServerSpec("raw WSGI (gunicorn) 2x8", "raw", 2, _raw(2)),
     ServerSpec("func-python 0.8.1 (hypercorn)", "func-python", None, _func_python),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -25,10 +26,11 @@ from govfn.receiver.receivers import Receivers, StartResponse
 from govfn.receiver.state import ServerState
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
-from govfn.settings import Settings
+from govfn.settings import Settings, traces_requested
 
 if TYPE_CHECKING:
     from govfn.chronicle.sink import SinkSender
+    from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client
 
 __all__ = ["GovfnApp", "HttpConfig", "HttpProblem", "ServerState", "create_app"]
@@ -66,6 +68,7 @@ class GovfnApp:
         self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
+        self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         self._management: WsgiApp | None = None
@@ -164,8 +167,20 @@ def create_app(
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
+    if settings.traces if settings is not None else traces_requested(os.environ):
+        app.tracer = _tracer(runtime)
     app.state.mark_started()
     return app
+
+
+def _tracer(runtime: FunctionRuntime) -> InvocationTracer | None:
+    """Traces of every invocation, when the govfn[otel] extra is installed."""
+    try:
+        from govfn.observability.tracing import trace_invocations
+    except ImportError as exc:
+        log.warning("OTEL_* variables ask for traces but %s; install govfn[otel]", exc)
+        return None
+    return trace_invocations(runtime)
 
 
 def _shared_metrics(settings: Settings | None) -> SharedMetrics | None:

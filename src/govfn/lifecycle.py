@@ -36,7 +36,8 @@ def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
 
 def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
     """In an exiting worker, after in-flight requests finished: hand kept Chronicle
-    records over, and send the outbox to the sink as far as it accepts them."""
+    records over, send the outbox to the sink as far as it accepts them, and export the
+    spans still queued."""
     app.state.begin_draining()
     if app.loop.started:
         try:
@@ -49,4 +50,9 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
             log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
     if app.shared_metrics is not None:
         app.shared_metrics.stop(app.metrics)
+    if app.tracer is not None:
+        try:
+            app.tracer.shutdown()  # exports the spans still queued
+        except Exception:
+            log.exception("trace export at shutdown failed")
     app.loop.stop()

@@ -35,6 +35,11 @@ from govfn.registry import FunctionRegistry
 log = logging.getLogger("govfn.runtime")
 
 Observer = Callable[[FunctionPlugin | None, FunctionContext, FunctionResult], None]
+# Called when an invocation starts, with the function id and the context (invocation id
+# set); returns what to call when it ends, with the result (None when it was cancelled).
+# Tracing opens a span here, current while the handler runs.
+InvocationEnd = Callable[[FunctionResult | None], None]
+InvocationStart = Callable[[str, FunctionContext], InvocationEnd]
 
 
 def new_invocation_id() -> str:
@@ -71,6 +76,7 @@ class FunctionRuntime:
         self.backstop = Backstop(chronicle_client, spool_dir) if chronicle_client else None
         self.idempotency = idempotency
         self.observers: list[Observer] = []
+        self.on_start: list[InvocationStart] = []
 
     async def invoke(
         self, function_id: str, event: Any, context: FunctionContext | None = None
@@ -78,6 +84,23 @@ class FunctionRuntime:
         context = context or FunctionContext()
         if context.invocation_id is None:
             context = context.with_invocation_id(new_invocation_id())
+        if not self.on_start:
+            return await self._invoke(function_id, event, context)
+        ends = self._started(function_id, context)
+        result: FunctionResult | None = None
+        try:
+            result = await self._invoke(function_id, event, context)
+            return result
+        finally:
+            for end in reversed(ends):
+                try:
+                    end(result)
+                except Exception:
+                    log.exception("invocation end hook %r failed", end)
+
+    async def _invoke(
+        self, function_id: str, event: Any, context: FunctionContext
+    ) -> FunctionResult:
         plugin = self.registry.get(function_id)
         if plugin is None:
             result = FunctionResult.failure(
@@ -298,6 +321,15 @@ class FunctionRuntime:
                 f"handle() returned {type(result).__name__}, not FunctionResult", ErrorKind.ERROR
             )
         return result
+
+    def _started(self, function_id: str, context: FunctionContext) -> list[InvocationEnd]:
+        ends = []
+        for start in self.on_start:
+            try:
+                ends.append(start(function_id, context))
+            except Exception:
+                log.exception("invocation start hook %r failed", start)
+        return ends
 
     def _notify(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult

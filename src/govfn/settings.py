@@ -7,6 +7,7 @@ GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are ke
 GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
+OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT   ask for traces (govfn[otel])
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    traces: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +68,7 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            traces=traces_requested(env),
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -109,6 +112,19 @@ class Settings(NamedTuple):
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
         )
+
+
+def traces_requested(env: Mapping[str, str]) -> bool:
+    """Whether the standard OpenTelemetry variables ask for traces: an exporter other than
+    `none`, or an OTLP endpoint, and the SDK not disabled."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
 
 
 def parse_ce_overrides(text: str | None) -> dict[str, str]:

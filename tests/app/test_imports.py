@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
-HEAVY = ("flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click")
+HEAVY = (
+    "flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click",
+    "opentelemetry", "google.protobuf", "requests", "govfn.observability.tracing",
+)  # fmt: skip
 
 
-def imported_after(code: str) -> set[str]:
+def imported_after(code: str, env: dict[str, str] | None = None) -> set[str]:
+    """The modules loaded after `code` runs in a new interpreter, with no OTEL_* variable
+    set unless `env` sets it."""
     probe = f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | (env or {})
     output = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=environ,
     ).stdout
     return set(json.loads(output.strip().splitlines()[-1]))
 
@@ -44,6 +57,22 @@ def test_serve_start_up_imports_nothing_heavy() -> None:
         "assert statuses == ['200 OK'], statuses\n"
     )
     assert heavy(imported_after(code)) == []
+
+
+SERVE_START_UP = (
+    "import govfn.cli, govfn.cli.serve\n"
+    "from govfn.app import create_app\n"
+    "from govfn.settings import Settings\n"
+    "app = create_app(settings=Settings.from_env())\n"
+)
+
+
+def test_tracing_is_imported_only_when_the_otel_variables_ask(tmp_path: Path) -> None:
+    env = {"GOVFN_CHRONICLE": f"{tmp_path}/chronicle.db"}
+    untraced = imported_after(SERVE_START_UP, env)
+    assert [m for m in heavy(untraced) if m.startswith(("opentelemetry", "govfn.obs"))] == []
+    traced = imported_after(SERVE_START_UP, env | {"OTEL_TRACES_EXPORTER": "console"})
+    assert {"govfn.observability.tracing", "opentelemetry.sdk.trace"} <= traced
 
 
 def test_the_sdk_core_imports_no_web_framework() -> None:

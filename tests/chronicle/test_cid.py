@@ -16,6 +16,7 @@ from govfn.chronicle.cid import (
     cid_of,
     cid_of_bytes,
     content_cid,
+    ecmascript_number,
 )
 
 VECTORS = json.loads((Path(__file__).parent.parent / "data" / "cid.json").read_text())
@@ -104,3 +105,31 @@ def test_flat_fast_path_equals_rfc8785(value: dict[str, object]) -> None:
             canonical_flat(value)
         return
     assert canonical_flat(value) == expected
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_ecmascript_number_equals_rfc8785(value: float) -> None:
+    assert ecmascript_number(value).encode() == rfc8785.dumps(value)
+
+
+awkward_values = st.recursive(
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1.0, -0.0, 1e21, 1e-7, 2.0**60, 5e-324, 1e16])
+    | st.text(alphabet=st.sampled_from(["\x00", "0", "a", "\\", '"', "\u2028"]), max_size=6),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=4), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@given(awkward_values)
+def test_off_path_floats_and_nul_strings_equal_rfc8785(value: object) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+def test_a_document_is_not_changed_by_canonicalising_it() -> None:
+    document = {"a": [1.0, {"b": 1e-7}], "c": "\x00"}
+    before = json.dumps(document)
+    canonical_json(document)
+    assert json.dumps(document) == before

@@ -61,9 +61,12 @@ def start_server(
     port_from_env: bool = False,
     gunicorn_app: str | None = None,
     timeout_s: float = 20.0,
+    python: str = PYTHON,
+    cwd: Path | None = None,
 ) -> Server:
     """`python -m govfn serve` (or gunicorn itself serving `gunicorn_app`) on a free loopback
-    port, ready when /health/readiness says so."""
+    port, ready when /health/readiness says so. `python` and `cwd` serve another project
+    from its own venv."""
     port = free_port()
     ledger = tmp / "chronicle.db"
     log = tmp / "server.log"
@@ -71,17 +74,19 @@ def start_server(
     environ.update(
         GOVFN_CHRONICLE=str(ledger),
         PYTHONPATH=os.pathsep.join([str(HERE.parent), str(REPO / "src")]),
-        **(env or {}),
     )
-    command = [PYTHON, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
+    environ.update(env or {})
+    command = [python, "-m", "govfn", "serve", "--host", "127.0.0.1", *args]
     if gunicorn_app is not None:
-        command = [PYTHON, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *args, gunicorn_app]
+        command = [python, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", *args, gunicorn_app]
     elif port_from_env:
         environ["PORT"] = str(port)
     else:
         command += ["--port", str(port)]
     with log.open("wb") as handle:
-        process = subprocess.Popen(command, env=environ, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=environ, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT
+        )
     server = Server(process, port, ledger, log)
     deadline = time.monotonic() + timeout_s
     for _ in range(int(timeout_s / 0.05)):

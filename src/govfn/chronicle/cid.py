@@ -2,12 +2,14 @@
 
     cid = "b" + base32lower(varint(1) + varint(codec) + multihash(sha2-256, digest))
 
-`canonical_json` takes a fast path through the standard library's C encoder when the
-value holds nothing whose RFC 8785 form differs from `json.dumps(sort_keys=True)`:
-no integers beyond 2**53, no keys outside the Basic Multilingual Plane (RFC 8785 sorts
-keys by UTF-16 code units), and only floats that Python's `repr` writes exactly as
-ECMAScript does: non-integral, with 1e-4 <= |x| < 1e16 (plain decimal notation, shortest
-round-trip digits in both). Anything else goes through `rfc8785`.
+`canonical_json` writes through the standard library's C encoder
+(`json.dumps(sort_keys=True)`), which already gives the RFC 8785 form of strings, of
+integers up to 2**53, of keys inside the Basic Multilingual Plane (RFC 8785 sorts keys by
+UTF-16 code units, which there is code point order), and of the floats that Python's
+`repr` writes as ECMAScript does (non-integral, 1e-4 <= |x| < 1e16). Other floats are
+written by `ecmascript_number` into the encoder's output (integral ones become ints).
+Only integers beyond 2**53, keys outside the BMP and what is not JSON go through
+`rfc8785` (which refuses the first and the last).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import json.encoder
+import re
 from base64 import b32encode
 from typing import Any
 
@@ -31,35 +34,110 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
-def _plain(value: Any) -> bool:
-    """True when `json.dumps(sort_keys=True)` already yields the RFC 8785 form."""
+class _OffPath(Exception):
+    """The value holds something only `rfc8785` writes right."""
+
+
+def _fast_form(value: Any, numbers: list[str]) -> Any:
+    """`value` made ready for `json.dumps(sort_keys=True)` to write its RFC 8785 form.
+
+    The same object comes back when nothing needs changing (the common case: no copy).
+    A float that `repr` writes differently from ECMAScript becomes an int when it is
+    integral and exact, else a placeholder string indexing `numbers`, which holds its
+    ECMAScript form. Raises _OffPath for keys outside the BMP, integers beyond 2**53 and
+    anything that is not JSON."""
     kind = type(value)
     if kind is str or kind is bool or value is None:
-        return True
+        return value
     if kind is dict:
         try:
             keys = "".join(value)
         except TypeError:  # a key that is not a string
-            return False
+            raise _OffPath from None
         if not keys.isascii() and max(keys) > "\uffff":
-            return False
-        for item in value.values():
-            if type(item) is not str and item is not None and not _plain(item):
-                return False
-        return True
+            raise _OffPath
+        changed: dict[str, Any] | None = None
+        for key, item in value.items():
+            if type(item) is str or item is None:
+                continue
+            ready = _fast_form(item, numbers)
+            if ready is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = ready
+        return value if changed is None else changed
     if kind is int:
-        return bool(-_INT_LIMIT <= value <= _INT_LIMIT)
+        if -_INT_LIMIT <= value <= _INT_LIMIT:
+            return value
+        raise _OffPath
     if kind is float:
-        return bool(1e-4 <= abs(value) < 1e16 and not value.is_integer())
+        if 1e-4 <= abs(value) < 1e16 and not value.is_integer():
+            return value
+        return _float_form(value, numbers)
     if kind is list or kind is tuple:
-        return all(_plain(item) for item in value)
-    return False
+        items: list[Any] | None = None
+        for index, item in enumerate(value):
+            ready = _fast_form(item, numbers)
+            if ready is not item:
+                if items is None:
+                    items = list(value)
+                items[index] = ready
+        return value if items is None else items
+    raise _OffPath
+
+
+def _float_form(value: float, numbers: list[str]) -> int | str:
+    if value != value or value in (_INF, -_INF):
+        raise _OffPath
+    if value.is_integer() and abs(value) <= _INT_LIMIT:
+        return int(value)  # exact, and what ECMAScript writes for it
+    numbers.append(ecmascript_number(value))
+    return f"\x00{len(numbers) - 1}\x00"
+
+
+_INF = float("inf")
+_PLACEHOLDER = re.compile(r'"\\u0000(\d+)\\u0000"')
+
+
+def ecmascript_number(value: float) -> str:
+    """ECMAScript's Number::toString of a finite float (RFC 8785 section 3.2.2.3): the
+    shortest round-trip digits, which `repr` also finds, laid out by ECMAScript's rules."""
+    if value == 0:
+        return "0"
+    text = repr(abs(value))
+    mantissa, _, exponent = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))
+    digits = digits.rstrip("0")
+    sign = "-" if value < 0 else ""
+    k, n = len(digits), point
+    if k <= n <= 21:
+        return sign + digits + "0" * (n - k)
+    if 0 < n <= 21:
+        return sign + digits[:n] + "." + digits[n:]
+    if -6 < n <= 0:
+        return sign + "0." + "0" * -n + digits
+    e = f"{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+    return sign + digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + e
 
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical UTF-8 bytes of a JSON value; ValueError if it is not JSON."""
-    if _plain(value):
-        return _dumps(value).encode("utf-8")
+    numbers: list[str] = []
+    try:
+        ready = _fast_form(value, numbers)
+    except _OffPath:
+        return _rfc8785(value)
+    text = _dumps(ready)
+    if numbers:
+        if text.count("\\u0000") != 2 * len(numbers):  # a NUL of the data's own
+            return _rfc8785(value)
+        text = _PLACEHOLDER.sub(lambda match: numbers[int(match.group(1))], text)
+    return text.encode("utf-8")
+
+
+def _rfc8785(value: Any) -> bytes:
     import rfc8785  # only values off the fast path need it: kept out of start-up
 
     try:

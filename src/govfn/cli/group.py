@@ -9,9 +9,11 @@ import click
 
 COMMANDS = {
     "functions": "govfn.cli.functions:functions",
+    "init": "govfn.cli.init:init",
     "invoke": "govfn.cli.functions:invoke",
     "chronicle": "govfn.cli.chronicle:chronicle",
     "serve": "govfn.cli.group:serve",
+    "send": "govfn.cli.send:send",
     "manifests": "govfn.cli.manifests:manifests",
     "apply": "govfn.cli.manifests:apply",
 }
