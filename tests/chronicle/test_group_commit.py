@@ -76,38 +76,21 @@ def test_cancelled_waiter_does_not_break_the_batch(tmp_path: Path) -> None:
         assert len(ledger) == 2 and ledger.verify().ok  # the cancelled record is committed too
 
 
-def test_records_one_at_a_time_commit_without_a_pass_of_the_loop(tmp_path: Path) -> None:
+def test_tasks_ready_together_share_each_commit_as_they_go(tmp_path: Path) -> None:
     with Ledger(tmp_path / "c.db") as ledger:
         chronicle = LedgerChronicle(ledger)
+        pairs = [
+            (Record.build("T", {"task": n}), Record.build("T", {"task": n, "end": 1}))
+            for n in range(8)
+        ]
 
-        async def one_by_one() -> list[bool]:
-            await chronicle.emit_record(Record.build("T", {"first": True}))  # a batch of one
-            passes = []
-            for record in records(3):
-                ran = asyncio.Event()
-                asyncio.get_running_loop().call_soon(ran.set)
-                await chronicle.emit_record(record)
-                passes.append(ran.is_set())  # set only if the emit let the loop run
-            return passes
+        async def invocation(first: Record, second: Record) -> None:
+            await chronicle.emit_record(first)
+            await chronicle.emit_record(second)
 
-        assert asyncio.run(one_by_one()) == [False, False, False]
-        assert chronicle.commits == 4 and len(ledger) == 4
+        async def together() -> None:
+            await asyncio.gather(*(invocation(*pair) for pair in pairs))
 
-
-def test_a_second_task_emitting_in_the_same_pass_starts_sharing_again(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "c.db") as ledger:
-        chronicle = LedgerChronicle(ledger)
-        batch = records(16)
-
-        async def scenario() -> int:
-            await chronicle.emit_record(Record.build("T", {"lone": 1}))  # no company: at once
-            await chronicle.emit_record(Record.build("T", {"lone": 2}))
-            await asyncio.sleep(0)
-            before = chronicle.commits
-            cids = await asyncio.gather(*(chronicle.emit_record(r) for r in batch))
-            assert cids == [r.cid for r in batch]
-            return chronicle.commits - before
-
-        assert asyncio.run(scenario()) == 2  # the first record at once, the other 15 together
-        assert [r.cid for r in ledger.records()][2:] == [r.cid for r in batch]
-        assert ledger.verify().ok
+        asyncio.run(together())
+        assert chronicle.commits == 2  # every first record in one commit, every second in another
+        assert len(ledger) == 16 and ledger.verify().ok

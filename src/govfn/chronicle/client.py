@@ -31,14 +31,18 @@ async def deliver(client: ChronicleClient, record: Record) -> None:
 class LedgerChronicle:
     """Writes records to the embedded ledger; `emit` returns once the record is committed.
 
-    Group commit, adaptive: while records come one at a time, each is committed at once.
-    When a second task emits within the same pass of the event loop, records are sharing:
-    the first record of a batch yields to the loop once (every task ready now runs, and
-    what they emit joins the batch), then commits the batch in one transaction and wakes
-    the others; each still waits for its own record to be durable. A batch that found no
-    company goes back to committing at once. A failed commit fails every record of its
-    batch (the transaction is all or nothing); a cancelled emitter's record is committed
-    all the same. Only public asyncio is used: `current_task`, `call_soon`, `sleep(0)`.
+    Group commit: the first record of a batch yields to the event loop once, so that every
+    task already ready to run gets its turn, and any record they emit meanwhile joins the
+    batch; then it commits the whole batch in one transaction and wakes the others.
+    Concurrent invocations share commits while each still waits for its own record to be
+    durable; a lone record costs one pass of the loop. A failed commit fails every record
+    of its batch (the transaction is all or nothing); a cancelled emitter's record is
+    committed all the same.
+
+    The pass is paid even when nothing else is ready: asyncio has no public way to tell,
+    and guessing from the invocations under way misses the requests that are ready but
+    not yet invoking (16 clients of a no-wait handler: 2 commits per invocation instead
+    of 0.125).
     """
 
     def __init__(self, ledger: Ledger) -> None:
@@ -46,8 +50,6 @@ class LedgerChronicle:
         self.commits = 0
         self._batches: dict[asyncio.AbstractEventLoop, list[tuple[Record, asyncio.Future[None]]]]
         self._batches = {}
-        self._sharing = True  # the last batch had company (or none ran yet): batch the next
-        self._emitter: asyncio.Task[Any] | None = None  # committed at once in this loop pass
 
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
@@ -60,24 +62,13 @@ class LedgerChronicle:
             batch.append((record, done))
             await done
             return record.cid
-        if not self._sharing:
-            task = asyncio.current_task()
-            if self._emitter is None:
-                self._emitter = task
-                loop.call_soon(self._pass_ended)
-            if self._emitter is task:  # no other task emitted in this pass: nobody to wait for
-                return self.emit_record_now(record)
         batch = self._batches[loop] = []
         try:
             await asyncio.sleep(0)  # every task ready now runs before this one resumes
         finally:  # cancelled or not, the batch is committed: the others wait for it
             del self._batches[loop]
-            self._sharing = bool(batch)
             self._commit(record, batch)
         return record.cid
-
-    def _pass_ended(self) -> None:
-        self._emitter = None
 
     def emit_record_now(self, record: Record) -> str:
         """Commit one record now, in the caller's thread (no batch)."""
