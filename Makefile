@@ -7,8 +7,9 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8080
 TOOLS  := .tools
 INTEROP := tests/interop/node_modules/.package-lock.json
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench clean interop-deps fuzz audit
+.PHONY: run test lint bench clean interop-deps fuzz audit browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,13 +22,19 @@ run: $(STAMP)
 	$(BIN)/govfn serve --host $(HOST) --port $(PORT) --dev
 
 ## test: the whole test suite (real processes on loopback)
-test: $(STAMP) $(TOOLS)/bin/helm $(INTEROP)
+test: $(STAMP) $(TOOLS)/bin/helm $(INTEROP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 ## interop-deps: the JavaScript CloudEvents SDK for tests/interop (node_modules/ is ignored)
 interop-deps: $(INTEROP)
 $(INTEROP): tests/interop/package.json tests/interop/package-lock.json
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+
+## browser: Debian's headless Chromium, for the lineage page test (CI runs as root on Debian)
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get install -y --no-install-recommends chromium || \
+		(apt-get update && apt-get install -y --no-install-recommends chromium)
 
 ## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)

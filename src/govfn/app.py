@@ -29,6 +29,7 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings, traces_requested
 
 if TYPE_CHECKING:
+    from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client
@@ -58,6 +59,7 @@ class GovfnApp:
         metrics: Metrics | None = None,
         shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
+        checkpoints: CheckpointPublisher | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -68,6 +70,7 @@ class GovfnApp:
         self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
+        self.checkpoints = checkpoints
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
@@ -159,11 +162,13 @@ def create_app(
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.app")
     configure_logging(readable=config.dev)
+    sink = settings.sink_sender() if settings else None
     app = GovfnApp(
         runtime,
         config,
         shared_metrics=_shared_metrics(settings),
-        sink=settings.sink_sender() if settings else None,
+        sink=sink,
+        checkpoints=settings.checkpoint_publisher(sink) if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))

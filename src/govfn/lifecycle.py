@@ -15,11 +15,13 @@ log = logging.getLogger("govfn.app")
 
 
 def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
-    """In a new worker: start the sink sender and the metrics publisher; with
-    `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives (govfn's worker
-    drains through its own handler)."""
+    """In a new worker: start the sink sender, the checkpoint signer and the metrics
+    publisher; with `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives
+    (govfn's worker drains through its own handler)."""
     if app.sink is not None:
         app.sink.start()
+    if app.checkpoints is not None:
+        app.checkpoints.start()
     if app.shared_metrics is not None:
         app.shared_metrics.start(app.metrics)
     if not drain_on_sigterm:
@@ -44,6 +46,8 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
             app.loop.run(app.runtime.flush(), timeout=drain_timeout_s)
         except Exception:
             log.exception("chronicle flush at shutdown failed; records stay spooled")
+    if app.checkpoints is not None:
+        app.checkpoints.stop()  # signs the final head, queued before the sink drains
     if app.sink is not None:
         left = app.sink.stop(drain_timeout_s)
         if left:

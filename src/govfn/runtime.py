@@ -4,7 +4,9 @@
       ├─ unknown id / missing GSAP context  → failed result, nothing executed, nothing recorded
       ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs
       ├─ handler (timeout enforced)         → exception / timeout become a failed result
-      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid
+      └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid;
+                                              it names the reply event (id, source, data CID)
+                                              that the invocations it triggers record as theirs
 
 Records go through a `Backstop`, so a Chronicle client that raises never breaks an
 invocation and never loses the record. Functions declared `idempotent` run once per
@@ -31,6 +33,7 @@ from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, idempotency_key
 from govfn.outcome import ErrorKind
 from govfn.registry import FunctionRegistry
+from govfn.replies import identity_of, is_reply
 
 log = logging.getLogger("govfn.runtime")
 
@@ -269,6 +272,16 @@ class FunctionRuntime:
 
         lineage_cid = None
         if plugin.chronicle_enabled and self.backstop:
+            reply = None
+            if is_reply(success, outcome.data, reply_type):
+                reply = identity_of(
+                    plugin.function_id,
+                    outcome.data,
+                    reply_is_event,
+                    output_cid or "",
+                    context.event_source,
+                    context.event_id,
+                )
             completed = function_record(
                 FUNCTION_COMPLETED,
                 function_id=plugin.function_id,
@@ -278,6 +291,9 @@ class FunctionRuntime:
                 success=success,
                 duration_ms=duration_ms,
                 output_cid=output_cid,
+                reply_id=reply.id if reply else None,
+                reply_source=reply.source if reply else None,
+                reply_cid=reply.data_cid if reply else None,
                 error=outcome.error,
                 error_kind=None if error_kind is None else error_kind.value,
                 completed_at=_now(),

@@ -7,6 +7,10 @@ GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are ke
 GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
+GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY+...): a
+                              serving process then signs checkpoints of its log
+GOVFN_CHRONICLE_ORIGIN        the checkpoints' origin line (default: the key's name)
+GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S   how often they are signed (default 60)
 OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT   ask for traces (govfn[otel])
 """
 
@@ -24,6 +28,8 @@ from govfn.chronicle.ledger import Ledger
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
 
 if TYPE_CHECKING:
+    from govfn.chronicle.note import Signer
+    from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.registry import FunctionRegistry
     from govfn.runtime import FunctionRuntime
@@ -39,6 +45,9 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    signing_key_path: Path | None = None
+    chronicle_origin: str | None = None
+    checkpoint_interval_s: float = 60.0
     traces: bool = False
 
     @classmethod
@@ -56,6 +65,13 @@ class Settings(NamedTuple):
             ttl = float(env.get("GOVFN_IDEMPOTENCY_TTL_S", DEFAULT_EXPIRY_S))
         except ValueError:
             raise ValueError("GOVFN_IDEMPOTENCY_TTL_S must be a number of seconds") from None
+        try:
+            interval = float(env.get("GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S", 60.0))
+        except ValueError:
+            interval = -1.0
+        if not interval > 0:
+            raise ValueError("GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S must be a positive number")
+        signing_key = env.get("GOVFN_CHRONICLE_SIGNING_KEY")
         return cls(
             functions=functions,
             chronicle_path=chronicle,
@@ -68,6 +84,9 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            signing_key_path=Path(signing_key) if signing_key else None,
+            chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
+            checkpoint_interval_s=interval,
             traces=traces_requested(env),
         )
 
@@ -100,6 +119,21 @@ class Settings(NamedTuple):
             idempotency=self.idempotency_store(),
         )
 
+    def checkpoint_publisher(self, sink: SinkSender | None = None) -> CheckpointPublisher | None:
+        """The checkpoint signer of a serving process when a signing key is configured."""
+        if self.signing_key_path is None:
+            return None
+        from govfn.chronicle.publisher import CheckpointPublisher
+
+        signer = read_signer(self.signing_key_path)
+        return CheckpointPublisher(
+            self.ledger(),
+            signer,
+            self.chronicle_origin or signer.name,
+            interval_s=self.checkpoint_interval_s,
+            on_published=sink.notify if sink is not None else None,
+        )
+
     def sink_sender(self) -> SinkSender | None:
         """The outbox sender when K_SINK is set; start it in each serving process."""
         if not self.sink_url:
@@ -112,6 +146,20 @@ class Settings(NamedTuple):
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
         )
+
+
+def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Signer:
+    """The signer key in `path`; ValueError names the file and what is wrong with it."""
+    from govfn.chronicle.note import NoteError, Signer
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{variable}: cannot read {str(path)!r}: {exc}") from None
+    try:
+        return Signer.from_key(text)
+    except NoteError as exc:
+        raise ValueError(f"{variable}: {str(path)!r}: {exc}") from None
 
 
 def traces_requested(env: Mapping[str, str]) -> bool:

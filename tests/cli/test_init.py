@@ -226,7 +226,7 @@ def test_govfn_manifests_renders_the_function_from_govfn_yaml(project: Project) 
     assert rendered.returncode == 0, rendered.stderr
     objects = list(yaml.safe_load_all(rendered.stdout))
     kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
-    assert [kind for kind, _ in kinds] == ["Service", "Trigger"]
+    assert [kind for kind, _ in kinds] == ["Service", "SinkBinding", "Trigger"]
     service = next(o for o in objects if o["kind"] == "Service")
     container = service["spec"]["template"]["spec"]["containers"][0]
     assert service["metadata"]["name"] == NAME
@@ -235,6 +235,9 @@ def test_govfn_manifests_renders_the_function_from_govfn_yaml(project: Project) 
     trigger = next(o for o in objects if o["kind"] == "Trigger")
     assert trigger["spec"]["filter"]["attributes"]["type"] == "HELLO_FN_REQUESTED"
     assert trigger["spec"]["delivery"]["retry"] == 3
+    binding = next(o for o in objects if o["kind"] == "SinkBinding")
+    assert binding["spec"]["subject"]["name"] == NAME
+    assert binding["spec"]["sink"]["ref"]["name"] == "default"  # the Triggers' broker
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,8 @@ def test_openapi_describes_every_route(app: GovfnApp) -> None:
         "/health",
         "/health/liveness",
         "/health/readiness",
+        "/chronicle/lineage/{cid}",
+        "/chronicle/lineage/{cid}/view",
         "/metrics",
         "/openapi.json",
     }

@@ -1,7 +1,7 @@
 """A double of the Kubernetes API server: the wire protocol `govfn apply` uses, nothing more.
 
 A real HTTP server on 127.0.0.1 (in a thread) that answers like kube-apiserver for
-Knative Services, Triggers and Brokers:
+Knative Services, Triggers, Brokers and SinkBindings:
 
 - discovery: `GET /api`, `GET /apis`, `GET /apis/<group>/<version>`;
 - server-side apply: `PATCH .../namespaces/<ns>/<plural>/<name>` with
@@ -39,6 +39,7 @@ APPLY_PATCH = "application/apply-patch+yaml"
 RESOURCES = {
     "serving.knative.dev": {"services": ("Service", "service")},
     "eventing.knative.dev": {"triggers": ("Trigger", "trigger"), "brokers": ("Broker", "broker")},
+    "sources.knative.dev": {"sinkbindings": ("SinkBinding", "sinkbinding")},
 }
 SHORT_NAMES = {"services": ["kservice", "ksvc"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

@@ -17,6 +17,7 @@ FILES = {
     ("serving.knative.dev/v1", "Service"): "serving-service.yaml",
     ("eventing.knative.dev/v1", "Trigger"): "eventing-trigger.yaml",
     ("eventing.knative.dev/v1", "Broker"): "eventing-broker.yaml",
+    ("sources.knative.dev/v1", "SinkBinding"): "eventing-sinkbinding.yaml",
 }
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 OBJECT_META = {
@@ -59,7 +60,7 @@ def validator(api_version: str, kind: str) -> jsonschema.Draft7Validator:
     versions = crd(api_version, kind)["spec"]["versions"]
     assert len(versions) == 1 and versions[0]["name"] == api_version.split("/")[1]
     schema = copy.deepcopy(versions[0]["schema"]["openAPIV3Schema"])
-    # Every object has these; the Trigger and Broker schemas do not list them.
+    # Every object has these; the Trigger, Broker and SinkBinding schemas do not list them.
     schema["properties"].setdefault("apiVersion", {"type": "string"})
     schema["properties"].setdefault("kind", {"type": "string"})
     schema["properties"]["metadata"] = OBJECT_META

@@ -23,6 +23,7 @@ from govfn.registry import FunctionRegistry, load_functions
 IMAGE = ["--image", "registry.example/govfn:1.0.0", "--functions", "govfn.functions"]
 SERVICES = ("serving.knative.dev", "functions", "services")
 TRIGGERS = ("eventing.knative.dev", "functions", "triggers")
+BINDINGS = ("sources.knative.dev", "functions", "sinkbindings")
 
 
 def apply(kubeconfig: Path, *args: str) -> Result:
@@ -43,18 +44,21 @@ def test_server_side_apply(apiserver: ApiServer, kubeconfig: Path) -> None:
         (*TRIGGERS, "echo-echo-requested"),
         (*SERVICES, "billing"),
         (*SERVICES, "echo"),
+        (*BINDINGS, "billing-chronicle"),
+        (*BINDINGS, "echo-chronicle"),
     ]
     patches = [r for r in apiserver.state.requests if r.method == "PATCH"]
-    assert len(patches) == 4
+    assert len(patches) == 6
     for request in patches:
         assert request.content_type == "application/apply-patch+yaml"
         assert request.query == {"fieldManager": "govfn", "force": "true"}
         assert "/namespaces/functions/" in request.path  # the kubeconfig context's namespace
     discovery = [r.path for r in apiserver.state.requests if r.method == "GET"]
-    assert discovery[:3] == [
+    assert discovery[:4] == [
         "/apis/",
         "/apis/serving.knative.dev/v1",
         "/apis/eventing.knative.dev/v1",
+        "/apis/sources.knative.dev/v1",
     ]
     service = apiserver.state.objects[(*SERVICES, "billing")]
     assert service["metadata"]["managedFields"] == [{"manager": "govfn", "operation": "Apply"}]
@@ -75,7 +79,7 @@ def test_dry_run_stores_nothing(apiserver: ApiServer, kubeconfig: Path) -> None:
     assert result.exit_code == 0, result.output
     assert stored(apiserver) == []
     patches = [r for r in apiserver.state.requests if r.method == "PATCH"]
-    assert len(patches) == 4 and all(r.query.get("dryRun") == "All" for r in patches)
+    assert len(patches) == 6 and all(r.query.get("dryRun") == "All" for r in patches)
     assert "(dry run)" in result.output
 
 
@@ -128,6 +132,8 @@ def test_prune_deletes_only_this_app_s_stale_objects(
         "echo",
         "billing-gsap-cr-received",
         "echo-echo-requested",
+        "billing-chronicle",
+        "echo-chronicle",
         "other-app",
         "hand-made",
     }
@@ -151,8 +157,8 @@ def test_wait_until_ready(apiserver: ApiServer, kubeconfig: Path) -> None:
     apiserver.state.ready_after = 3
     result = apply(kubeconfig, "--wait", "--timeout", "20")
     assert result.exit_code == 0, result.output
-    assert "waiting for 4 object(s) to become ready (" in result.output
-    assert len(re.findall(r"^(service|trigger)/\S+ ready$", result.output, re.M)) == 4
+    assert "waiting for 6 object(s) to become ready (" in result.output
+    assert len(re.findall(r"^(service|trigger|sinkbinding)/\S+ ready$", result.output, re.M)) == 6
 
 
 def test_wait_times_out(apiserver: ApiServer, kubeconfig: Path) -> None:
@@ -242,6 +248,7 @@ def test_kubectl_speaks_to_the_double(helm: Path, tmp_path: Path) -> None:
         real = kubectl_run(*side)
         assert real.returncode == 0, real.stderr
         assert "service.serving.knative.dev/billing serverside-applied" in real.stdout
+        assert "sinkbinding.sources.knative.dev/billing-chronicle serverside-applied" in real.stdout
         listed = kubectl_run("get", "ksvc,triggers", "-o", "name")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.split() == [
@@ -309,7 +316,119 @@ def test_in_a_pod_the_service_account_is_used(
     assert sorted(state.objects) == [
         ("eventing.knative.dev", "in-pod", "triggers", "echo-echo-requested"),
         ("serving.knative.dev", "in-pod", "services", "echo"),
+        ("sources.knative.dev", "in-pod", "sinkbindings", "echo-chronicle"),
     ]
     (account / "token").unlink()
     with pytest.raises(ApplyError, match="not in a cluster"):
         connect(Target(), service_account=account)
+
+
+def test_sink_bindings_are_applied_and_validated_by_the_double(
+    apiserver: ApiServer, kubeconfig: Path
+) -> None:
+    result = apply(kubeconfig, "--broker", "events")
+    assert result.exit_code == 0, result.output
+    binding = apiserver.state.objects[(*BINDINGS, "billing-chronicle")]
+    assert binding["spec"] == {
+        "subject": {
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "name": "billing",
+            "namespace": "functions",
+        },
+        "sink": {
+            "ref": {
+                "apiVersion": "eventing.knative.dev/v1",
+                "kind": "Broker",
+                "name": "events",
+                "namespace": "functions",
+            }
+        },
+    }
+    paths = [r.path for r in apiserver.state.requests if r.method == "PATCH"]
+    assert "/apis/sources.knative.dev/v1/namespaces/functions/sinkbindings/echo-chronicle" in paths
+    assert "sinkbinding/billing-chronicle applied" in result.output
+
+
+def test_double_rejects_a_sink_binding_the_schema_rejects(
+    apiserver: ApiServer, kubeconfig: Path
+) -> None:
+    registry = load_functions(
+        ["govfn.functions.echo"], FunctionRegistry(), include_entry_points=False
+    )
+    binding = render_all(registry, ManifestOptions(image="img", namespace="functions"))[-1]
+    assert binding["kind"] == "SinkBinding"
+    binding["spec"]["sink"]["uri"] = 7  # a string in the CRD
+    api_client, namespace = connect(Target(kubeconfig=str(kubeconfig)))
+    applier = Applier(api_client, namespace, echo=lambda line: None)
+    try:
+        with pytest.raises(ApplyError) as caught:
+            applier.apply([binding], dry_run=False)
+    finally:
+        api_client.close()
+    assert caught.value.field == "SinkBinding 'echo-chronicle'"
+    assert "HTTP 422" in str(caught.value) and "spec.sink.uri" in str(caught.value)
+    assert stored(apiserver) == []
+
+
+def test_prune_removes_sink_bindings_no_longer_rendered(
+    apiserver: ApiServer, kubeconfig: Path
+) -> None:
+    govfn_labels = {"app.kubernetes.io/managed-by": "govfn", "app.kubernetes.io/part-of": "govfn"}
+    for kind, api in (
+        ("Service", "serving.knative.dev/v1"),
+        ("Trigger", "eventing.knative.dev/v1"),
+        ("SinkBinding", "sources.knative.dev/v1"),
+    ):
+        apiserver.state.seed(
+            {
+                "apiVersion": api,
+                "kind": kind,
+                "metadata": {"name": f"retired-{kind.lower()}", "labels": govfn_labels},
+                "spec": {},
+            },
+            "functions",
+        )
+    assert apply(kubeconfig).exit_code == 0
+    assert (*BINDINGS, "echo-chronicle") in apiserver.state.objects
+    result = apply(kubeconfig, "--chronicle-sink", "none", "--prune")
+    assert result.exit_code == 0, result.output
+    assert {key[3] for key in apiserver.state.objects} == {
+        "billing",
+        "echo",
+        "billing-gsap-cr-received",
+        "echo-echo-requested",
+    }
+    deletes = [r.path.rsplit("/", 2)[1:] for r in apiserver.state.requests if r.method == "DELETE"]
+    assert deletes == [  # nothing is left pointing at a deleted Service
+        ["triggers", "retired-trigger"],
+        ["sinkbindings", "billing-chronicle"],
+        ["sinkbindings", "echo-chronicle"],
+        ["sinkbindings", "retired-sinkbinding"],
+        ["services", "retired-service"],
+    ]
+    assert "sinkbinding/echo-chronicle pruned" in result.output
+
+
+def test_missing_sink_bindings(apiserver: ApiServer, kubeconfig: Path) -> None:
+    del apiserver.state.groups["sources.knative.dev"]
+    result = apply(kubeconfig)
+    assert result.exit_code == 1
+    assert "sources.knative.dev/v1; is Knative Eventing installed?" in result.output
+    assert [r for r in apiserver.state.requests if r.method == "PATCH"] == []
+    without = apply(kubeconfig, "--chronicle-sink", "none")
+    assert without.exit_code == 0, without.output
+    assert len(stored(apiserver)) == 4
+
+
+def test_database_secret_through_the_double(apiserver: ApiServer, kubeconfig: Path) -> None:
+    result = apply(kubeconfig, "--database-secret", "pg:dsn", "--var-size-limit", "256Mi")
+    assert result.exit_code == 0, result.output
+    pod = apiserver.state.objects[(*SERVICES, "billing")]["spec"]["template"]["spec"]
+    env = {entry["name"]: entry for entry in pod["containers"][0]["env"]}
+    assert env["GOVFN_CHRONICLE"]["valueFrom"] == {"secretKeyRef": {"name": "pg", "key": "dsn"}}
+    assert env["GOVFN_CHRONICLE_SPOOL"] == {
+        "name": "GOVFN_CHRONICLE_SPOOL",
+        "value": "/var/lib/govfn/spool",
+    }
+    assert pod["volumes"][0] == {"name": "ledger", "emptyDir": {"sizeLimit": "256Mi"}}

@@ -61,8 +61,10 @@ def test_yaml_stream(tmp_path: Path) -> None:
     assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
         ("Service", "billing"),
         ("Trigger", "billing-gsap-cr-received"),
+        ("SinkBinding", "billing-chronicle"),
         ("Service", "echo"),
         ("Trigger", "echo-echo-requested"),
+        ("SinkBinding", "echo-chronicle"),
     ]
     assert result.output.startswith("---\n")
 
@@ -122,7 +124,7 @@ def test_json_list(tmp_path: Path) -> None:
     assert result.exit_code == 0
     document = json.loads(result.output)
     assert document["apiVersion"] == "v1" and document["kind"] == "List"
-    assert [item["kind"] for item in document["items"]] == ["Service", "Trigger"] * 2
+    assert [item["kind"] for item in document["items"]] == ["Service", "Trigger", "SinkBinding"] * 2
     assert document["items"] == list(
         yaml.safe_load_all(run(*IMAGE, "--functions", "govfn.functions", cwd=tmp_path).output)
     )
@@ -133,7 +135,7 @@ def test_output_file(tmp_path: Path) -> None:
     result = run(*IMAGE, "--functions", "govfn.functions", "-o", str(target), cwd=tmp_path)
     assert result.exit_code == 0 and result.output == ""
     kinds = [d["kind"] for d in yaml.safe_load_all(target.read_text())]
-    assert kinds == ["Service", "Trigger", "Service", "Trigger"]
+    assert kinds == ["Service", "Trigger", "SinkBinding"] * 2
 
 
 def test_http_view_call(builtins: FunctionRegistry) -> None:
@@ -141,7 +143,7 @@ def test_http_view_call(builtins: FunctionRegistry) -> None:
     assert plugin is not None
     text = render_yaml([plugin], ManifestOptions(image="img", namespace="ns", broker="b"))
     kinds = [d["kind"] for d in yaml.safe_load_all(text)]
-    assert kinds == ["Service", "Trigger"] and "broker: b\n" in text
+    assert kinds == ["Service", "Trigger", "SinkBinding"] and "broker: b\n" in text
 
 
 def test_manifest_import_does_not_load_kubernetes() -> None:

@@ -107,7 +107,7 @@ def test_cli_reads_config_from_cwd(tmp_path: Path) -> None:
     finally:
         os.chdir(old)
     assert result.exit_code == 0, result.output
-    service, _ = yaml.safe_load_all(result.output)
+    service, _trigger, _binding = yaml.safe_load_all(result.output)
     assert service["metadata"]["name"] == "echo" and service["metadata"]["namespace"] == "shop"
     template = service["spec"]["template"]
     assert template["metadata"]["annotations"] == {"autoscaling.knative.dev/min-scale": "2"}

@@ -44,6 +44,22 @@ def test_broker_matches_the_triggers() -> None:
         assert trigger["metadata"]["namespace"] == broker["metadata"]["namespace"]
 
 
+def test_each_service_sends_its_records_to_the_committed_broker() -> None:
+    broker = yaml.safe_load((DEPLOY / "knative" / "broker.yaml").read_text(encoding="utf-8"))
+    documents = list(yaml.safe_load_all((DEPLOY / "knative" / "functions.yaml").read_text()))
+    services = sorted(d["metadata"]["name"] for d in documents if d["kind"] == "Service")
+    bindings = [d for d in documents if d["kind"] == "SinkBinding"]
+    assert services and sorted(b["spec"]["subject"]["name"] for b in bindings) == services
+    for binding in bindings:
+        assert binding["spec"]["sink"]["ref"] == {
+            "apiVersion": broker["apiVersion"],
+            "kind": broker["kind"],
+            "name": broker["metadata"]["name"],
+            "namespace": broker["metadata"]["namespace"],
+        }
+        assert binding["metadata"]["namespace"] == broker["metadata"]["namespace"]
+
+
 def test_dockerfile_runs_govfn_serve_as_non_root() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     users = re.findall(r"^USER\s+(\S+)", text, re.M)

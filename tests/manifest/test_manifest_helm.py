@@ -94,7 +94,7 @@ def test_template_equals_govfn_manifests(helm: Path, tmp_path: Path, options: li
     assert [(o["kind"], o["metadata"]["name"]) for o in from_helm] == [
         (o["kind"], o["metadata"]["name"]) for o in from_govfn
     ]
-    assert len(from_govfn) == 4 + 5  # four functions, five trigger types
+    assert len(from_govfn) == 4 + 5 + 4  # four functions, five trigger types, a SinkBinding each
     assert any(len(o["metadata"]["name"]) == 63 for o in from_govfn)  # the hash path is covered
     assert from_helm == from_govfn
     for obj in from_helm:
@@ -154,3 +154,108 @@ def test_the_broker_is_rendered_only_when_asked_for(helm: Path, tmp_path: Path) 
     assert broker["metadata"]["labels"]["team"] == "pay"
     bad = helm_run(helm, *base, "--set", "brokerDelivery.backoffPolicy=random")
     assert bad.returncode != 0 and "/brokerDelivery/backoffPolicy" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--image", "img:1", "--chronicle-sink", "none"],
+        [
+            *OPTIONS,
+            "--chronicle-sink",
+            "https://records.example/in",
+            "--database-secret",
+            "pg-chronicle:dsn",
+            "--var-size-limit",
+            "512Mi",
+        ],
+        ["--image", "img:1", "--broker", "events", "--database-secret", "pg"],
+        ["--image", "img:1", "--namespace", "shop", "--chronicle-sink", "broker:chronicle"],
+    ],
+    ids=["no-binding", "url-sink-and-secret", "broker-and-secret", "other-broker"],
+)
+def test_template_equals_govfn_manifests_for_sinks_and_secrets(
+    helm: Path, tmp_path: Path, options: list[str]
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(govfn_manifests(tmp_path, *options, "--format", "helm-values"))
+    lint = helm_run(helm, "lint", "--strict", str(CHART), "-f", str(values))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    rendered = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values))
+    assert rendered.returncode == 0, rendered.stderr
+    from_helm = objects(rendered.stdout)
+    from_govfn = objects(govfn_manifests(tmp_path, *options))
+    assert from_helm == from_govfn
+    bindings = [obj for obj in from_govfn if obj["kind"] == "SinkBinding"]
+    assert len(bindings) == (0 if "none" in options else 4)
+    secret = "--database-secret" in options
+    for obj in from_helm:
+        assert schema_errors(obj) == []
+        if obj["kind"] == "Service":
+            container = obj["spec"]["template"]["spec"]["containers"][0]
+            env = {entry["name"]: entry for entry in container["env"]}
+            assert ("valueFrom" in env["GOVFN_CHRONICLE"]) is secret
+            assert ("GOVFN_CHRONICLE_SPOOL" in env) is secret
+            volume = obj["spec"]["template"]["spec"]["volumes"][0]
+            size = "512Mi" if "512Mi" in options else "1Gi"
+            assert volume == {"name": "ledger", "emptyDir": {"sizeLimit": size}}
+
+
+def _values(tmp_path: Path) -> tuple[str, ...]:
+    values = tmp_path / "values.yaml"
+    values.write_text(govfn_manifests(tmp_path, "--image", "img", "--format", "helm-values"))
+    return ("template", "govfn", str(CHART), "-f", str(values))
+
+
+def test_chart_values_for_sinks_secrets_and_size(helm: Path, tmp_path: Path) -> None:
+    base = _values(tmp_path)
+    none = helm_run(helm, *base, "--set", "chronicleSink=none")
+    assert none.returncode == 0, none.stderr
+    assert "SinkBinding" not in {obj["kind"] for obj in objects(none.stdout)}
+    secret = helm_run(helm, *base, "--set", "databaseSecret.name=pg", "--set", "varSizeLimit=2Gi")
+    assert secret.returncode == 0, secret.stderr
+    services = [obj for obj in objects(secret.stdout) if obj["kind"] == "Service"]
+    assert len(services) == 4
+    for service in services:
+        pod = service["spec"]["template"]["spec"]
+        env = {entry["name"]: entry for entry in pod["containers"][0]["env"]}
+        assert env["GOVFN_CHRONICLE"]["valueFrom"] == {"secretKeyRef": {"name": "pg", "key": "uri"}}
+        assert env["GOVFN_CHRONICLE_SPOOL"]["value"] == "/var/lib/govfn/spool"
+        assert pod["volumes"][0]["emptyDir"] == {"sizeLimit": "2Gi"}
+        assert schema_errors(service) == []
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (["--set", "chronicleSink=ftp://records"], "/chronicleSink"),
+        (["--set", "chronicleSink=broker:Bad_Name"], "/chronicleSink"),
+        (["--set", "chronicleSink=https://"], "/chronicleSink"),
+        (["--set", "databaseSecret.name=Bad_Name"], "/databaseSecret/name"),
+        (["--set", "databaseSecret.key=a b"], "/databaseSecret/key"),
+        (["--set", "databaseSecret.user=x"], "/databaseSecret"),
+        (["--set", "varSizeLimit=lots"], "/varSizeLimit"),
+        (["--set", "varSizeLimit=1"], "/varSizeLimit"),  # an int: quantities are strings
+        (["--set-string", "varSizeLimit=0"], 'varSizeLimit: "0" is not a positive quantity'),
+        (["--set-string", "varSizeLimit=0.0Gi"], 'varSizeLimit: "0.0Gi" is not a positive'),
+        (
+            ["--set", "databaseSecret.name=pg", "--set", "env.GOVFN_CHRONICLE=/tmp/x.db"],
+            "env[GOVFN_CHRONICLE]: conflicts with databaseSecret",
+        ),
+        (["--set", "env.K_SINK=http://x"], "env[K_SINK]: is injected by the SinkBinding"),
+    ],
+)
+def test_chart_refuses_what_govfn_manifests_refuses(
+    helm: Path, tmp_path: Path, settings: list[str], message: str
+) -> None:
+    refused = helm_run(helm, *_values(tmp_path), *settings)
+    assert refused.returncode != 0 and message in refused.stderr, (settings, refused.stderr)
+
+
+def test_chart_lets_k_sink_be_set_without_a_binding(helm: Path, tmp_path: Path) -> None:
+    args = ("--set", "chronicleSink=none", "--set", "env.K_SINK=http://x")
+    rendered = helm_run(helm, *_values(tmp_path), *args)
+    assert rendered.returncode == 0, rendered.stderr
+    service = next(obj for obj in objects(rendered.stdout) if obj["kind"] == "Service")
+    env = service["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "K_SINK", "value": "http://x"} in env

@@ -13,7 +13,7 @@ from govfn.registry import FunctionRegistry
 
 
 def test_builtins_have_no_loop(builtins: FunctionRegistry, options: ManifestOptions) -> None:
-    assert len(render_all(builtins, options)) == 4
+    assert len(render_all(builtins, options)) == 4 + 2  # and a SinkBinding each
 
 
 def test_self_loop_refused(make_plugin: MakePlugin, options: ManifestOptions) -> None:
@@ -52,13 +52,13 @@ def test_chain_without_cycle_is_fine(make_plugin: MakePlugin, options: ManifestO
         make_plugin("b", triggers=("A_DONE",), emits=("B_DONE",)),
         make_plugin("c", triggers=("A_DONE", "B_DONE")),
     ]
-    assert len(render_all(plugins, options)) == 3 + 4
+    assert len(render_all(plugins, options)) == 3 + 4 + 3
 
 
 def test_allowed_explicitly(make_plugin: MakePlugin, options: ManifestOptions) -> None:
     plugin = make_plugin("pingpong", triggers=("PING",), emits=("PING",))
     objects = render_all([plugin], replace(options, allow_reply_loops=True))
-    assert [obj["kind"] for obj in objects] == ["Service", "Trigger"]
+    assert [obj["kind"] for obj in objects] == ["Service", "Trigger", "SinkBinding"]
 
 
 def test_graph_and_shortest_loop(make_plugin: MakePlugin) -> None:

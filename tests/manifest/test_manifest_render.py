@@ -27,10 +27,11 @@ def test_one_service_and_one_trigger_per_type(
 ) -> None:
     plugin = make_plugin("orders", triggers=("ORDER_PLACED", "order.retried"))
     objects = render_function(plugin, options)
-    assert [obj["kind"] for obj in objects] == ["Service", "Trigger", "Trigger"]
+    assert [obj["kind"] for obj in objects] == ["Service", "Trigger", "Trigger", "SinkBinding"]
     assert objects[0]["apiVersion"] == "serving.knative.dev/v1"
-    assert {obj["apiVersion"] for obj in objects[1:]} == {"eventing.knative.dev/v1"}
-    assert [t["spec"]["filter"]["attributes"]["type"] for t in objects[1:]] == [
+    assert {obj["apiVersion"] for obj in objects[1:3]} == {"eventing.knative.dev/v1"}
+    assert objects[3]["apiVersion"] == "sources.knative.dev/v1"
+    assert [t["spec"]["filter"]["attributes"]["type"] for t in objects[1:3]] == [
         "ORDER_PLACED",
         "order.retried",
     ]
@@ -61,7 +62,10 @@ def test_ledger_lives_in_an_empty_dir(make_plugin: MakePlugin, options: Manifest
     service = render_function(make_plugin("ledgered"), options)[0]
     spec = container(service)
     volumes = service["spec"]["template"]["spec"]["volumes"]
-    assert volumes == [{"name": "ledger", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    assert volumes == [
+        {"name": "ledger", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
     mount = spec["volumeMounts"][0]
     assert mount["name"] == "ledger"
     env = {item["name"]: item["value"] for item in spec["env"]}
@@ -154,7 +158,7 @@ def test_trigger_spec(make_plugin: MakePlugin, options: ManifestOptions) -> None
             "timeout": "PT10S",
         },
     )
-    service, trigger = render_function(make_plugin("shop"), delivered)
+    service, trigger, _binding = render_function(make_plugin("shop"), delivered)
     spec = trigger["spec"]
     assert spec["broker"] == "events"
     assert spec["filter"] == {"attributes": {"source": "/shop", "type": "THING_HAPPENED"}}
@@ -210,7 +214,14 @@ def test_user_env_is_sorted_after_defaults_merge(
 def test_render_all_sorts_by_function_id(make_plugin: MakePlugin, options: ManifestOptions) -> None:
     plugins = [make_plugin("zeta"), make_plugin("alpha")]
     names = [obj["metadata"]["name"] for obj in render_all(plugins, options)]
-    assert names == ["alpha", "alpha-thing-happened", "zeta", "zeta-thing-happened"]
+    assert names == [
+        "alpha",
+        "alpha-thing-happened",
+        "alpha-chronicle",
+        "zeta",
+        "zeta-thing-happened",
+        "zeta-chronicle",
+    ]
 
 
 def test_image_is_required() -> None:

@@ -51,7 +51,12 @@ def test_crds_vendored_unmodified() -> None:
     digests = dict(
         (name, digest) for digest, name in re.findall(r"^([0-9a-f]{64})  (\S+)$", readme, re.M)
     )
-    assert set(digests) == {"serving-service.yaml", "eventing-trigger.yaml", "eventing-broker.yaml"}
+    assert set(digests) == {
+        "serving-service.yaml",
+        "eventing-trigger.yaml",
+        "eventing-broker.yaml",
+        "eventing-sinkbinding.yaml",
+    }
     for name, digest in digests.items():
         assert hashlib.sha256((CRDS / name).read_bytes()).hexdigest() == digest, name
 
@@ -64,7 +69,7 @@ def test_rendered_objects_validate(
 ) -> None:
     plugins = [*builtins.all(), make_plugin("x" * 63, triggers=("A", "b.c", "D_E"))]
     objects = render_all(plugins, options)
-    assert len(objects) == 2 * 2 + 4
+    assert len(objects) == 2 * 2 + 4 + 3  # Services, Triggers, SinkBindings
     for obj in objects:
         assert schema_errors(obj) == [], obj["metadata"]["name"]
 

@@ -30,6 +30,10 @@ is cut to 54 and given the first 8 hex digits of the sha256 of its key.
 {{- include "govfn.bounded" (list (printf "%s-%s" $service $slug) (printf "%s\x1f%s" $service $type)) -}}
 {{- end -}}
 
+{{- define "govfn.sinkBindingName" -}}
+{{- include "govfn.bounded" (list (printf "%s-chronicle" .) (printf "%s\x1fchronicle" .)) -}}
+{{- end -}}
+
 {{/* Labels shared by a function's objects: the user's, then the app.kubernetes.io set. */}}
 {{- define "govfn.labels" -}}
 {{- $root := index . 0 -}}{{- $fn := index . 1 -}}{{- $component := index . 2 -}}

@@ -3,9 +3,15 @@
 Each row holds a record's canonical bytes, its CID, and `chain` =
 SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
 that the read of the previous row and the write happen under one write lock. The chain
-makes any edit, removal or reordering of a row visible; the Merkle tree over the same
-leaves gives inclusion proofs; `checkpoints` keep signed-off tree heads (size, root)
-that later verification must still reproduce. SQLite triggers refuse UPDATE and DELETE on records.
+makes any edit, removal or reordering of a row visible. The RFC 6962 Merkle tree over
+the same leaves (a leaf is a record's canonical JSON bytes) is kept as stored subtree
+hashes in `merkle_nodes` (layout in `tree.py`; one row per record holding the hashes
+its append stored: its leaf hash, then each subtree it completes), written by a trigger
+in the statement that appends the record, so that a root, an inclusion proof or a
+consistency proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root)
+that later verification must still reproduce; `checkpoint_notes` keep signed checkpoints
+(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records. SQLite
+triggers refuse UPDATE and DELETE on records and on their hashes.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
 before `append` returns; committed records survive the writing process being killed
@@ -15,10 +21,13 @@ Concurrency: one connection per process (re-opened after fork), one writer at a 
 within the process; across processes SQLite's write lock (taken when a write statement
 starts) plus a busy timeout.
 
-Speed: a write is one statement and one WAL commit. There is deliberately no index on
-`cid`: it would double the pages each commit writes. Lookups by CID (`show`, `proof`)
-scan the table; re-delivered records (`append(..., dedupe=True)`) are checked against
-the set of stored CIDs, which only recovery paths pay for.
+Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
+tree hashes cost one more row (64 bytes on average) at the end of one table, computed
+from the tree's right edge that the connection keeps (`govfn_tree`). There is
+deliberately no index on `cid`: it would double the pages each commit writes. Lookups
+by CID (`show`, `proof`) scan the `cid` column (a proof by leaf index does not);
+re-delivered records (`append(..., dedupe=True)`) are checked against the set of stored
+CIDs, which only recovery paths pay for.
 """
 
 from __future__ import annotations
@@ -28,11 +37,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from govfn.chronicle import merkle
+from govfn.chronicle import merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
 from govfn.chronicle.wal import BackgroundCheckpointer
@@ -66,6 +75,27 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     root       BLOB    NOT NULL,
     created_at TEXT    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS merkle_nodes (
+    seq    INTEGER PRIMARY KEY,
+    hashes BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoint_notes (
+    id         INTEGER PRIMARY KEY,
+    tree_size  INTEGER NOT NULL,
+    note       TEXT    NOT NULL UNIQUE,
+    created_at TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS note_outbox (
+    id            INTEGER PRIMARY KEY,
+    claimed_until REAL    NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER IF NOT EXISTS merkle_nodes_no_update BEFORE UPDATE ON merkle_nodes
+BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
+BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_to_tree AFTER INSERT ON records
+BEGIN INSERT INTO merkle_nodes(seq, hashes) VALUES (NEW.seq, govfn_tree(NEW.seq, NEW.body)); END;
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -87,9 +117,17 @@ _OUTBOX_OFF = "DROP TRIGGER IF EXISTS records_to_outbox;"
 _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
-    "'records_to_outbox') ORDER BY name)"
+    "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
+    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree') ORDER BY name)"
 )
-_SCHEMA_NAMES = "checkpoints,outbox,records,records_no_delete,records_no_update"
+_SCHEMA_NAMES = (
+    "checkpoint_notes,checkpoints,merkle_nodes,merkle_nodes_no_delete,"
+    "merkle_nodes_no_update,note_outbox,outbox,records,records_no_delete,records_no_update,"
+    "records_to_tree"
+)
+_TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
+_INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
+_BACKFILL_BATCH = 4096
 
 
 class LedgerError(Exception):
@@ -125,6 +163,27 @@ class InclusionProof(NamedTuple):
         }
 
 
+class ConsistencyProof(NamedTuple):
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root,
+            "new_root": self.new_root,
+            "proof": self.proof,
+        }
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
     return hashlib.sha256((previous or GENESIS) + leaf).digest()
 
@@ -144,6 +203,10 @@ class Ledger:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None  # the connection appends went through
+        # The tree's right edge after this connection's last append: the next append
+        # starts from it unless another process appended in between.
+        self._builder: tree.TreeBuilder | None = None
+        self._tree_error: Exception | None = None
         self._pid = 0
 
     # -- connection ---------------------------------------------------------------
@@ -160,6 +223,11 @@ class Ledger:
                 )
                 conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
                 conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+                conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
+                self._builder = None
+                records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
+                if records != hashed:  # a ledger from before the stored tree hashes
+                    self._in_transaction(conn, self._store_missing_hashes)
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # see BackgroundCheckpointer
             except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
@@ -169,7 +237,8 @@ class Ledger:
         return self._conn
 
     def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        wanted = _SCHEMA_NAMES + (",records_to_outbox" if self.outbox else "")
+        outbox = ",records_to_outbox" if self.outbox else ""
+        wanted = _SCHEMA_NAMES.replace(",records_to_tree", outbox + ",records_to_tree")
         return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
 
     def prepare(self) -> None:
@@ -209,7 +278,8 @@ class Ledger:
                     self._writer = conn
                 self._write_waiting_for_the_lock(conn, records)
             except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+                problem, self._tree_error = self._tree_error or exc, None
+                raise LedgerError(f"cannot write Chronicle ledger: {problem}") from exc
         self.checkpointer.poke()
 
     def _write_waiting_for_the_lock(
@@ -232,39 +302,133 @@ class Ledger:
             delay = min(delay * 2, 0.002)
 
     def _write(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
-        if len(records) == 1:
-            self._insert(conn, records[0])
-            return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for record in records:
-                self._insert(conn, record)
-            conn.execute("COMMIT")
+            if len(records) == 1:
+                conn.execute(_INSERT, self._row(records[0]))
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, [self._row(record) for record in records])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._builder = None  # it may hold leaves that were not committed
             raise
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, record: Record) -> None:
-        conn.execute(
-            _INSERT,
-            (record.cid, record.type, record.canonical, merkle.leaf_hash(record.canonical)),
-        )
+    def _row(record: Record) -> tuple[str, str, bytes, bytes]:
+        return (record.cid, record.type, record.canonical, merkle.leaf_hash(record.canonical))
+
+    def _tree_hashes_for(self, conn: sqlite3.Connection) -> Callable[[int, bytes], bytes]:
+        """`govfn_tree(seq, body)`, run by the `records_to_tree` trigger under the write
+        lock: the hashes to store for the record just inserted, from the tree's right edge
+        kept in memory (read again from `merkle_nodes` when another process appended)."""
+
+        def tree_hashes(seq: int, body: bytes) -> bytes:
+            builder = self._builder
+            try:
+                if builder is None or builder.size != seq - 1:
+                    builder = tree.TreeBuilder.resume(seq - 1, _reader(conn))
+                stored = builder.append_packed(merkle.leaf_hash(body))
+            except Exception as exc:  # SQLite would only say "user-defined function raised"
+                self._tree_error = exc
+                raise
+            self._builder = builder
+            return stored
+
+        return tree_hashes
+
+    def _store_missing_hashes(self, conn: sqlite3.Connection) -> int:
+        """Inside a write transaction, store the tree hashes of records that have none (a
+        ledger written before `merkle_nodes` existed); return the tree size."""
+        records, hashed = (value or 0 for value in conn.execute(_TREE_STATE).fetchall()[0])
+        if hashed > records:
+            raise LedgerError(f"Chronicle tree hashes cover {hashed} records but {records} exist")
+        builder = tree.TreeBuilder.resume(hashed, _reader(conn))
+        while hashed < records:
+            rows = conn.execute(
+                "SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                (hashed, _BACKFILL_BATCH),
+            ).fetchall()
+            nodes = [
+                (seq, builder.append_packed(merkle.leaf_hash(bytes(body)))) for seq, body in rows
+            ]
+            conn.executemany(_INSERT_NODES, nodes)
+            hashed += len(nodes)
+        return int(records)
+
+    def _tree_size(self) -> int:
+        """The current tree size, with every record's hashes stored."""
+        conn = self._connection()
+        records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
+        if records == hashed:
+            return int(records or 0)
+        with self._lock:
+            return self._in_transaction(conn, self._store_missing_hashes)
+
+    @staticmethod
+    def _in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], int]) -> int:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+        return result
 
     def checkpoint(self) -> tuple[int, str]:
         """Store the current tree head (size, root) and return it."""
-        leaves = [merkle.leaf_hash(body) for _, _, _, body, _ in self._rows()]
-        head = merkle.root(leaves).hex()
+        size, head = self.head()
         with self._lock:
             self._connection().execute(
                 "INSERT OR REPLACE INTO checkpoints(tree_size, root, created_at) VALUES (?, ?, ?)",
-                (
-                    len(leaves),
-                    bytes.fromhex(head),
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                ),
+                (size, bytes.fromhex(head), _now()),
             )
-        return len(leaves), head
+        return size, head
+
+    def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
+        """Keep a signed checkpoint note (and its tree head) and, with an outbox, queue it
+        for the sink, in one transaction. False if this very note is already stored."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO checkpoints(tree_size, root, created_at) "
+                        "VALUES (?, ?, ?)",
+                        (tree_size, root, _now()),
+                    )
+                    stored = conn.execute(
+                        "INSERT OR IGNORE INTO checkpoint_notes(tree_size, note, created_at) "
+                        "VALUES (?, ?, ?) RETURNING id",
+                        (tree_size, note, _now()),
+                    ).fetchall()
+                    if stored and self.outbox:
+                        conn.execute("INSERT INTO note_outbox(id) VALUES (?)", (stored[0][0],))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+        return bool(stored)
+
+    def signed_checkpoints(self) -> list[str]:
+        """The signed checkpoint notes stored beside the log, oldest first."""
+        rows = self._connection().execute("SELECT note FROM checkpoint_notes ORDER BY id")
+        return [note for (note,) in rows.fetchall()]
+
+    def last_signed_size(self) -> int | None:
+        rows = self._connection().execute("SELECT max(tree_size) FROM checkpoint_notes")
+        size = rows.fetchall()[0][0]
+        return None if size is None else int(size)
 
     # -- reading ------------------------------------------------------------------
 
@@ -294,63 +458,139 @@ class Ledger:
         return Record.from_canonical(rows[0][0], bytes(rows[0][1])) if rows else None
 
     def head(self) -> tuple[int, str]:
-        leaves = [merkle.leaf_hash(bytes(body)) for _, _, _, body, _ in self._rows()]
-        return len(leaves), merkle.root(leaves).hex()
+        """(tree size, root hex) of the whole log, from O(log n) stored hashes."""
+        size = self._tree_size()
+        return size, tree.tree_hash(size, _reader(self._connection())).hex()
 
-    def proof(self, cid: str) -> InclusionProof:
-        leaves: list[bytes] = []
-        index = -1
-        for position, (_, row_cid, _, body, _) in enumerate(self._rows()):
-            leaves.append(merkle.leaf_hash(bytes(body)))
-            if row_cid == cid:
-                index = position
-        if index < 0:
+    def root_at(self, size: int) -> bytes:
+        """The root of the tree of the first `size` records."""
+        if not 0 <= size <= self._tree_size():
+            raise ValueError(f"tree size {size} outside the log")
+        return tree.tree_hash(size, _reader(self._connection()))
+
+    def leaf_index(self, cid: str) -> int | None:
+        """Where a record sits in the log (a scan of the `cid` column: there is no index)."""
+        rows = (
+            self._connection()
+            .execute("SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,))
+            .fetchall()
+        )
+        return int(rows[0][0]) - 1 if rows else None
+
+    def proof(self, cid: str, tree_size: int | None = None) -> InclusionProof:
+        """RFC 6962 inclusion proof of a record (KeyError if the log does not hold it)."""
+        index = self.leaf_index(cid)
+        if index is None:
             raise KeyError(cid)
-        path = merkle.inclusion_proof(index, leaves)
+        return self.inclusion_proof(index, tree_size, cid=cid)
+
+    def inclusion_proof(
+        self, index: int, tree_size: int | None = None, *, cid: str = ""
+    ) -> InclusionProof:
+        """RFC 6962 inclusion proof of leaf `index` in the tree of `tree_size` (default: all)."""
+        size = self._tree_size() if tree_size is None else tree_size
+        if not 0 <= index < size or size > self._tree_size():
+            raise ValueError(f"no leaf {index} in a tree of {size}")
+        read = _reader(self._connection())
+        path = tree.inclusion_proof(index, size, read)
+        (leaf,) = read([tree.stored_hash_index(0, index)])
         return InclusionProof(
             cid=cid,
             leaf_index=index,
-            tree_size=len(leaves),
-            leaf_hash=leaves[index].hex(),
+            tree_size=size,
+            leaf_hash=leaf.hex(),
             audit_path=[node.hex() for node in path],
-            root=merkle.root(leaves).hex(),
+            root=tree.tree_hash(size, read).hex(),
+        )
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """RFC 6962 consistency proof from tree size `old_size` to `new_size` (default: all)."""
+        current = self._tree_size()
+        new = current if new_size is None else new_size
+        if not 0 <= old_size <= new <= current:
+            raise ValueError(
+                f"no consistency proof from tree size {old_size} to {new} "
+                f"in a log of {current} records"
+            )
+        old_root, new_root, proof = tree.roots_and_proof(old_size, new, _reader(self._connection()))
+        return ConsistencyProof(
+            old_size, new, old_root.hex(), new_root.hex(), [node.hex() for node in proof]
         )
 
     def verify(self) -> VerifyReport:
-        """Recompute every CID, the chain, the tree, and every stored checkpoint."""
+        """Recompute every CID, the chain, the tree and its stored hashes, and every stored
+        checkpoint. One pass over the records; memory O(log n)."""
         chain = GENESIS
-        leaves: list[bytes] = []
+        built = tree.TreeBuilder()
         roots_at: dict[int, bytes] = {}
-        checkpoints = dict(
-            self._connection().execute("SELECT tree_size, root FROM checkpoints").fetchall()
-        )
-        for expected_seq, (seq, cid, _, body, stored_chain) in enumerate(self._rows(), start=1):
-            body = bytes(body)
-            if seq != expected_seq:
-                return self._bad(leaves, f"record {expected_seq} is missing", seq, cid)
-            if cid_of_canonical(body) != cid:
-                return self._bad(leaves, "content does not match its CID", seq, cid)
-            leaf = merkle.leaf_hash(body)
-            chain = chain_next(chain, leaf)
-            if chain != bytes(stored_chain):
-                return self._bad(
-                    leaves, "hash chain broken (altered, removed or reordered)", seq, cid
-                )
-            leaves.append(leaf)
-            if seq in checkpoints:
-                roots_at[seq] = merkle.root(leaves)
+        conn = self._connection()
+        checkpoints = dict(conn.execute("SELECT tree_size, root FROM checkpoints").fetchall())
+        stored_hashes = conn.execute("SELECT seq, hashes FROM merkle_nodes ORDER BY seq")
+        try:
+            for expected_seq, (seq, cid, _, body, stored_chain) in enumerate(self._rows(), start=1):
+                body = bytes(body)
+                if seq != expected_seq:
+                    return self._bad(built, f"record {expected_seq} is missing", seq, cid)
+                if cid_of_canonical(body) != cid:
+                    return self._bad(built, "content does not match its CID", seq, cid)
+                leaf = merkle.leaf_hash(body)
+                chain = chain_next(chain, leaf)
+                if chain != bytes(stored_chain):
+                    return self._bad(
+                        built, "hash chain broken (altered, removed or reordered)", seq, cid
+                    )
+                expected = b"".join(hash_ for _, hash_ in built.append(leaf))
+                row = stored_hashes.fetchone()
+                if row is not None and (row[0] != seq or bytes(row[1]) != expected):
+                    return self._bad(
+                        built,
+                        "its stored Merkle tree hashes do not match the records "
+                        "(proofs from them would not hold)",
+                        seq,
+                        cid,
+                    )
+                if seq in checkpoints:
+                    roots_at[seq] = built.root()
+            hashes_beyond = stored_hashes.fetchone() is not None
+        finally:
+            stored_hashes.close()
         for size, stored_root in sorted(checkpoints.items()):
-            if size > len(leaves):
-                return self._bad(
-                    leaves, f"checkpoint at size {size} but only {len(leaves)} records"
-                )
-            actual = roots_at.get(size, merkle.root(leaves[:size]))
+            if size > built.size:
+                return self._bad(built, f"checkpoint at size {size} but only {built.size} records")
+            actual = roots_at.get(size, merkle.EMPTY_ROOT)
             if actual != bytes(stored_root):
-                return self._bad(leaves, f"checkpoint at size {size} no longer matches the tree")
-        return VerifyReport(True, len(leaves), merkle.root(leaves).hex())
+                return self._bad(built, f"checkpoint at size {size} no longer matches the tree")
+        if hashes_beyond:
+            return self._bad(
+                built, f"records after record {built.size} are missing (their hashes are stored)"
+            )
+        return VerifyReport(True, built.size, built.root().hex())
 
     @staticmethod
     def _bad(
-        leaves: list[bytes], problem: str, seq: int | None = None, cid: str | None = None
+        built: tree.TreeBuilder, problem: str, seq: int | None = None, cid: str | None = None
     ) -> VerifyReport:
-        return VerifyReport(False, len(leaves), merkle.root(leaves).hex(), problem, seq, cid)
+        return VerifyReport(False, built.size, built.root().hex(), problem, seq, cid)
+
+
+def _reader(conn: sqlite3.Connection) -> tree.HashReader:
+    """Stored tree hashes by index, from `merkle_nodes` (packed, one row per record)."""
+
+    def fetch(seqs: list[int]) -> dict[int, bytes]:
+        rows: dict[int, bytes] = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT seq, hashes FROM merkle_nodes WHERE seq IN ({marks})"
+            rows.update(conn.execute(query, chunk).fetchall())
+        return rows
+
+    read = tree.packed_reader(fetch)
+
+    def read_or_fail(indexes: Sequence[int]) -> Sequence[bytes]:
+        try:
+            return read(indexes)
+        except KeyError as exc:
+            raise LedgerError(f"Chronicle ledger: {exc.args[0]}") from None
+
+    return read_or_fail

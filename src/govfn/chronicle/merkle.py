@@ -1,10 +1,15 @@
-"""RFC 6962 Merkle tree hashes, inclusion proofs and their verification.
+"""RFC 6962 / RFC 9162 Merkle tree hashes, inclusion and consistency proofs, and their checks.
 
     leaf hash  = SHA-256(0x00 || record bytes)
     node hash  = SHA-256(0x01 || left || right)
 
 The tree over n leaves splits at k, the largest power of two smaller than n
-(RFC 6962 section 2.1). `verify_inclusion` needs nothing but this module and the
+(RFC 6962 section 2.1). A proof is a list of subtree hashes; `inclusion_ranges` and
+`consistency_ranges` say which leaf ranges [lo, hi) they cover (RFC 6962 PATH and
+PROOF), so any store that can hash a range (`tree.py` reads stored subtree hashes;
+`inclusion_proof` here hashes a list of leaves) yields the same proof.
+
+`verify_inclusion` and `verify_consistency` need nothing but this module and the
 standard library, so a third party can check a proof with a copy of this file.
 """
 
@@ -12,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -29,7 +36,7 @@ def _split(n: int) -> int:
 def root(leaves: Sequence[bytes]) -> bytes:
     """Merkle tree hash of the leaf hashes (SHA-256 of "" for an empty tree)."""
     if not leaves:
-        return hashlib.sha256(b"").digest()
+        return EMPTY_ROOT
     level = list(leaves)
     # Bottom-up pairing yields the same tree as RFC 6962's recursive split: a leftover
     # odd node is carried up unchanged.
@@ -41,23 +48,54 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return level[0]
 
 
-def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """Audit path of leaf `index` in the tree over `leaves` (RFC 6962 PATH)."""
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf index {index} outside a tree of {len(leaves)}")
-    path: list[bytes] = []
-    lo, hi = 0, len(leaves)
-    stack: list[bytes] = []
+def inclusion_ranges(index: int, tree_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes form the audit path of leaf `index`, bottom up."""
+    if not 0 <= index < tree_size:
+        raise ValueError(f"leaf index {index} outside a tree of {tree_size}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, tree_size
     while hi - lo > 1:
         k = _split(hi - lo)
         if index - lo < k:
-            stack.append(root(leaves[lo + k : hi]))
+            ranges.append((lo + k, hi))
             hi = lo + k
         else:
-            stack.append(root(leaves[lo : lo + k]))
+            ranges.append((lo, lo + k))
             lo = lo + k
-    path.extend(reversed(stack))
-    return path
+    ranges.reverse()
+    return ranges
+
+
+def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose hashes form the RFC 6962 consistency proof (PROOF(m, D[n]))."""
+    if not 0 <= old_size <= new_size:
+        raise ValueError(f"no consistency proof from tree size {old_size} to {new_size}")
+    ranges: list[tuple[int, int]] = []
+    if old_size in (0, new_size):
+        return ranges
+    m, lo, hi, whole = old_size, 0, new_size, True  # SUBPROOF(m, D[lo:hi], whole)
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            m, lo, whole = m - k, lo + k, False
+    if not whole:
+        ranges.append((lo, hi))
+    ranges.reverse()
+    return ranges
+
+
+def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """Audit path of leaf `index` in the tree over `leaves` (RFC 6962 PATH)."""
+    return [root(leaves[lo:hi]) for lo, hi in inclusion_ranges(index, len(leaves))]
+
+
+def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """Proof that the tree over `leaves[:old_size]` is a prefix of the tree over `leaves`."""
+    return [root(leaves[lo:hi]) for lo, hi in consistency_ranges(old_size, len(leaves))]
 
 
 def verify_inclusion(
@@ -82,3 +120,45 @@ def verify_inclusion(
         fn >>= 1
         sn >>= 1
     return sn == 0 and current == expected_root
+
+
+def verify_consistency(
+    old_size: int,
+    new_size: int,
+    old_root: bytes,
+    new_root: bytes,
+    proof: Sequence[bytes],
+) -> bool:
+    """Check that the tree (old_size, old_root) is a prefix of (new_size, new_root)
+    (RFC 9162 section 2.1.4.2). Every tree extends the empty one."""
+    if not 0 <= old_size <= new_size:
+        return False
+    if old_size == 0:
+        return not proof
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    path = list(proof)
+    if old_size & (old_size - 1) == 0:  # a power of two: the old root is a node of the new tree
+        path.insert(0, old_root)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for node in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(node, fr)
+            sr = node_hash(node, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, node)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root

@@ -10,6 +10,10 @@ never blocks an invocation and loses no record; after recovery every record arri
 at least once, always under the same id. Claims carry a lease, so the sender threads
 of several worker processes never post the same record at the same time, and a
 record claimed by a process that died is posted by another once its lease ends.
+
+Signed checkpoints (`note_outbox`) travel the same way after the records they cover:
+`type` CHRONICLE_CHECKPOINT, `id` the CID (raw codec) of the note, the note itself as
+`text/plain` data.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("govfn.chronicle.sink")
 
+CHECKPOINT_TYPE = "CHRONICLE_CHECKPOINT"
 _IDLE_POLL_S = 0.5
 
 
@@ -99,7 +104,13 @@ class SinkSender:
     def depth(self) -> int:
         try:
             with self._db_lock:
-                rows = self._db().execute("SELECT count(*) FROM outbox").fetchall()
+                rows = (
+                    self._db()
+                    .execute(
+                        "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM note_outbox)"
+                    )
+                    .fetchall()
+                )
             return int(rows[0][0])
         except sqlite3.Error:
             return -1
@@ -125,7 +136,7 @@ class SinkSender:
         """Send one claimed batch: "sent", "idle" (nothing due) or "failed" (backing off)."""
         rows = self._claim()
         if not rows:
-            return "idle"
+            return self._send_checkpoints()
         for seq, cid, record_type, body in rows:
             if not self._post(cid, record_type, bytes(body)):
                 self.failures += 1
@@ -135,6 +146,45 @@ class SinkSender:
                 return "failed"
             with self._db_lock:
                 self._db().execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self.sent += 1
+        self._delay = self.first_delay_s
+        return "sent"
+
+    def _send_checkpoints(self) -> str:
+        """Send queued checkpoint notes (only once no record is due)."""
+        now = time.time()
+        with self._db_lock:
+            conn = self._db()
+            claimed = conn.execute(
+                "UPDATE note_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN "
+                "(SELECT id FROM note_outbox WHERE claimed_until < ? ORDER BY id LIMIT ?) "
+                "RETURNING id",
+                (now + self.lease_s, now, self.batch),
+            ).fetchall()
+            marks = ",".join("?" * len(claimed))
+            notes = conn.execute(
+                f"SELECT id, note FROM checkpoint_notes WHERE id IN ({marks}) ORDER BY id",
+                [row[0] for row in claimed],
+            ).fetchall()
+        if not notes:
+            return "idle"
+        from govfn.chronicle.cid import cid_of_bytes
+
+        for position, (note_id, note) in enumerate(notes):
+            body = note.encode("utf-8")
+            if not self._post(cid_of_bytes(body), CHECKPOINT_TYPE, body, "text/plain"):
+                self.failures += 1
+                self._delay = min(self._delay * 2, self.max_delay_s)
+                pending = [row[0] for row in notes[position:]]
+                with self._db_lock:
+                    self._db().execute(
+                        "UPDATE note_outbox SET claimed_until = ? WHERE id IN "
+                        f"({','.join('?' * len(pending))})",
+                        [time.time() + self._delay, *pending],
+                    )
+                return "failed"
+            with self._db_lock:
+                self._db().execute("DELETE FROM note_outbox WHERE id = ?", (note_id,))
             self.sent += 1
         self._delay = self.first_delay_s
         return "sent"
@@ -184,10 +234,13 @@ class SinkSender:
             )
         return self._conn
 
-    def _post(self, cid: str, record_type: str, body: bytes) -> bool:
+    def _post(
+        self, cid: str, record_type: str, body: bytes, content_type: str = "application/json"
+    ) -> bool:
         import http.client  # only processes with K_SINK pay for it
 
-        headers = dict(record_headers(cid, record_type, json.loads(body), self.extensions))
+        payload = json.loads(body) if content_type == "application/json" else None
+        headers = dict(record_headers(cid, record_type, content_type, payload, self.extensions))
         try:
             connection = self._connection()
             connection.request("POST", self._parts.path or "/", body=body, headers=headers)

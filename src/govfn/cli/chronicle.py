@@ -1,14 +1,21 @@
-"""`govfn chronicle verify | show | proof | export | checkpoint`."""
+"""`govfn chronicle verify | show | proof | consistency | lineage | export | checkpoint |
+keygen`."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from govfn.chronicle.ledger import Ledger
-from govfn.settings import Settings
+from govfn.chronicle.ledger import Ledger, LedgerError
+from govfn.settings import Settings, read_signer
+
+if TYPE_CHECKING:
+    from govfn.chronicle.note import Verifier
 
 
 def _ledger(path: str | None) -> Ledger:
@@ -31,19 +38,100 @@ def chronicle() -> None:
 
 @chronicle.command()
 @ledger_option
-def verify(path: str | None) -> None:
-    """Recompute every CID, the hash chain, the Merkle tree and the checkpoints."""
-    report = _ledger(path).verify()
-    if report.ok:
+@click.option(
+    "--checkpoint",
+    "notes",
+    multiple=True,
+    metavar="NOTE",
+    help="A signed checkpoint note file ('-' for stdin) the log must extend; repeatable. "
+    "Default with --verifier: the notes stored beside the log.",
+)
+@click.option(
+    "--verifier",
+    "vkey",
+    default=None,
+    metavar="VKEY",
+    help="The verifier key (name+hash+base64), or a file holding it.",
+)
+def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
+    """Recompute every CID, the hash chain, the Merkle tree and the checkpoints; with
+    --verifier, also check signed checkpoints and prove by RFC 6962 consistency proofs
+    that today's log extends each of them."""
+    ledger = _ledger(path)
+    verifier = _verifier(vkey) if vkey is not None else None
+    if notes and verifier is None:
+        raise click.UsageError("--checkpoint needs --verifier to check its signature")
+    texts = [_read_note(name) for name in notes]
+    for name, text in zip(notes, texts, strict=True):
+        _check_note_format(name, text)
+    report = ledger.verify()
+    if not report.ok:
+        click.echo(
+            f"FAILED at record {report.bad_seq} ({report.bad_cid}): {report.problem}"
+            if report.bad_seq is not None
+            else f"FAILED: {report.problem}",
+            err=True,
+        )
+        sys.exit(1)
+    if verifier is None:
         click.echo(f"ok: {report.records} records, root {report.root}")
         return
-    click.echo(
-        f"FAILED at record {report.bad_seq} ({report.bad_cid}): {report.problem}"
-        if report.bad_seq is not None
-        else f"FAILED: {report.problem}",
-        err=True,
-    )
-    sys.exit(1)
+    from govfn.chronicle.witness import check_checkpoints
+
+    result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
+    if not result.ok:
+        click.echo(f"FAILED: {result.message}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {report.records} records, root {report.root}; {result.message[4:]}")
+
+
+def _stored_notes_by(ledger: Ledger, verifier: Verifier) -> list[str]:
+    """The notes stored beside the log that claim a signature by `verifier` (others may
+    be by a rotated-out key or a witness)."""
+    from govfn.chronicle.note import NoteError, parse
+
+    claimed = []
+    for text in ledger.signed_checkpoints():
+        try:
+            signatures = parse(text).signatures
+        except NoteError:
+            claimed.append(text)  # a damaged note is reported, not skipped
+            continue
+        if any((s.name, s.key_id) == (verifier.name, verifier.key_id) for s in signatures):
+            claimed.append(text)
+    return claimed
+
+
+def _verifier(vkey: str) -> Verifier:
+    from govfn.chronicle.note import NoteError, Verifier
+
+    text = vkey
+    if os.path.isfile(vkey):
+        text = Path(vkey).read_text(encoding="utf-8")
+    try:
+        return Verifier.from_key(text)
+    except NoteError as exc:
+        raise click.BadParameter(str(exc), param_hint="--verifier") from None
+
+
+def _check_note_format(name: str, text: str) -> None:
+    from govfn.chronicle.checkpoint import Checkpoint, CheckpointError
+    from govfn.chronicle.note import NoteError, parse
+
+    try:
+        Checkpoint.parse(parse(text).text)
+    except (NoteError, CheckpointError) as exc:
+        raise click.BadParameter(f"{name!r}: {exc}", param_hint="--checkpoint") from None
+
+
+def _read_note(name: str) -> str:
+    try:
+        if name == "-":
+            return sys.stdin.read()
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"cannot read {name!r}: {exc}"
+        raise click.BadParameter(message, param_hint="--checkpoint") from None
 
 
 @chronicle.command()
@@ -63,7 +151,7 @@ def show(path: str | None, cid: str) -> None:
 @ledger_option
 @click.argument("cid")
 def proof(path: str | None, cid: str) -> None:
-    """Print an RFC 6962 inclusion proof for one record."""
+    """Print an RFC 6962 inclusion proof for one record (hashes in lowercase hex)."""
     ledger = _ledger(path)
     try:
         click.echo(json.dumps(ledger.proof(cid).to_dict(), indent=2))
@@ -72,17 +160,157 @@ def proof(path: str | None, cid: str) -> None:
 
 
 @chronicle.command()
-@ledger_option
-def export(path: str | None) -> None:
-    """Write every record as JSON Lines: {"cid", "type", "payload"}."""
-    out = sys.stdout
-    for record in _ledger(path).records():
-        out.write(record.to_json_line() + "\n")
+@click.option(
+    "--ledger",
+    "paths",
+    multiple=True,
+    metavar="FILE",
+    help="Ledger file (default: GOVFN_CHRONICLE); repeat it to join several logs.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "dot"]),
+    default="text",
+    show_default=True,
+    help="A readable tree, the graph as JSON, or Graphviz DOT.",
+)
+@click.argument("cid")
+def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
+    """Where CID came from and what it led to.
+
+    CID is any CID govfn produced or recorded: a record's, a trigger event's, an
+    output's, a reply's, a billable event's chronicle_cid (or an invocation id)."""
+    from govfn.chronicle.lineage import LineageIndex
+    from govfn.chronicle.lineage_formats import render
+
+    index = LineageIndex.build(*(_ledger(path) for path in paths or (None,)))
+    try:
+        graph = index.lineage(cid.strip())
+    except KeyError:
+        click.echo(
+            f"error: {cid!r} is no CID or invocation id in the Chronicle "
+            f"({index.records} records read)",
+            err=True,
+        )
+        sys.exit(2)
+    click.echo(render(graph, fmt))
 
 
 @chronicle.command()
 @ledger_option
-def checkpoint(path: str | None) -> None:
-    """Store the current tree head; later verification must still reproduce it."""
-    size, root = _ledger(path).checkpoint()
-    click.echo(json.dumps({"tree_size": size, "root": root}))
+@click.argument("old_size", type=click.IntRange(min=0))
+@click.argument("new_size", type=click.IntRange(min=0), required=False)
+def consistency(path: str | None, old_size: int, new_size: int | None) -> None:
+    """Print an RFC 6962 consistency proof from tree size OLD_SIZE to NEW_SIZE (default:
+    the whole log), hashes in lowercase hex."""
+    ledger = _ledger(path)
+    try:
+        click.echo(json.dumps(ledger.consistency(old_size, new_size).to_dict(), indent=2))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@chronicle.command()
+@ledger_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "openlineage"]),
+    default="jsonl",
+    show_default=True,
+    help='jsonl: {"cid", "type", "payload"} per record; openlineage: one RunEvent per line.',
+)
+@click.option(
+    "--namespace",
+    envvar="GOVFN_NAMESPACE",
+    default="govfn",
+    show_default=True,
+    help="OpenLineage job namespace: the deployment's (env GOVFN_NAMESPACE).",
+)
+def export(path: str | None, fmt: str, namespace: str) -> None:
+    """Write every record as JSON Lines, or as OpenLineage RunEvents."""
+    out = sys.stdout
+    records = _ledger(path).records()
+    if fmt == "jsonl":
+        for record in records:
+            out.write(record.to_json_line() + "\n")
+        return
+    from govfn.chronicle.openlineage import OpenLineageExport
+
+    if not namespace.strip():
+        raise click.BadParameter("must not be empty", param_hint="--namespace")
+    for event in OpenLineageExport(namespace.strip()).events(records):
+        out.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+
+@chronicle.command()
+@ledger_option
+@click.option(
+    "--key",
+    "key_path",
+    default=None,
+    metavar="FILE",
+    help="Signer key file (default: GOVFN_CHRONICLE_SIGNING_KEY). Without one the tree "
+    "head is stored unsigned and printed as JSON.",
+)
+@click.option(
+    "--origin",
+    default=None,
+    help="The checkpoint's origin line (default: GOVFN_CHRONICLE_ORIGIN, else the key name).",
+)
+def checkpoint(path: str | None, key_path: str | None, origin: str | None) -> None:
+    """Store the current tree head; later verification must still reproduce it. With a
+    signer key, print a signed C2SP checkpoint note and store it beside the log."""
+    key_path = key_path or os.environ.get("GOVFN_CHRONICLE_SIGNING_KEY") or None
+    ledger = _ledger(path)
+    if key_path is None:
+        size, root = ledger.checkpoint()
+        click.echo(json.dumps({"tree_size": size, "root": root}))
+        return
+    try:
+        signer = read_signer(Path(key_path), "--key")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from None
+    from govfn.chronicle.checkpoint import CheckpointError
+    from govfn.chronicle.witness import sign_checkpoint
+
+    origin = origin or os.environ.get("GOVFN_CHRONICLE_ORIGIN") or signer.name
+    try:
+        _, note = sign_checkpoint(ledger, signer, origin)
+    except CheckpointError as exc:
+        raise click.BadParameter(str(exc), param_hint="--origin") from None
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(note, nl=False)
+
+
+@chronicle.command()
+@click.argument("name")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for NAME.key (the signer key, mode 0600) and NAME.pub (the verifier key).",
+)
+def keygen(name: str, out_dir: Path) -> None:
+    """Make an Ed25519 signed-note key pair named NAME (a schema-less URL such as
+    example.com/billing is recommended); '/' in NAME becomes '_' in the file names."""
+    from govfn.chronicle.note import NoteError, Signer
+
+    try:
+        signer = Signer.generate(name)
+    except NoteError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+    stem = name.replace("/", "_")
+    key_file, pub_file = out_dir / f"{stem}.key", out_dir / f"{stem}.pub"
+    for existing in (key_file, pub_file):
+        if existing.exists():
+            raise click.UsageError(f"{str(existing)!r} exists; not overwriting a key")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(signer.encode() + "\n")
+    pub_file.write_text(signer.verifier().encode() + "\n", encoding="utf-8")
+    click.echo(f"signer key   {key_file}\nverifier key {pub_file}: {signer.verifier().encode()}")

@@ -63,6 +63,14 @@ _OPTIONS: list[Callable[[F], F]] = [
                  metavar="KEY=VALUE", help="Annotation on every object (repeatable)."),
     click.option("--env", multiple=True, callback=_pairs("--env"), metavar="NAME=VALUE",
                  help="Environment variable of the container (repeatable)."),
+    click.option("--chronicle-sink", metavar="broker:NAME|URL|none",
+                 help="Where the SinkBinding sends the Chronicle's records (K_SINK) "
+                      "[default: the Triggers' broker]; none renders no SinkBinding."),
+    click.option("--database-secret", metavar="NAME[:KEY]",
+                 help="Read GOVFN_CHRONICLE (a libpq URI) from this Secret's key "
+                      "[default key: uri]; the emptyDir then holds only the spool."),
+    click.option("--var-size-limit", metavar="QUANTITY",
+                 help="sizeLimit of the ledger/spool emptyDir [default: 1Gi]."),
     click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                  help="govfn.yaml or pyproject.toml [tool.govfn] (default: either, in the cwd)."),
     click.option("--allow-reply-loops", is_flag=True, default=None,
@@ -112,7 +120,8 @@ def refuse(exc: ManifestError) -> None:
 def manifests(
     modules: tuple[str, ...], output_format: str, output: Path | None, **flags: Any
 ) -> None:
-    """Render the Knative Service and Triggers of every function (| kubectl apply -f -)."""
+    """Render the Knative Service, Triggers and SinkBinding of every function
+    (| kubectl apply -f -)."""
     from govfn.manifest.output import render_output
 
     try:

@@ -1,20 +1,21 @@
 """CloudEvents out: a function's reply event, and a Chronicle record as an outbox event.
 
 Both go out in binary mode (attributes as `ce-*` headers, percent-encoded as the HTTP
-binding asks, the data as the body); a batch reply holds structured events instead.
-Which status a result is answered with is not decided here: see `govfn.receiver.delivery`.
+binding asks, the data as the body); a batch reply holds structured events instead. Who
+a reply is (its id, source and data) is `govfn.replies`; which status a result is
+answered with is not decided here: see `govfn.receiver.delivery`.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from govfn.function import FunctionResult
+from govfn.replies import data_event, reply_data, reply_event_id, reply_source
 
 if TYPE_CHECKING:
     from govfn.cloudevents.decode import IncomingEvent
@@ -23,14 +24,9 @@ CARRIED_EXTENSIONS = ("gsapcontextid", "chroniclesessionid", "pipelinerunid")
 RECORD_SOURCE = "/govfn/chronicle"
 
 
-def has_reply(result: FunctionResult) -> bool:
-    return result.success and result.data is not None and bool(result.reply_type)
-
-
 def reply_id(trigger: IncomingEvent, function_id: str) -> str:
     """The same for every redelivery of the trigger event to the same function."""
-    key = "\x1f".join((trigger.source, trigger.id, function_id)).encode("utf-8")
-    return "reply-" + hashlib.sha256(key).hexdigest()[:32]
+    return reply_event_id(trigger.source, trigger.id, function_id)
 
 
 _EVENT_ATTRIBUTES = ("id", "source", "type", "subject", "time")
@@ -41,10 +37,10 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
     attributes = {
         "specversion": "1.0",
         "id": reply_id(trigger, function_id),
-        "source": f"/govfn/functions/{function_id}",
+        "source": reply_source(function_id),
         "type": result.reply_type or "",
     }
-    event = _data_event(result)
+    event = data_event(result)
     if event is not None:
         for name in _EVENT_ATTRIBUTES:
             if isinstance(event.get(name), str) and event[name]:
@@ -56,19 +52,6 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
         if value:
             attributes[name] = value
     return attributes
-
-
-def _data_event(result: FunctionResult) -> dict[str, Any] | None:
-    """The CloudEvent a `reply_is_event` function returned as its data, if it did."""
-    data = result.data
-    if result.reply_is_event and isinstance(data, dict) and data.get("specversion") == "1.0":
-        return data
-    return None
-
-
-def reply_data(result: FunctionResult) -> Any:
-    event = _data_event(result)
-    return event.get("data") if event is not None else result.data
 
 
 def encode_data(data: Any) -> tuple[str, bytes]:
@@ -107,18 +90,25 @@ def binary_reply(
 
 
 def record_headers(
-    cid: str, record_type: str, payload: Mapping[str, Any], extensions: Mapping[str, str]
+    cid: str,
+    record_type: str,
+    content_type: str,
+    payload: Mapping[str, Any] | None,
+    extensions: Mapping[str, str],
 ) -> list[tuple[str, str]]:
-    """The head of a Chronicle record sent as a binary-mode event (its body is the record's
-    canonical JSON): `id` is the record's CID, so every redelivery carries the same id;
-    `time` is when the invocation began or ended; `extensions` (K_CE_OVERRIDES) come last
-    and win."""
+    """The head of what the outbox sends as a binary-mode event: a record (its canonical
+    JSON `payload` as data) or a signed checkpoint (text). `id` is the CID, so every
+    redelivery carries the same id; a record's `time` is when its invocation began or
+    ended; `extensions` (K_CE_OVERRIDES) come last and win."""
     attributes = {"specversion": "1.0", "id": cid, "type": record_type, "source": RECORD_SOURCE}
-    occurred = payload.get("completed_at") or payload.get("invoked_at")
-    if isinstance(occurred, str):
-        attributes["time"] = occurred
+    if payload is not None:
+        occurred = payload.get("completed_at") or payload.get("invoked_at")
+        if isinstance(occurred, str):
+            attributes["time"] = occurred
     attributes.update(extensions)
-    return binary_headers(attributes, "application/json")
+    if content_type != "application/json":
+        content_type = f"{content_type}; charset=utf-8"
+    return binary_headers(attributes, content_type)
 
 
 def structured_reply(trigger: IncomingEvent, result: FunctionResult) -> dict[str, Any]:

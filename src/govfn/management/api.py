@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
 from govfn.management.auth import authorize
+from govfn.management.lineage import LineageViews
 from govfn.management.openapi import openapi_document
 from govfn.outcome import ErrorKind
 from govfn.problem import HttpProblem
@@ -131,6 +132,17 @@ def build_management_app(app: GovfnApp) -> Flask:
             others=app.shared_metrics.others() if app.shared_metrics else (),
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    lineage = LineageViews(getattr(getattr(runtime.backstop, "client", None), "ledger", None))
+
+    @flask.get("/chronicle/lineage/<cid>")
+    def lineage_graph(cid: str) -> Response:
+        return _json(lineage.graph(cid).to_dict())
+
+    @flask.get("/chronicle/lineage/<cid>/view")
+    def lineage_page(cid: str) -> Response:
+        status, html = lineage.page(cid)
+        return Response(html, status, {"Content-Type": "text/html; charset=utf-8"})
 
     @flask.get("/openapi.json")
     def openapi() -> Response:

@@ -38,6 +38,12 @@ _CE_RESPONSES = {
     "503": _PROBLEM,
     "504": _PROBLEM,
 }
+_CID = {
+    "name": "cid",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
+}
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -191,6 +197,32 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/chronicle/lineage/{cid}": {
+                "get": {
+                    "summary": "Lineage graph of a CID (record, trigger event, output, reply) "
+                    "or an invocation id: where it came from and what it led to",
+                    "parameters": [_CID],
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/LineageGraph"}),
+                        "400": _PROBLEM,
+                        "404": _PROBLEM,
+                    },
+                }
+            },
+            "/chronicle/lineage/{cid}/view": {
+                "get": {
+                    "summary": "A page that draws the lineage graph (self-contained HTML and SVG)",
+                    "parameters": [_CID],
+                    "responses": {
+                        "200": {
+                            "description": "HTML page",
+                            "content": {"text/html": {"schema": {"type": "string"}}},
+                        },
+                        "400": {"description": "HTML page naming the problem"},
+                        "404": {"description": "HTML page naming the problem"},
+                    },
+                }
+            },
             "/metrics": {
                 "get": {
                     "summary": "Prometheus metrics",
@@ -253,6 +285,60 @@ def openapi_document() -> dict[str, Any]:
                         "emits": {"type": "array", "items": {"type": "string"}},
                         "gsap_required": {"type": "boolean"},
                         "descriptor_cid": {"type": "string"},
+                    },
+                },
+                "LineageGraph": {
+                    "type": "object",
+                    "required": ["root", "query", "nodes", "edges", "truncated"],
+                    "properties": {
+                        "root": {"type": "string", "description": "the node the query named"},
+                        "query": {"type": "string"},
+                        "truncated": {"type": "boolean"},
+                        "nodes": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "kind", "label"],
+                                "properties": {
+                                    "id": {
+                                        "type": "string",
+                                        "description": "record or content CID",
+                                    },
+                                    "kind": {
+                                        "enum": [
+                                            "event",
+                                            "invoked",
+                                            "completed",
+                                            "failed",
+                                            "output",
+                                            "reply",
+                                        ]
+                                    },
+                                    "label": {"type": "string"},
+                                },
+                            },
+                        },
+                        "edges": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["from", "to", "label"],
+                                "properties": {
+                                    "from": {"type": "string"},
+                                    "to": {"type": "string"},
+                                    "label": {
+                                        "enum": [
+                                            "triggered",
+                                            "input",
+                                            "completed",
+                                            "output",
+                                            "reply data",
+                                        ]
+                                    },
+                                    "via": {"enum": ["reply", "content"]},
+                                },
+                            },
+                        },
                     },
                 },
                 "FunctionResult": {

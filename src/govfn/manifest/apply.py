@@ -3,12 +3,12 @@
 This is the only module that imports the `kubernetes` package, and only inside
 `connect()`, so rendering manifests never pays for it. Steps:
 
-1. discovery: `/apis/<group>/<version>` must list services (Knative Serving) and
-   triggers (Knative Eventing), else the error says which is missing;
+1. discovery: `/apis/<group>/<version>` must list services (Knative Serving), triggers
+   and sinkbindings (Knative Eventing), else the error says which is missing;
 2. apply: one PATCH per object, `application/apply-patch+yaml`, `fieldManager=govfn`,
    `force=true`, and `dryRun=All` for `--dry-run`;
-3. prune: list this app's govfn-managed Triggers and Services by label and delete those
-   no longer rendered (Triggers first, so none points at a deleted Service);
+3. prune: list this app's govfn-managed Triggers, SinkBindings and Services by label and
+   delete those no longer rendered (Services last, so nothing points at a deleted one);
 4. wait: poll each object until its `Ready` condition is True, or the timeout.
 """
 
@@ -28,8 +28,9 @@ KINDS = {  # kind -> (group, version, plural); plural is confirmed by discovery
     "Service": ("serving.knative.dev", "v1", "services"),
     "Trigger": ("eventing.knative.dev", "v1", "triggers"),
     "Broker": ("eventing.knative.dev", "v1", "brokers"),
+    "SinkBinding": ("sources.knative.dev", "v1", "sinkbindings"),
 }
-PRUNE_ORDER = ("Trigger", "Service")
+PRUNE_ORDER = ("Trigger", "SinkBinding", "Service")
 
 
 class ApplyError(ManifestError):
@@ -117,7 +118,8 @@ class Applier:
     def discover(self, kinds: Iterable[str]) -> None:
         from kubernetes import client
 
-        needed = sorted(set(kinds) - set(self.plurals))
+        wanted = set(kinds) - set(self.plurals)
+        needed = [kind for kind in KINDS if kind in wanted]  # Serving first, then Eventing
         if not needed:
             return
         groups = self._call("discovery /apis", client.ApisApi(self.api.api_client).get_api_versions)

@@ -21,6 +21,7 @@ MAX_TIMEOUT_SECONDS = 600
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")  # a key of a Secret or ConfigMap
 _NUMBER = r"\d+(?:[.,]\d+)?"
 DURATION = re.compile(
     rf"^P(?=.)(?:{_NUMBER}Y)?(?:{_NUMBER}M)?(?:{_NUMBER}W)?(?:{_NUMBER}D)?"

@@ -4,6 +4,10 @@ Knative re-injects a function's reply into the Broker it came from. If a functio
 type that triggers itself, directly or through other functions, every event circulates
 until the broker's TTL (255 hops) runs out. The graph here has an edge F -> G when F emits
 a type that triggers G; a function on a cycle is refused unless loops are allowed.
+
+The SinkBinding sends every Chronicle record to its sink as a CloudEvent of the record's
+type (FUNCTION_INVOKED, FUNCTION_COMPLETED). When that sink is the Triggers' broker, a
+function triggered by a record type is triggered by its own records: a loop as well.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+from govfn.chronicle.records import EVENT_CODES
 from govfn.function import FunctionPlugin
 from govfn.manifest.errors import ManifestError
 
@@ -63,4 +68,18 @@ def check_reply_loops(plugins: Iterable[FunctionPlugin]) -> None:
                 f"functions[{function_id}].emits",
                 f"reply loop: {describe(path)}; the broker re-injects replies, so this "
                 "circulates until its TTL runs out (allow with --allow-reply-loops)",
+            )
+
+
+def check_record_loops(plugins: Iterable[FunctionPlugin]) -> None:
+    """Raise ManifestError for the first function (by id) triggered by its own records, for
+    when the Chronicle's records go to the Triggers' broker."""
+    for plugin in sorted(plugins, key=lambda plugin: plugin.function_id):
+        looped = [kind for kind in plugin.trigger_events if kind in EVENT_CODES]
+        if looped and plugin.chronicle_enabled:
+            raise ManifestError(
+                f"functions[{plugin.function_id}].trigger_events",
+                f"{looped[0]!r} is a Chronicle record type and the records go to the "
+                "Triggers' broker (--chronicle-sink), so each invocation triggers the next; "
+                "send them elsewhere, or allow with --allow-reply-loops",
             )

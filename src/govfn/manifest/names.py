@@ -1,4 +1,4 @@
-"""Deterministic Kubernetes object names for functions and their Triggers.
+"""Deterministic Kubernetes object names for functions, their Triggers and SinkBindings.
 
 A name is a DNS-1123 label (at most 63 characters). A name that would be longer is cut
 and given a short hash of the full name, so the same function always gets the same name
@@ -49,6 +49,12 @@ def trigger_name(service: str, event_type: str) -> str:
     any printable character, so the hash is taken over the exact type, not its slug."""
     base = f"{service}-{slug(event_type) or 'event'}"
     return bounded(base, key=f"{service}\x1f{event_type}")
+
+
+def sink_binding_name(service: str) -> str:
+    """The SinkBinding that gives `service` its K_SINK: `<service>-chronicle`, the hash taken
+    over the Service name so two long Services never share a binding."""
+    return bounded(f"{service}-chronicle", key=f"{service}\x1fchronicle")
 
 
 def check_unique(kind: str, names: Iterable[tuple[str, str]]) -> None:

@@ -11,13 +11,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from govfn.manifest.checks import CONFIG_KEY
 from govfn.manifest.errors import ManifestError
+from govfn.manifest.quantity import parse_quantity
+from govfn.names import DNS1123_SUBDOMAIN
 
 VISIBILITIES = ("cluster-local", "public")
 BACKOFF_POLICIES = ("linear", "exponential")
 
 DEFAULT_REQUESTS = {"cpu": "100m", "memory": "128Mi"}
 DEFAULT_LIMITS = {"cpu": "1", "memory": "256Mi"}
+# The ledger volume's cap: ~800k invocations of SQLite ledger at ~1.35 kB each, or as long
+# an outage's spool on PostgreSQL. Past it the kubelet evicts the pod, not the node.
+DEFAULT_VAR_SIZE_LIMIT = "1Gi"
+DEFAULT_SECRET_KEY = "uri"
+NO_SINK = "none"
 
 _SINK_KINDS = {
     "ksvc": ("serving.knative.dev/v1", "Service"),
@@ -50,6 +58,50 @@ def parse_sink(value: Any, field_name: str = "delivery.deadLetterSink") -> dict[
         )
     api_version, kind_name = _SINK_KINDS[kind]
     return {"ref": {"apiVersion": api_version, "kind": kind_name, "name": name}}
+
+
+def parse_chronicle_sink(value: str | None, broker: str) -> dict[str, Any] | None:
+    """Where the Chronicle's records go (the SinkBinding's `spec.sink`); None for `none`.
+
+    Accepts `broker:NAME`, an http(s) URL, `none`, or None for the Triggers' broker.
+    """
+    field_name = "chronicle_sink"
+    if value is None:
+        value = f"broker:{broker}"
+    if not isinstance(value, str) or not value:
+        raise ManifestError(field_name, f"expected broker:NAME, a URL or none, got {value!r}")
+    if value == NO_SINK:
+        return None
+    if value.startswith(("http://", "https://")):
+        return {"uri": value}
+    kind, _, name = value.partition(":")
+    if kind != "broker" or not name:
+        raise ManifestError(
+            field_name, f"{value!r} is neither broker:NAME, an http(s) URL nor none"
+        )
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        raise ManifestError(field_name, f"Broker name {name!r} is not a DNS-1123 subdomain")
+    return {"ref": {"apiVersion": _SINK_KINDS["broker"][0], "kind": "Broker", "name": name}}
+
+
+def parse_secret_ref(value: str) -> tuple[str, str]:
+    """`NAME[:KEY]` -> (name, key); the key defaults to `uri`."""
+    field_name = "database_secret"
+    if not isinstance(value, str) or not value:
+        raise ManifestError(field_name, f"expected NAME[:KEY], got {value!r}")
+    name, sep, key = value.partition(":")
+    if not sep:
+        key = DEFAULT_SECRET_KEY
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        raise ManifestError(
+            field_name,
+            f"Secret name {name!r} is not a DNS-1123 subdomain (lower case, digits, '-', '.')",
+        )
+    if len(key) > 253 or not CONFIG_KEY.match(key):
+        raise ManifestError(
+            field_name, f"Secret key {key!r} must be letters, digits, '-', '_' or '.'"
+        )
+    return name, key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +165,9 @@ class ManifestOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     allow_reply_loops: bool = False
+    chronicle_sink: str | None = None  # None: the Triggers' broker
+    database_secret: str | None = None  # NAME[:KEY] of a Secret holding the libpq URI
+    var_size_limit: str = DEFAULT_VAR_SIZE_LIMIT
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, str) or not self.image.strip():
@@ -147,6 +202,24 @@ class ManifestOptions:
             raise ManifestError(
                 "allow_reply_loops", f"must be true or false, got {self.allow_reply_loops!r}"
             )
+        self.chronicle_sink_destination()
+        self.database_secret_ref()
+        size = parse_quantity(self.var_size_limit) if isinstance(self.var_size_limit, str) else None
+        if size is None or size <= 0:
+            raise ManifestError(
+                "var_size_limit",
+                f"{self.var_size_limit!r} is not a positive quantity string such as '1Gi'",
+            )
+
+    def chronicle_sink_destination(self) -> dict[str, Any] | None:
+        """The SinkBinding's `spec.sink` (None: render no SinkBinding)."""
+        return parse_chronicle_sink(self.chronicle_sink, self.broker)
+
+    def database_secret_ref(self) -> tuple[str, str] | None:
+        """(Secret name, key) that GOVFN_CHRONICLE is read from, or None for the file."""
+        if self.database_secret is None:
+            return None
+        return parse_secret_ref(self.database_secret)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ManifestOptions:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from govfn.function import FunctionPlugin
-from govfn.manifest.options import ManifestOptions
+from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions
 from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.registry import FunctionRegistry
 
@@ -103,6 +103,7 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
         for plugin in sorted(plugins, key=lambda plugin: plugin.function_id)
     ]
     delivery = options.delivery.to_spec() or {}
+    name, key = options.database_secret_ref() or ("", DEFAULT_SECRET_KEY)
     return {
         "image": options.image,
         "namespace": options.namespace or "",
@@ -127,6 +128,9 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
             "limits": dict(sorted(options.limits.items())),
         },
         "delivery": delivery,
+        "chronicleSink": options.chronicle_sink or "",
+        "databaseSecret": {"name": name, "key": key},
+        "varSizeLimit": options.var_size_limit,
         "functions": functions,
     }
 

@@ -1,4 +1,5 @@
-"""Render functions into Knative objects: one Service each, one Trigger per trigger type.
+"""Render functions into Knative objects: one Service each, one Trigger per trigger type,
+and one SinkBinding per Service that gives it K_SINK (where the Chronicle's records go).
 
 The objects are plain dicts in a fixed key order, with every map sorted, so the same
 functions and options always give the same bytes. Everything rendered passes through
@@ -16,20 +17,23 @@ from typing import Any
 
 from govfn.function import FunctionPlugin
 from govfn.manifest.errors import ManifestError
-from govfn.manifest.loops import check_reply_loops
-from govfn.manifest.names import check_unique, service_name, trigger_name
+from govfn.manifest.loops import check_record_loops, check_reply_loops
+from govfn.manifest.names import check_unique, service_name, sink_binding_name, trigger_name
 from govfn.manifest.options import ManifestOptions
 from govfn.manifest.validate import validate_objects
 from govfn.registry import FunctionRegistry
 
 SERVICE_API = "serving.knative.dev/v1"
 TRIGGER_API = "eventing.knative.dev/v1"
+SINK_BINDING_API = "sources.knative.dev/v1"
 CONTAINER_NAME = "function"
 CONTAINER_PORT = 8080
 LEDGER_VOLUME = "ledger"
 TMP_VOLUME = "tmp"
 LEDGER_DIR = "/var/lib/govfn"
 CHRONICLE_PATH = f"{LEDGER_DIR}/chronicle.db"
+SPOOL_DIR = f"{LEDGER_DIR}/spool"
+SINK_BINDING_ENV = ("K_SINK", "K_CE_OVERRIDES", "K_CA_CERTS")  # the binding injects these
 DESCRIPTOR_ANNOTATION = "govfn.dev/descriptor-cid"
 FUNCTION_ANNOTATION = "govfn.dev/function"
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
@@ -102,8 +106,43 @@ def _template_annotations(options: ManifestOptions) -> dict[str, str]:
     return annotations
 
 
+def _env(options: ManifestOptions) -> list[dict[str, Any]]:
+    """The container's env, sorted by name: the Chronicle's location, then the user's.
+
+    With a database Secret, GOVFN_CHRONICLE comes from the Secret and the emptyDir keeps
+    only the spool; a user's GOVFN_CHRONICLE would silently replace the Secret, so it is
+    refused. With a SinkBinding, K_SINK and friends belong to the binding.
+    """
+    secret = options.database_secret_ref()
+    entries: dict[str, dict[str, Any]] = {}
+    if secret is None:
+        entries["GOVFN_CHRONICLE"] = {"name": "GOVFN_CHRONICLE", "value": CHRONICLE_PATH}
+    else:
+        if "GOVFN_CHRONICLE" in options.env:
+            raise ManifestError(
+                "env[GOVFN_CHRONICLE]",
+                "conflicts with --database-secret, which sets GOVFN_CHRONICLE from the Secret",
+            )
+        name, key = secret
+        entries["GOVFN_CHRONICLE"] = {
+            "name": "GOVFN_CHRONICLE",
+            "valueFrom": {"secretKeyRef": {"name": name, "key": key}},
+        }
+        entries["GOVFN_CHRONICLE_SPOOL"] = {"name": "GOVFN_CHRONICLE_SPOOL", "value": SPOOL_DIR}
+    if options.chronicle_sink_destination() is not None:
+        for name in SINK_BINDING_ENV:
+            if name in options.env:
+                raise ManifestError(
+                    f"env[{name}]",
+                    "is injected by the SinkBinding (--chronicle-sink); "
+                    "use --chronicle-sink none to set it yourself",
+                )
+    for name, value in options.env.items():
+        entries[name] = {"name": name, "value": value}
+    return [entries[name] for name in sorted(entries)]
+
+
 def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, Any]:
-    env = {"GOVFN_CHRONICLE": CHRONICLE_PATH, **options.env}
     probe = {"httpGet": {"path": "/health/readiness"}}
     return {
         "name": CONTAINER_NAME,
@@ -117,7 +156,7 @@ def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, An
             function_module(plugin),
         ],
         "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
-        "env": [{"name": key, "value": env[key]} for key in sorted(env)],
+        "env": _env(options),
         "readinessProbe": probe,
         "livenessProbe": {"httpGet": {"path": "/health/liveness"}},
         "resources": {
@@ -161,7 +200,7 @@ def render_service(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str
         pod_spec["timeoutSeconds"] = options.timeout_seconds
     pod_spec["containers"] = [_container(plugin, options)]
     pod_spec["volumes"] = [
-        {"name": LEDGER_VOLUME, "emptyDir": {}},
+        {"name": LEDGER_VOLUME, "emptyDir": {"sizeLimit": options.var_size_limit}},
         {"name": TMP_VOLUME, "emptyDir": {}},
     ]
     return {
@@ -201,15 +240,43 @@ def render_trigger(
     }
 
 
+def render_sink_binding(
+    plugin: FunctionPlugin, options: ManifestOptions, service: str
+) -> dict[str, Any] | None:
+    """The SinkBinding whose subject is `service` and whose sink takes the Chronicle's
+    records (K_SINK); None when `--chronicle-sink none`."""
+    sink = options.chronicle_sink_destination()
+    if sink is None:
+        return None
+    subject: dict[str, Any] = {"apiVersion": SERVICE_API, "kind": "Service", "name": service}
+    if options.namespace:
+        subject["namespace"] = options.namespace
+        if "ref" in sink:
+            sink = {"ref": {**sink["ref"], "namespace": options.namespace}}
+    annotations = {**options.annotations, FUNCTION_ANNOTATION: plugin.function_id}
+    return {
+        "apiVersion": SINK_BINDING_API,
+        "kind": "SinkBinding",
+        "metadata": _metadata(
+            sink_binding_name(service),
+            options,
+            common_labels(plugin, options, "chronicle-sink"),
+            annotations,
+        ),
+        "spec": {"subject": subject, "sink": sink},
+    }
+
+
 def _render_unchecked(plugin: FunctionPlugin, options: ManifestOptions) -> list[dict[str, Any]]:
     service = render_service(plugin, options)
     name = service["metadata"]["name"]
     triggers = [render_trigger(plugin, options, kind, name) for kind in plugin.trigger_events]
-    return [service, *triggers]
+    binding = render_sink_binding(plugin, options, name)
+    return [service, *triggers, *([binding] if binding is not None else [])]
 
 
 def _check_names(objects: list[dict[str, Any]]) -> None:
-    for kind in ("Service", "Trigger"):
+    for kind in ("Service", "Trigger", "SinkBinding"):
         pairs = []
         for obj in objects:
             if obj["kind"] == kind:
@@ -221,10 +288,20 @@ def _check_names(objects: list[dict[str, Any]]) -> None:
         check_unique(kind, pairs)
 
 
+def records_reach_triggers(options: ManifestOptions) -> bool:
+    """Whether the SinkBinding's sink is the Broker the Triggers subscribe to."""
+    sink = options.chronicle_sink_destination()
+    ref = sink.get("ref") if sink else None
+    return ref is not None and ref["kind"] == "Broker" and ref["name"] == options.broker
+
+
 def render_function(plugin: FunctionPlugin, options: ManifestOptions) -> list[dict[str, Any]]:
-    """The Service and Triggers of one function, validated as Knative's webhooks would."""
+    """The Service, Triggers and SinkBinding of one function, validated as Knative's
+    webhooks would."""
     if not options.allow_reply_loops:
         check_reply_loops([plugin])
+        if records_reach_triggers(options):
+            check_record_loops([plugin])
     objects = _render_unchecked(plugin, options)
     _check_names(objects)
     validate_objects(objects)
@@ -241,6 +318,8 @@ def render_all(
     )
     if not options.allow_reply_loops:
         check_reply_loops(plugins)
+        if records_reach_triggers(options):
+            check_record_loops(plugins)
     with gc_paused():
         objects = [obj for plugin in plugins for obj in _render_unchecked(plugin, options)]
         _check_names(objects)

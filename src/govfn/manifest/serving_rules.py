@@ -8,6 +8,7 @@ from typing import Any
 
 from govfn.manifest.checks import (
     AUTOSCALING_PREFIX,
+    CONFIG_KEY,
     ENV_NAME,
     MAX_CONTAINER_CONCURRENCY,
     MAX_TIMEOUT_SECONDS,
@@ -23,10 +24,13 @@ from govfn.manifest.checks import (
     fail,
 )
 from govfn.manifest.quantity import parse_quantity
+from govfn.names import DNS1123_SUBDOMAIN
 
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
 TEMPLATE = "spec.template"
 POD = "spec.template.spec"
+ENV_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
+FLAGGED_ENV_SOURCES = ("fieldRef", "resourceFieldRef")
 
 
 def check_service(obj: Mapping[str, Any]) -> None:
@@ -59,10 +63,12 @@ def check_pod_spec(pod: Mapping[str, Any]) -> None:
     containers = pod.get("containers")
     if not isinstance(containers, list) or len(containers) != 1:
         fail(f"{POD}.containers", "exactly one container is expected")
-    volumes = {
-        as_mapping(volume, f"{POD}.volumes[{i}]").get("name")
-        for i, volume in enumerate(pod.get("volumes", []))
-    }
+    volumes = set()
+    for i, volume in enumerate(pod.get("volumes", [])):
+        declared = as_mapping(volume, f"{POD}.volumes[{i}]")
+        volumes.add(declared.get("name"))
+        if "emptyDir" in declared:
+            check_empty_dir(declared["emptyDir"], f"{POD}.volumes[{i}].emptyDir")
     check_container(
         as_mapping(containers[0], f"{POD}.containers[0]"), f"{POD}.containers[0]", volumes
     )
@@ -82,6 +88,10 @@ def check_container(container: Mapping[str, Any], path: str, volumes: set[Any]) 
             fail(f"{path}.env[{i}].name", f"{name} is reserved (Knative sets it)")
         if "value" in entry and not isinstance(entry["value"], str):
             fail(f"{path}.env[{i}].value", f"{entry['value']!r} must be a string")
+        if "valueFrom" in entry:
+            if entry.get("value"):
+                fail(f"{path}.env[{i}].valueFrom", "may not be set together with a value")
+            check_env_source(entry["valueFrom"], f"{path}.env[{i}].valueFrom")
     check_resources(
         as_mapping(container.get("resources", {}), f"{path}.resources"), f"{path}.resources"
     )
@@ -90,6 +100,37 @@ def check_container(container: Mapping[str, Any], path: str, volumes: set[Any]) 
         name = as_mapping(mount, f"{path}.volumeMounts[{i}]").get("name")
         if name not in volumes:
             fail(f"{path}.volumeMounts[{i}].name", f"{name!r} is not a volume of the pod")
+
+
+def check_env_source(source: Any, path: str) -> None:
+    """One source; Knative allows Secret and ConfigMap keys (the others behind a flag)."""
+    chosen = [name for name in ENV_SOURCES if name in as_mapping(source, path)]
+    if len(chosen) != 1:
+        fail(path, f"exactly one of {', '.join(ENV_SOURCES)} is expected, got {chosen}")
+    kind = chosen[0]
+    if kind in FLAGGED_ENV_SOURCES:
+        fail(
+            f"{path}.{kind}",
+            "needs Knative's feature flag kubernetes.podspec-fieldref; govfn does not use it",
+        )
+    selector = as_mapping(source[kind], f"{path}.{kind}")
+    name, key = selector.get("name"), selector.get("key")
+    if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+        fail(f"{path}.{kind}.name", f"{name!r} is not a DNS-1123 subdomain")
+    if not isinstance(key, str) or len(key) > 253 or not CONFIG_KEY.match(key):
+        fail(f"{path}.{kind}.key", f"{key!r} must be letters, digits, '-', '_' or '.'")
+
+
+def check_empty_dir(source: Any, path: str) -> None:
+    limit = as_mapping(source, path).get("sizeLimit")
+    if limit is None:
+        return
+    quantity = parse_quantity(limit)
+    if quantity is None or quantity < 0:
+        fail(
+            f"{path}.sizeLimit",
+            f"{limit!r} is not a quantity (write it as a string such as '1Gi')",
+        )
 
 
 def check_ports(ports: Any, path: str) -> int:

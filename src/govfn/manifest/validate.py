@@ -14,9 +14,15 @@ checked the same way. Rules, from knative/serving `pkg/apis/serving` and knative
 - `containerConcurrency` in [0, 1000], `timeoutSeconds` in [0, 600];
 - quantities are strings or integers that parse, requests not above limits;
 - the restricted Pod Security Standard, read-only root filesystem, mounts of declared volumes;
+- env entries with a value or a `valueFrom` (not both) naming one Secret or ConfigMap key
+  (fieldRef and resourceFieldRef need a Knative feature flag); emptyDir `sizeLimit` a
+  non-negative quantity;
 - Triggers: exactly one of broker/brokerRef, a subscriber, filter attribute names
   `^[a-z][a-z0-9]*$` with string values, one dialect per `filters` element, and a delivery
-  with a known backoff policy, ISO-8601 durations and a sink with a ref or a uri.
+  with a known backoff policy, ISO-8601 durations and a sink with a ref or a uri;
+- SinkBindings: a subject with apiVersion, kind and exactly one of name or selector, in the
+  binding's own namespace; a sink with a ref or a uri, a lone uri absolute with a host, and
+  no absolute uri beside a ref.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from govfn.manifest.checks import check_metadata
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.eventing_rules import check_trigger
 from govfn.manifest.serving_rules import check_service
+from govfn.manifest.sources_rules import check_sink_binding
 
 CHECKS = {
     ("serving.knative.dev/v1", "Service"): check_service,
     ("eventing.knative.dev/v1", "Trigger"): check_trigger,
+    ("sources.knative.dev/v1", "SinkBinding"): check_sink_binding,
 }
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from govfn.cloudevents.encode import has_reply
 from govfn.function import FunctionResult
 from govfn.outcome import ErrorKind
 from govfn.problem import HttpProblem
+from govfn.replies import has_reply
 
 
 def status_for(result: FunctionResult) -> int:

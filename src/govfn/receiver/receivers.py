@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
-from govfn.cloudevents.encode import binary_reply, has_reply, structured_reply
+from govfn.cloudevents.encode import binary_reply, structured_reply
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.observability.metrics import Metrics
 from govfn.problem import HttpProblem, status_line
@@ -30,6 +30,7 @@ from govfn.receiver.config import HttpConfig
 from govfn.receiver.delivery import failure_problem, worst_failure
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
+from govfn.replies import has_reply
 from govfn.runtime import FunctionRuntime
 
 log = logging.getLogger("govfn.receiver")

@@ -1,0 +1,172 @@
+"""Serving processes publish signed checkpoints: the publisher on a real ledger and sink
+double, then a real `govfn serve` with a signing key, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import pytest
+
+from govfn.chronicle import Ledger, Record
+from govfn.chronicle.cid import cid_of_bytes
+from govfn.chronicle.note import Signer
+from govfn.chronicle.publisher import CheckpointPublisher
+from govfn.chronicle.sink import SinkSender
+from govfn.settings import Settings
+
+from support import spec_note
+from support.http_server import binary_headers, start_server, stop_server
+from support.sink_double import SinkDouble
+
+
+def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    for _ in range(int(timeout_s / 0.05)):
+        if condition() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def checkpoint_events(sink: SinkDouble) -> list[dict[str, str]]:
+    return [e for e in sink.received if e["ce-type"] == "CHRONICLE_CHECKPOINT"]
+
+
+def test_publisher_signs_stores_and_sends_each_new_head(tmp_path: Path, sink: SinkDouble) -> None:
+    signer = Signer.generate("govfn.example/pod")
+    vkey = signer.verifier().encode()
+    ledger = Ledger(tmp_path / "chronicle.db", outbox=True)
+    ledger.append([Record.build("TEST", {"n": n}) for n in range(3)])
+    sender = SinkSender(ledger.path, sink.url)
+    publisher = CheckpointPublisher(
+        ledger, signer, "govfn.example/pod", interval_s=3600, on_published=sender.notify
+    )
+    try:
+        note = publisher.publish_once()
+        assert note is not None and spec_note.verify_note(note.encode(), vkey).split("\n")[1] == "3"
+        assert publisher.publish_once() is None  # nothing new: nothing signed
+        assert ledger.signed_checkpoints() == [note]
+        assert wait_for(lambda: len(checkpoint_events(sink)) == 1 and sender.depth() == 0)
+        event = checkpoint_events(sink)[0]
+        assert event["body"] == note and event["ce-id"] == cid_of_bytes(note.encode())
+        assert event["content-type"] == "text/plain; charset=utf-8"
+        assert event["ce-source"] == "/govfn/chronicle" and event["ce-specversion"] == "1.0"
+        records = [e for e in sink.received if e["ce-type"] == "TEST"]
+        assert len(records) == 3  # the records it covers went first
+        ledger.append([Record.build("TEST", {"n": 3})])
+        publisher.stop()  # at shutdown: the final head
+        final = ledger.signed_checkpoints()[-1]
+        assert spec_note.verify_note(final.encode(), vkey).split("\n")[1] == "4"
+        assert wait_for(lambda: len(checkpoint_events(sink)) == 2)
+    finally:
+        sender.stop()
+        ledger.close()
+
+
+def test_settings_build_a_publisher_only_with_a_key(tmp_path: Path) -> None:
+    assert Settings.from_env({}).checkpoint_publisher() is None
+    key = tmp_path / "pod.key"
+    key.write_text(Signer.generate("govfn.example/pod").encode() + "\n")
+    env = {"GOVFN_CHRONICLE": str(tmp_path / "c.db"), "GOVFN_CHRONICLE_SIGNING_KEY": str(key)}
+    publisher = Settings.from_env(env).checkpoint_publisher()
+    assert publisher is not None and publisher.origin == "govfn.example/pod"
+    env["GOVFN_CHRONICLE_ORIGIN"] = "pods.example/a"
+    publisher = Settings.from_env(env).checkpoint_publisher()
+    assert publisher is not None and publisher.origin == "pods.example/a"
+    with pytest.raises(ValueError, match="GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S"):
+        Settings.from_env({**env, "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": "soon"})
+    key.write_text("not a key")
+    with pytest.raises(ValueError, match=r"GOVFN_CHRONICLE_SIGNING_KEY.*signer key"):
+        Settings.from_env(env).checkpoint_publisher()
+
+
+def post_events(url: str, count: int) -> None:
+    import urllib.request
+
+    for i in range(count):
+        request = urllib.request.Request(
+            url + "/",
+            data=b'{"i": %d}' % i,
+            headers=binary_headers(event_id=f"cp-{i}"),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+
+def signed_sizes(sink: SinkDouble, vkey: str) -> list[int]:
+    return [
+        int(spec_note.verify_note(e["body"].encode(), vkey).split("\n")[1])
+        for e in checkpoint_events(sink)
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interval", ["0.2", "3600"])
+def test_a_serving_pod_publishes_checkpoints_on_schedule_and_at_sigterm(
+    tmp_path: Path, sink: SinkDouble, interval: str
+) -> None:
+    signer = Signer.generate("govfn.example/serving")
+    key = tmp_path / "serving.key"
+    key.write_text(signer.encode() + "\n")
+    vkey = signer.verifier().encode()
+    env = {
+        "K_SINK": sink.url,
+        "GOVFN_CHRONICLE_SIGNING_KEY": str(key),
+        "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": interval,
+    }
+    server = start_server(tmp_path, "--workers", "2", env=env)
+    try:
+        post_events(server.url, 4)
+        if interval == "0.2":  # on schedule, while serving
+            assert wait_for(lambda: 8 in signed_sizes(sink, vkey)), server.log_text()
+        else:
+            assert wait_for(
+                lambda: (
+                    len([e for e in sink.received if e["ce-type"] != "CHRONICLE_CHECKPOINT"]) == 8
+                )
+            )
+            assert signed_sizes(sink, vkey) == []
+    finally:
+        stop_server(server)  # SIGTERM
+    assert server.process.returncode == 0, server.log_text()
+    assert 8 in signed_sizes(sink, vkey)  # sent before the workers exited
+    with Ledger(server.ledger) as ledger:
+        notes = ledger.signed_checkpoints()
+        size, root = ledger.head()
+        assert size == 8 and ledger.verify().ok
+    last = spec_note.verify_note(notes[-1].encode(), vkey).split("\n")
+    root64 = base64.b64encode(bytes.fromhex(root)).decode()
+    assert last[:3] == ["govfn.example/serving", "8", root64]
+    assert len(set(notes)) == len(notes)  # one note per head, however many workers sign
+
+
+def test_cryptography_is_imported_only_when_a_signing_key_is_set(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from govfn.app import create_app\n"
+        "from govfn.settings import Settings\n"
+        "app = create_app(settings=Settings.from_env())\n"
+        "import sys, json\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('cryptography'))))\n"
+    )
+    key = tmp_path / "pod.key"
+    key.write_text(Signer.generate("govfn.example/pod").encode() + "\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GOVFN_", "OTEL_", "K_"))}
+    base["GOVFN_CHRONICLE"] = str(tmp_path / "chronicle.db")
+
+    def crypto_modules(env: dict[str, str]) -> list[str]:
+        output = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+            env=env,
+        ).stdout  # fmt: skip
+        return list(json.loads(output.strip().splitlines()[-1]))
+
+    assert crypto_modules(base) == []
+    assert crypto_modules(base | {"GOVFN_CHRONICLE_SIGNING_KEY": str(key)}) != []
