@@ -14,7 +14,7 @@ CHROMIUM := /usr/bin/chromium
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,lint,bench,otel]'
+	$(BIN)/python -m pip install --quiet -e '.[apply,send,test,lint,bench,otel]'
 	touch $(STAMP)
 
 ## run: serve the built-in functions on localhost with the embedded Chronicle ledger
@@ -40,11 +40,12 @@ $(CHROMIUM):
 fuzz: $(STAMP)
 	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/receiver/test_receiver_fuzz.py tests/server/test_wire.py tests/server/test_wire_fuzz.py
 
-## lint: ruff and mypy on src/
+## lint: ruff (src and tests), mypy strict, and the import contracts of .importlinter
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## bench: benchmarks against the peers (figures go to the README's Performance section)
 bench: $(STAMP)

@@ -7,7 +7,9 @@ one event loop; the ledger is the real SQLite file in a temp dir, at its default
 (GOVFN_CHRONICLE_SYNC=normal: WAL, committed before `append` returns). Then the parts of one
 invocation are timed on their own: the invocation id, the event's CID, building the two
 records (canonical JSON + CID), the two ledger commits, and, for comparison, commits that
-carry several records (what group commit would pay per record). µs per operation, median
+carry several records (what group commit would pay per record), and the metrics observer
+the app adds (prometheus_client, in one process and in the pod's multiprocess mode, which
+stays on for the rest of the process and so is measured last). µs per operation, median
 over the repeats.
 """
 
@@ -31,6 +33,7 @@ from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record, function_record
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.functions.echo import EchoFunction
+from govfn.observability.metrics import Metrics, PodMetrics
 from govfn.registry import FunctionRegistry
 from govfn.runtime import FunctionRuntime, content_cid
 
@@ -149,6 +152,36 @@ def parts_us(data: Any, scratch: Path, count: int, repeats: int) -> dict[str, fl
     return parts
 
 
+def metrics_us(scratch: Path, count: int, repeats: int) -> dict[str, float]:
+    """µs of the app's metrics observer per invocation, alone, then as a pod's worker counts."""
+    context = FunctionContext()
+    results = [
+        FunctionResult(success=True, function_id="echo", duration_ms=0.3),
+        FunctionResult(success=False, function_id="echo", duration_ms=2.0, error_kind="error"),
+    ]
+
+    def observing(metrics: Metrics) -> Callable[[int], None]:
+        def run(n: int) -> None:
+            for i in range(n):
+                metrics.observe(None, context, results[i & 1])
+
+        return run
+
+    alone = Metrics()
+    alone.load()  # as a worker has a second after it started
+    one_process = _median_us(observing(alone), count, repeats)
+    pod = PodMetrics(scratch / "metrics")
+    pod.reset()
+    in_pod = Metrics(pod)
+    in_pod.load()
+    return {
+        "metrics observer, one process (prometheus_client)": one_process,
+        "metrics observer, pod mode (prometheus_client mmap files)": _median_us(
+            observing(in_pod), count, repeats
+        ),
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=5000)
@@ -172,6 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         }
         ledger.close()
         parts = parts_us(data, scratch, args.calls, args.repeats)
+        parts |= metrics_us(scratch, args.calls, args.repeats)
 
     print(f"FunctionRuntime.invoke(), µs per call (median of {args.repeats} x {args.calls:,}):")
     print(f"  no-op, ledger on   {figures['ledger_on_us']:8.1f}")

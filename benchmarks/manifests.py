@@ -34,9 +34,7 @@ def make_registry(count: int) -> FunctionRegistry:
     return registry
 
 
-def run_once(
-    registry: FunctionRegistry, options: ManifestOptions
-) -> tuple[float, float, int, int]:
+def run_once(registry: FunctionRegistry, options: ManifestOptions) -> tuple[float, float, int, int]:
     start = time.perf_counter()
     objects = render_all(registry, options)
     rendered = time.perf_counter()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib
 
+from govfn.version import __version__
+
 TYPE_CHECKING = False  # not typing's: this module loads before anything heavier
 if TYPE_CHECKING:
     from typing import Any
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
     from govfn.registry import FunctionRegistry, default_registry, load_functions, use_registry
     from govfn.runtime import FunctionRuntime
-
-__version__ = "0.1.0"
 
 _HOMES = {
     "governed_function": "govfn.decorator",

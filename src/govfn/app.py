@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from govfn.assembly import runtime_from
 from govfn.chronicle.ledger import LedgerError
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
-from govfn.observability.metrics import Metrics, SharedMetrics
+from govfn.observability.metrics import Metrics, PodMetrics
 from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.loop_thread import LoopThread
@@ -26,7 +26,7 @@ from govfn.receiver.receivers import Receivers, StartResponse
 from govfn.receiver.state import ServerState
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
-from govfn.settings import Settings, traces_requested
+from govfn.settings import Settings
 
 if TYPE_CHECKING:
     from govfn.chronicle.publisher import CheckpointPublisher
@@ -49,6 +49,17 @@ RECEIVER, HEALTH, MANAGEMENT = "receiver", "health", "management"
 class GovfnApp:
     """The WSGI callable. Holds the runtime, the config, the state and the metrics."""
 
+    # What `route` serves without Flask, as (method, OpenAPI path); the management API's
+    # routes are its Flask URL map's. HEAD is answered as GET.
+    OWN_ROUTES = (
+        ("POST", "/"),
+        ("POST", "/functions/{function_id}/events"),
+        ("GET", "/health"),
+        ("GET", "/health/"),
+        ("GET", "/health/liveness"),
+        ("GET", "/health/readiness"),
+    )
+
     def __init__(
         self,
         runtime: FunctionRuntime,
@@ -57,7 +68,6 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
-        shared_metrics: SharedMetrics | None = None,
         sink: SinkSender | None = None,
         checkpoints: CheckpointPublisher | None = None,
     ) -> None:
@@ -67,7 +77,6 @@ class GovfnApp:
         self.state = state or ServerState(config.max_in_flight)
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
-        self.shared_metrics = shared_metrics
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
         self.sink = sink
         self.checkpoints = checkpoints
@@ -140,7 +149,12 @@ def create_app(
 ) -> GovfnApp:
     """Build the app. With no arguments everything comes from the environment
     (GOVFN_FUNCTIONS, GOVFN_FUNCTION, GOVFN_CHRONICLE, GOVFN_API_TOKEN, ...)."""
-    config = config or HttpConfig.from_env()
+    from_env: Settings | None = None
+    if config is None:
+        from_env = settings or Settings.from_env()
+        config = HttpConfig.from_settings(from_env)
+        if runtime is None:  # the runtime below is built from the same reading
+            settings = from_env
     if function_id is not None:
         config = dataclasses.replace(config, function_id=function_id)
     if dev is not None:
@@ -156,7 +170,7 @@ def create_app(
             chronicle.ledger.prepare()
         except LedgerError as exc:  # records will be kept by the backstop meanwhile
             log.error("%s; serving anyway", exc)
-        runtime = settings.runtime(registry, chronicle)
+        runtime = runtime_from(settings, registry, chronicle)
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))
@@ -166,39 +180,41 @@ def create_app(
     app = GovfnApp(
         runtime,
         config,
-        shared_metrics=_shared_metrics(settings),
+        metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
         checkpoints=settings.checkpoint_publisher(sink) if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
-    if settings.traces if settings is not None else traces_requested(os.environ):
-        app.tracer = _tracer(runtime)
+    telemetry = settings or from_env or Settings.from_env()  # OTEL_* ask for traces
+    if telemetry.traces:
+        app.tracer = _tracer(runtime, telemetry)
     app.state.mark_started()
     return app
 
 
-def _tracer(runtime: FunctionRuntime) -> InvocationTracer | None:
+def _tracer(runtime: FunctionRuntime, settings: Settings) -> InvocationTracer | None:
     """Traces of every invocation, when the govfn[otel] extra is installed."""
     try:
         from govfn.observability.tracing import trace_invocations
     except ImportError as exc:
         log.warning("OTEL_* variables ask for traces but %s; install govfn[otel]", exc)
         return None
-    return trace_invocations(runtime)
+    return trace_invocations(runtime, settings.telemetry)
 
 
-def _shared_metrics(settings: Settings | None) -> SharedMetrics | None:
-    """The directory where a pod's workers publish their counters: beside the ledger."""
+def _pod_metrics(settings: Settings | None) -> PodMetrics | None:
+    """The directory where a pod's workers keep their counters: beside the ledger. Only an
+    app built from settings (a serving process's) counts for the pod."""
     if settings is None:
         return None
-    shared = SharedMetrics(settings.chronicle_path.parent / "metrics")
+    pod = PodMetrics(settings.chronicle_path.parent / "metrics")
     try:
-        shared.reset()
+        pod.reset()
     except OSError as exc:
         log.warning("metrics stay per worker: %s", exc)
         return None
-    return shared
+    return pod
 
 
 def _single_function(registry: FunctionRegistry, function_id: str | None) -> FunctionRegistry:

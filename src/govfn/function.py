@@ -9,14 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from govfn.chronicle.cid import cid_of, content_cid
 from govfn.names import DNS1123_LABEL, DNS1123_LABEL_MAX
 from govfn.outcome import ErrorKind
-
-if TYPE_CHECKING:
-    from govfn.manifest.options import ManifestOptions
 
 DESCRIPTOR_SPEC = "GCAP-SPEC-FUNCTION-DESCRIPTOR-0001"
 
@@ -226,12 +223,6 @@ class FunctionPlugin:
         }
         body["descriptor_cid"] = cid_of(body)
         return body
-
-    def knative_manifest(self, options: ManifestOptions) -> list[dict[str, Any]]:
-        """The Knative Service and one Trigger per trigger event type, as plain dicts."""
-        from govfn.manifest.render import render_function
-
-        return render_function(self, options)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.function_id}@{self.version}>"

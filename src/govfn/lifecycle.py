@@ -15,15 +15,14 @@ log = logging.getLogger("govfn.app")
 
 
 def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
-    """In a new worker: start the sink sender, the checkpoint signer and the metrics
-    publisher; with `drain_on_sigterm`, readiness turns false as soon as SIGTERM arrives
-    (govfn's worker drains through its own handler)."""
+    """In a new worker: start the sink sender and the checkpoint signer, and load the
+    metrics library soon; with `drain_on_sigterm`, readiness turns false as soon as SIGTERM
+    arrives (govfn's worker drains through its own handler)."""
     if app.sink is not None:
         app.sink.start()
     if app.checkpoints is not None:
         app.checkpoints.start()
-    if app.shared_metrics is not None:
-        app.shared_metrics.start(app.metrics)
+    app.metrics.load_soon()  # off the path of the first answer
     if not drain_on_sigterm:
         return
     previous = signal.getsignal(signal.SIGTERM)
@@ -52,8 +51,6 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
         left = app.sink.stop(drain_timeout_s)
         if left:
             log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
-    if app.shared_metrics is not None:
-        app.shared_metrics.stop(app.metrics)
     if app.tracer is not None:
         try:
             app.tracer.shutdown()  # exports the spans still queued

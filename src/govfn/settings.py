@@ -1,6 +1,15 @@
 """Settings: one record, read from the environment in one place (`Settings.from_env`).
 
+This is the only module that reads `os.environ`; the serving options (`HttpConfig`), the
+command line and the factory receive their values from a `Settings`.
+
 GOVFN_FUNCTIONS          comma-separated modules defining functions
+GOVFN_FUNCTION           single-function mode: `POST /` is this function's receiver
+GOVFN_DEV                1/true/yes: open the direct-invoke API, log readably
+GOVFN_API_TOKEN          bearer token that opens the direct-invoke API
+GOVFN_MAX_BODY_BYTES, GOVFN_MAX_IN_FLIGHT, GOVFN_RETRY_AFTER, GOVFN_REQUEST_TIMEOUT
+                         serving limits (integers; unset: the defaults of HttpConfig)
+PORT                     the port `govfn serve` binds (Knative sets it)
 GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
 GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
 GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
@@ -31,8 +40,6 @@ if TYPE_CHECKING:
     from govfn.chronicle.note import Signer
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
-    from govfn.registry import FunctionRegistry
-    from govfn.runtime import FunctionRuntime
 
 
 class Settings(NamedTuple):
@@ -45,10 +52,21 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    function_id: str | None = None
+    dev: bool = False
+    api_token: str | None = None
+    max_body_bytes: int | None = None
+    max_in_flight: int | None = None
+    retry_after_s: int | None = None
+    request_timeout_s: int | None = None
+    port: str | None = None  # as given: `govfn serve` checks it as it checks --port
     signing_key_path: Path | None = None
     chronicle_origin: str | None = None
     checkpoint_interval_s: float = 60.0
     traces: bool = False
+    # OTEL_* and K_SERVICE, for govfn.observability.tracing (the OpenTelemetry SDK reads
+    # the variables it knows itself as well)
+    telemetry: Mapping[str, str] = MappingProxyType({})
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,10 +102,21 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            function_id=env.get("GOVFN_FUNCTION") or None,
+            dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
+            api_token=env.get("GOVFN_API_TOKEN") or None,
+            max_body_bytes=_optional_int(env, "GOVFN_MAX_BODY_BYTES"),
+            max_in_flight=_optional_int(env, "GOVFN_MAX_IN_FLIGHT"),
+            retry_after_s=_optional_int(env, "GOVFN_RETRY_AFTER"),
+            request_timeout_s=_optional_int(env, "GOVFN_REQUEST_TIMEOUT"),
+            port=env.get("PORT") or None,
             signing_key_path=Path(signing_key) if signing_key else None,
             chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
             checkpoint_interval_s=interval,
             traces=traces_requested(env),
+            telemetry=MappingProxyType(
+                {k: v for k, v in env.items() if k.startswith("OTEL_") or k == "K_SERVICE"}
+            ),
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -104,20 +133,6 @@ class Settings(NamedTuple):
         if self.idempotency_path is None:
             return None
         return IdempotencyStore(self.idempotency_path, expiry_s=self.idempotency_ttl_s)
-
-    def runtime(
-        self, registry: FunctionRegistry, chronicle: LedgerChronicle | None = None
-    ) -> FunctionRuntime:
-        """The runtime these settings describe: records to the ledger (or to `chronicle`,
-        made from these settings), kept in the spool while it fails; the idempotency store."""
-        from govfn.runtime import FunctionRuntime  # commands that run no function skip it
-
-        return FunctionRuntime(
-            registry,
-            chronicle or self.chronicle_client(),
-            spool_dir=str(self.spool_dir) if self.spool_dir is not None else None,
-            idempotency=self.idempotency_store(),
-        )
 
     def checkpoint_publisher(self, sink: SinkSender | None = None) -> CheckpointPublisher | None:
         """The checkpoint signer of a serving process when a signing key is configured."""
@@ -146,6 +161,16 @@ class Settings(NamedTuple):
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
         )
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    text = env.get(name)
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {text!r}") from None
 
 
 def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Signer:

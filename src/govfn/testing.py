@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
-if TYPE_CHECKING:
-    from govfn.app import GovfnApp
-
 __all__ = ["Client", "test_client"]
 
 
-def test_client(app: GovfnApp) -> Client:
+def test_client(app: Callable[[dict[str, Any], Any], Iterable[bytes]]) -> Client:
     """A Werkzeug test client that calls `app` as WSGI, receivers and management alike."""
     return Client(app, Response)

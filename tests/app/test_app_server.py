@@ -215,7 +215,9 @@ def test_metrics_count_the_invocations_of_every_worker(tmp_path: Path) -> None:
             text = raw_request(server.port, "GET", "/metrics", []).body.decode()
             prefix = 'govfn_invocations_total{function="whereami",outcome="success"} '
             return sum(
-                int(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)
+                int(float(line[len(prefix) :]))
+                for line in text.splitlines()
+                if line.startswith(prefix)
             )
 
         for _ in range(100):  # the answering worker's own count is live, its peer's is

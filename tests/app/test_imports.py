@@ -11,6 +11,7 @@ from pathlib import Path
 HEAVY = (
     "flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click",
     "opentelemetry", "google.protobuf", "requests", "govfn.observability.tracing",
+    "prometheus_client",  # loaded a moment after a worker starts
 )  # fmt: skip
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable
 
 import pytest
+from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from govfn.app import GovfnApp
+from govfn.management.openapi import openapi_document
 
 TOKEN = "s3cret-token"
 
@@ -165,29 +168,50 @@ def test_metrics_are_prometheus_text(app: GovfnApp) -> None:
         assert f"# TYPE {name} " in text
 
 
+def served_routes(app: GovfnApp) -> set[tuple[str, str]]:
+    """(method, OpenAPI path) of every route: the Flask URL map's and the app's own."""
+    flask_app = app.management
+    rules = flask_app.url_map.iter_rules()  # type: ignore[attr-defined]
+    routes = {
+        (method, re.sub(r"<(\w+:)?(\w+)>", r"{\2}", rule.rule))
+        for rule in rules
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+    for method, path in GovfnApp.OWN_ROUTES:  # each is one that the app routes itself
+        assert app.route(method, path.replace("{function_id}", "echo"))[0] in ("receiver", "health")
+    return routes | set(GovfnApp.OWN_ROUTES)
+
+
 def test_openapi_describes_every_route(app: GovfnApp) -> None:
     document = app.test_client().get("/openapi.json").json
     assert document["openapi"].startswith("3.1")
-    assert set(document["paths"]) == {
-        "/",
-        "/functions/{function_id}/events",
-        "/functions/",
-        "/functions/{function_id}",
-        "/functions/{function_id}/invoke",
-        "/functions/dispatch",
-        "/functions/{function_id}/manifest",
-        "/health",
-        "/health/liveness",
-        "/health/readiness",
-        "/chronicle/lineage/{cid}",
-        "/chronicle/lineage/{cid}/view",
-        "/metrics",
-        "/openapi.json",
+    routes = served_routes(app)
+    assert len(routes) == 16
+    assert set(document["paths"]) == {path for _, path in routes}
+    described = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
     }
+    assert described == routes
     refs = _refs(document)
     for ref in refs:
         section, kind, name = ref.removeprefix("#/").split("/")
         assert name in document[section][kind], ref
+
+
+def test_openapi_document_validates_as_openapi_3_1(app: GovfnApp) -> None:
+    document = app.test_client().get("/openapi.json").json
+    OpenAPIV31SpecValidator(document).validate()  # raises on the first error
+
+
+def test_a_route_without_a_description_is_refused(app: GovfnApp) -> None:
+    routes = sorted(served_routes(app))
+    with pytest.raises(ValueError, match=r"undescribed \['GET /functions/\{function_id\}/logs'\]"):
+        openapi_document([*routes, ("GET", "/functions/{function_id}/logs")])
+    with pytest.raises(ValueError, match=r"unrouted \['GET /metrics'\]"):
+        openapi_document([route for route in routes if route != ("GET", "/metrics")])
 
 
 def _refs(node: object) -> set[str]:

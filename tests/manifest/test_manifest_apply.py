@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,19 @@ def test_refused_manifest_never_reaches_the_server(apiserver: ApiServer, kubecon
 def test_missing_kubeconfig(tmp_path: Path) -> None:
     result = apply(tmp_path / "absent")
     assert result.exit_code == 1 and "--kubeconfig" in result.output
+
+
+def test_without_the_apply_extra_the_error_names_it(
+    apiserver: ApiServer, kubeconfig: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [m for m in sys.modules if m == "kubernetes" or m.startswith("kubernetes.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # `import kubernetes` fails
+    result = apply(kubeconfig)
+    assert result.exit_code == 1
+    assert "kubernetes: govfn apply needs the Kubernetes client" in result.output
+    assert "pip install 'govfn[apply]'" in result.output
+    assert apiserver.state.requests == []
 
 
 def test_kubectl_speaks_to_the_double(helm: Path, tmp_path: Path) -> None:

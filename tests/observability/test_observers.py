@@ -8,6 +8,8 @@ import contextlib
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from govfn.function import FunctionContext, FunctionResult
 from govfn.observability import invocation_log
 from govfn.observability.invocation_log import InvocationLog, JsonLineFormatter
-from govfn.observability.metrics import Metrics, SharedMetrics
+from govfn.observability.metrics import Metrics, PodMetrics
 
 
 @pytest.fixture
@@ -115,7 +117,7 @@ def test_duration_buckets_are_cumulative() -> None:
         metrics.observe(None, FunctionContext(), outcome)
     text = metrics.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
     buckets = {
-        line.split('le="')[1].split('"')[0]: int(line.split()[-1])
+        line.split('le="')[1].split('"')[0]: float(line.split()[-1])
         for line in text.splitlines()
         if line.startswith("govfn_invocation_duration_seconds_bucket")
     }
@@ -125,37 +127,86 @@ def test_duration_buckets_are_cumulative() -> None:
     assert "govfn_invocation_duration_seconds_count" in text
 
 
-def test_shared_metrics_add_up_other_workers_snapshots(tmp_path: Path) -> None:
-    mine, other = Metrics(), Metrics()
-    for metrics, outcomes in ((mine, [True, False]), (other, [True, True])):
-        for ok in outcomes:
-            result = FunctionResult(success=ok, function_id="f", duration_ms=2.0, error_kind="x")
-            metrics.observe(None, FunctionContext(), result)
-    other.rejected(400)
-    shared = SharedMetrics(tmp_path / "metrics")
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "stale.json").write_text("{}")
-    shared.reset()  # a new server starts from zero
-    assert list((tmp_path / "metrics").iterdir()) == []
-    (tmp_path / "metrics" / "1.json").write_text(json.dumps(other.snapshot()))
-    (tmp_path / "metrics" / "2.json").write_text('{"invocations": ')  # half written: skipped
-    shared.publish(mine)  # this process's file is never read back as another's
-    text = mine.render(
-        chronicle_failures=0, chronicle_pending=0, in_flight=0, others=shared.others()
+# A worker of a pod: counts in PodMetrics' directory, then prints what a scrape of it shows.
+WORKER = """
+import sys
+from govfn.function import FunctionContext, FunctionResult
+from govfn.observability.metrics import Metrics, PodMetrics
+pod = PodMetrics(sys.argv[1])
+metrics = Metrics(pod)
+for ok in filter(None, sys.argv[2].split(",")):
+    result = FunctionResult(success=ok == "ok", function_id="f", duration_ms=2.0, error_kind="x")
+    metrics.observe(None, FunctionContext(), result)
+for status in sys.argv[3:]:
+    metrics.rejected(int(status))
+print(metrics.render(chronicle_failures=0, chronicle_pending=0, in_flight=0))
+"""
+
+
+def run_worker(directory: Path, outcomes: str, *rejected: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, str(directory), outcomes, *rejected],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    assert 'govfn_invocations_total{function="f",outcome="success"} 3' in text
-    assert 'govfn_invocations_total{function="f",outcome="x"} 1' in text
-    assert 'govfn_invocation_duration_seconds_bucket{function="f",le="0.0025"} 4' in text
-    assert 'govfn_requests_rejected_total{status="400"} 1' in text
+    return done.stdout
 
 
-def test_an_idle_worker_publishes_nothing_new(tmp_path: Path) -> None:
-    metrics, shared = Metrics(), SharedMetrics(tmp_path)
-    shared.publish(metrics)
-    (published,) = tmp_path.glob("*.json")
-    published.unlink()
-    shared.publish(metrics)  # the same counters: no write
-    assert list(tmp_path.glob("*.json")) == []
-    metrics.rejected(413)
-    shared.publish(metrics)
-    assert json.loads(published.read_text())["rejected"] == {"413": 1}
+def test_pod_metrics_add_up_every_worker_s_counters(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "counter_1.db").write_bytes(b"a previous server's counts")
+    pod = PodMetrics(directory)
+    pod.reset()  # a new server starts from zero
+    assert list(directory.iterdir()) == []
+    run_worker(directory, "ok,fail")
+    answering = run_worker(directory, "ok,ok", "400")  # its own counts, live, and its peer's
+    scraped = run_worker(directory, "")  # a worker that has counted nothing itself
+    for text in (answering, scraped):
+        assert 'govfn_invocations_total{function="f",outcome="success"} 3' in text
+        assert 'govfn_invocations_total{function="f",outcome="x"} 1' in text
+        assert 'govfn_invocation_duration_seconds_bucket{function="f",le="0.0025"} 4' in text
+        assert 'govfn_requests_rejected_total{status="400"} 1' in text
+    # prometheus_client's files: one per kind of metric and worker that counted
+    assert len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2
+
+
+def test_without_a_pod_an_app_counts_alone() -> None:
+    first, second = Metrics(), Metrics()
+    first.observe(None, FunctionContext(), FunctionResult(success=True, function_id="f"))
+    assert (first.invocations("f", "success"), second.invocations("f", "success")) == (1, 0)
+    text = second.render(chronicle_failures=2, chronicle_pending=1, in_flight=0)
+    assert 'function="f"' not in text
+    assert "govfn_chronicle_emit_failures_total 2" in text
+    assert "govfn_chronicle_pending_records 1" in text
+
+
+LATE_LOAD = """
+import sys
+from govfn.function import FunctionContext, FunctionResult
+from govfn.observability import metrics as m
+metrics = m.Metrics()
+for _ in range(3):
+    metrics.observe(None, FunctionContext(), FunctionResult(success=True, function_id="f"))
+metrics.rejected(429)
+assert "prometheus_client" not in sys.modules  # kept, not counted yet
+text = metrics.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
+assert 'govfn_invocations_total{function="f",outcome="success"} 3.0' in text, text
+assert 'govfn_requests_rejected_total{status="429"} 1.0' in text, text
+busy = m.Metrics()
+for _ in range(m.EARLY_LIMIT + 1):  # the observation past the limit loads the library
+    busy.rejected(400)
+assert busy._counters is not None and busy._early == []
+text = busy.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
+assert 'status="400"} 10001.0' in text
+print("ok")
+"""
+
+
+def test_what_is_observed_before_the_library_loads_is_counted() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LATE_LOAD], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

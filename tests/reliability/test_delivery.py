@@ -95,7 +95,7 @@ def test_sink_outage_loses_nothing(tmp_path: Path, sink: SinkDouble) -> None:
         with urllib.request.urlopen(server.url + "/metrics", timeout=10) as answer:
             metrics = answer.read().decode()
         depth = next(
-            int(line.split()[1])
+            int(float(line.split()[1]))
             for line in metrics.splitlines()
             if line.startswith("govfn_chronicle_outbox_depth ")
         )

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from govfn import __version__
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record
+from govfn.version import __version__
 
 SPEC_VERSION = "2-0-2"
 SCHEMA_URL = f"https://openlineage.io/spec/{SPEC_VERSION}/OpenLineage.json#/$defs/RunEvent"

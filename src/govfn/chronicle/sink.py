@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from govfn.cloudevents.encode import record_headers
+from govfn.binary_mode import binary_headers
 
 if TYPE_CHECKING:
     import http.client
 
 log = logging.getLogger("govfn.chronicle.sink")
 
+SOURCE = "/govfn/chronicle"
 CHECKPOINT_TYPE = "CHRONICLE_CHECKPOINT"
 _IDLE_POLL_S = 0.5
 
@@ -239,8 +240,7 @@ class SinkSender:
     ) -> bool:
         import http.client  # only processes with K_SINK pay for it
 
-        payload = json.loads(body) if content_type == "application/json" else None
-        headers = dict(record_headers(cid, record_type, content_type, payload, self.extensions))
+        headers = dict(self._event_head(cid, record_type, body, content_type))
         try:
             connection = self._connection()
             connection.request("POST", self._parts.path or "/", body=body, headers=headers)
@@ -256,6 +256,23 @@ class SinkSender:
         if response.will_close:
             self._close_http()
         return False
+
+    def _event_head(
+        self, cid: str, record_type: str, body: bytes, content_type: str
+    ) -> list[tuple[str, str]]:
+        """The binary-mode head of a record (JSON) or a checkpoint (text): `id` is the CID,
+        so every redelivery carries the same id; a record's `time` is when its invocation
+        began or ended; the K_CE_OVERRIDES extensions come last and win."""
+        attributes = {"specversion": "1.0", "id": cid, "type": record_type, "source": SOURCE}
+        if content_type == "application/json":
+            payload = json.loads(body)
+            occurred = payload.get("completed_at") or payload.get("invoked_at")
+            if isinstance(occurred, str):
+                attributes["time"] = occurred
+        else:
+            content_type = f"{content_type}; charset=utf-8"
+        attributes.update(self.extensions)
+        return binary_headers(attributes, content_type)
 
     def _connection(self) -> http.client.HTTPConnection:
         import http.client

@@ -262,7 +262,8 @@ def export(path: str | None, fmt: str, namespace: str) -> None:
 def checkpoint(path: str | None, key_path: str | None, origin: str | None) -> None:
     """Store the current tree head; later verification must still reproduce it. With a
     signer key, print a signed C2SP checkpoint note and store it beside the log."""
-    key_path = key_path or os.environ.get("GOVFN_CHRONICLE_SIGNING_KEY") or None
+    settings = Settings.from_env()
+    key_path = key_path or (str(settings.signing_key_path) if settings.signing_key_path else None)
     ledger = _ledger(path)
     if key_path is None:
         size, root = ledger.checkpoint()
@@ -275,7 +276,7 @@ def checkpoint(path: str | None, key_path: str | None, origin: str | None) -> No
     from govfn.chronicle.checkpoint import CheckpointError
     from govfn.chronicle.witness import sign_checkpoint
 
-    origin = origin or os.environ.get("GOVFN_CHRONICLE_ORIGIN") or signer.name
+    origin = origin or settings.chronicle_origin or signer.name
     try:
         _, note = sign_checkpoint(ledger, signer, origin)
     except CheckpointError as exc:

@@ -9,6 +9,7 @@ import uuid
 
 import click
 
+from govfn.assembly import runtime_from
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
 
@@ -63,7 +64,7 @@ def invoke(
         event_source=source,
         event_subject=subject,
     )
-    runtime = settings.runtime(registry)
+    runtime = runtime_from(settings, registry)
     result = asyncio.run(runtime.invoke(function_id, data, context))
     click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     sys.exit(0 if result.success else 1)

@@ -75,7 +75,7 @@ def sdk() -> tuple[Any, Any, Any]:
         from cloudevents.core.v1.event import CloudEvent
     except ImportError:
         click.echo(
-            "Error: govfn send needs the CloudEvents SDK: pip install 'cloudevents>=2.2,<3'",
+            "Error: govfn send needs the CloudEvents SDK: pip install 'govfn[send]'",
             err=True,
         )
         sys.exit(1)

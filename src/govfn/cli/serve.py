@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -44,12 +43,24 @@ HEADER_LIMITS = {
 
 def main(argv: Sequence[str] | None = None) -> None:
     """`govfn serve [OPTIONS]`: parse, build the app, and run gunicorn until it stops."""
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        sys.exit(f"Error: {exc}")
+    port = args.port
+    if port is None:  # the option wins over PORT, which is checked as the option is
+        try:
+            port = PORT(settings.port or "8080")
+        except argparse.ArgumentTypeError as exc:
+            cli.error(f"argument --port: {exc}")
     serve(
+        settings=settings,
         modules=tuple(args.modules),
-        function_id=args.function_id,
+        function_id=args.function_id or settings.function_id,
         host=args.host,
-        port=args.port,
+        port=port,
         workers=args.workers,
         threads=args.threads,
         worker_class=args.worker_class,
@@ -76,15 +87,13 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument(
         "--function",
         dest="function_id",
-        default=os.environ.get("GOVFN_FUNCTION") or None,
         metavar="ID",
         help="Single-function mode: POST / is this function's receiver (env GOVFN_FUNCTION).",
     )
     cli.add_argument("--host", default="0.0.0.0", help="Address to bind (default 0.0.0.0).")
     cli.add_argument(
         "--port",
-        type=_int_in(1, 65535, env="PORT"),
-        default=os.environ.get("PORT") or "8080",
+        type=PORT,
         help="Port to bind (env PORT, which Knative sets; default 8080).",
     )
     cli.add_argument(
@@ -131,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
 
 def serve(
     *,
+    settings: Settings | None = None,
     modules: tuple[str, ...] = (),
     function_id: str | None = None,
     host: str = "0.0.0.0",
@@ -146,14 +156,15 @@ def serve(
     """Serve the functions until gunicorn stops; exit 1 with a message when they cannot load."""
     configure_logging(dev)
     try:
-        config = HttpConfig.from_env()
+        settings = settings or Settings.from_env()
+        config = HttpConfig.from_settings(settings)
         overrides: dict[str, Any] = {"function_id": function_id or None, "dev": dev or config.dev}
         if max_body is not None:
             overrides["max_body_bytes"] = max_body
         if max_in_flight is not None:
             overrides["max_in_flight"] = max_in_flight
         config = dataclasses.replace(config, **overrides)
-        settings = Settings.from_env().with_functions(modules)
+        settings = settings.with_functions(modules)
         registry = load_functions(settings.functions, FunctionRegistry())
         app = create_app(registry, config=config, settings=settings)
     except (GovfnError, ValueError) as exc:
@@ -209,6 +220,9 @@ def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callab
         return value
 
     return parse
+
+
+PORT = _int_in(1, 65535, env="PORT")
 
 
 def _collect_from_now_on(process: Any) -> None:

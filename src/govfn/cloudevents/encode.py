@@ -1,19 +1,18 @@
-"""CloudEvents out: a function's reply event, and a Chronicle record as an outbox event.
+"""CloudEvents out: the reply event a function's result becomes.
 
-Both go out in binary mode (attributes as `ce-*` headers, percent-encoded as the HTTP
-binding asks, the data as the body); a batch reply holds structured events instead. Who
-a reply is (its id, source and data) is `govfn.replies`; which status a result is
-answered with is not decided here: see `govfn.receiver.delivery`.
+A single reply goes out in binary mode (`govfn.binary_mode`, which the Chronicle's outbox
+sender shares); a batch reply holds structured events. Who a reply is (its id, source and
+data) is `govfn.replies`; which status a result is answered with is not decided here: see
+`govfn.receiver.delivery`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from govfn.binary_mode import binary_headers
 from govfn.function import FunctionResult
 from govfn.replies import data_event, reply_data, reply_event_id, reply_source
 
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from govfn.cloudevents.decode import IncomingEvent
 
 CARRIED_EXTENSIONS = ("gsapcontextid", "chroniclesessionid", "pipelinerunid")
-RECORD_SOURCE = "/govfn/chronicle"
 
 
 def reply_id(trigger: IncomingEvent, function_id: str) -> str:
@@ -61,25 +59,6 @@ def encode_data(data: Any) -> tuple[str, bytes]:
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))
-_HEADER_UNSAFE = re.compile(r'[^\x21-\x7e]|["%]')  # what a header value may not hold raw
-
-
-def encode_header_value(value: str) -> str:
-    """Percent-encode (UTF-8) what the CloudEvents HTTP binding says may not appear raw."""
-    if not _HEADER_UNSAFE.search(value):
-        return value
-    return _HEADER_UNSAFE.sub(_percent_encoded, value)
-
-
-def _percent_encoded(match: re.Match[str]) -> str:
-    return "".join(f"%{octet:02X}" for octet in match.group().encode("utf-8"))
-
-
-def binary_headers(attributes: Mapping[str, str], content_type: str) -> list[tuple[str, str]]:
-    """Binary mode's head: the data's media type, then one `ce-` header per attribute."""
-    headers = [("Content-Type", content_type)]
-    headers += [(f"ce-{name}", encode_header_value(value)) for name, value in attributes.items()]
-    return headers
 
 
 def binary_reply(
@@ -87,28 +66,6 @@ def binary_reply(
 ) -> tuple[list[tuple[str, str]], bytes]:
     content_type, body = encode_data(reply_data(result))
     return binary_headers(reply_attributes(trigger, result), content_type), body
-
-
-def record_headers(
-    cid: str,
-    record_type: str,
-    content_type: str,
-    payload: Mapping[str, Any] | None,
-    extensions: Mapping[str, str],
-) -> list[tuple[str, str]]:
-    """The head of what the outbox sends as a binary-mode event: a record (its canonical
-    JSON `payload` as data) or a signed checkpoint (text). `id` is the CID, so every
-    redelivery carries the same id; a record's `time` is when its invocation began or
-    ended; `extensions` (K_CE_OVERRIDES) come last and win."""
-    attributes = {"specversion": "1.0", "id": cid, "type": record_type, "source": RECORD_SOURCE}
-    if payload is not None:
-        occurred = payload.get("completed_at") or payload.get("invoked_at")
-        if isinstance(occurred, str):
-            attributes["time"] = occurred
-    attributes.update(extensions)
-    if content_type != "application/json":
-        content_type = f"{content_type}; charset=utf-8"
-    return binary_headers(attributes, content_type)
 
 
 def structured_reply(trigger: IncomingEvent, result: FunctionResult) -> dict[str, Any]:

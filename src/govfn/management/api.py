@@ -15,7 +15,7 @@ from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
 from govfn.management.auth import authorize
 from govfn.management.lineage import LineageViews
-from govfn.management.openapi import openapi_document
+from govfn.management.openapi import openapi_document, openapi_path
 from govfn.outcome import ErrorKind
 from govfn.problem import HttpProblem
 from govfn.receiver.delivery import status_for
@@ -129,7 +129,6 @@ def build_management_app(app: GovfnApp) -> Flask:
             in_flight=app.state.in_flight,
             outbox_depth=app.sink.depth() if app.sink else None,
             sink_failures=app.sink.failures if app.sink else None,
-            others=app.shared_metrics.others() if app.shared_metrics else (),
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -146,8 +145,15 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.get("/openapi.json")
     def openapi() -> Response:
-        return _json(openapi_document())
+        return _json(document)
 
+    routes = [
+        (method, openapi_path(rule.rule))
+        for rule in flask.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    ]
+    document = openapi_document([*app.OWN_ROUTES, *routes])  # refuses undescribed routes
     return flask
 
 

@@ -1,7 +1,7 @@
 """`govfn apply`: server-side apply of rendered objects through the Kubernetes API.
 
-This is the only module that imports the `kubernetes` package, and only inside
-`connect()`, so rendering manifests never pays for it. Steps:
+This is the only module that imports the `kubernetes` package (the `apply` extra), and
+only once `connect()` has run, so rendering manifests never pays for it. Steps:
 
 1. discovery: `/apis/<group>/<version>` must list services (Knative Serving), triggers
    and sinkbindings (Knative Eventing), else the error says which is missing;
@@ -49,6 +49,12 @@ SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 def connect(target: Target, service_account: Path = SERVICE_ACCOUNT) -> tuple[Any, str]:
     """An ApiClient and the namespace of the current context; without a kubeconfig, the
     pod's service account (token, CA and namespace files in `service_account`)."""
+    try:
+        import kubernetes  # noqa: F401  (an extra: `pip install 'govfn[apply]'`)
+    except ImportError:
+        raise ApplyError(
+            "kubernetes", "govfn apply needs the Kubernetes client: pip install 'govfn[apply]'"
+        ) from None
     from kubernetes import config as kube_config
     from kubernetes.config.config_exception import ConfigException
 

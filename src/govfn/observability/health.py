@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
-from govfn.receiver.state import ServerState
+
+class Readiness(Protocol):
+    """What a probe reads (the receivers' `ServerState` says it)."""
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def starting(self) -> bool: ...
+    @property
+    def draining(self) -> bool: ...
+
 
 HEALTH_PATHS = frozenset({"/health", "/health/", "/health/liveness", "/health/readiness"})
 
 
-def health_answer(path: str, state: ServerState, functions: int) -> tuple[int, bytes] | None:
+def health_answer(path: str, state: Readiness, functions: int) -> tuple[int, bytes] | None:
     """(status, JSON body) for a probe path, or None if `path` is not a probe."""
     if path in ("/health", "/health/"):
         body: dict[str, Any] = {"status": "ok", "ready": state.ready, "functions": functions}

@@ -16,7 +16,6 @@ OTEL_BSP_*).
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 
 from opentelemetry import context as otel_context
@@ -27,10 +26,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from govfn import __version__
 from govfn.function import FunctionContext, FunctionResult
 from govfn.outcome import ErrorKind
 from govfn.runtime import FunctionRuntime, InvocationEnd
+from govfn.version import __version__
 
 log = logging.getLogger("govfn.tracing")
 
@@ -137,11 +136,11 @@ def exporters_from_env(environ: Mapping[str, str]) -> list[SpanExporter]:
     return exporters
 
 
-def provider_from_env(environ: Mapping[str, str] | None = None) -> TracerProvider:
+def provider_from_env(environ: Mapping[str, str]) -> TracerProvider:
     """A tracer provider exporting through the OTEL_*-configured exporters in batches.
 
     The service is named by OTEL_SERVICE_NAME, else Knative's K_SERVICE, else "govfn"."""
-    env = os.environ if environ is None else environ
+    env = environ
     attributes: dict[str, str] = {"service.version": __version__}
     if not env.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = env.get("K_SERVICE") or "govfn"
@@ -151,6 +150,6 @@ def provider_from_env(environ: Mapping[str, str] | None = None) -> TracerProvide
     return provider
 
 
-def trace_invocations(runtime: FunctionRuntime) -> InvocationTracer:
-    """Trace every invocation of `runtime` as the environment configures."""
-    return InvocationTracer(provider_from_env()).install(runtime)
+def trace_invocations(runtime: FunctionRuntime, environ: Mapping[str, str]) -> InvocationTracer:
+    """Trace every invocation of `runtime` as `environ` (`Settings.telemetry`) configures."""
+    return InvocationTracer(provider_from_env(environ)).install(runtime)

@@ -1,10 +1,10 @@
-"""HttpConfig: the serving options, read from the environment in one place."""
+"""HttpConfig: the serving options (from `Settings`, which reads the environment)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
+
+from govfn.settings import Settings
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 DEFAULT_MAX_IN_FLIGHT = 64
@@ -41,26 +41,20 @@ class HttpConfig:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s!r}")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpConfig:
-        env = os.environ if environ is None else environ
+    def from_settings(cls, settings: Settings) -> HttpConfig:
+        """The options the environment set; the defaults above where it set none."""
+
+        def given(value: int | None, default: int) -> int:
+            return default if value is None else value
+
         return cls(
-            function_id=env.get("GOVFN_FUNCTION") or None,
-            dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
-            api_token=env.get("GOVFN_API_TOKEN") or None,
-            max_body_bytes=_int(env, "GOVFN_MAX_BODY_BYTES", DEFAULT_MAX_BODY),
-            max_in_flight=_int(env, "GOVFN_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT),
-            retry_after_s=_int(env, "GOVFN_RETRY_AFTER", DEFAULT_RETRY_AFTER_S),
+            function_id=settings.function_id,
+            dev=settings.dev,
+            api_token=settings.api_token,
+            max_body_bytes=given(settings.max_body_bytes, DEFAULT_MAX_BODY),
+            max_in_flight=given(settings.max_in_flight, DEFAULT_MAX_IN_FLIGHT),
+            retry_after_s=given(settings.retry_after_s, DEFAULT_RETRY_AFTER_S),
             request_timeout_s=float(
-                _int(env, "GOVFN_REQUEST_TIMEOUT", int(DEFAULT_REQUEST_TIMEOUT_S))
+                given(settings.request_timeout_s, int(DEFAULT_REQUEST_TIMEOUT_S))
             ),
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name)
-    if not text:
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
