@@ -239,3 +239,11 @@ def test_the_descriptor_schema_and_the_sdk_agree_on_function_ids() -> None:
     function_id = SCHEMA["properties"]["function_id"]
     assert function_id["pattern"] == DNS1123_LABEL_PATTERN
     assert function_id["maxLength"] == DNS1123_LABEL_MAX
+
+
+def test_authors_name_a_failure_with_the_sdk_s_error_kind() -> None:
+    from govfn import ErrorKind
+
+    declined = FunctionResult(success=False, error="no", error_kind=ErrorKind.PERMANENT)
+    assert declined.to_dict()["error_kind"] == "permanent"
+    assert (ErrorKind.PERMANENT.status, ErrorKind.PERMANENT.retried) == (422, False)
