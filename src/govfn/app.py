@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from govfn.assembly import runtime_from
-from govfn.chronicle.ledger import LedgerError
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
 from govfn.observability.metrics import Metrics, PodMetrics
@@ -85,6 +86,8 @@ class GovfnApp:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
+        self._check: Future[bool] | None = None
+        self._next_check = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD") or ""
@@ -117,7 +120,18 @@ class GovfnApp:
 
     def health(self, path: str) -> tuple[int, bytes] | None:
         """The answer to a health probe path, or None if `path` is not one."""
-        return health_answer(path, self.state, len(self.registry))
+        return health_answer(path, self.state, len(self.registry), self.dependencies_usable)
+
+    def dependencies_usable(self) -> bool:
+        """The Chronicle takes records and the idempotency store answers (see
+        FunctionRuntime.usable). While not, a probe asks them again, once a second at most."""
+        if self.runtime.usable:
+            return True
+        now = time.monotonic()
+        if (self._check is None or self._check.done()) and now >= self._next_check:
+            self._next_check = now + 1.0
+            self._check = self.loop.submit(self.runtime.check())
+        return False
 
     @property
     def management(self) -> WsgiApp:
@@ -165,12 +179,8 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        chronicle = settings.chronicle_client()
-        try:
-            chronicle.ledger.prepare()
-        except LedgerError as exc:  # records will be kept by the backstop meanwhile
-            log.error("%s; serving anyway", exc)
-        runtime = runtime_from(settings, registry, chronicle)
+        runtime = runtime_from(settings, registry)
+        runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))

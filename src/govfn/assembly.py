@@ -4,14 +4,14 @@ ledger, kept in the spool while the ledger fails, and the idempotency store. `go
 
 from __future__ import annotations
 
-from govfn.chronicle.client import LedgerChronicle
+from govfn.chronicle.client import ChronicleClient
 from govfn.registry import FunctionRegistry
 from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 
 def runtime_from(
-    settings: Settings, registry: FunctionRegistry, chronicle: LedgerChronicle | None = None
+    settings: Settings, registry: FunctionRegistry, chronicle: ChronicleClient | None = None
 ) -> FunctionRuntime:
     """The runtime `settings` describe; `chronicle`, when given, is the ledger client to use
     (one made from the same settings)."""

@@ -31,6 +31,8 @@ class ErrorKind(StrEnum):
         return kind
 
     # value, HTTP status, severity
+    UNAVAILABLE = "unavailable", 503, 8  # a store or the Chronicle failed: nothing ran, or
+    #                                      nothing durable holds the records; retry later
     ERROR = "error", 500, 7  # the handler raised, or returned something that is not a result
     TIMEOUT = "timeout", 504, 6  # the function's own `timeout` passed
     CANCELLED = "cancelled", 504, 5  # stopped from outside, as when the request's time is up

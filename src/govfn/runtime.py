@@ -11,6 +11,15 @@
 Records go through a `Backstop`, so a Chronicle client that raises never breaks an
 invocation and never loses the record. Functions declared `idempotent` run once per
 trigger event (source + id) when the runtime has an `IdempotencyStore`.
+
+What a failing dependency makes of an invocation (ErrorKind.UNAVAILABLE, which the
+receivers answer 503 with Retry-After so that the broker retries):
+  idempotency store unreachable                → the handler does not run (no claim)
+  FUNCTION_INVOKED neither delivered nor spooled → the handler does not run
+  FUNCTION_COMPLETED neither delivered nor spooled → the outcome stands (an idempotent
+      function's result is stored) but is not acknowledged
+`usable` is false while the Chronicle takes no records or a store that failed at start
+has not answered since; `check()` asks them again.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,7 +38,7 @@ from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
-from govfn.idempotency import IdempotencyStore, idempotency_key
+from govfn.idempotency import IdempotencyStore, IdempotencyUnavailable, idempotency_key
 from govfn.outcome import ErrorKind
 from govfn.registry import FunctionRegistry
 from govfn.replies import identity_of, is_reply
@@ -80,6 +88,45 @@ class FunctionRuntime:
         self.idempotency = idempotency
         self.observers: list[Observer] = []
         self.on_start: list[InvocationStart] = []
+        self._store_answered = True
+
+    # -- dependencies -----------------------------------------------------------------
+
+    def prepare(self) -> bool:
+        """Reach the Chronicle and the idempotency store now (say, before forking workers)
+        and create their schemas; False, with the reason logged, when one cannot be used.
+        `usable` then stays false until `check()` finds it answering."""
+        ok = True
+        prepare = getattr(self.backstop.client, "prepare", None) if self.backstop else None
+        if self.backstop is not None and prepare is not None:
+            try:
+                prepare()
+            except Exception as exc:
+                log.error("%s; not ready until it answers", exc)
+                self.backstop.usable = ok = False
+        if self.idempotency is not None:
+            try:
+                self.idempotency.prepare()
+            except IdempotencyUnavailable as exc:
+                log.error("%s; not ready until it answers", exc)
+                self._store_answered = ok = False
+        return ok
+
+    @property
+    def usable(self) -> bool:
+        return (self.backstop is None or self.backstop.usable) and self._store_answered
+
+    async def check(self) -> bool:
+        """Ask the dependencies that are not usable again; True when all of them are."""
+        if self.backstop is not None and not self.backstop.usable:
+            await self.backstop.check()
+        if self.idempotency is not None and not self._store_answered:
+            try:
+                await self.idempotency.check()
+                self._store_answered = True
+            except IdempotencyUnavailable as exc:
+                log.error("%s; not ready until it answers", exc)
+        return self.usable
 
     async def invoke(
         self, function_id: str, event: Any, context: FunctionContext | None = None
@@ -127,7 +174,9 @@ class FunctionRuntime:
         ):
             result = await self._run_once(plugin, event, context, self.idempotency)
         else:
-            result = await self._run(plugin, event, context)
+            result, durable = await self._run(plugin, event, context)
+            if not durable:
+                result = _unrecorded(result)
         self._notify(plugin, context, result)
         return result
 
@@ -151,8 +200,11 @@ class FunctionRuntime:
         )
 
     async def flush(self) -> bool:
-        """Hand kept Chronicle records over now; True when none is left."""
-        return await self.backstop.flush(force=True) if self.backstop else True
+        """Hand kept Chronicle records (and kept idempotency outcomes) over now; True when
+        none is left."""
+        stored = await self.idempotency.flush() if self.idempotency else True
+        recorded = await self.backstop.flush(force=True) if self.backstop else True
+        return stored and recorded
 
     # -- one invocation ----------------------------------------------------------------
 
@@ -169,12 +221,16 @@ class FunctionRuntime:
         try:
             fingerprint = content_cid(event)
         except ValueError:
-            return await self._run(plugin, event, context)  # fails as "not JSON", unclaimed
+            return (await self._run(plugin, event, context))[0]  # fails as "not JSON"
         try:
-            claim = store.claim(key, fingerprint, plugin.timeout)
-        except sqlite3.Error as exc:
-            log.error("idempotency store unavailable: %s", exc)
-            return FunctionResult.failure("idempotency store unavailable", ErrorKind.ERROR, **ids)
+            claim = await store.claim(key, fingerprint, plugin.timeout)
+        except IdempotencyUnavailable as exc:
+            log.error("%s; %s not run", exc, plugin.function_id)
+            return FunctionResult.failure(
+                "the idempotency store cannot be reached; retry later",
+                ErrorKind.UNAVAILABLE,
+                **ids,
+            )
         if claim.status == "replay" and claim.result is not None:
             return FunctionResult.from_dict(claim.result, replayed=True)
         if claim.status == "in_progress":
@@ -192,20 +248,15 @@ class FunctionRuntime:
                 **ids,
             )
         try:
-            result = await self._run(plugin, event, context, input_cid=fingerprint)
+            result, durable = await self._run(plugin, event, context, input_cid=fingerprint)
         except BaseException:
-            store.release(key)
+            await store.release(key)
             raise
-        try:
-            if result.success:
-                store.complete(key, result.to_dict())
-            else:
-                store.release(key)
-        except sqlite3.Error as exc:
-            # The outcome stands; a redelivery may run again, and its deterministic
-            # reply id lets consumers downstream drop the duplicate.
-            log.error("idempotency store could not record %s: %s", key, exc)
-        return result
+        if result.success:
+            await store.complete(key, result.to_dict())
+        else:
+            await store.release(key)
+        return result if durable else _unrecorded(result)
 
     async def _run(
         self,
@@ -214,17 +265,20 @@ class FunctionRuntime:
         context: FunctionContext,
         *,
         input_cid: str | None = None,
-    ) -> FunctionResult:
+    ) -> tuple[FunctionResult, bool]:
+        """The result, and whether its records are durable (delivered or spooled). When
+        FUNCTION_INVOKED is not, the handler does not run (the result is UNAVAILABLE)."""
         if input_cid is None:
             try:
                 input_cid = content_cid(event)
             except ValueError as exc:
-                return FunctionResult.failure(
+                failure = FunctionResult.failure(
                     f"event is not JSON: {exc}",
                     ErrorKind.PERMANENT,
                     function_id=plugin.function_id,
                     invocation_id=context.invocation_id,
                 )
+                return failure, True
         trigger_cid = context.trigger_event_cid or input_cid
         invoked_cid = None
         if plugin.chronicle_enabled and self.backstop:
@@ -245,7 +299,15 @@ class FunctionRuntime:
                 invoked_at=_now(),
             )
             invoked_cid = invoked.cid
-            await self.backstop.emit(invoked)
+            if not await self.backstop.emit(invoked):
+                self.backstop.withdraw(invoked)
+                refused = FunctionResult.failure(
+                    "the Chronicle cannot keep records (ledger and spool failed); retry later",
+                    ErrorKind.UNAVAILABLE,
+                    function_id=plugin.function_id,
+                    invocation_id=context.invocation_id,
+                )
+                return refused, False
 
         started = time.perf_counter()
         cancelled: asyncio.CancelledError | None = None
@@ -271,6 +333,7 @@ class FunctionRuntime:
             reply_is_event = reply_is_event or plugin.reply_is_event
 
         lineage_cid = None
+        durable = True
         if plugin.chronicle_enabled and self.backstop:
             reply = None
             if is_reply(success, outcome.data, reply_type):
@@ -299,10 +362,10 @@ class FunctionRuntime:
                 completed_at=_now(),
             )
             lineage_cid = completed.cid
-            await self.backstop.emit(completed)
+            durable = await self.backstop.emit(completed)
         if cancelled is not None:
             raise cancelled
-        return FunctionResult(
+        result = FunctionResult(
             success=success,
             data=outcome.data,
             error=outcome.error,
@@ -315,6 +378,7 @@ class FunctionRuntime:
             reply_is_event=reply_is_event,
             _output_cid=output_cid,
         )
+        return result, durable
 
     async def _call_handler(
         self, plugin: FunctionPlugin, event: Any, context: FunctionContext
@@ -355,3 +419,20 @@ class FunctionRuntime:
                 observer(plugin, context, result)
             except Exception:
                 log.exception("runtime observer %r failed", observer)
+
+
+def _unrecorded(result: FunctionResult) -> FunctionResult:
+    """What answers an invocation whose records nothing durable holds: UNAVAILABLE."""
+    if result.error_kind is ErrorKind.UNAVAILABLE:
+        return result
+    log.error(
+        "chronicle records of %s %s are kept in memory only; not acknowledged",
+        result.function_id,
+        result.invocation_id,
+    )
+    return FunctionResult.failure(
+        "the Chronicle cannot keep records (ledger and spool failed); retry later",
+        ErrorKind.UNAVAILABLE,
+        function_id=result.function_id,
+        invocation_id=result.invocation_id,
+    )

@@ -10,10 +10,14 @@ GOVFN_API_TOKEN          bearer token that opens the direct-invoke API
 GOVFN_MAX_BODY_BYTES, GOVFN_MAX_IN_FLIGHT, GOVFN_RETRY_AFTER, GOVFN_REQUEST_TIMEOUT
                          serving limits (integers; unset: the defaults of HttpConfig)
 PORT                     the port `govfn serve` binds (Knative sets it)
-GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db)
-GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit)
+GOVFN_CHRONICLE          ledger file (default ./var/chronicle.db), or a PostgreSQL URI
+                         (postgresql://... or postgres://..., ?host=/dir for a Unix socket):
+                         then the pod-local folder var/ holds only the spool
+GOVFN_CHRONICLE_SYNC     normal (default; survives process kills) | full (fsync per commit);
+                         SQLite only: on PostgreSQL the database's synchronous_commit rules
 GOVFN_CHRONICLE_SPOOL    where records a failing Chronicle could not take are kept
-GOVFN_IDEMPOTENCY        idempotency store file (default: beside the ledger)
+GOVFN_IDEMPOTENCY        idempotency store: a file, or a libpq URI (postgresql://...);
+                         default: beside a ledger file, or the ledger's database for a URI
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
 GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY+...): a
@@ -30,24 +34,46 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from govfn.chronicle.client import LedgerChronicle
+from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
-from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore
+from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
+from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
     from govfn.chronicle.note import Signer
+    from govfn.chronicle.postgres_ledger import PostgresLedger
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
+
+DEFAULT_CHRONICLE = "var/chronicle.db"
+
+
+def chronicle_backend(value: str) -> Literal["postgres", "sqlite"]:
+    """Which backend a GOVFN_CHRONICLE / --ledger value names: a libpq URI
+    (postgresql:// or postgres://) is PostgreSQL, anything else a SQLite file path."""
+    return "postgres" if is_uri(value) else "sqlite"
+
+
+def chronicle_ledger(
+    value: str, *, sync: str = "normal", outbox: bool = False
+) -> Ledger | PostgresLedger:
+    """The ledger a GOVFN_CHRONICLE / --ledger value names (nothing is opened yet)."""
+    if chronicle_backend(value) == "postgres":
+        from govfn.chronicle.postgres_ledger import PostgresLedger
+
+        return PostgresLedger(value, outbox=outbox)
+    return Ledger(value, sync=sync, outbox=outbox)
 
 
 class Settings(NamedTuple):
     functions: tuple[str, ...] = ()
-    chronicle_path: Path = Path("var/chronicle.db")
+    chronicle_path: Path = Path(DEFAULT_CHRONICLE)  # with a URI: where pod-local files go
+    chronicle_uri: str | None = None
     chronicle_sync: str = "normal"
     spool_dir: Path | None = None
-    idempotency_path: Path | None = None
+    idempotency_location: str | None = None  # GOVFN_IDEMPOTENCY as given: a file or a URI
     idempotency_ttl_s: float = DEFAULT_EXPIRY_S
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
@@ -73,7 +99,9 @@ class Settings(NamedTuple):
         """Read the environment; ValueError names the variable that is wrong."""
         env = os.environ if environ is None else environ
         functions = tuple(m.strip() for m in env.get("GOVFN_FUNCTIONS", "").split(",") if m.strip())
-        chronicle = Path(env.get("GOVFN_CHRONICLE", "var/chronicle.db"))
+        chronicle_value = env.get("GOVFN_CHRONICLE") or DEFAULT_CHRONICLE
+        uri = chronicle_value if chronicle_backend(chronicle_value) == "postgres" else None
+        chronicle = Path(DEFAULT_CHRONICLE if uri else chronicle_value)
         spool = env.get("GOVFN_CHRONICLE_SPOOL")
         idempotency = env.get("GOVFN_IDEMPOTENCY")
         sync = env.get("GOVFN_CHRONICLE_SYNC", "normal").lower()
@@ -90,14 +118,18 @@ class Settings(NamedTuple):
         if not interval > 0:
             raise ValueError("GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S must be a positive number")
         signing_key = env.get("GOVFN_CHRONICLE_SIGNING_KEY")
+        if signing_key and uri:
+            raise ValueError(
+                "GOVFN_CHRONICLE_SIGNING_KEY: signed checkpoints are kept by the SQLite "
+                "Chronicle only; unset it, or let GOVFN_CHRONICLE name a file"
+            )
         return cls(
             functions=functions,
             chronicle_path=chronicle,
+            chronicle_uri=uri,
             chronicle_sync=sync,
             spool_dir=Path(spool) if spool else chronicle.parent / "spool",
-            idempotency_path=(
-                Path(idempotency) if idempotency else chronicle.parent / "idempotency.db"
-            ),
+            idempotency_location=idempotency or None,
             idempotency_ttl_s=ttl,
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
@@ -123,16 +155,34 @@ class Settings(NamedTuple):
         """Modules named on the command line win over GOVFN_FUNCTIONS."""
         return self._replace(functions=modules) if modules else self
 
-    def ledger(self) -> Ledger:
-        return Ledger(self.chronicle_path, sync=self.chronicle_sync, outbox=bool(self.sink_url))
+    @property
+    def chronicle_location(self) -> str:
+        """GOVFN_CHRONICLE as given: the ledger file or the database URI."""
+        return self.chronicle_uri or str(self.chronicle_path)
 
-    def chronicle_client(self) -> LedgerChronicle:
-        return LedgerChronicle(self.ledger())
+    def ledger(self) -> Ledger | PostgresLedger:
+        return chronicle_ledger(
+            self.chronicle_location, sync=self.chronicle_sync, outbox=bool(self.sink_url)
+        )
 
-    def idempotency_store(self) -> IdempotencyStore | None:
-        if self.idempotency_path is None:
-            return None
-        return IdempotencyStore(self.idempotency_path, expiry_s=self.idempotency_ttl_s)
+    def chronicle_client(self) -> LedgerChronicle | AsyncLedgerChronicle:
+        ledger = self.ledger()
+        if isinstance(ledger, Ledger):
+            return LedgerChronicle(ledger)
+        return AsyncLedgerChronicle(ledger)
+
+    def idempotency_target(self, chronicle: str | None = None) -> str:
+        """Where the idempotency store of the ledger at `chronicle` (default GOVFN_CHRONICLE)
+        lives: GOVFN_IDEMPOTENCY, else the ledger's own database, else a file beside it."""
+        if self.idempotency_location:
+            return self.idempotency_location
+        chronicle = chronicle or self.chronicle_location
+        if chronicle_backend(chronicle) == "postgres":
+            return chronicle
+        return str(Path(chronicle).parent / "idempotency.db")
+
+    def idempotency_store(self) -> IdempotencyStore:
+        return open_store(self.idempotency_target(), expiry_s=self.idempotency_ttl_s)
 
     def checkpoint_publisher(self, sink: SinkSender | None = None) -> CheckpointPublisher | None:
         """The checkpoint signer of a serving process when a signing key is configured."""
@@ -140,9 +190,12 @@ class Settings(NamedTuple):
             return None
         from govfn.chronicle.publisher import CheckpointPublisher
 
+        ledger = self.ledger()
+        if not isinstance(ledger, Ledger):
+            raise ValueError("GOVFN_CHRONICLE_SIGNING_KEY needs the SQLite Chronicle")
         signer = read_signer(self.signing_key_path)
         return CheckpointPublisher(
-            self.ledger(),
+            ledger,
             signer,
             self.chronicle_origin or signer.name,
             interval_s=self.checkpoint_interval_s,
@@ -155,11 +208,17 @@ class Settings(NamedTuple):
             return None
         from govfn.chronicle.sink import SinkSender
 
+        outbox = None
+        if self.chronicle_uri:
+            from govfn.chronicle.postgres_outbox import PostgresOutbox
+
+            outbox = PostgresOutbox(self.chronicle_uri)
         return SinkSender(
             self.chronicle_path,
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
+            outbox=outbox,
         )
 
 

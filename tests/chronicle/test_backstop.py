@@ -49,3 +49,50 @@ def test_unreadable_spool_lines_are_skipped(tmp_path: Path) -> None:
     (spool / "spool-999999999.jsonl").write_text("not json\n" + good.to_json_line() + "\n")
     backstop = Backstop(MemoryChronicle(), spool)
     assert backstop.pending == 1
+
+
+class SlowThenUp(MemoryChronicle):
+    """Refuses while `down`; then takes a record only after yielding to the loop, so that
+    other invocations emit while a flush is handing kept records over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def emit_record(self, record: Record) -> str:
+        if self.down:
+            raise ConnectionError("down")
+        await asyncio.sleep(0.001)
+        return await super().emit_record(record)
+
+
+def test_concurrent_emits_hand_each_kept_record_over_once(tmp_path: Path) -> None:
+    chronicle = SlowThenUp()
+    backstop = Backstop(chronicle, tmp_path / "spool")
+    kept = [Record.build("TEST", {"kept": 0})]
+    fresh = [Record.build("TEST", {"fresh": i}) for i in range(20)]
+
+    async def scenario() -> list[bool]:
+        for record in kept:
+            assert await backstop.emit(record)  # durable: in the spool
+        chronicle.down = False
+        await asyncio.sleep(0.06)  # past the first retry delay: every emit may flush now
+        durable = await asyncio.gather(*(backstop.emit(record) for record in fresh))
+        assert await backstop.flush(force=True)
+        return list(durable)
+
+    assert all(asyncio.run(scenario()))
+    delivered = [r.cid for r in chronicle.records]
+    assert sorted(delivered) == sorted(r.cid for r in kept + fresh)  # each one, once
+    assert delivered[0] == kept[0].cid  # the kept record first
+
+
+def test_a_record_no_spool_holds_is_not_durable(tmp_path: Path) -> None:
+    spool = tmp_path / "not-a-folder"
+    spool.write_text("a file where the spool folder should be")
+    backstop = Backstop(SlowThenUp(), spool)
+    record = Record.build("TEST", {"i": 1})
+    assert asyncio.run(backstop.emit(record)) is False and not backstop.usable
+    backstop.withdraw(record)
+    assert backstop.pending == 0
+    assert Backstop(SlowThenUp(), None).usable  # nothing kept yet

@@ -1,4 +1,5 @@
-"""Group commit: concurrent records share a transaction; each waits for its own commit."""
+"""Group commit: concurrent records share a transaction; each waits for its own commit
+(on SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,25 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle import Ledger, LedgerChronicle, Record
+from govfn.chronicle.client import AsyncLedgerChronicle
 from govfn.chronicle.ledger import LedgerError
+from govfn.chronicle.postgres_ledger import PostgresLedger
+
+from support.ledgers import chronicle_for, open_ledger
+
+backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 
 
 def records(n: int) -> list[Record]:
     return [Record.build("T", {"i": i}) for i in range(n)]
 
 
-def test_concurrent_emits_share_commits_in_order(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "c.db") as ledger:
-        chronicle = LedgerChronicle(ledger)
+@backends
+def test_concurrent_emits_share_commits_in_order(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path) as ledger:
+        chronicle = chronicle_for(ledger)
         batch = records(32)
 
         async def emit_all() -> list[str]:
@@ -29,9 +39,12 @@ def test_concurrent_emits_share_commits_in_order(tmp_path: Path) -> None:
         assert [r.cid for r in ledger.records()] == cids and ledger.verify().ok
 
 
-def test_a_lone_emit_commits_at_once(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "c.db") as ledger:
-        chronicle = LedgerChronicle(ledger)
+@backends
+def test_a_lone_emit_commits_at_once(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path) as ledger:
+        chronicle = chronicle_for(ledger)
 
         async def one_by_one() -> None:
             for record in records(5):
@@ -42,10 +55,13 @@ def test_a_lone_emit_commits_at_once(tmp_path: Path) -> None:
         assert chronicle.commits == 5
 
 
-def test_a_failed_commit_fails_its_whole_batch(tmp_path: Path) -> None:
+@backends
+def test_a_failed_commit_fails_its_whole_batch(backend: str, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    chronicle = LedgerChronicle(Ledger(blocker / "c.db"))
+    chronicle: LedgerChronicle | AsyncLedgerChronicle = LedgerChronicle(Ledger(blocker / "c.db"))
+    if backend == "postgres":  # nothing listens on port 1 of loopback
+        chronicle = AsyncLedgerChronicle(PostgresLedger("postgresql://u:pw@127.0.0.1:1/db"))
 
     async def emit_all() -> list[object]:
         return list(
@@ -58,9 +74,12 @@ def test_a_failed_commit_fails_its_whole_batch(tmp_path: Path) -> None:
     assert all(isinstance(o, LedgerError) for o in outcomes)
 
 
-def test_cancelled_waiter_does_not_break_the_batch(tmp_path: Path) -> None:
-    with Ledger(tmp_path / "c.db") as ledger:
-        chronicle = LedgerChronicle(ledger)
+@backends
+def test_cancelled_waiter_does_not_break_the_batch(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path) as ledger:
+        chronicle = chronicle_for(ledger)
 
         async def scenario() -> None:
             first, second = records(2)
@@ -94,3 +113,26 @@ def test_tasks_ready_together_share_each_commit_as_they_go(tmp_path: Path) -> No
         asyncio.run(together())
         assert chronicle.commits == 2  # every first record in one commit, every second in another
         assert len(ledger) == 16 and ledger.verify().ok
+
+
+def test_records_emitted_while_every_lane_commits_share_the_next_commit(
+    postgres_uri: str,
+) -> None:
+    with PostgresLedger(postgres_uri) as ledger:
+        chronicle = AsyncLedgerChronicle(ledger)
+        batch = records(100)
+
+        async def waves() -> None:
+            busy = []
+            for record in batch[: ledger.commit_lanes]:  # each lane starts a one-record commit
+                busy.append(asyncio.ensure_future(chronicle.emit_record(record)))
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            rest = [asyncio.ensure_future(chronicle.emit_record(r)) for r in batch[len(busy) :]]
+            await asyncio.gather(*busy, *rest)
+
+        asyncio.run(waves())
+        assert chronicle.commits <= 2 * ledger.commit_lanes  # not one commit per record
+        assert sorted(r.cid for r in ledger.records()) == sorted(r.cid for r in batch)
+        report = ledger.verify()
+        assert report.ok and len(report.heads) == ledger.commit_lanes

@@ -1,4 +1,7 @@
-"""The embedded ledger: append, verify, tamper detection, proofs, concurrent writers, crashes."""
+"""The ledger: append, verify, tamper detection, proofs, concurrent writers, crashes.
+
+Tests marked BOTH_BACKENDS run against SQLite and PostgreSQL; the rest are about SQLite.
+"""
 
 from __future__ import annotations
 
@@ -18,20 +21,16 @@ import pytest
 
 from govfn.chronicle import Ledger, Record, merkle
 from govfn.chronicle.ledger import LedgerError
+from govfn.settings import chronicle_ledger
+
+from support.ledgers import BOTH_BACKENDS, location, tamper
 
 
 def make(n: int, tag: str = "r") -> list[Record]:
     return [Record.build("TEST", {"tag": tag, "n": i}) for i in range(n)]
 
 
-def raw(ledger: Ledger) -> sqlite3.Connection:
-    """A tamperer's connection: no triggers stop it once it drops them."""
-    conn = sqlite3.connect(ledger.path, isolation_level=None)
-    conn.execute("DROP TRIGGER IF EXISTS records_no_update")
-    conn.execute("DROP TRIGGER IF EXISTS records_no_delete")
-    return conn
-
-
+@BOTH_BACKENDS
 def test_append_then_read_back(ledger: Ledger) -> None:
     records = make(5)
     ledger.append(records[:2])
@@ -44,6 +43,7 @@ def test_append_then_read_back(ledger: Ledger) -> None:
     assert report.ok and report.records == 5
 
 
+@BOTH_BACKENDS
 def test_dedupe_skips_stored_cids(ledger: Ledger) -> None:
     records = make(3)
     ledger.append(records)
@@ -61,61 +61,69 @@ def test_triggers_refuse_update_and_delete(ledger: Ledger) -> None:
             conn.execute("DELETE FROM records WHERE seq = 1")
 
 
+@BOTH_BACKENDS
 def test_edited_body_is_named(ledger: Ledger) -> None:
     records = make(6)
     ledger.append(records)
-    with closing(raw(ledger)) as conn:
-        conn.execute("UPDATE records SET body = ? WHERE seq = 4", (b'{"n":99,"tag":"r"}',))
+    tamper(ledger, [("UPDATE records SET body = ? WHERE seq = 4", (b'{"n":99,"tag":"r"}',))])
     report = ledger.verify()
     assert not report.ok
     assert report.bad_seq == 4 and report.bad_cid == records[3].cid
     assert "CID" in (report.problem or "")
 
 
+@BOTH_BACKENDS
 def test_consistent_rewrite_breaks_the_chain(ledger: Ledger) -> None:
     ledger.append(make(6))
     forged = Record.build("TEST", {"tag": "forged"})
-    with closing(raw(ledger)) as conn:
-        conn.execute(
-            "UPDATE records SET body = ?, cid = ? WHERE seq = 2", (forged.canonical, forged.cid)
-        )
+    tamper(
+        ledger,
+        [("UPDATE records SET body = ?, cid = ? WHERE seq = 2", (forged.canonical, forged.cid))],
+    )
     report = ledger.verify()
     assert not report.ok and report.bad_seq == 2 and "chain" in (report.problem or "")
 
 
+@BOTH_BACKENDS
 def test_removed_row_is_named(ledger: Ledger) -> None:
     ledger.append(make(6))
-    with closing(raw(ledger)) as conn:
-        conn.execute("DELETE FROM records WHERE seq = 3")
+    tamper(ledger, [("DELETE FROM records WHERE seq = 3", ())])
     report = ledger.verify()
     assert not report.ok and "record 3 is missing" in (report.problem or "")
 
 
+@BOTH_BACKENDS
 def test_reordered_rows_are_detected(ledger: Ledger) -> None:
     records = make(4)
     ledger.append(records)
-    with closing(raw(ledger)) as conn:
-        rows = conn.execute("SELECT seq, cid, body, chain FROM records WHERE seq IN (2, 3)")
-        pair = rows.fetchall()
-        for (seq, *_), (_, cid, body, chain) in zip(pair, reversed(pair), strict=True):
-            conn.execute(
+    pair = tamper(
+        ledger, [("SELECT seq, cid, body, chain FROM records WHERE seq IN (2, 3) ORDER BY seq", ())]
+    )
+    tamper(
+        ledger,
+        [
+            (
                 "UPDATE records SET cid = ?, body = ?, chain = ? WHERE seq = ?",
                 (cid, body, chain, seq),
             )
+            for (seq, *_), (_, cid, body, chain) in zip(pair, reversed(pair), strict=True)
+        ],
+    )
     report = ledger.verify()
     assert not report.ok and report.bad_seq == 2
 
 
+@BOTH_BACKENDS
 def test_truncated_tail_fails_against_checkpoint(ledger: Ledger) -> None:
     ledger.append(make(5))
-    size, _ = ledger.checkpoint()
+    [(_, size, _)] = ledger.checkpoint_logs()
     assert size == 5 and ledger.verify().ok
-    with closing(raw(ledger)) as conn:
-        conn.execute("DELETE FROM records WHERE seq = 5")
+    tamper(ledger, [("DELETE FROM records WHERE seq = 5", ())])
     report = ledger.verify()
     assert not report.ok and "checkpoint" in (report.problem or "")
 
 
+@BOTH_BACKENDS
 def test_inclusion_proof_checks_independently(ledger: Ledger) -> None:
     records = make(9)
     ledger.append(records)
@@ -124,7 +132,7 @@ def test_inclusion_proof_checks_independently(ledger: Ledger) -> None:
     path = [bytes.fromhex(node) for node in proof["audit_path"]]  # type: ignore[union-attr]
     assert proof["leaf_hash"] == leaf.hex()
     assert merkle.verify_inclusion(6, 9, leaf, path, bytes.fromhex(str(proof["root"])))
-    assert proof["root"] == ledger.head()[1]
+    assert proof["root"] == ledger.tree_heads()[0].root
     with pytest.raises(KeyError):
         ledger.proof("bnothere")
 
@@ -136,6 +144,7 @@ def test_unwritable_location_raises_ledger_error(tmp_path: Path) -> None:
         ledger.append(make(1))
 
 
+@BOTH_BACKENDS
 def test_eight_threads_lose_and_duplicate_nothing(ledger: Ledger) -> None:
     batches = [make(50, f"t{i}") for i in range(8)]
 
@@ -153,17 +162,18 @@ def test_eight_threads_lose_and_duplicate_nothing(ledger: Ledger) -> None:
     assert ledger.verify().ok
 
 
-def _write_in_process(path: str, tag: str, count: int) -> None:
-    with Ledger(path) as ledger:
+def _write_in_process(where: str, tag: str, count: int) -> None:
+    with chronicle_ledger(where) as ledger:
         for record in make(count, tag):
             ledger.append([record])
 
 
+@BOTH_BACKENDS
 def test_two_processes_lose_and_duplicate_nothing(ledger: Ledger) -> None:
     ledger.append(make(1, "init"))
     context = multiprocessing.get_context("spawn")
     workers = [
-        context.Process(target=_write_in_process, args=(str(ledger.path), f"p{i}", 200))
+        context.Process(target=_write_in_process, args=(location(ledger), f"p{i}", 200))
         for i in range(2)
     ]
     for worker in workers:
@@ -180,8 +190,9 @@ def test_two_processes_lose_and_duplicate_nothing(ledger: Ledger) -> None:
 
 WRITER = """
 import sys
-from govfn.chronicle import Ledger, Record
-ledger = Ledger(sys.argv[1])
+from govfn.chronicle import Record
+from govfn.settings import chronicle_ledger
+ledger = chronicle_ledger(sys.argv[1])
 print("ready", flush=True)
 i = 0
 while True:
@@ -190,12 +201,13 @@ while True:
 """
 
 
-def test_kill_9_mid_write_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
-    path = tmp_path / "chronicle.db"
+@BOTH_BACKENDS
+def test_kill_9_mid_write_leaves_a_ledger_that_verifies(ledger: Ledger, tmp_path: Path) -> None:
+    where = location(ledger)
     errors = tmp_path / "writer.err"
     with errors.open("w") as stderr:
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(path)],
+            [sys.executable, "-c", WRITER, where],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -203,7 +215,7 @@ def test_kill_9_mid_write_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 20
-        with Ledger(path) as watcher:
+        with chronicle_ledger(where) as watcher:
             while time.monotonic() < deadline and len(watcher) < 300:
                 time.sleep(0.05)
             seen_before_kill = len(watcher)
@@ -211,7 +223,7 @@ def test_kill_9_mid_write_leaves_a_ledger_that_verifies(tmp_path: Path) -> None:
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=10)
         writer.stdout.close()  # type: ignore[union-attr]
-    with Ledger(path) as ledger:
+    with chronicle_ledger(where) as ledger:
         count = len(ledger)
         assert count >= seen_before_kill >= 300, errors.read_text()  # nothing committed lost
         report = ledger.verify()

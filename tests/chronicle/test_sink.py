@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle import Ledger, Record
-from govfn.chronicle.sink import SinkSender
 from govfn.settings import Settings, parse_ce_overrides
 
+from support.ledgers import open_ledger, sink_sender
 from support.sink_double import SinkDouble
+
+backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 
 
 def wait_for(predicate, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
@@ -24,10 +26,12 @@ def wait_for(predicate, seconds: float = 15.0) -> bool:  # type: ignore[no-untyp
     return predicate()
 
 
-def test_outage_then_recovery_delivers_every_record_once(sink: SinkDouble, tmp_path: Path) -> None:
-    path = tmp_path / "chronicle.db"
-    ledger = Ledger(path, outbox=True)
-    sender = SinkSender(path, sink.url, extensions={"tenant": "t 1"}, max_delay_s=0.3)
+@backends
+def test_outage_then_recovery_delivers_every_record_once(
+    backend: str, request: pytest.FixtureRequest, sink: SinkDouble, tmp_path: Path
+) -> None:
+    ledger = open_ledger(backend, request, tmp_path, outbox=True)
+    sender = sink_sender(ledger, sink.url, extensions={"tenant": "t 1"}, max_delay_s=0.3)
     sink.down.set()
     sender.start()
     records = [Record.build("FUNCTION_INVOKED", {"i": i, "invoked_at": "x"}) for i in range(60)]
@@ -49,11 +53,13 @@ def test_outage_then_recovery_delivers_every_record_once(sink: SinkDouble, tmp_p
     ledger.close()
 
 
-def test_two_senders_share_the_outbox(sink: SinkDouble, tmp_path: Path) -> None:
-    path = tmp_path / "chronicle.db"
-    with Ledger(path, outbox=True) as ledger:
+@backends
+def test_two_senders_share_the_outbox(
+    backend: str, request: pytest.FixtureRequest, sink: SinkDouble, tmp_path: Path
+) -> None:
+    with open_ledger(backend, request, tmp_path, outbox=True) as ledger:
         ledger.append([Record.build("T", {"i": i}) for i in range(200)])
-    senders = [SinkSender(path, sink.url, batch=8) for _ in range(2)]
+        senders = [sink_sender(ledger, sink.url, batch=8) for _ in range(2)]
     for sender in senders:
         sender.start()
     assert wait_for(lambda: senders[0].depth() == 0)

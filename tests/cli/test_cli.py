@@ -17,8 +17,17 @@ from govfn.cli.group import cli
 
 
 @pytest.fixture
-def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("GOVFN_CHRONICLE", str(tmp_path / "chronicle.db"))
+def runner(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    """GOVFN_CHRONICLE names a file in tmp_path, or (parametrized indirectly with
+    "postgres") a fresh PostgreSQL database."""
+    if getattr(request, "param", "sqlite") == "postgres":
+        monkeypatch.setenv("GOVFN_CHRONICLE", request.getfixturevalue("postgres_uri"))
+        monkeypatch.setenv("GOVFN_CHRONICLE_SPOOL", str(tmp_path / "spool"))
+        monkeypatch.setenv("GOVFN_IDEMPOTENCY", str(tmp_path / "idempotency.db"))
+    else:
+        monkeypatch.setenv("GOVFN_CHRONICLE", str(tmp_path / "chronicle.db"))
     monkeypatch.delenv("GOVFN_FUNCTIONS", raising=False)
     return CliRunner()
 
@@ -33,6 +42,7 @@ def test_functions_table_and_json(runner: CliRunner) -> None:
     assert [d["function_id"] for d in described] == ["billing", "echo"]
 
 
+@pytest.mark.parametrize("runner", ["sqlite", "postgres"], indirect=True)
 def test_invoke_records_and_chronicle_commands(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(
         cli, ["invoke", "billing", "--data", '{"customer_id": "acme"}', "--gsap-context", "g"]
@@ -57,6 +67,7 @@ def test_invoke_records_and_chronicle_commands(runner: CliRunner, tmp_path: Path
     assert merkle.verify_inclusion(1, 2, leaf, path, bytes.fromhex(proof["root"]))
 
 
+@pytest.mark.parametrize("runner", ["sqlite", "postgres"], indirect=True)
 def test_failed_invocation_exits_non_zero(runner: CliRunner) -> None:
     result = runner.invoke(cli, ["invoke", "billing", "--data", "{}"])
     assert result.exit_code == 1 and json.loads(result.output)["error_kind"] == "gsap_required"

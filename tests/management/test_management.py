@@ -147,6 +147,7 @@ def test_health_endpoints(app: GovfnApp) -> None:
         "ready": True,
         "starting": False,
         "draining": False,
+        "dependencies": True,
     }
 
 

@@ -13,6 +13,7 @@ from govfn.receiver.delivery import failure_problem, status_for, worst_failure
 # What each kind is answered with and whether the broker redelivers: Knative's contract
 # (404, 408, 409, 429 and 5xx are retried; everything else goes to the dead-letter sink).
 EXPECTED = {
+    "unavailable": (503, True),
     "error": (500, True),
     "timeout": (504, True),
     "cancelled": (504, True),
@@ -50,6 +51,7 @@ def test_a_missing_or_unknown_kind_is_an_error() -> None:
 
 def test_retried_failures_decide_over_final_ones() -> None:
     order = [
+        ErrorKind.UNAVAILABLE,
         ErrorKind.ERROR,
         ErrorKind.TIMEOUT,
         ErrorKind.CANCELLED,

@@ -63,10 +63,11 @@ def start_server(
     timeout_s: float = 20.0,
     python: str = PYTHON,
     cwd: Path | None = None,
+    wait_for: str = "/health/readiness",
 ) -> Server:
     """`python -m govfn serve` (or gunicorn itself serving `gunicorn_app`) on a free loopback
-    port, ready when /health/readiness says so. `python` and `cwd` serve another project
-    from its own venv."""
+    port, in `cwd` (default: this process's), returned once `wait_for` answers 200. `python`
+    and `cwd` serve another project from its own venv."""
     port = free_port()
     ledger = tmp / "chronicle.db"
     log = tmp / "server.log"
@@ -93,7 +94,7 @@ def start_server(
         if process.poll() is not None:
             raise AssertionError(f"server exited with {process.returncode}:\n{server.log_text()}")
         try:
-            with urllib.request.urlopen(server.url + "/health/readiness", timeout=1) as answer:
+            with urllib.request.urlopen(server.url + wait_for, timeout=1) as answer:
                 if answer.status == 200:
                     return server
         except OSError:

@@ -1,4 +1,9 @@
-"""The Chronicle: content-addressed, tamper-evident lineage records."""
+"""The Chronicle: content-addressed, tamper-evident lineage records.
+
+Two backends with one surface (`store.ChronicleLedger`): `ledger.Ledger`, one SQLite file
+(the embedded default), and `postgres_ledger.PostgresLedger`, shared PostgreSQL tables with
+one log per writing process. `settings.chronicle_ledger` picks one from GOVFN_CHRONICLE.
+"""
 
 from govfn.chronicle.backstop import Backstop
 from govfn.chronicle.cid import canonical_json, cid_of, cid_of_bytes, content_cid

@@ -7,6 +7,11 @@ while the client keeps failing. A process that dies with records kept leaves its
 file behind; the next backstop that starts in the same spool directory adopts it.
 Records are idempotent by CID, so a record delivered twice (once before a crash and
 once from the spool) is stored once by the ledger and carries the same id to a sink.
+
+`emit` says whether the record is durable: delivered, or written to the spool. A record
+only memory holds (no spool, or the spool failed too) is not: the runtime then refuses the
+invocation rather than acknowledge lineage nothing keeps, and `usable` turns false until
+`check()` (or a delivery) finds the client taking records again.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ class Backstop:
         self._retry_at = 0.0
         self._delay = _FIRST_DELAY_S
         self._adopted: list[Path] = []
+        self.usable = True
+        self._flushing = False
         if self.spool_dir is not None:
             self._adopt_orphans()
 
@@ -44,32 +51,60 @@ class Backstop:
         return len(self._kept)
 
     async def emit(self, record: Record) -> bool:
-        """Deliver `record`, or keep it; True when it was delivered now."""
+        """Deliver `record`, or keep it; True when it is durable (delivered or spooled)."""
         if self._kept and not await self.flush():
-            self._keep(record)
-            return False
+            return self._keep(record)
         try:
             await deliver(self.client, record)
         except Exception as exc:
             self._failed(exc)
-            self._keep(record)
-            return False
+            return self._keep(record)
+        self.usable = True
         return True
 
+    def withdraw(self, record: Record) -> None:
+        """Forget a kept record whose invocation was refused (it never ran)."""
+        for index in range(len(self._kept) - 1, -1, -1):
+            if self._kept[index] is record:
+                del self._kept[index]
+                return
+
+    async def check(self) -> bool:
+        """Ask the client whether it takes records (its `check()`, when it has one), then
+        hand kept records over; True, and `usable`, when both succeed."""
+        probe = getattr(self.client, "check", None)
+        try:
+            if probe is not None:
+                await probe()
+        except Exception as exc:
+            log.error("chronicle unusable: %s", exc)
+            self.usable = False
+            return False
+        self.usable = await self.flush(force=True)
+        return self.usable
+
     async def flush(self, *, force: bool = False) -> bool:
-        """Hand kept records over again; True when none is left."""
+        """Hand kept records over again; True when none is left. One flush at a time: a
+        second caller while one runs gets False (two would hand the same record over twice)."""
         if not self._kept:
             return True
-        if not force and time.monotonic() < self._retry_at:
+        if self._flushing or (not force and time.monotonic() < self._retry_at):
             return False
-        while self._kept:
-            try:
-                await deliver(self.client, self._kept[0])
-            except Exception as exc:
-                self._failed(exc)
-                return False
-            self._kept.popleft()
+        self._flushing = True
+        try:
+            while self._kept:
+                record = self._kept[0]
+                try:
+                    await deliver(self.client, record)
+                except Exception as exc:
+                    self._failed(exc)
+                    return False
+                if self._kept and self._kept[0] is record:
+                    self._kept.popleft()
+        finally:
+            self._flushing = False
         self._delay = _FIRST_DELAY_S
+        self.usable = True
         self._forget_spool()
         log.info("chronicle recovered: kept records delivered")
         return True
@@ -92,11 +127,13 @@ class Backstop:
             return None
         return self.spool_dir / f"spool-{os.getpid()}.jsonl"
 
-    def _keep(self, record: Record) -> None:
+    def _keep(self, record: Record) -> bool:
+        """Keep `record` in memory and in the spool; True when the spool has it."""
         self._kept.append(record)
         spool = self._spool_file()
         if spool is None:
-            return
+            self.usable = False
+            return False
         try:
             spool.parent.mkdir(parents=True, exist_ok=True)
             with spool.open("a", encoding="utf-8") as handle:
@@ -106,6 +143,9 @@ class Backstop:
         except OSError as exc:
             # The record stays in memory; the log line is the last copy outside the process.
             log.error("chronicle spool write failed (%s); record %s", exc, record.to_json_line())
+            self.usable = False
+            return False
+        return True
 
     def _forget_spool(self) -> None:
         spool = self._spool_file()

@@ -8,10 +8,13 @@ saves a second canonicalisation; the runtime prefers it when present.
 from __future__ import annotations
 
 import asyncio
+import weakref
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import Record
+from govfn.chronicle.store import LedgerError
 
 
 @runtime_checkable
@@ -50,6 +53,14 @@ class LedgerChronicle:
         self.commits = 0
         self._batches: dict[asyncio.AbstractEventLoop, list[tuple[Record, asyncio.Future[None]]]]
         self._batches = {}
+
+    def prepare(self) -> None:
+        """Open the ledger and create its schema now; LedgerError says why it cannot."""
+        self.ledger.prepare()
+
+    async def check(self) -> None:
+        """`prepare`, from the event loop (the readiness probe of a ledger that failed)."""
+        self.ledger.prepare()
 
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
@@ -90,6 +101,105 @@ class LedgerChronicle:
         for _, done in batch:
             if not done.done():  # a cancelled waiter: its record is committed all the same
                 done.set_result(None)
+
+
+class AsyncLedger(Protocol):
+    """A ledger whose appends are network I/O awaited on the event loop (PostgreSQL).
+    It can have `commit_lanes` commits in flight at once, one per `lane`."""
+
+    commit_lanes: int
+
+    async def append_async(self, records: Sequence[Record], lane: int = 0) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Waiting:
+    __slots__ = ("committers", "free_lanes", "lanes", "records")
+
+    def __init__(self, lanes: int) -> None:
+        self.records: list[tuple[Record, asyncio.Future[None]]] = []
+        self.lanes = lanes
+        self.free_lanes = list(range(lanes - 1, -1, -1))  # lane 0 is taken first
+        self.committers: set[asyncio.Task[None]] = set()  # referenced until they finish
+
+
+class AsyncLedgerChronicle:
+    """Writes records to a ledger over the network; `emit` returns once the record is committed.
+
+    Group commit: up to `ledger.commit_lanes` commits are in flight per event loop at once;
+    records emitted while they are all in flight wait together and go in the next commit,
+    so concurrent invocations share commits (and the database can share one disk flush
+    between the lanes' commits), while a lone invocation pays one round trip per record.
+    A failed commit fails every record of its batch (the statement is all or nothing).
+    """
+
+    def __init__(self, ledger: AsyncLedger) -> None:
+        self.ledger = ledger
+        self.commits = 0
+        self._waiting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiting]
+        self._waiting = weakref.WeakKeyDictionary()
+
+    def prepare(self) -> None:
+        """Reach the database and create the schema now; LedgerError says why it cannot."""
+        self.ledger.prepare()
+
+    async def check(self) -> None:
+        """`prepare` in a thread: a database that does not answer must not stall the loop."""
+        await asyncio.to_thread(self.ledger.prepare)
+
+    async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
+        return await self.emit_record(Record.build(event_type, payload))
+
+    async def emit_record(self, record: Record) -> str:
+        loop = asyncio.get_running_loop()
+        waiting = self._waiting.get(loop)
+        if waiting is None:
+            waiting = self._waiting[loop] = _Waiting(max(1, self.ledger.commit_lanes))
+        done: asyncio.Future[None] = loop.create_future()
+        waiting.records.append((record, done))
+        if waiting.free_lanes:
+            lane = waiting.free_lanes.pop()
+            committer = loop.create_task(self._commit_while_waiting(waiting, lane))
+            waiting.committers.add(committer)
+            committer.add_done_callback(waiting.committers.discard)
+        await done
+        return record.cid
+
+    async def _commit_while_waiting(self, waiting: _Waiting, lane: int) -> None:
+        batch: list[tuple[Record, asyncio.Future[None]]] = []
+        try:
+            while waiting.records:
+                batch, waiting.records = waiting.records, []
+                try:
+                    await self.ledger.append_async([record for record, _ in batch], lane)
+                except Exception as exc:
+                    _settle(batch, exc)
+                    continue
+                self.commits += 1
+                _settle(batch, None)  # a cancelled waiter: its record is committed all the same
+                batch = []
+        except BaseException:  # the committer itself was cancelled: nobody may wait forever
+            cancelled = LedgerError("the Chronicle commit was cancelled")
+            _settle(batch, cancelled)
+            if len(waiting.free_lanes) == waiting.lanes - 1:  # no other lane will take them
+                _settle(waiting.records, cancelled)
+                waiting.records = []
+            raise
+        finally:
+            waiting.free_lanes.append(lane)
+
+
+def _settle(batch: list[tuple[Record, asyncio.Future[None]]], exc: Exception | None) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
 
 
 class MemoryChronicle:

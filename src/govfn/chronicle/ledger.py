@@ -1,5 +1,8 @@
 """The embedded Chronicle ledger: one append-only SQLite file, tamper-evident.
 
+The default backend (`postgres_ledger.PostgresLedger` is the other; `store.ChronicleLedger`
+is what both offer). The whole file is one log.
+
 Each row holds a record's canonical bytes, its CID, and `chain` =
 SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
 that the read of the previous row and the write happen under one write lock. The chain
@@ -32,7 +35,6 @@ CIDs, which only recovery paths pay for.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
@@ -44,10 +46,26 @@ from typing import NamedTuple
 from govfn.chronicle import merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
+from govfn.chronicle.store import (
+    GENESIS,
+    InclusionProof,
+    LedgerError,
+    TreeHead,
+    VerifyReport,
+    chain_next,
+)
 from govfn.chronicle.wal import BackgroundCheckpointer
 from govfn.sqlite import open_shared
 
-GENESIS = b"\x00" * 32
+__all__ = [
+    "GENESIS",
+    "ConsistencyProof",
+    "InclusionProof",
+    "Ledger",
+    "LedgerError",
+    "VerifyReport",
+    "chain_next",
+]
 
 _LOCK_WAIT_S = 30.0
 
@@ -130,39 +148,6 @@ _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
 _BACKFILL_BATCH = 4096
 
 
-class LedgerError(Exception):
-    """The ledger cannot be opened or written."""
-
-
-class VerifyReport(NamedTuple):
-    ok: bool
-    records: int
-    root: str
-    problem: str | None = None
-    bad_seq: int | None = None
-    bad_cid: str | None = None
-
-
-class InclusionProof(NamedTuple):
-    cid: str
-    leaf_index: int
-    tree_size: int
-    leaf_hash: str
-    audit_path: list[str]
-    root: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "algorithm": "RFC6962-SHA256",
-            "cid": self.cid,
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-            "leaf_hash": self.leaf_hash,
-            "audit_path": self.audit_path,
-            "root": self.root,
-        }
-
-
 class ConsistencyProof(NamedTuple):
     old_size: int
     new_size: int
@@ -182,10 +167,6 @@ class ConsistencyProof(NamedTuple):
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
-    return hashlib.sha256((previous or GENESIS) + leaf).digest()
 
 
 class Ledger:
@@ -430,6 +411,9 @@ class Ledger:
         size = rows.fetchall()[0][0]
         return None if size is None else int(size)
 
+    def checkpoint_logs(self) -> list[TreeHead]:
+        return [TreeHead(None, *self.checkpoint())]
+
     # -- reading ------------------------------------------------------------------
 
     def _rows(self) -> Iterator[tuple[int, str, str, bytes, bytes]]:
@@ -461,6 +445,9 @@ class Ledger:
         """(tree size, root hex) of the whole log, from O(log n) stored hashes."""
         size = self._tree_size()
         return size, tree.tree_hash(size, _reader(self._connection())).hex()
+
+    def tree_heads(self) -> list[TreeHead]:
+        return [TreeHead(None, *self.head())]
 
     def root_at(self, size: int) -> bytes:
         """The root of the tree of the first `size` records."""

@@ -1,15 +1,16 @@
 """Chronicle records to the broker: the outbox sender behind `K_SINK`.
 
-When Knative's SinkBinding sets `K_SINK`, the ledger queues every record in its
-`outbox` table (in the same statement that stores it). `SinkSender` is a background
-thread that claims queued records, POSTs each as a binary-mode CloudEvent
-(`type` = the record type, `id` = the record CID, extensions from `K_CE_OVERRIDES`)
-and deletes it once the sink answers 2xx. While the sink refuses or is unreachable it
-backs off (doubling up to `max_delay_s`) and keeps everything queued, so an outage
-never blocks an invocation and loses no record; after recovery every record arrives,
-at least once, always under the same id. Claims carry a lease, so the sender threads
-of several worker processes never post the same record at the same time, and a
-record claimed by a process that died is posted by another once its lease ends.
+When Knative's SinkBinding sets `K_SINK`, the ledger queues every record in its outbox
+(in the same statement that stores it): the SQLite file's `outbox` table, or with
+PostgreSQL the shared `chronicle.outbox` (see `outbox.OutboxQueue`). `SinkSender` is a
+background thread that claims queued records, POSTs each as a binary-mode CloudEvent
+(`type` = the record type, `id` = the record CID, extensions from `K_CE_OVERRIDES`) and
+deletes it once the sink answers 2xx. While the sink refuses or is unreachable it backs
+off (doubling up to `max_delay_s`) and keeps everything queued, so an outage never
+blocks an invocation and loses no record; after recovery every record arrives, at least
+once, always under the same id. Claims carry a lease, so the sender threads of several
+worker processes never post the same record at the same time, and a record claimed by a
+process that died is posted by another once its lease ends.
 
 Signed checkpoints (`note_outbox`) travel the same way after the records they cover:
 `type` CHRONICLE_CHECKPOINT, `id` the CID (raw codec) of the note, the note itself as
@@ -21,16 +22,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from govfn.binary_mode import binary_headers
+from govfn.chronicle.outbox import Claimed, ClaimedNote, OutboxQueue, SqliteOutbox
+from govfn.chronicle.store import LedgerError
 
 if TYPE_CHECKING:
     import http.client
@@ -55,6 +57,7 @@ class SinkSender:
     timeout_s: float = 5.0
     sent: int = 0
     failures: int = 0
+    outbox: OutboxQueue | None = None  # default: the outbox tables of the file at ledger_path
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.sink_url)
@@ -64,12 +67,11 @@ class SinkSender:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: sqlite3.Connection | None = None
+        self._queue: OutboxQueue = self.outbox or SqliteOutbox(Path(self.ledger_path))
         self._http: http.client.HTTPConnection | None = None
         self._delay = self.first_delay_s
         self._warned_depth = 0
         self._pid = 0
-        self._db_lock = threading.Lock()  # the sender thread and /metrics share the connection
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -77,7 +79,7 @@ class SinkSender:
         """Start the sender thread of this process (again after a fork: threads do not
         survive one, and neither may the database and HTTP connections)."""
         if self._pid != os.getpid():
-            self._thread, self._conn, self._http, self._pid = None, None, None, os.getpid()
+            self._thread, self._http, self._pid = None, None, os.getpid()
         if self._thread is None or not self._thread.is_alive():
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="govfn-sink", daemon=True)
@@ -100,21 +102,13 @@ class SinkSender:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.timeout_s + 1)
-        return self.depth()
+        left = self.depth()
+        self._queue.close()
+        return left
 
     def depth(self) -> int:
-        try:
-            with self._db_lock:
-                rows = (
-                    self._db()
-                    .execute(
-                        "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM note_outbox)"
-                    )
-                    .fetchall()
-                )
-            return int(rows[0][0])
-        except sqlite3.Error:
-            return -1
+        """Records and checkpoint notes waiting; -1 when the outbox cannot be read."""
+        return self._queue.depth()
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -122,6 +116,12 @@ class SinkSender:
         while not self._stop.is_set():
             try:
                 outcome = self.send_once()
+            except LedgerError as exc:  # the outbox's database is away: back off, say why
+                log.warning(
+                    "chronicle outbox unreadable (%s); retrying in %.1f s", exc, self._delay
+                )
+                self._delay = min(self._delay * 2, self.max_delay_s)
+                outcome = "failed"
             except Exception:  # the loop must survive anything, or records stay queued
                 log.exception("chronicle sink sender failed; retrying")
                 outcome = "failed"
@@ -135,90 +135,44 @@ class SinkSender:
 
     def send_once(self) -> str:
         """Send one claimed batch: "sent", "idle" (nothing due) or "failed" (backing off)."""
-        rows = self._claim()
+        rows = self._queue.claim(self.batch, self.lease_s)
         if not rows:
             return self._send_checkpoints()
-        for seq, cid, record_type, body in rows:
-            if not self._post(cid, record_type, bytes(body)):
-                self.failures += 1
-                self._delay = min(self._delay * 2, self.max_delay_s)
-                self._release(seq, rows)
-                self._warn_depth()
+        for position, row in enumerate(rows):
+            if not self._post(row.cid, row.type, row.body):
+                self._failed(rows[position:], self._queue.release)
                 return "failed"
-            with self._db_lock:
-                self._db().execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+            self._queue.sent(row.key)
             self.sent += 1
         self._delay = self.first_delay_s
         return "sent"
 
     def _send_checkpoints(self) -> str:
         """Send queued checkpoint notes (only once no record is due)."""
-        now = time.time()
-        with self._db_lock:
-            conn = self._db()
-            claimed = conn.execute(
-                "UPDATE note_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN "
-                "(SELECT id FROM note_outbox WHERE claimed_until < ? ORDER BY id LIMIT ?) "
-                "RETURNING id",
-                (now + self.lease_s, now, self.batch),
-            ).fetchall()
-            marks = ",".join("?" * len(claimed))
-            notes = conn.execute(
-                f"SELECT id, note FROM checkpoint_notes WHERE id IN ({marks}) ORDER BY id",
-                [row[0] for row in claimed],
-            ).fetchall()
+        notes = self._queue.claim_notes(self.batch, self.lease_s)
         if not notes:
             return "idle"
         from govfn.chronicle.cid import cid_of_bytes
 
-        for position, (note_id, note) in enumerate(notes):
-            body = note.encode("utf-8")
-            if not self._post(cid_of_bytes(body), CHECKPOINT_TYPE, body, "text/plain"):
-                self.failures += 1
-                self._delay = min(self._delay * 2, self.max_delay_s)
-                pending = [row[0] for row in notes[position:]]
-                with self._db_lock:
-                    self._db().execute(
-                        "UPDATE note_outbox SET claimed_until = ? WHERE id IN "
-                        f"({','.join('?' * len(pending))})",
-                        [time.time() + self._delay, *pending],
-                    )
+        for position, note in enumerate(notes):
+            if not self._post(cid_of_bytes(note.body), CHECKPOINT_TYPE, note.body, "text/plain"):
+                self._failed(notes[position:], self._queue.release_notes)
                 return "failed"
-            with self._db_lock:
-                self._db().execute("DELETE FROM note_outbox WHERE id = ?", (note_id,))
+            self._queue.note_sent(note.key)
             self.sent += 1
         self._delay = self.first_delay_s
         return "sent"
 
-    def _claim(self) -> list[tuple[int, str, str, bytes]]:
-        now = time.time()
-        with self._db_lock:
-            return self._claim_locked(now)
-
-    def _claim_locked(self, now: float) -> list[tuple[int, str, str, bytes]]:
-        conn = self._db()
-        claimed = conn.execute(
-            "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1 WHERE seq IN "
-            "(SELECT seq FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?) RETURNING seq",
-            (now + self.lease_s, now, self.batch),
-        ).fetchall()
-        if not claimed:
-            return []
-        marks = ",".join("?" * len(claimed))
-        return conn.execute(
-            f"SELECT seq, cid, type, body FROM records WHERE seq IN ({marks}) ORDER BY seq",
-            [row[0] for row in claimed],
-        ).fetchall()
-
-    def _release(self, failed_seq: int, rows: list[tuple[int, str, str, bytes]]) -> None:
-        """Unclaim the failed record and the rest of its batch, due after the backoff."""
-        pending = [seq for seq, *_ in rows if seq >= failed_seq]
-        marks = ",".join("?" * len(pending))
-        with self._db_lock:
-            self._db().execute(
-                f"UPDATE outbox SET claimed_until = ? WHERE seq IN ({marks})",
-                [time.time() + self._delay, *pending],
-            )
+    def _failed(
+        self,
+        pending: Sequence[Claimed | ClaimedNote],
+        release: Callable[[Sequence[Hashable], float], None],
+    ) -> None:
+        """Back off, and unclaim the failed item and the rest of its batch until then."""
+        self.failures += 1
+        self._delay = min(self._delay * 2, self.max_delay_s)
+        release([item.key for item in pending], self._delay)
+        self._warn_depth()
 
     def _warn_depth(self) -> None:
         depth = self.depth()
@@ -227,13 +181,6 @@ class SinkSender:
             log.warning("chronicle outbox is growing: %d record(s) waiting for the sink", depth)
 
     # -- I/O ---------------------------------------------------------------------------
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = sqlite3.connect(
-                self.ledger_path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-        return self._conn
 
     def _post(
         self, cid: str, record_type: str, body: bytes, content_type: str = "application/json"

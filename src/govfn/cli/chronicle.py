@@ -1,5 +1,11 @@
-"""`govfn chronicle verify | show | proof | consistency | lineage | export | checkpoint |
-keygen`."""
+"""`govfn chronicle init | verify | show | proof | consistency | lineage | export |
+checkpoint | keygen`, on either backend.
+
+`--ledger` (default GOVFN_CHRONICLE) names a SQLite file or a PostgreSQL URI. A ledger that
+cannot be reached is a one-line error naming where it was looked for (never a password).
+Signed checkpoints and consistency proofs are kept by the SQLite ledger only: on
+PostgreSQL those options and commands are refused with a usage error.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +18,86 @@ from typing import TYPE_CHECKING
 import click
 
 from govfn.chronicle.ledger import Ledger, LedgerError
-from govfn.settings import Settings, read_signer
+from govfn.idempotency import IdempotencyUnavailable
+from govfn.postgres import is_uri
+from govfn.settings import Settings, chronicle_ledger, read_signer
 
 if TYPE_CHECKING:
     from govfn.chronicle.note import Verifier
+    from govfn.chronicle.postgres_ledger import PostgresLedger
 
 
-def _ledger(path: str | None) -> Ledger:
+def _ledger(location: str | None) -> Ledger | PostgresLedger:
+    """The ledger `location` names, reachable and with its schema, else a one-line error
+    (reading creates nothing: `init` does)."""
     settings = Settings.from_env()
-    ledger = Ledger(path or settings.chronicle_path, sync=settings.chronicle_sync)
-    if not ledger.path.exists():
-        raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
+    ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
+    if isinstance(ledger, Ledger):
+        if not ledger.path.exists():
+            raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
+        return ledger
+    ledger.create_schema = False
+    ledger.prepare()
     return ledger
 
 
+def _sqlite_only(ledger: Ledger | PostgresLedger, what: str) -> Ledger:
+    if isinstance(ledger, Ledger):
+        return ledger
+    raise click.UsageError(f"{what} needs the SQLite Chronicle ({ledger.where} is PostgreSQL)")
+
+
 ledger_option = click.option(
-    "--ledger", "path", default=None, metavar="FILE", help="Ledger file (default: GOVFN_CHRONICLE)."
+    "--ledger",
+    "path",
+    default=None,
+    metavar="FILE|URI",
+    help="Ledger file or postgresql:// URI (default: GOVFN_CHRONICLE).",
 )
 
 
-@click.group()
+class _ChronicleCommands(click.Group):
+    """A ledger error (the database went away, say) is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except LedgerError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_ChronicleCommands)
 def chronicle() -> None:
-    """Inspect and check the embedded Chronicle ledger."""
+    """Inspect and check the Chronicle ledger (a SQLite file or PostgreSQL)."""
+
+
+@chronicle.command()
+@ledger_option
+def init(path: str | None) -> None:
+    """Create the ledger and its schema (for serving roles that may not run DDL), and the
+    idempotency store's tables when it lives in PostgreSQL (GOVFN_IDEMPOTENCY, or by
+    default the ledger's database)."""
+    settings = Settings.from_env()
+    ledger = chronicle_ledger(path or settings.chronicle_location, sync=settings.chronicle_sync)
+    try:
+        if isinstance(ledger, Ledger):
+            ledger.prepare()
+            click.echo(f"ok: Chronicle ledger {str(ledger.path)!r} ready")
+        else:
+            ledger.init_schema()
+            click.echo(f"ok: Chronicle schema ready in {ledger.where}")
+    finally:
+        ledger.close()
+    store = settings.idempotency_target(path)
+    if is_uri(store):
+        from govfn.idempotency.postgres import PostgresIdempotencyStore
+
+        idempotency = PostgresIdempotencyStore(store)
+        try:
+            idempotency.prepare()
+        except IdempotencyUnavailable as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"ok: idempotency schema ready in {idempotency.where}")
 
 
 @chronicle.command()
@@ -58,6 +122,8 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
     --verifier, also check signed checkpoints and prove by RFC 6962 consistency proofs
     that today's log extends each of them."""
     ledger = _ledger(path)
+    if notes or vkey is not None:
+        ledger = _sqlite_only(ledger, "--checkpoint / --verifier")
     verifier = _verifier(vkey) if vkey is not None else None
     if notes and verifier is None:
         raise click.UsageError("--checkpoint needs --verifier to check its signature")
@@ -73,11 +139,17 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
             err=True,
         )
         sys.exit(1)
+    if verifier is None and any(head.log is not None for head in report.heads):
+        click.echo(f"ok: {report.records} records in {len(report.heads)} logs")
+        for head in report.heads:
+            click.echo(f"  log {head.log}: {head.tree_size} records, root {head.root}")
+        return
     if verifier is None:
         click.echo(f"ok: {report.records} records, root {report.root}")
         return
     from govfn.chronicle.witness import check_checkpoints
 
+    assert isinstance(ledger, Ledger)
     result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
     if not result.ok:
         click.echo(f"FAILED: {result.message}", err=True)
@@ -151,7 +223,8 @@ def show(path: str | None, cid: str) -> None:
 @ledger_option
 @click.argument("cid")
 def proof(path: str | None, cid: str) -> None:
-    """Print an RFC 6962 inclusion proof for one record (hashes in lowercase hex)."""
+    """Print an RFC 6962 inclusion proof for one record (hashes in lowercase hex; on
+    PostgreSQL with the record's `log`)."""
     ledger = _ledger(path)
     try:
         click.echo(json.dumps(ledger.proof(cid).to_dict(), indent=2))
@@ -164,8 +237,8 @@ def proof(path: str | None, cid: str) -> None:
     "--ledger",
     "paths",
     multiple=True,
-    metavar="FILE",
-    help="Ledger file (default: GOVFN_CHRONICLE); repeat it to join several logs.",
+    metavar="FILE|URI",
+    help="Ledger file or URI (default: GOVFN_CHRONICLE); repeat it to join several logs.",
 )
 @click.option(
     "--format",
@@ -204,7 +277,7 @@ def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
 def consistency(path: str | None, old_size: int, new_size: int | None) -> None:
     """Print an RFC 6962 consistency proof from tree size OLD_SIZE to NEW_SIZE (default:
     the whole log), hashes in lowercase hex."""
-    ledger = _ledger(path)
+    ledger = _sqlite_only(_ledger(path), "consistency")
     try:
         click.echo(json.dumps(ledger.consistency(old_size, new_size).to_dict(), indent=2))
     except ValueError as exc:
@@ -266,9 +339,13 @@ def checkpoint(path: str | None, key_path: str | None, origin: str | None) -> No
     key_path = key_path or (str(settings.signing_key_path) if settings.signing_key_path else None)
     ledger = _ledger(path)
     if key_path is None:
-        size, root = ledger.checkpoint()
-        click.echo(json.dumps({"tree_size": size, "root": root}))
+        heads = ledger.checkpoint_logs()
+        if isinstance(ledger, Ledger):
+            click.echo(json.dumps(heads[0].to_dict()))
+        else:
+            click.echo(json.dumps({"logs": [head.to_dict() for head in heads]}))
         return
+    ledger = _sqlite_only(ledger, "a signed checkpoint (--key)")
     try:
         signer = read_signer(Path(key_path), "--key")
     except ValueError as exc:

@@ -10,6 +10,7 @@ import uuid
 import click
 
 from govfn.assembly import runtime_from
+from govfn.chronicle.store import LedgerError
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
 
@@ -64,7 +65,15 @@ def invoke(
         event_source=source,
         event_subject=subject,
     )
-    runtime = runtime_from(settings, registry)
-    result = asyncio.run(runtime.invoke(function_id, data, context))
+    chronicle = settings.chronicle_client()
+    try:
+        chronicle.ledger.prepare()
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from None
+    runtime = runtime_from(settings, registry, chronicle)
+    try:
+        result = asyncio.run(runtime.invoke(function_id, data, context))
+    finally:
+        chronicle.ledger.close()
     click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     sys.exit(0 if result.success else 1)

@@ -132,3 +132,8 @@ def configure_logging(readable: bool) -> None:
         handler.setFormatter(JsonLineFormatter())
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    # psycopg_pool's warnings (a connection lost, a reconnection failed) as JSON lines too
+    database = logging.getLogger("psycopg")
+    if not database.handlers:
+        database.addHandler(handler)
+        database.setLevel(logging.WARNING)

@@ -55,6 +55,11 @@ def failure_problem(result: FunctionResult, retry_after_s: int) -> HttpProblem:
             error_kind=kind.value,
             **extra,
         )
+    if kind is ErrorKind.UNAVAILABLE:
+        detail = result.error or "a dependency is unavailable; retry later"
+        return HttpProblem(
+            kind.status, detail, retry_after=retry_after_s, error_kind=kind.value, **extra
+        )
     if kind is ErrorKind.TIMEOUT:
         detail = "the function timed out"
         return HttpProblem(kind.status, detail, error_kind=kind.value, **extra)

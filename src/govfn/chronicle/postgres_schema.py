@@ -1,0 +1,114 @@
+"""The Chronicle's tables in PostgreSQL, and creating them once however many pods start at once.
+
+Everything lives in the schema `chronicle`:
+
+    logs            one row per writing process (its log id, who wrote it, when it began)
+    records         (log_id, seq) -> cid, type, canonical body, chain; a hash index on cid
+    checkpoints     (log_id, tree_size) -> root: tree heads later verification must reproduce
+    outbox          (log_id, seq) of records not yet accepted by K_SINK, with a claim lease
+    schema_version  the version of these tables
+
+Triggers refuse UPDATE, DELETE and TRUNCATE on logs, records and checkpoints, whoever asks.
+The schema is created on first use while holding an advisory lock (`govfn.postgres`, which
+the idempotency store's tables use too), so processes starting together wait for the first
+one instead of racing it; `govfn chronicle init` creates it ahead of time for deployments
+whose serving role may not run DDL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from govfn import postgres
+from govfn.chronicle.store import LedgerError
+from govfn.postgres import Schema, SchemaError
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA_VERSION = 1
+
+# pg_advisory_lock key: "govfnchr" as a big-endian 64-bit integer.
+SCHEMA_LOCK_KEY = int.from_bytes(b"govfnchr", "big") - (1 << 63)
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS chronicle;
+CREATE TABLE chronicle.schema_version (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE chronicle.logs (
+    log_id     integer     GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    writer     text        NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE chronicle.records (
+    log_id integer NOT NULL REFERENCES chronicle.logs,
+    seq    bigint  NOT NULL,
+    cid    text    NOT NULL,
+    type   text    NOT NULL,
+    body   bytea   NOT NULL,
+    chain  bytea   NOT NULL,
+    PRIMARY KEY (log_id, seq)
+);
+CREATE INDEX records_by_cid ON chronicle.records USING hash (cid);
+CREATE TABLE chronicle.checkpoints (
+    log_id     integer     NOT NULL REFERENCES chronicle.logs,
+    tree_size  bigint      NOT NULL,
+    root       bytea       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (log_id, tree_size)
+);
+CREATE TABLE chronicle.outbox (
+    log_id        integer          NOT NULL,
+    seq           bigint           NOT NULL,
+    claimed_until double precision NOT NULL DEFAULT 0,
+    attempts      integer          NOT NULL DEFAULT 0,
+    PRIMARY KEY (log_id, seq)
+);
+CREATE FUNCTION chronicle.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the Chronicle is append-only (% on %)', TG_OP, TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER logs_append_only BEFORE UPDATE OR DELETE ON chronicle.logs
+    FOR EACH ROW EXECUTE FUNCTION chronicle.refuse_change();
+CREATE TRIGGER logs_no_truncate BEFORE TRUNCATE ON chronicle.logs
+    FOR EACH STATEMENT EXECUTE FUNCTION chronicle.refuse_change();
+CREATE TRIGGER records_append_only BEFORE UPDATE OR DELETE ON chronicle.records
+    FOR EACH ROW EXECUTE FUNCTION chronicle.refuse_change();
+CREATE TRIGGER records_no_truncate BEFORE TRUNCATE ON chronicle.records
+    FOR EACH STATEMENT EXECUTE FUNCTION chronicle.refuse_change();
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON chronicle.checkpoints
+    FOR EACH ROW EXECUTE FUNCTION chronicle.refuse_change();
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON chronicle.checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION chronicle.refuse_change();
+"""
+
+
+CHRONICLE_SCHEMA = Schema(
+    component="Chronicle",
+    version=SCHEMA_VERSION,
+    ddl=DDL,
+    version_table="chronicle.schema_version",
+    lock_key=SCHEMA_LOCK_KEY,
+    init_hint="run `govfn chronicle init --ledger URI`",
+)
+
+
+def ensure_schema(conn: psycopg.Connection[Any], where: str, *, create: bool = True) -> None:
+    """Make sure the schema exists, creating it under the advisory lock when absent
+    (`govfn.postgres.ensure_schema`); LedgerError says what is wrong."""
+    try:
+        postgres.ensure_schema(conn, CHRONICLE_SCHEMA, where, create=create)
+    except SchemaError as exc:
+        raise LedgerError(str(exc)) from None
+
+
+async def ensure_schema_async(
+    conn: psycopg.AsyncConnection[Any], where: str, *, create: bool = True
+) -> None:
+    """`ensure_schema` over an async connection."""
+    try:
+        await postgres.ensure_schema_async(conn, CHRONICLE_SCHEMA, where, create=create)
+    except SchemaError as exc:
+        raise LedgerError(str(exc)) from None

@@ -1,0 +1,346 @@
+"""The idempotency store in PostgreSQL: one claim per function + source + event id across
+every process of every pod that shares the database.
+
+A claim is one statement (`INSERT ... ON CONFLICT DO UPDATE ... WHERE expired`): the
+primary key makes concurrent claims of one key wait for each other, and exactly one of
+them inserts (or takes over an expired claim); the others read the row it left. Times are
+the database's clock (`now()`), so pods whose clocks differ agree on leases and expiry.
+
+Every claim carries a holder (a random token): `complete` and `release` touch the row only
+while it is still the holder's, so a pod whose lease was taken over cannot overwrite the
+new holder's claim. When the database fails:
+
+- `claim` raises IdempotencyUnavailable; the function must not run. The claim may have
+  been committed before the connection broke, so its release is kept and written as soon
+  as the database answers (the holder makes that release touch only this claim).
+- `complete` / `release` keep the outcome in memory and retry it in the background; until
+  it is written, redeliveries see the claim running (409) and this process answers them
+  from the kept result. A process that dies first leaves the claim to expire at its lease.
+
+Connections come from a psycopg_pool pool opened on the event loop that first uses the
+store (one per process and loop; a forked worker opens its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
+from govfn.postgres import (
+    Schema,
+    SchemaError,
+    describe_database,
+    ensure_schema,
+    ensure_schema_async,
+)
+
+if TYPE_CHECKING:
+    from psycopg_pool import AsyncConnectionPool
+
+log = logging.getLogger("govfn.idempotency")
+
+SCHEMA = Schema(
+    component="idempotency",
+    version=1,
+    ddl="""
+CREATE SCHEMA IF NOT EXISTS idempotency;
+CREATE TABLE idempotency.schema_version (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE idempotency.claims (
+    key         text        PRIMARY KEY,
+    fingerprint text        NOT NULL,
+    state       text        NOT NULL CHECK (state IN ('running', 'done')),
+    holder      text        NOT NULL,
+    result      text,
+    until       timestamptz NOT NULL
+);
+CREATE INDEX claims_by_until ON idempotency.claims (until);
+""",
+    version_table="idempotency.schema_version",
+    lock_key=int.from_bytes(b"govfnidm", "big") - (1 << 63),
+    init_hint="run `govfn chronicle init`",
+)
+
+# The first branch returns a row when this claim inserted or took over the key (or is
+# this very claim, committed by an attempt whose answer the connection lost); the second
+# reads the live claim otherwise. (A claim committed by another transaction after
+# this statement's snapshot is invisible to the second branch: the caller reads again.)
+_CLAIM = """
+WITH taken AS (
+    INSERT INTO idempotency.claims AS c (key, fingerprint, state, holder, result, until)
+    VALUES (%(key)s, %(fingerprint)s, 'running', %(holder)s, NULL,
+            now() + make_interval(secs => %(lease)s))
+    ON CONFLICT (key) DO UPDATE
+        SET fingerprint = EXCLUDED.fingerprint, state = 'running', holder = EXCLUDED.holder,
+            result = NULL, until = EXCLUDED.until
+        WHERE c.until <= now() OR c.holder = EXCLUDED.holder  -- expired, or this claim sent again
+    RETURNING 'run'::text AS state, NULL::text AS fingerprint, NULL::text AS result
+)
+SELECT state, fingerprint, result FROM taken
+UNION ALL
+SELECT state, fingerprint, result FROM idempotency.claims
+WHERE key = %(key)s AND until > now() AND NOT EXISTS (SELECT 1 FROM taken)
+"""
+_READ = "SELECT state, fingerprint, result FROM idempotency.claims WHERE key = %s AND until > now()"
+_COMPLETE = (
+    "UPDATE idempotency.claims SET state = 'done', result = %s, "
+    "until = now() + make_interval(secs => %s) WHERE key = %s AND holder = %s"
+)
+_RELEASE = "DELETE FROM idempotency.claims WHERE key = %s AND holder = %s AND state = 'running'"
+_PURGE = "DELETE FROM idempotency.claims WHERE until <= now()"
+
+_CLAIM_ATTEMPTS = 3  # a claim that vanishes between the two reads is claimed again
+_FIRST_RETRY_S, _MAX_RETRY_S = 0.1, 5.0
+_CONNECT_TIMEOUT_S = 5
+
+
+class _Outcome(NamedTuple):
+    """What this process owes the database for one claim: a result, or (None) a release."""
+
+    key: str
+    holder: str
+    fingerprint: str
+    result: str | None
+
+
+def _reason(exc: BaseException) -> str:
+    first_line = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
+
+
+class PostgresIdempotencyStore:
+    """Claims in the `idempotency.claims` table of the database at `uri`."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        expiry_s: float = DEFAULT_EXPIRY_S,
+        min_lease_s: float = MIN_LEASE_S,
+        max_connections: int = 4,
+        wait_s: float = 2.0,
+    ) -> None:
+        self.uri = uri
+        self.where = describe_database(uri)
+        self.expiry_s = expiry_s
+        self.min_lease_s = min_lease_s
+        self.max_connections = max_connections
+        self.wait_s = wait_s  # longest wait for a connection before a claim gives up
+        self._connect_options: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in conninfo_to_dict(uri):
+            self._connect_options["connect_timeout"] = _CONNECT_TIMEOUT_S
+        self._pool: AsyncConnectionPool | None = None
+        self._pool_owner: tuple[int, asyncio.AbstractEventLoop] | None = None
+        self._schema_ready = False
+        self._held: dict[str, tuple[str, str]] = {}  # key -> (holder, fingerprint) run here
+        # by (key, holder): two claims of one key that both lost their answer owe two releases
+        self._kept: dict[tuple[str, str], _Outcome] = {}
+        self._retry: asyncio.Task[None] | None = None
+
+    @property
+    def kept(self) -> int:
+        """Outcomes waiting for the database."""
+        return len(self._kept)
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> IdempotencyUnavailable:
+        if isinstance(exc, psycopg.OperationalError):
+            return IdempotencyUnavailable(
+                f"cannot reach the idempotency store in {self.where}: {_reason(exc)}"
+            )
+        return IdempotencyUnavailable(f"idempotency store in {self.where}: {_reason(exc)}")
+
+    async def _open_pool(self) -> AsyncConnectionPool:
+        owner = (os.getpid(), asyncio.get_running_loop())
+        if self._pool is None or self._pool_owner != owner:
+            from psycopg_pool import AsyncConnectionPool
+
+            self._pool = pool = AsyncConnectionPool(
+                self.uri,
+                kwargs=self._connect_options,
+                min_size=1,
+                max_size=self.max_connections,
+                timeout=self.wait_s,
+                open=False,
+                name="govfn-idempotency",
+            )
+            self._pool_owner = owner
+            await pool.open()
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        pool = await self._open_pool()
+        async with pool.connection() as conn:
+            if not self._schema_ready:
+                await ensure_schema_async(conn, SCHEMA, self.where)
+                self._schema_ready = True
+            yield conn
+
+    async def _execute(self, query: str, params: Any) -> tuple[list[tuple[Any, ...]], int]:
+        """Rows and row count of one statement. A connection that broke while idle (the
+        server restarted) fails once: the pool is checked and the statement sent again."""
+        for attempt in range(2):
+            try:
+                async with self._connection() as conn:
+                    cursor = await conn.execute(query, params)
+                    rows = await cursor.fetchall() if cursor.description else []
+                    return rows, cursor.rowcount
+            except psycopg.OperationalError as exc:
+                from psycopg_pool import PoolTimeout
+
+                if attempt or isinstance(exc, PoolTimeout) or self._pool is None:
+                    raise
+                await self._pool.check()
+        raise AssertionError("unreachable")
+
+    def prepare(self) -> None:
+        """Connect once (no pool) and create the schema; IdempotencyUnavailable names the
+        server when the database cannot be reached or used."""
+        try:
+            with psycopg.connect(self.uri, **self._connect_options) as conn:
+                ensure_schema(conn, SCHEMA, self.where)
+        except (psycopg.Error, SchemaError) as exc:
+            raise self._unavailable(exc) from exc
+        self._schema_ready = True
+
+    async def check(self) -> None:
+        try:
+            await self._execute("SELECT 1", None)
+        except (psycopg.Error, SchemaError) as exc:
+            raise self._unavailable(exc) from exc
+
+    # -- claims ---------------------------------------------------------------------------
+
+    async def claim(self, key: str, fingerprint: str, lease_s: float | None = None) -> Claim:
+        owed = [outcome for outcome in self._kept.values() if outcome.key == key]
+        for outcome in owed:
+            if outcome.result is not None:  # done here; not yet written
+                if outcome.fingerprint != fingerprint:
+                    return Claim("conflict", key)
+                return Claim("replay", key, json.loads(outcome.result))
+        holder = os.urandom(12).hex()
+        params = {
+            "key": key,
+            "fingerprint": fingerprint,
+            "holder": holder,
+            "lease": max(lease_s or 0.0, self.min_lease_s),
+        }
+        try:
+            for outcome in owed:  # earlier claims here whose outcome is unknown: free them first
+                await self._write(outcome)
+        except (psycopg.Error, SchemaError) as exc:
+            raise self._unavailable(exc) from exc
+        try:
+            rows: list[tuple[Any, ...]] = []
+            for _ in range(_CLAIM_ATTEMPTS):
+                rows, _ = await self._execute(_CLAIM, params)
+                if not rows:
+                    rows, _ = await self._execute(_READ, (key,))
+                if rows:
+                    break
+        except (psycopg.Error, SchemaError) as exc:
+            # The claim may have been committed before the connection broke.
+            self._keep(_Outcome(key, holder, fingerprint, None))
+            raise self._unavailable(exc) from exc
+        if not rows:
+            raise IdempotencyUnavailable(f"idempotency store in {self.where}: claim of {key} raced")
+        state, stored_fingerprint, result = rows[0]
+        if state == "run":
+            self._held[key] = (holder, fingerprint)
+            return Claim("run", key)
+        if stored_fingerprint != fingerprint:
+            return Claim("conflict", key)
+        if state == "done":
+            return Claim("replay", key, json.loads(result))
+        return Claim("in_progress", key)
+
+    async def complete(self, key: str, result: dict[str, Any]) -> None:
+        await self._settle(key, json.dumps(result, separators=(",", ":")))
+
+    async def release(self, key: str) -> None:
+        await self._settle(key, None)
+
+    async def _settle(self, key: str, result: str | None) -> None:
+        held = self._held.pop(key, None)
+        if held is None:
+            log.warning("idempotency: no claim of %s is held here; nothing written", key)
+            return
+        outcome = _Outcome(key, held[0], held[1], result)
+        try:
+            await self._write(outcome)
+        except (psycopg.Error, SchemaError) as exc:
+            log.warning(
+                "idempotency store in %s failed (%s); the outcome of %s is kept and retried",
+                self.where,
+                _reason(exc),
+                key,
+            )
+            self._keep(outcome)
+
+    async def _write(self, outcome: _Outcome) -> None:
+        key = outcome.key
+        if outcome.result is None:
+            await self._execute(_RELEASE, (key, outcome.holder))
+        else:
+            _, count = await self._execute(
+                _COMPLETE, (outcome.result, self.expiry_s, key, outcome.holder)
+            )
+            if count == 0:
+                log.warning("idempotency: the claim of %s was taken over before it completed", key)
+        if self._kept.get((key, outcome.holder)) is outcome:
+            del self._kept[key, outcome.holder]
+
+    # -- outcomes kept while the database failed -----------------------------------------
+
+    def _keep(self, outcome: _Outcome) -> None:
+        self._kept[outcome.key, outcome.holder] = outcome
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._retry_kept())
+
+    async def _retry_kept(self) -> None:
+        delay = _FIRST_RETRY_S
+        while self._kept:
+            await asyncio.sleep(delay)
+            if await self.flush():
+                log.info("idempotency store in %s answers again: kept outcomes written", self.where)
+                return
+            delay = min(delay * 2, _MAX_RETRY_S)
+
+    async def flush(self) -> bool:
+        for outcome in list(self._kept.values()):
+            try:
+                await self._write(outcome)
+            except (psycopg.Error, SchemaError):
+                return False
+        return not self._kept
+
+    async def purge_expired(self) -> int:
+        try:
+            _, count = await self._execute(_PURGE, None)
+        except (psycopg.Error, SchemaError) as exc:
+            raise self._unavailable(exc) from exc
+        return count
+
+    async def aclose(self) -> None:
+        """Stop retrying and close this loop's pool (kept outcomes are dropped: flush first)."""
+        if self._retry is not None and not self._retry.done():
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+        pool, owner = self._pool, self._pool_owner
+        self._pool = self._pool_owner = None
+        if pool is not None and owner == (os.getpid(), asyncio.get_running_loop()):
+            await pool.close()
