@@ -30,6 +30,7 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
+    from govfn.chronicle.openlineage_sender import OpenLineageSender
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
@@ -71,6 +72,7 @@ class GovfnApp:
         metrics: Metrics | None = None,
         sink: SinkSender | None = None,
         checkpoints: CheckpointPublisher | None = None,
+        openlineage: OpenLineageSender | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -82,8 +84,11 @@ class GovfnApp:
         self.sink = sink
         self.checkpoints = checkpoints
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
+        self.openlineage = openlineage
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
+        if openlineage is not None:
+            runtime.observers.append(lambda plugin, context, result: openlineage.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
         self._check: Future[bool] | None = None
@@ -179,7 +184,7 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        runtime = runtime_from(settings, registry)
+        runtime = runtime_from(settings, registry, settings.chronicle_client(serving=True))
         runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
@@ -193,6 +198,7 @@ def create_app(
         metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
         checkpoints=settings.checkpoint_publisher(sink) if settings else None,
+        openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
