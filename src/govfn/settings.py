@@ -190,7 +190,7 @@ class Settings(NamedTuple):
             return None
         from govfn.chronicle.publisher import CheckpointPublisher
 
-        ledger = ledger or self.ledger()
+        ledger = self.ledger() if ledger is None else ledger  # (an empty ledger is falsy)
         signer = read_signer(self.signing_key_path)
         return CheckpointPublisher(
             ledger,

@@ -11,7 +11,8 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -31,6 +32,7 @@ from govfn.chronicle.store import GENESIS, chain_next
 from govfn.cli.group import cli
 
 from support import spec_note
+from support.http_server import binary_headers, start_server, stop_server
 from support.sink_double import SinkDouble
 
 NAME = "govfn.example/pods"
@@ -436,3 +438,82 @@ def test_the_publisher_signs_the_logs_it_writes_and_sends_them_after_their_recor
         "4",
         "4",
     ]
+
+
+# -- a serving pod ----------------------------------------------------------------------
+
+
+def post_events(url: str, count: int) -> None:
+    import urllib.request
+
+    for i in range(count):
+        request = urllib.request.Request(
+            url + "/",
+            data=b'{"i": %d}' % i,
+            headers=binary_headers(event_id=f"pg-cp-{i}"),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+
+def signed_heads(sink: SinkDouble, vkey: str) -> dict[str, int]:
+    """The largest tree size each origin's checkpoints sent to the sink sign."""
+    heads: dict[str, int] = {}
+    for event in sink.received:
+        if event["ce-type"] == "CHRONICLE_CHECKPOINT":
+            origin, size = spec_note.verify_note(event["body"].encode(), vkey).split("\n")[:2]
+            heads[origin] = max(heads.get(origin, 0), int(size))
+    return heads
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    for _ in range(int(timeout_s / 0.05)):
+        if condition() or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return bool(condition())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interval", ["0.2", "3600"])
+def test_a_serving_pod_on_postgres_signs_each_log_on_schedule_and_at_sigterm(
+    postgres_uri: str, sink: SinkDouble, tmp_path: Path, interval: str
+) -> None:
+    signer = Signer.generate(NAME)
+    key = tmp_path / "pods.key"
+    key.write_text(signer.encode() + "\n")
+    vkey = signer.verifier().encode()
+    env = {
+        "GOVFN_CHRONICLE": postgres_uri,
+        "GOVFN_CHRONICLE_SPOOL": str(tmp_path / "spool"),
+        "K_SINK": sink.url,
+        "GOVFN_CHRONICLE_SIGNING_KEY": str(key),
+        "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": interval,
+    }
+    server = start_server(tmp_path, "--workers", "2", env=env)
+    try:
+        post_events(server.url, 6)
+        if interval == "0.2":  # on schedule, while serving: every record is under a note
+            assert wait_for(lambda: sum(signed_heads(sink, vkey).values()) == 12), server.log_text()
+        else:
+            kinds = lambda: [e["ce-type"] for e in sink.received]  # noqa: E731
+            assert wait_for(lambda: len([k for k in kinds() if k != "CHRONICLE_CHECKPOINT"]) == 12)
+            assert signed_heads(sink, vkey) == {}
+    finally:
+        stop_server(server)  # SIGTERM
+    assert server.process.returncode == 0, server.log_text()
+    with PostgresLedger(postgres_uri) as ledger:
+        assert ledger.verify().ok
+        heads = {head.log: head for head in ledger.tree_heads()}
+        notes = {log_id: ledger.log(log_id).signed_checkpoints() for log_id in heads}
+    assert sum(head.tree_size for head in heads.values()) == 12
+    sent = signed_heads(sink, vkey)  # sent before the workers exited
+    assert sent == {f"{NAME}/{log_id}": head.tree_size for log_id, head in heads.items()}
+    for log_id, head in heads.items():
+        last = spec_note.verify_note(notes[log_id][-1].encode(), vkey).split("\n")
+        root64 = base64.b64encode(bytes.fromhex(head.root)).decode()
+        assert last[:3] == [f"{NAME}/{log_id}", str(head.tree_size), root64]
+        sizes = [int(spec_note.verify_note(n.encode(), vkey).split("\n")[1]) for n in notes[log_id]]
+        assert sizes == sorted(set(sizes))  # one note per head, never an older one after
