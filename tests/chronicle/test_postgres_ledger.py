@@ -261,6 +261,12 @@ def test_a_role_that_may_not_run_ddl_is_told_to_run_init(
         ledger.append(make(2))  # the serving role appends; it runs no DDL
         assert ledger.verify().ok
         root = ledger.tree_heads()[0].root
+        from govfn.chronicle.note import Signer
+        from govfn.chronicle.publisher import CheckpointPublisher
+
+        signer = Signer.generate("govfn.example/role")
+        assert CheckpointPublisher(ledger, signer, signer.name).publish_once() is not None
+        assert len(ledger.log(1).signed_checkpoints()) == 1  # signed with SELECT and INSERT
     assert json.loads(govfn("chronicle", "checkpoint", "--ledger", postgres_uri).stdout) == {
         "logs": [{"log": 1, "tree_size": 2, "root": root}]
     }
