@@ -7,7 +7,11 @@ writes them: a trigger event -> FUNCTION_INVOKED/COMPLETED of `billing` whose re
 triggers FUNCTION_INVOKED/COMPLETED of `meter`. Timed: reading every record
 (`Ledger.records()`), building the `LineageIndex` from them (one pass), one `lineage()`
 walk from a random trigger CID (median), and turning every record into an OpenLineage
-RunEvent. Also the resident memory the index adds.
+RunEvent. Also the resident memory the index adds. Then the same walks through the
+ledger's lookup keys (`LedgerLineage`, what `GET /chronicle/lineage/<cid>` does): the
+one-time filing of every record's links (`file_links`, paid by the first walk), the
+median walk, and the peak memory one walk allocates (tracemalloc), measured before the
+whole-log index exists.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ import resource
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 from govfn.chronicle.cid import content_cid
 from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.lineage import LineageIndex
+from govfn.chronicle.lineage_lookup import LedgerLineage
 from govfn.chronicle.openlineage import OpenLineageExport
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record, function_record
 from govfn.replies import reply_event_id
@@ -98,6 +104,21 @@ def measure(size: int, queries: int) -> dict[str, float]:
         started = time.perf_counter()
         count = sum(1 for _ in ledger.records())
         read_s = time.perf_counter() - started
+        started = time.perf_counter()
+        ledger.file_links()
+        links_s = time.perf_counter() - started
+        sample = random.sample(triggers, min(queries, len(triggers)))
+        lookups = []
+        for trigger in sample:
+            started = time.perf_counter()
+            graph = LedgerLineage(ledger).lineage(trigger)
+            lookups.append(time.perf_counter() - started)
+            assert len(graph.nodes) == 8, len(graph.nodes)
+        tracemalloc.start()
+        for trigger in sample[:20]:
+            LedgerLineage(ledger).lineage(trigger)
+        walk_peak_kb = tracemalloc.get_traced_memory()[1] / 1024
+        tracemalloc.stop()
         gc.collect()
         before = _rss_mb()
         started = time.perf_counter()
@@ -105,7 +126,7 @@ def measure(size: int, queries: int) -> dict[str, float]:
         build_s = time.perf_counter() - started
         grown = _rss_mb() - before
         walks = []
-        for trigger in random.sample(triggers, min(queries, len(triggers))):
+        for trigger in sample:
             started = time.perf_counter()
             graph = index.lineage(trigger)
             walks.append(time.perf_counter() - started)
@@ -122,6 +143,9 @@ def measure(size: int, queries: int) -> dict[str, float]:
         "index_mb": grown,
         "walk_us": statistics.median(walks) * 1e6,
         "export_s": export_s,
+        "links_s": links_s,
+        "lookup_walk_us": statistics.median(lookups) * 1e6,
+        "lookup_walk_peak_kb": walk_peak_kb,
     }
 
 
@@ -130,12 +154,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    print("records  read(s)  index(s)  index(MB, RSS growth)  walk(µs, median)  export(s)")
+    print(
+        "records  read(s)  index(s)  index(MB, RSS growth)  walk(µs, median)  export(s)"
+        "  | links filed once(s)  walk by keys(µs, median)  walk by keys(KB, peak)"
+    )
     for size in (int(s) for s in args.sizes.split(",")):
         m = measure(size, args.queries)
         print(
             f"{m['records']:>7}  {m['read_s']:7.2f}  {m['index_s']:8.2f}  {m['index_mb']:21.0f}"
             f"  {m['walk_us']:16.0f}  {m['export_s']:9.2f}"
+            f"  | {m['links_s']:19.2f}  {m['lookup_walk_us']:24.0f}"
+            f"  {m['lookup_walk_peak_kb']:22.0f}"
         )
 
 

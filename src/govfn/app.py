@@ -30,6 +30,7 @@ from govfn.settings import Settings
 
 if TYPE_CHECKING:
     from govfn.chronicle.ledger import Ledger
+    from govfn.chronicle.openlineage_sender import OpenLineageSender
     from govfn.chronicle.postgres_ledger import PostgresLedger
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
@@ -72,6 +73,7 @@ class GovfnApp:
         metrics: Metrics | None = None,
         sink: SinkSender | None = None,
         checkpoints: CheckpointPublisher | None = None,
+        openlineage: OpenLineageSender | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = runtime.registry
@@ -83,8 +85,11 @@ class GovfnApp:
         self.sink = sink
         self.checkpoints = checkpoints
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
+        self.openlineage = openlineage
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
+        if openlineage is not None:
+            runtime.observers.append(lambda plugin, context, result: openlineage.notify())
         self._management: WsgiApp | None = None
         self._management_lock = threading.Lock()
         self._check: Future[bool] | None = None
@@ -182,7 +187,7 @@ def create_app(
         registry.freeze("govfn.app")
         runtime = FunctionRuntime(
             registry,
-            settings.chronicle_client(),
+            settings.chronicle_client(serving=True),
             spool_dir=str(settings.spool_dir),
             idempotency=settings.idempotency_store(),
         )
@@ -199,6 +204,7 @@ def create_app(
         metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
         checkpoints=settings.checkpoint_publisher(sink, _ledger_of(runtime)) if settings else None,
+        openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))

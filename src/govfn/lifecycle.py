@@ -20,6 +20,8 @@ def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
     arrives (govfn's worker drains through its own handler)."""
     if app.sink is not None:
         app.sink.start()
+    if app.openlineage is not None:
+        app.openlineage.start()
     if app.checkpoints is not None:
         app.checkpoints.start()
     app.metrics.load_soon()  # off the path of the first answer
@@ -51,6 +53,10 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
         left = app.sink.stop(drain_timeout_s)
         if left:
             log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
+    if app.openlineage is not None:
+        left = app.openlineage.stop(drain_timeout_s)
+        if left:
+            log.warning("%d OpenLineage event(s) stay queued for the next start", left)
     if app.tracer is not None:
         try:
             app.tracer.shutdown()  # exports the spans still queued

@@ -26,6 +26,9 @@ GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY
 GOVFN_CHRONICLE_ORIGIN        the checkpoints' origin line (default: the key's name; on
                               PostgreSQL each log's is <origin>/<log id>)
 GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S   how often they are signed (default 60)
+GOVFN_OPENLINEAGE_URL         an OpenLineage backend: RunEvents go live to <url>/api/v1/lineage
+                              (SQLite Chronicle)
+GOVFN_NAMESPACE               their job namespace (the deployment's; default govfn)
 OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT   ask for traces (govfn[otel])
 """
 
@@ -45,6 +48,7 @@ from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
     from govfn.chronicle.note import Signer
+    from govfn.chronicle.openlineage_sender import OpenLineageSender
     from govfn.chronicle.postgres_ledger import PostgresLedger
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
@@ -59,14 +63,20 @@ def chronicle_backend(value: str) -> Literal["postgres", "sqlite"]:
 
 
 def chronicle_ledger(
-    value: str, *, sync: str = "normal", outbox: bool = False
+    value: str,
+    *,
+    sync: str = "normal",
+    outbox: bool | None = None,
+    openlineage: bool | None = None,
 ) -> Ledger | PostgresLedger:
-    """The ledger a GOVFN_CHRONICLE / --ledger value names (nothing is opened yet)."""
+    """The ledger a GOVFN_CHRONICLE / --ledger value names (nothing is opened yet).
+    `outbox` / `openlineage` None (anything but a serving process): a SQLite file keeps
+    the queueing settings it has; its records are queued as its serving process said."""
     if chronicle_backend(value) == "postgres":
         from govfn.chronicle.postgres_ledger import PostgresLedger
 
-        return PostgresLedger(value, outbox=outbox)
-    return Ledger(value, sync=sync, outbox=outbox)
+        return PostgresLedger(value, outbox=bool(outbox))
+    return Ledger(value, sync=sync, outbox=outbox, openlineage=openlineage)
 
 
 class Settings(NamedTuple):
@@ -95,6 +105,8 @@ class Settings(NamedTuple):
     # OTEL_* and K_SERVICE, for govfn.observability.tracing (the OpenTelemetry SDK reads
     # the variables it knows itself as well)
     telemetry: Mapping[str, str] = MappingProxyType({})
+    openlineage_url: str | None = None
+    namespace: str = "govfn"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +158,8 @@ class Settings(NamedTuple):
             telemetry=MappingProxyType(
                 {k: v for k, v in env.items() if k.startswith("OTEL_") or k == "K_SERVICE"}
             ),
+            openlineage_url=env.get("GOVFN_OPENLINEAGE_URL") or None,
+            namespace=env.get("GOVFN_NAMESPACE", "").strip() or "govfn",
         )
 
     def with_functions(self, modules: tuple[str, ...]) -> Settings:
@@ -157,13 +171,21 @@ class Settings(NamedTuple):
         """GOVFN_CHRONICLE as given: the ledger file or the database URI."""
         return self.chronicle_uri or str(self.chronicle_path)
 
-    def ledger(self) -> Ledger | PostgresLedger:
+    def ledger(self, *, serving: bool = False) -> Ledger | PostgresLedger:
+        """The ledger. A serving process sets from K_SINK (GOVFN_OPENLINEAGE_URL) whether
+        a SQLite file queues its appends for the sink (the OpenLineage backend); anything
+        else (the CLI) leaves the file's settings alone. On PostgreSQL each process
+        queues its own appends when K_SINK is set."""
+        sink = bool(self.sink_url) if serving or self.chronicle_uri else None
         return chronicle_ledger(
-            self.chronicle_location, sync=self.chronicle_sync, outbox=bool(self.sink_url)
+            self.chronicle_location,
+            sync=self.chronicle_sync,
+            outbox=sink,
+            openlineage=bool(self.openlineage_url) if serving else None,
         )
 
-    def chronicle_client(self) -> LedgerChronicle | AsyncLedgerChronicle:
-        ledger = self.ledger()
+    def chronicle_client(self, *, serving: bool = False) -> LedgerChronicle | AsyncLedgerChronicle:
+        ledger = self.ledger(serving=serving)
         if isinstance(ledger, Ledger):
             return LedgerChronicle(ledger)
         return AsyncLedgerChronicle(ledger)
@@ -190,7 +212,7 @@ class Settings(NamedTuple):
             return None
         from govfn.chronicle.publisher import CheckpointPublisher
 
-        ledger = self.ledger() if ledger is None else ledger  # (an empty ledger is falsy)
+        ledger = self.ledger(serving=True) if ledger is None else ledger  # (empty is falsy)
         signer = read_signer(self.signing_key_path)
         return CheckpointPublisher(
             ledger,
@@ -217,6 +239,19 @@ class Settings(NamedTuple):
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
             outbox=outbox,
+        )
+
+    def openlineage_sender(self) -> OpenLineageSender | None:
+        """The RunEvent sender when GOVFN_OPENLINEAGE_URL is set; start it in each
+        serving process."""
+        if not self.openlineage_url:
+            return None
+        if self.chronicle_uri:
+            raise ValueError("GOVFN_OPENLINEAGE_URL needs the SQLite Chronicle")
+        from govfn.chronicle.openlineage_sender import OpenLineageSender
+
+        return OpenLineageSender(
+            self.chronicle_path, self.openlineage_url, namespace=self.namespace
         )
 
 

@@ -74,7 +74,7 @@ def test_without_sink_nothing_is_queued(tmp_path: Path) -> None:
     path = tmp_path / "chronicle.db"
     with Ledger(path, outbox=True) as ledger:
         ledger.append([Record.build("T", {"i": 0})])
-    with Ledger(path) as ledger:  # K_SINK gone: the outbox trigger is dropped
+    with Ledger(path, outbox=False) as ledger:  # a serving process without K_SINK
         ledger.append([Record.build("T", {"i": 1})])
         assert ledger._connection().execute("SELECT count(*) FROM outbox").fetchall() == [(1,)]
 
@@ -101,7 +101,9 @@ def test_settings_wire_the_sink(tmp_path: Path) -> None:
     settings = Settings.from_env(env)
     sender = settings.sink_sender()
     assert sender is not None and dict(sender.extensions) == {"cluster": "east", "n": "1"}
-    assert settings.ledger().outbox
+    assert settings.ledger(serving=True).outbox
+    assert settings.ledger().outbox is None  # the CLI leaves the file's setting alone
+    assert Settings.from_env({}).ledger(serving=True).outbox is False
     assert Settings.from_env({}).sink_sender() is None
     with pytest.raises(ValueError, match="K_SINK"):
         Settings.from_env(env | {"K_SINK": "ftp://x"}).sink_sender()

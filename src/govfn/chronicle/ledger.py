@@ -13,7 +13,9 @@ its append stored: its leaf hash, then each subtree it completes), written by a 
 in the statement that appends the record, so that a root, an inclusion proof or a
 consistency proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root)
 that later verification must still reproduce; `checkpoint_notes` keep signed checkpoints
-(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records. SQLite
+(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records;
+`openlineage_outbox` queues function records for GOVFN_OPENLINEAGE_URL. Whether records
+are queued is a setting in `ledger_settings` that only a serving process writes. SQLite
 triggers refuse UPDATE and DELETE on records and on their hashes.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
@@ -26,15 +28,17 @@ starts) plus a busy timeout.
 
 Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
 tree hashes cost one more row (64 bytes on average) at the end of one table, computed
-from the tree's right edge that the connection keeps (`govfn_tree`). There is
-deliberately no index on `cid`: it would double the pages each commit writes. Lookups
-by CID (`show`, `proof`) scan the `cid` column (a proof by leaf index does not);
-re-delivered records (`append(..., dedupe=True)`) are checked against the set of stored
-CIDs, which only recovery paths pay for.
+from the tree's right edge that the connection keeps (`govfn_tree`). Lookups by CID
+(`show`, `proof`, re-delivered records) go through `cid_keys`: the key of a record's CID
+(`lookup_keys.py`, 16 bytes an entry) is filed by the statement that appends it, at the
+price of one page of that index per commit; a ledger from before the keys has them filed
+once, when it is first opened. The keys of the CIDs a record links to (lineage hops)
+are filed in bulk when lineage is asked for (`file_links`), not by the append.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -42,7 +46,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from govfn.chronicle import merkle, tree
+from govfn.chronicle import lookup_keys, merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import (
@@ -75,10 +79,9 @@ _LOCK_WAIT_S = 30.0
 # cold start). Under "full" they are, so that no committed record can depend on them.
 _SCHEMA_SYNC = {"normal": "OFF", "full": "FULL"}
 
-_INSERT = (
-    "INSERT INTO records(cid, type, body, chain) VALUES (?, ?, ?, "
-    "govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), ?))"
-)
+# An append goes through the `record_appends` view: its trigger stores the record (with
+# the chain computed from the previous row) and files its lookup keys, in one statement.
+_INSERT = "INSERT INTO record_appends(cid, type, body, leaf, key) VALUES (?, ?, ?, ?, ?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -123,25 +126,76 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_until REAL    NOT NULL DEFAULT 0,
     attempts      INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS openlineage_outbox (
+    seq           INTEGER PRIMARY KEY,
+    claimed_until REAL    NOT NULL DEFAULT 0,
+    attempts      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS ledger_settings (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cid_keys (
+    key INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO ledger_settings(name, value)
+    SELECT 'cid_keys', 1 WHERE NOT EXISTS (SELECT 1 FROM records);
+CREATE VIEW IF NOT EXISTS record_appends(cid, type, body, leaf, key) AS
+    SELECT cid, type, body, chain, NULL FROM records WHERE 0;
+CREATE TRIGGER IF NOT EXISTS record_appends_insert INSTEAD OF INSERT ON record_appends
+BEGIN
+    INSERT INTO records(cid, type, body, chain) VALUES (NEW.cid, NEW.type, NEW.body,
+        govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), NEW.leaf));
+    INSERT INTO cid_keys(key, seq) VALUES (NEW.key, (SELECT max(seq) FROM records));
+END;
 """
 
-# With an outbox, every record is queued for the sink by the same INSERT statement that
-# stores it, so a record is in the ledger and in the outbox, or in neither.
-_OUTBOX_ON = """
+# Every record is queued for the sink by the same INSERT statement that stores it (so a
+# record is in the ledger and in the outbox, or in neither) while the `outbox` setting
+# is on. Only a serving process changes it (`Ledger(outbox=...)`): opening the file from
+# the CLI changes nothing a serving process relies on.
+# The same holds for OpenLineage RunEvents (function records only) and the `openlineage`
+# setting, for GOVFN_OPENLINEAGE_URL.
+_OUTBOX_TRIGGER = """
 CREATE TRIGGER IF NOT EXISTS records_to_outbox AFTER INSERT ON records
+WHEN (SELECT value FROM ledger_settings WHERE name = 'outbox')
 BEGIN INSERT INTO outbox(seq) VALUES (NEW.seq); END;
 """
-_OUTBOX_OFF = "DROP TRIGGER IF EXISTS records_to_outbox;"
+_OPENLINEAGE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS records_to_openlineage AFTER INSERT ON records
+WHEN NEW.type IN ('FUNCTION_INVOKED', 'FUNCTION_COMPLETED')
+    AND (SELECT value FROM ledger_settings WHERE name = 'openlineage')
+BEGIN INSERT INTO openlineage_outbox(seq) VALUES (NEW.seq); END;
+"""
+_SETTING = (
+    "INSERT INTO ledger_settings(name, value) VALUES (?, ?) "
+    "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+)
+_OUTBOX_STATE = (
+    "SELECT (SELECT value FROM ledger_settings WHERE name = 'outbox'), "
+    "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_outbox'), "
+    "(SELECT value FROM ledger_settings WHERE name = 'openlineage')"
+)
 _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
     "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
-    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree') ORDER BY name)"
+    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree', "
+    "'ledger_settings', 'cid_keys', 'record_appends', 'record_appends_insert', "
+    "'openlineage_outbox', 'records_to_openlineage') ORDER BY name)"
 )
 _SCHEMA_NAMES = (
-    "checkpoint_notes,checkpoints,merkle_nodes,merkle_nodes_no_delete,"
-    "merkle_nodes_no_update,note_outbox,outbox,records,records_no_delete,records_no_update,"
-    "records_to_tree"
+    "checkpoint_notes,checkpoints,cid_keys,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
+    "merkle_nodes_no_update,note_outbox,openlineage_outbox,outbox,record_appends,"
+    "record_appends_insert,records,records_no_delete,records_no_update,"
+    "records_to_openlineage,records_to_outbox,records_to_tree"
+)
+_KEYS_FILED = "SELECT value FROM ledger_settings WHERE name = 'cid_keys'"
+_BY_CID = (
+    "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+    "WHERE k.key = ? AND r.cid = ? ORDER BY k.seq LIMIT 1"
 )
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
 _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
@@ -156,13 +210,23 @@ class Ledger:
     """An append-only record store in one SQLite file."""
 
     def __init__(
-        self, path: str | os.PathLike[str], *, sync: str = "normal", outbox: bool = False
+        self,
+        path: str | os.PathLike[str],
+        *,
+        sync: str = "normal",
+        outbox: bool | None = None,
+        openlineage: bool | None = None,
     ) -> None:
+        """`outbox` (`openlineage`): True or False sets whether appends are queued for
+        the sink (for the OpenLineage endpoint); a serving process says so, from K_SINK
+        (GOVFN_OPENLINEAGE_URL). None, for any other reader or writer, leaves the
+        file's setting as it is."""
         if sync not in ("normal", "full"):
             raise ValueError(f"sync must be 'normal' or 'full', got {sync!r}")
         self.path = Path(path)
         self.sync = sync
         self.outbox = outbox
+        self.openlineage = openlineage
         self.checkpointer = BackgroundCheckpointer(self.path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
@@ -181,7 +245,7 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = open_shared(
                     self.path,
-                    schema=_SCHEMA + (_OUTBOX_ON if self.outbox else _OUTBOX_OFF),
+                    schema=_SCHEMA + _OUTBOX_TRIGGER + _OPENLINEAGE_TRIGGER,
                     schema_ready=self._schema_ready,
                     synchronous=_SCHEMA_SYNC[self.sync],
                 )
@@ -189,6 +253,9 @@ class Ledger:
                 conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
                 conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
                 self._builder = None
+                self._settle_outbox(conn)
+                if not conn.execute(_KEYS_FILED).fetchall():  # a ledger from before the keys
+                    self._in_transaction(conn, self._file_missing_keys)
                 records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
                 if records != hashed:  # a ledger from before the stored tree hashes
                     self._in_transaction(conn, self._store_missing_hashes)
@@ -200,10 +267,40 @@ class Ledger:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
-    def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        outbox = ",records_to_outbox" if self.outbox else ""
-        wanted = _SCHEMA_NAMES.replace(",records_to_tree", outbox + ",records_to_tree")
-        return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == wanted)
+    @staticmethod
+    def _schema_ready(conn: sqlite3.Connection) -> bool:
+        return bool(conn.execute(_SCHEMA_OBJECTS).fetchall()[0][0] == _SCHEMA_NAMES)
+
+    def _settle_outbox(self, conn: sqlite3.Connection) -> None:
+        """Write the outbox setting when this process sets it and the file says otherwise;
+        a ledger from before the setting, whose trigger queued every record, keeps
+        queueing them (its trigger becomes the one that reads the setting)."""
+        stored, trigger_sql, lineage_stored = conn.execute(_OUTBOX_STATE).fetchall()[0]
+        old_trigger = trigger_sql is not None and "ledger_settings" not in trigger_sql
+        wanted = int(self.outbox) if self.outbox is not None else (1 if old_trigger else None)
+        lineage = None if self.openlineage is None else int(self.openlineage)
+        outbox_changes = wanted is not None and wanted != stored
+        if not (
+            old_trigger or outbox_changes or (lineage is not None and lineage != lineage_stored)
+        ):
+            return
+
+        def settle(conn: sqlite3.Connection) -> int:
+            if old_trigger:
+                conn.execute("DROP TRIGGER IF EXISTS records_to_outbox")
+                conn.execute(_OUTBOX_TRIGGER)
+            if wanted is not None:
+                conn.execute(_SETTING, ("outbox", wanted))
+            if lineage is not None:
+                conn.execute(_SETTING, ("openlineage", lineage))
+            return 0
+
+        self._in_transaction(conn, settle)
+
+    def queues_for_sink(self) -> bool:
+        """Whether appends are queued in the outbox (the file's setting)."""
+        rows = self._connection().execute(_OUTBOX_STATE).fetchall()
+        return bool(rows[0][0])
 
     def prepare(self) -> None:
         """Create the file and its schema now (before forking workers, say), so that the
@@ -235,8 +332,7 @@ class Ledger:
             conn = self._connection()
             try:
                 if dedupe:
-                    stored = {row[0] for row in conn.execute("SELECT cid FROM records")}
-                    records = [r for r in records if r.cid not in stored]
+                    records = [r for r in records if not self._holds(conn, r.cid)]
                 if self._writer is not conn:  # readers keep SQLite's own 30 s busy wait
                     conn.execute("PRAGMA busy_timeout=0")
                     self._writer = conn
@@ -282,8 +378,14 @@ class Ledger:
             raise
 
     @staticmethod
-    def _row(record: Record) -> tuple[str, str, bytes, bytes]:
-        return (record.cid, record.type, record.canonical, merkle.leaf_hash(record.canonical))
+    def _row(record: Record) -> tuple[str, str, bytes, bytes, int]:
+        return (
+            record.cid,
+            record.type,
+            record.canonical,
+            merkle.leaf_hash(record.canonical),
+            lookup_keys.lookup_key(record.cid),
+        )
 
     def _tree_hashes_for(self, conn: sqlite3.Connection) -> Callable[[int, bytes], bytes]:
         """`govfn_tree(seq, body)`, run by the `records_to_tree` trigger under the write
@@ -323,6 +425,46 @@ class Ledger:
             hashed += len(nodes)
         return int(records)
 
+    @staticmethod
+    def _file_missing_keys(conn: sqlite3.Connection) -> int:
+        """Inside a write transaction, file the key of every record's CID (once, for a
+        ledger written before `cid_keys` existed; keys already filed stay as they are)."""
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, cid FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, _BACKFILL_BATCH),
+            ).fetchall()
+            if not rows:
+                break
+            conn.executemany(
+                "INSERT OR IGNORE INTO cid_keys(key, seq) VALUES (?, ?)",
+                sorted((lookup_keys.lookup_key(cid), seq) for seq, cid in rows),
+            )
+            last = rows[-1][0]
+        conn.execute("INSERT OR IGNORE INTO ledger_settings(name, value) VALUES ('cid_keys', 1)")
+        return last
+
+    def file_links(self, batch: int = 8192) -> int:
+        """File the lineage links (`lookup_keys.LINKS`) of the records appended since
+        they were last filed, `batch` records per transaction (appends wait for one
+        batch at most); return how many records were filed. The keys are random, so a
+        batch rewrites index pages all over: a page cache of up to 64 MB while filing
+        keeps each page written about once per batch."""
+        filed = 0
+        conn = self._connection()
+        (cache,) = conn.execute("PRAGMA cache_size").fetchall()[0]
+        conn.execute(f"PRAGMA cache_size={min(int(cache), -65536)}")
+        try:
+            while True:
+                with self._lock:
+                    done = self._in_transaction(conn, lambda conn: _file_links_once(conn, batch))
+                filed += done
+                if done < batch:
+                    return filed
+        finally:
+            conn.execute(f"PRAGMA cache_size={int(cache)}")
+
     def _tree_size(self) -> int:
         """The current tree size, with every record's hashes stored."""
         conn = self._connection()
@@ -357,11 +499,12 @@ class Ledger:
         return size, head
 
     def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
-        """Keep a signed checkpoint note (and its tree head) and, with an outbox, queue it
-        for the sink, in one transaction. False if this very note is already stored, or
-        a note of a larger tree is: a head read before another signer (another worker of
-        the pod) stored a newer one must not land after it, since a witness takes only
-        trees that grow."""
+        """Keep a signed checkpoint note (and its tree head) and, while the ledger queues
+        records for the sink, queue it too, in one transaction (whoever signed it: a
+        serving process or the CLI). False if this very note is already stored, or a note
+        of a larger tree is: a head read before another signer (another worker of the pod)
+        stored a newer one must not land after it, since a witness takes only trees that
+        grow."""
         with self._lock:
             conn = self._connection()
             try:
@@ -382,8 +525,12 @@ class Ledger:
                         "VALUES (?, ?, ?) RETURNING id",
                         (tree_size, note, _now()),
                     ).fetchall()
-                    if stored and self.outbox:
-                        conn.execute("INSERT INTO note_outbox(id) VALUES (?)", (stored[0][0],))
+                    if stored:
+                        conn.execute(
+                            "INSERT INTO note_outbox(id) SELECT ? WHERE (SELECT value FROM "
+                            "ledger_settings WHERE name = 'outbox')",
+                            (stored[0][0],),
+                        )
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -428,13 +575,33 @@ class Ledger:
         for _, _cid, record_type, body, _ in self._rows():
             yield Record.from_canonical(record_type, bytes(body))
 
+    @staticmethod
+    def _holds(conn: sqlite3.Connection, cid: str) -> bool:
+        return bool(conn.execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall())
+
     def get(self, cid: str) -> Record | None:
+        """The record with this CID (through its lookup key: O(log n))."""
+        rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
+        return Record.from_canonical(rows[0][1], bytes(rows[0][2])) if rows else None
+
+    def records_naming(self, text: str, limit: int) -> list[tuple[int, Record]]:
+        """Up to `limit` records with their positions, oldest first, whose CID is `text`
+        or that name it in one of their lineage links (`lookup_keys.LINKS`, as far as
+        `file_links` filed them); through the lookup keys, so keys that collide may bring
+        others, which the caller's comparison drops."""
         rows = (
             self._connection()
-            .execute("SELECT type, body FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,))
+            .execute(
+                "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+                "WHERE k.key = ? ORDER BY k.seq LIMIT ?",
+                (lookup_keys.lookup_key(text), limit),
+            )
             .fetchall()
         )
-        return Record.from_canonical(rows[0][0], bytes(rows[0][1])) if rows else None
+        return [
+            (seq - 1, Record.from_canonical(record_type, bytes(body)))
+            for seq, record_type, body in rows
+        ]
 
     def head(self) -> tuple[int, str]:
         """(tree size, root hex) of the whole log, from O(log n) stored hashes."""
@@ -451,12 +618,8 @@ class Ledger:
         return tree.tree_hash(size, _reader(self._connection()))
 
     def leaf_index(self, cid: str) -> int | None:
-        """Where a record sits in the log (a scan of the `cid` column: there is no index)."""
-        rows = (
-            self._connection()
-            .execute("SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,))
-            .fetchall()
-        )
+        """Where a record sits in the log (through its lookup key: O(log n))."""
+        rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
         return int(rows[0][0]) - 1 if rows else None
 
     def proof(self, cid: str, tree_size: int | None = None) -> InclusionProof:
@@ -553,6 +716,36 @@ class Ledger:
         built: tree.TreeBuilder, problem: str, seq: int | None = None, cid: str | None = None
     ) -> VerifyReport:
         return VerifyReport(False, built.size, built.root().hex(), problem, seq, cid)
+
+
+_LINKS_FILED = "SELECT value FROM ledger_settings WHERE name = 'links_through'"
+
+
+def _file_links_once(conn: sqlite3.Connection, batch: int) -> int:
+    """Inside a write transaction, file the links of up to `batch` records past the
+    `links_through` mark, sorted by key (neighbouring index pages), and move the mark."""
+    through = conn.execute(_LINKS_FILED).fetchall()
+    last = int(through[0][0]) if through else 0
+    rows = conn.execute(
+        "SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (last, batch)
+    ).fetchall()
+    if not rows:
+        return 0
+    entries = sorted(
+        (key, seq) for seq, body in rows for key in lookup_keys.link_keys(_payload(bytes(body)))
+    )
+    conn.executemany("INSERT OR IGNORE INTO cid_keys(key, seq) VALUES (?, ?)", entries)
+    conn.execute(
+        "INSERT INTO ledger_settings(name, value) VALUES ('links_through', ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (rows[-1][0],),
+    )
+    return len(rows)
+
+
+def _payload(body: bytes) -> dict[str, object]:
+    payload = json.loads(body)
+    return payload if isinstance(payload, dict) else {}
 
 
 def _reader(conn: sqlite3.Connection) -> tree.HashReader:

@@ -13,6 +13,8 @@ event marks that edge `via: "reply"`; an edge that only shares content is `via: 
 `LineageIndex` reads the records once (any iterable of `Record`: a ledger's `records()`,
 several logs chained) into maps keyed by every CID a hop follows, so each hop of a walk
 is a dictionary lookup; it keeps only the fields a graph shows, not whole payloads.
+`lineage_lookup.LedgerLineage` fills the same maps on demand, with only the records a
+walk reaches, from a ledger that finds records by the CIDs they name.
 """
 
 from __future__ import annotations
@@ -169,8 +171,13 @@ class LineageIndex:
 
     # -- lookups ---------------------------------------------------------------------
 
+    def _load(self, key: str) -> None:
+        """Make sure every record that is or names `key` is indexed (all are, here; a
+        subclass reads them on demand)."""
+
     def resolve(self, key: str) -> str | None:
         """The node a CID (record or content) or an invocation id names, if any."""
+        self._load(key)
         if key in self.invoked or key in self.completed or self._is_content(key):
             return key
         return self._invoked_by_run.get(key) or self._completed_by_run.get(key)
@@ -182,6 +189,9 @@ class LineageIndex:
         )
 
     def completions_of(self, invoked: Invoked) -> list[str]:
+        self._load(invoked.cid)
+        if invoked.invocation_id:
+            self._load(invoked.invocation_id)
         found = self._completions.get(invoked.cid)
         if found:
             return found
@@ -191,6 +201,10 @@ class LineageIndex:
         return []
 
     def invocation_of(self, completed: Completed) -> str | None:
+        if completed.invoked_cid:
+            self._load(completed.invoked_cid)
+        if completed.invocation_id:
+            self._load(completed.invocation_id)
         if completed.invoked_cid and completed.invoked_cid in self.invoked:
             return completed.invoked_cid
         if completed.invocation_id:
@@ -200,6 +214,7 @@ class LineageIndex:
     # -- edges -------------------------------------------------------------------------
 
     def successors(self, node: str) -> Iterator[Edge]:
+        self._load(node)
         if node in self.invoked:
             for done in self.completions_of(self.invoked[node]):
                 yield Edge(node, done, "completed")
@@ -218,6 +233,7 @@ class LineageIndex:
                     yield Edge(node, reply_cid, "reply data")
 
     def predecessors(self, node: str) -> Iterator[Edge]:
+        self._load(node)
         if node in self.invoked:
             invoked = self.invoked[node]
             if invoked.trigger_event_cid:
@@ -243,6 +259,7 @@ class LineageIndex:
 
     def _via(self, content_cid: str, invoked: Invoked) -> str:
         """ "reply" when the invocation's trigger event is a recorded reply event."""
+        self._load(content_cid)
         for done in self._by_reply.get(content_cid, ()):
             completed = self.completed[done]
             if (completed.reply_id, completed.reply_source) == (
@@ -288,6 +305,7 @@ class LineageIndex:
         )
 
     def node(self, cid: str) -> Node:
+        self._load(cid)
         if cid in self.invoked:
             run = self.invoked[cid]
             version = f"@{run.function_version}" if run.function_version else ""

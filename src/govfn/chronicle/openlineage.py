@@ -93,6 +93,20 @@ class OpenLineageExport:
             return self._end(record, invocation_id, function_id, version)
         return None
 
+    def event_alone(self, record: Record, version: str | None = None) -> dict[str, Any] | None:
+        """The RunEvent of one record on its own, keeping nothing (a live sender meets
+        the records of an invocation in any order): `version` is, for a
+        FUNCTION_COMPLETED, the function version its FUNCTION_INVOKED recorded."""
+        invocation_id = record.payload.get("invocation_id")
+        if not isinstance(invocation_id, str):
+            return None
+        if version is not None and record.type == FUNCTION_COMPLETED:
+            self._versions[invocation_id] = version
+        try:
+            return self.event(record)
+        finally:
+            self._versions.pop(invocation_id, None)
+
     def _job(self, function_id: str, version: Any) -> dict[str, Any]:
         facets: dict[str, Any] = {
             "jobType": _facet(

@@ -1,8 +1,9 @@
 """The K_SINK outbox as the sender sees it: claim due records, mark them sent, or release them.
 
 `SinkSender` works with any `OutboxQueue`: `SqliteOutbox` here (the `outbox` and
-`note_outbox` tables of the SQLite ledger file) or `postgres_outbox.PostgresOutbox`
-(shared by every pod). A claim carries a lease, so two senders never post the same
+`note_outbox` tables of the SQLite ledger file, or another queue table of it such as
+`openlineage_outbox`, without notes) or `postgres_outbox.PostgresOutbox` (shared by
+every pod). A claim carries a lease, so two senders never post the same
 record at the same time, and a record claimed by a process that died is claimed again
 once its lease ends.
 """
@@ -58,10 +59,15 @@ class OutboxQueue(Protocol):
 
 
 class SqliteOutbox:
-    """The `outbox` table of a SQLite ledger file (keys are record seqs)."""
+    """The `outbox` table of a SQLite ledger file (keys are record seqs), or another
+    queue table of the same shape (`table`; `notes=False`: it queues no notes)."""
 
-    def __init__(self, ledger_path: Path) -> None:
+    def __init__(self, ledger_path: Path, table: str = "outbox", *, notes: bool = True) -> None:
+        if table not in ("outbox", "openlineage_outbox"):
+            raise ValueError(f"no outbox table {table!r}")
         self.ledger_path = ledger_path
+        self.table = table
+        self.notes = notes
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._lock = threading.Lock()  # the sender thread and /metrics share the connection
@@ -79,9 +85,9 @@ class SqliteOutbox:
         with self._lock:
             conn = self._db()
             claimed = conn.execute(
-                "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1 WHERE seq IN "
-                "(SELECT seq FROM outbox WHERE claimed_until < ? ORDER BY seq LIMIT ?) "
-                "RETURNING seq",
+                f"UPDATE {self.table} SET claimed_until = ?, attempts = attempts + 1 "
+                f"WHERE seq IN (SELECT seq FROM {self.table} WHERE claimed_until < ? "
+                "ORDER BY seq LIMIT ?) RETURNING seq",
                 (now + lease_s, now, batch),
             ).fetchall()
             if not claimed:
@@ -95,17 +101,19 @@ class SqliteOutbox:
 
     def sent(self, key: Hashable) -> None:
         with self._lock:
-            self._db().execute("DELETE FROM outbox WHERE seq = ?", (key,))
+            self._db().execute(f"DELETE FROM {self.table} WHERE seq = ?", (key,))
 
     def release(self, keys: Sequence[Hashable], due_in_s: float) -> None:
         marks = ",".join("?" * len(keys))
         with self._lock:
             self._db().execute(
-                f"UPDATE outbox SET claimed_until = ? WHERE seq IN ({marks})",
+                f"UPDATE {self.table} SET claimed_until = ? WHERE seq IN ({marks})",
                 [time.time() + due_in_s, *keys],
             )
 
     def claim_notes(self, batch: int, lease_s: float) -> list[ClaimedNote]:
+        if not self.notes:
+            return []
         now = time.time()
         with self._lock:
             conn = self._db()
@@ -140,7 +148,8 @@ class SqliteOutbox:
                 rows = (
                     self._db()
                     .execute(
-                        "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM note_outbox)"
+                        f"SELECT (SELECT count(*) FROM {self.table}) + "
+                        f"(SELECT count(*) FROM note_outbox WHERE {int(self.notes)})"
                     )
                     .fetchall()
                 )

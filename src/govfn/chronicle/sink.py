@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import quote, urlsplit
 
 from govfn.chronicle.outbox import Claimed, ClaimedNote, OutboxQueue, SqliteOutbox
@@ -46,6 +46,9 @@ _SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
 @dataclass
 class SinkSender:
+    """The K_SINK sender; `deliver` and `setting` are what another destination of the
+    same outbox design (`openlineage_sender`) changes."""
+
     ledger_path: Path
     sink_url: str
     extensions: Mapping[str, str] = field(default_factory=dict)
@@ -59,19 +62,24 @@ class SinkSender:
     failures: int = 0
     outbox: OutboxQueue | None = None  # default: the outbox tables of the file at ledger_path
 
+    setting: ClassVar[str] = "K_SINK"  # how errors and logs name the destination
+
     def __post_init__(self) -> None:
         parts = urlsplit(self.sink_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"K_SINK must be an http(s) URL, got {self.sink_url!r}")
+            raise ValueError(f"{self.setting} must be an http(s) URL, got {self.sink_url!r}")
         self._parts = parts
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._queue: OutboxQueue = self.outbox or SqliteOutbox(Path(self.ledger_path))
+        self._queue: OutboxQueue = self.outbox or self.default_queue()
         self._http: http.client.HTTPConnection | None = None
         self._delay = self.first_delay_s
         self._warned_depth = 0
         self._pid = 0
+
+    def default_queue(self) -> OutboxQueue:
+        return SqliteOutbox(Path(self.ledger_path))
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -139,7 +147,7 @@ class SinkSender:
         if not rows:
             return self._send_checkpoints()
         for position, row in enumerate(rows):
-            if not self._post(row.cid, row.type, row.body):
+            if not self.deliver(row):
                 self._failed(rows[position:], self._queue.release)
                 return "failed"
             self._queue.sent(row.key)
@@ -178,15 +186,19 @@ class SinkSender:
         depth = self.depth()
         if depth >= max(100, 2 * self._warned_depth):
             self._warned_depth = depth
-            log.warning("chronicle outbox is growing: %d record(s) waiting for the sink", depth)
+            log.warning(
+                "chronicle outbox is growing: %d record(s) waiting for %s", depth, self.setting
+            )
 
     # -- I/O ---------------------------------------------------------------------------
+
+    def deliver(self, row: Claimed) -> bool:
+        """Send one queued record; True once the destination accepted it."""
+        return self._post(row.cid, row.type, row.body)
 
     def _post(
         self, cid: str, record_type: str, body: bytes, content_type: str = "application/json"
     ) -> bool:
-        import http.client  # only processes with K_SINK pay for it
-
         headers = {
             "ce-specversion": "1.0",
             "ce-id": cid,
@@ -203,18 +215,30 @@ class SinkSender:
             headers["content-type"] = f"{content_type}; charset=utf-8"
         for name, value in self.extensions.items():
             headers[f"ce-{name}"] = quote(value, safe=_SAFE)
+        return self.send(self._parts.path or "/", body, headers, cid)
+
+    def send(self, path: str, body: bytes, headers: Mapping[str, str], name: str) -> bool:
+        """POST on the kept-alive connection; True on a 2xx answer."""
+        import http.client
+
         try:
             connection = self._connection()
-            connection.request("POST", self._parts.path or "/", body=body, headers=headers)
+            connection.request("POST", path, body=body, headers=dict(headers))
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as exc:
-            log.warning("chronicle sink %s unreachable: %s", self.sink_url, exc)
+            log.warning("chronicle %s %s unreachable: %s", self.setting, self.sink_url, exc)
             self._close_http()
             return False
         if 200 <= response.status < 300:
             return True
-        log.warning("chronicle sink %s answered %d for %s", self.sink_url, response.status, cid)
+        log.warning(
+            "chronicle %s %s answered %d for %s",
+            self.setting,
+            self.sink_url,
+            response.status,
+            name,
+        )
         if response.will_close:
             self._close_http()
         return False

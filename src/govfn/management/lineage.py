@@ -1,9 +1,11 @@
 """`GET /chronicle/lineage/<cid>` (the graph as JSON) and `.../view` (a page that draws it).
 
-The lineage index is built in one pass over this process's ledger on the first request
-and kept, so a request costs a dictionary lookup per hop. When the ledger has grown
-(`len`), it is read again and only the records past those already indexed are added (a
-ledger is append-only; neither backend reads from a position). The page is
+A ledger that finds records by the CIDs they name (the SQLite ledger, through its lookup
+keys) answers each request with the records around the graph alone (`LedgerLineage`):
+nothing of the log is kept between requests. For any other log, a lineage index is
+built in one pass over it on the first request and kept, so a request costs a
+dictionary lookup per hop; when the log has grown (`len`), it is read again and only the
+records past those already indexed are added (a log is append-only). The page is
 `static/lineage.html` with the graph inlined: it draws with no request of its own and
 loads nothing from elsewhere.
 """
@@ -16,10 +18,11 @@ import threading
 from collections.abc import Iterator, Sized
 from importlib import resources
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from govfn.chronicle.lineage import LineageGraph, LineageIndex
 from govfn.chronicle.lineage_formats import COLOURS
+from govfn.chronicle.lineage_lookup import LedgerLineage, NamingLog, finds_by_name
 from govfn.chronicle.records import Record
 from govfn.problem import HttpProblem
 
@@ -47,17 +50,23 @@ class LineageViews:
             )
         if self.log is None:
             raise HttpProblem(404, "this process keeps no Chronicle ledger", attribute="cid")
+        if finds_by_name(self.log):
+            index: LineageIndex = LedgerLineage(cast("NamingLog", self.log))
+            return self._walk(index, key, len(self.log))
         with self._lock:
             self._catch_up(self.log)
-            try:
-                return self._index.lineage(key)
-            except KeyError:
-                raise HttpProblem(
-                    404,
-                    f"{key!r} is no CID or invocation id in the Chronicle "
-                    f"({self._index.records} records read)",
-                    attribute="cid",
-                ) from None
+            return self._walk(self._index, key, self._index.records)
+
+    @staticmethod
+    def _walk(index: LineageIndex, key: str, records: int) -> LineageGraph:
+        try:
+            return index.lineage(key)
+        except KeyError:
+            raise HttpProblem(
+                404,
+                f"{key!r} is no CID or invocation id in the Chronicle ({records} records)",
+                attribute="cid",
+            ) from None
 
     def _catch_up(self, log: Log) -> None:
         size = len(log)
