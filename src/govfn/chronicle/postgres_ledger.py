@@ -516,8 +516,10 @@ class PostgresLedger:
         return PostgresLog(self, log_id)
 
     def own_logs(self) -> list[PostgresLog]:
-        """The logs this process has appended to (what its checkpoint publisher signs)."""
-        self._forked()
+        """The logs this process has appended to (what its checkpoint publisher signs); in
+        a forked child that has not appended yet, none (its parent's are not its own)."""
+        if self._pid != os.getpid():
+            return []
         return [self.log(log_id) for log_id in sorted(self._own_logs)]
 
     def logs_to_sign(self) -> list[tuple[str | None, PostgresLog]]:
