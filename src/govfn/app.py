@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, cast
 
+from govfn.assembly import runtime_from
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
 from govfn.observability.metrics import Metrics, PodMetrics
-from govfn.problem import HttpProblem
+from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.receivers import Receivers, StartResponse
@@ -105,7 +106,7 @@ class GovfnApp:
             if answer is not None:
                 status, body = answer
                 start_response(
-                    "200 OK" if status == 200 else "503 Service Unavailable",
+                    status_line(status),
                     [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
                 )
                 return [body]
@@ -185,12 +186,7 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        runtime = FunctionRuntime(
-            registry,
-            settings.chronicle_client(serving=True),
-            spool_dir=str(settings.spool_dir),
-            idempotency=settings.idempotency_store(),
-        )
+        runtime = runtime_from(settings, registry, settings.chronicle_client(serving=True))
         runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
