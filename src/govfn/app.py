@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from govfn.assembly import runtime_from
 from govfn.observability.health import HEALTH_PATHS, health_answer
@@ -30,7 +30,9 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
+    from govfn.chronicle.ledger import Ledger
     from govfn.chronicle.openlineage_sender import OpenLineageSender
+    from govfn.chronicle.postgres_ledger import PostgresLedger
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
@@ -197,7 +199,7 @@ def create_app(
         config,
         metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
-        checkpoints=settings.checkpoint_publisher(sink) if settings else None,
+        checkpoints=settings.checkpoint_publisher(sink, _ledger_of(runtime)) if settings else None,
         openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
@@ -207,6 +209,13 @@ def create_app(
         app.tracer = _tracer(runtime, telemetry)
     app.state.mark_started()
     return app
+
+
+def _ledger_of(runtime: FunctionRuntime) -> Ledger | PostgresLedger | None:
+    """The ledger the runtime's Chronicle client appends to (its checkpoints are signed)."""
+    client = runtime.backstop.client if runtime.backstop is not None else None
+    ledger = getattr(client, "ledger", None)
+    return cast("Ledger | PostgresLedger", ledger) if hasattr(ledger, "logs_to_sign") else None
 
 
 def _tracer(runtime: FunctionRuntime, settings: Settings) -> InvocationTracer | None:
