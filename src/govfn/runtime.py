@@ -12,7 +12,7 @@ Records go through a `Backstop`, so a Chronicle client that raises never breaks 
 invocation and never loses the record. Functions declared `idempotent` run once per
 trigger event (source + id) when the runtime has an `IdempotencyStore`.
 
-What a failing dependency makes of an invocation (error_kind "unavailable", which the
+What a failing dependency makes of an invocation (ErrorKind.UNAVAILABLE, which the
 receivers answer 503 with Retry-After so that the broker retries):
   idempotency store unreachable                → the handler does not run (no claim)
   FUNCTION_INVOKED neither delivered nor spooled → the handler does not run
@@ -39,8 +39,9 @@ from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, functi
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, IdempotencyUnavailable, idempotency_key
+from govfn.outcome import ErrorKind
 from govfn.registry import FunctionRegistry
-from govfn.replies import reply_identity
+from govfn.replies import identity_of, is_reply
 
 log = logging.getLogger("govfn.runtime")
 
@@ -154,14 +155,14 @@ class FunctionRuntime:
         if plugin is None:
             result = FunctionResult.failure(
                 f"Unknown function: {function_id}",
-                "unknown_function",
+                ErrorKind.UNKNOWN_FUNCTION,
                 function_id=function_id,
                 invocation_id=context.invocation_id,
             )
         elif plugin.gsap_required and not context.gsap_context_id:
             result = FunctionResult.failure(
                 f"function {function_id!r} requires a GSAP context (gsapcontextid); none given",
-                "gsap_required",
+                ErrorKind.GSAP_REQUIRED,
                 function_id=function_id,
                 invocation_id=context.invocation_id,
             )
@@ -226,24 +227,24 @@ class FunctionRuntime:
         except IdempotencyUnavailable as exc:
             log.error("%s; %s not run", exc, plugin.function_id)
             return FunctionResult.failure(
-                "the idempotency store cannot be reached; retry later", "unavailable", **ids
+                "the idempotency store cannot be reached; retry later",
+                ErrorKind.UNAVAILABLE,
+                **ids,
             )
         if claim.status == "replay" and claim.result is not None:
-            replay = FunctionResult.from_dict(claim.result)
-            replay.replayed = True
-            return replay
+            return FunctionResult.from_dict(claim.result, replayed=True)
         if claim.status == "in_progress":
             return FunctionResult.failure(
                 f"event {context.event_source} {context.event_id} is being processed "
                 "by another delivery",
-                "in_progress",
+                ErrorKind.IN_PROGRESS,
                 **ids,
             )
         if claim.status == "conflict":
             return FunctionResult.failure(
                 f"event {context.event_source} {context.event_id} was already received "
                 "with a different payload",
-                "conflict",
+                ErrorKind.CONFLICT,
                 **ids,
             )
         try:
@@ -266,14 +267,14 @@ class FunctionRuntime:
         input_cid: str | None = None,
     ) -> tuple[FunctionResult, bool]:
         """The result, and whether its records are durable (delivered or spooled). When
-        FUNCTION_INVOKED is not, the handler does not run (the result is "unavailable")."""
+        FUNCTION_INVOKED is not, the handler does not run (the result is UNAVAILABLE)."""
         if input_cid is None:
             try:
                 input_cid = content_cid(event)
             except ValueError as exc:
                 failure = FunctionResult.failure(
                     f"event is not JSON: {exc}",
-                    "permanent",
+                    ErrorKind.PERMANENT,
                     function_id=plugin.function_id,
                     invocation_id=context.invocation_id,
                 )
@@ -302,7 +303,7 @@ class FunctionRuntime:
                 self.backstop.withdraw(invoked)
                 refused = FunctionResult.failure(
                     "the Chronicle cannot keep records (ledger and spool failed); retry later",
-                    "unavailable",
+                    ErrorKind.UNAVAILABLE,
                     function_id=plugin.function_id,
                     invocation_id=context.invocation_id,
                 )
@@ -311,76 +312,94 @@ class FunctionRuntime:
         started = time.perf_counter()
         cancelled: asyncio.CancelledError | None = None
         try:
-            result = await self._call_handler(plugin, event, context)
+            outcome = await self._call_handler(plugin, event, context)
         except asyncio.CancelledError as exc:  # e.g. the caller gave up: still record the end
             cancelled = exc
-            result = FunctionResult.failure("cancelled", "timeout")
-        result.duration_ms = round((time.perf_counter() - started) * 1000, 3)
-        result.function_id = plugin.function_id
-        result.invocation_id = context.invocation_id
-        if result.success:
-            result.reply_type = result.reply_type or plugin.reply_type
-            result.reply_is_event = result.reply_is_event or plugin.reply_is_event
-            if result.data is event and result._output_cid is None:
-                result._output_cid = input_cid  # returned its input: same content, same CID
+            outcome = FunctionResult.failure("cancelled", ErrorKind.CANCELLED)
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        output_cid = None
+        if outcome.success:
             try:
-                result.output_cid()
+                output_cid = input_cid if outcome.data is event else outcome.output_cid()
             except ValueError as exc:
-                result = FunctionResult.failure(
-                    f"handler returned data that is not JSON: {exc}",
-                    "error",
-                    duration_ms=result.duration_ms,
-                    function_id=plugin.function_id,
-                    invocation_id=context.invocation_id,
+                outcome = FunctionResult.failure(
+                    f"handler returned data that is not JSON: {exc}", ErrorKind.ERROR
                 )
+        success = outcome.success
+        error_kind = None if success else ErrorKind.of(outcome.error_kind)
+        reply_type, reply_is_event = outcome.reply_type, outcome.reply_is_event
+        if success:
+            reply_type = reply_type or plugin.reply_type
+            reply_is_event = reply_is_event or plugin.reply_is_event
 
+        lineage_cid = None
+        durable = True
         if plugin.chronicle_enabled and self.backstop:
-            reply = reply_identity(result, context.event_source, context.event_id)
+            reply = None
+            if is_reply(success, outcome.data, reply_type):
+                reply = identity_of(
+                    plugin.function_id,
+                    outcome.data,
+                    reply_is_event,
+                    output_cid or "",
+                    context.event_source,
+                    context.event_id,
+                )
             completed = function_record(
                 FUNCTION_COMPLETED,
                 function_id=plugin.function_id,
                 invocation_id=context.invocation_id,
                 invoked_cid=invoked_cid,
                 trigger_event_cid=trigger_cid,
-                success=result.success,
-                duration_ms=result.duration_ms,
-                output_cid=result.output_cid() if result.success else None,
+                success=success,
+                duration_ms=duration_ms,
+                output_cid=output_cid,
                 reply_id=reply.id if reply else None,
                 reply_source=reply.source if reply else None,
                 reply_cid=reply.data_cid if reply else None,
-                error=result.error,
-                error_kind=result.error_kind,
+                error=outcome.error,
+                error_kind=None if error_kind is None else error_kind.value,
                 completed_at=_now(),
             )
-            result.lineage_cid = completed.cid
+            lineage_cid = completed.cid
             durable = await self.backstop.emit(completed)
-        else:
-            durable = True
         if cancelled is not None:
             raise cancelled
+        result = FunctionResult(
+            success=success,
+            data=outcome.data,
+            error=outcome.error,
+            error_kind=error_kind,
+            duration_ms=duration_ms,
+            lineage_cid=lineage_cid,
+            function_id=plugin.function_id,
+            invocation_id=context.invocation_id,
+            reply_type=reply_type,
+            reply_is_event=reply_is_event,
+            _output_cid=output_cid,
+        )
         return result, durable
 
     async def _call_handler(
         self, plugin: FunctionPlugin, event: Any, context: FunctionContext
     ) -> FunctionResult:
+        """What the handler answered, or the failure it caused (kind not yet settled)."""
         try:
             if plugin.timeout is None:
                 result = await plugin.handle(event, context)
             else:
                 result = await asyncio.wait_for(plugin.handle(event, context), plugin.timeout)
         except TimeoutError:
-            return FunctionResult.failure("timeout", "timeout")
+            return FunctionResult.failure("timeout", ErrorKind.TIMEOUT)
         except PermanentError as exc:
-            return FunctionResult.failure(str(exc) or type(exc).__name__, "permanent")
+            return FunctionResult.failure(str(exc) or type(exc).__name__, ErrorKind.PERMANENT)
         except Exception as exc:
             log.exception("function %s raised", plugin.function_id)
-            return FunctionResult.failure(f"{type(exc).__name__}: {exc}", "error")
+            return FunctionResult.failure(f"{type(exc).__name__}: {exc}", ErrorKind.ERROR)
         if not isinstance(result, FunctionResult):
             return FunctionResult.failure(
-                f"handle() returned {type(result).__name__}, not FunctionResult", "error"
+                f"handle() returned {type(result).__name__}, not FunctionResult", ErrorKind.ERROR
             )
-        if not result.success and result.error_kind is None:
-            result.error_kind = "error"
         return result
 
     def _started(self, function_id: str, context: FunctionContext) -> list[InvocationEnd]:
@@ -403,8 +422,8 @@ class FunctionRuntime:
 
 
 def _unrecorded(result: FunctionResult) -> FunctionResult:
-    """What answers an invocation whose records nothing durable holds: "unavailable"."""
-    if result.error_kind == "unavailable":
+    """What answers an invocation whose records nothing durable holds: UNAVAILABLE."""
+    if result.error_kind is ErrorKind.UNAVAILABLE:
         return result
     log.error(
         "chronicle records of %s %s are kept in memory only; not acknowledged",
@@ -413,7 +432,7 @@ def _unrecorded(result: FunctionResult) -> FunctionResult:
     )
     return FunctionResult.failure(
         "the Chronicle cannot keep records (ledger and spool failed); retry later",
-        "unavailable",
+        ErrorKind.UNAVAILABLE,
         function_id=result.function_id,
         invocation_id=result.invocation_id,
     )

@@ -21,8 +21,10 @@ GOVFN_IDEMPOTENCY        idempotency store: a file, or a libpq URI (postgresql:/
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
 GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY+...): a
-                              serving process then signs checkpoints of its log
-GOVFN_CHRONICLE_ORIGIN        the checkpoints' origin line (default: the key's name)
+                              serving process then signs checkpoints of its log (on
+                              PostgreSQL: of each log it writes)
+GOVFN_CHRONICLE_ORIGIN        the checkpoints' origin line (default: the key's name; on
+                              PostgreSQL each log's is <origin>/<log id>)
 GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S   how often they are signed (default 60)
 GOVFN_OPENLINEAGE_URL         an OpenLineage backend: RunEvents go live to <url>/api/v1/lineage
                               (SQLite Chronicle)
@@ -130,11 +132,6 @@ class Settings(NamedTuple):
         if not interval > 0:
             raise ValueError("GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S must be a positive number")
         signing_key = env.get("GOVFN_CHRONICLE_SIGNING_KEY")
-        if signing_key and uri:
-            raise ValueError(
-                "GOVFN_CHRONICLE_SIGNING_KEY: signed checkpoints are kept by the SQLite "
-                "Chronicle only; unset it, or let GOVFN_CHRONICLE name a file"
-            )
         return cls(
             functions=functions,
             chronicle_path=chronicle,
@@ -206,15 +203,16 @@ class Settings(NamedTuple):
     def idempotency_store(self) -> IdempotencyStore:
         return open_store(self.idempotency_target(), expiry_s=self.idempotency_ttl_s)
 
-    def checkpoint_publisher(self, sink: SinkSender | None = None) -> CheckpointPublisher | None:
-        """The checkpoint signer of a serving process when a signing key is configured."""
+    def checkpoint_publisher(
+        self, sink: SinkSender | None = None, ledger: Ledger | PostgresLedger | None = None
+    ) -> CheckpointPublisher | None:
+        """The checkpoint signer of a serving process when a signing key is configured. On
+        PostgreSQL it signs the logs `ledger` writes: pass the runtime's own ledger."""
         if self.signing_key_path is None:
             return None
         from govfn.chronicle.publisher import CheckpointPublisher
 
-        ledger = self.ledger(serving=True)
-        if not isinstance(ledger, Ledger):
-            raise ValueError("GOVFN_CHRONICLE_SIGNING_KEY needs the SQLite Chronicle")
+        ledger = self.ledger(serving=True) if ledger is None else ledger  # (empty is falsy)
         signer = read_signer(self.signing_key_path)
         return CheckpointPublisher(
             ledger,

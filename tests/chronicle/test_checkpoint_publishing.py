@@ -4,6 +4,7 @@ double, then a real `govfn serve` with a signing key, stopped by SIGTERM."""
 from __future__ import annotations
 
 import base64
+import sqlite3
 import time
 from pathlib import Path
 
@@ -63,6 +64,29 @@ def test_publisher_signs_stores_and_sends_each_new_head(tmp_path: Path, sink: Si
     finally:
         sender.stop()
         ledger.close()
+
+
+def test_a_worker_whose_head_is_older_never_stores_its_note_after_a_newer_one(
+    tmp_path: Path,
+) -> None:
+    # Two workers of a pod sign one file: one reads the head at 6 records, the other signs
+    # at 8 first. A witness takes only growing trees, so the older note must not follow.
+    from govfn.chronicle.checkpoint import Checkpoint
+
+    signer = Signer.generate("govfn.example/pod")
+    path = tmp_path / "chronicle.db"
+    with Ledger(path, outbox=True) as slow_worker, Ledger(path, outbox=True) as fast_worker:
+        slow_worker.append([Record.build("TEST", {"n": n}) for n in range(6)])
+        size, root = slow_worker.head()
+        stale = Checkpoint("govfn.example/pod", size, bytes.fromhex(root))
+        fast_worker.append([Record.build("TEST", {"n": n}) for n in range(6, 8)])
+        fresh = CheckpointPublisher(fast_worker, signer, "govfn.example/pod").publish_once()
+        assert fresh is not None
+        assert not slow_worker.store_signed_checkpoint(6, stale.root, stale.sign(signer))
+        assert slow_worker.signed_checkpoints() == [fresh]
+        assert fast_worker.store_signed_checkpoint(8, stale.root, fresh) is False  # stored once
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM note_outbox").fetchone() == (1,)
 
 
 def test_settings_build_a_publisher_only_with_a_key(tmp_path: Path) -> None:

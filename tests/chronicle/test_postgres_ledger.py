@@ -223,7 +223,7 @@ def test_processes_starting_together_create_the_schema_once(postgres_uri: str) -
         thread.join(timeout=60)
     assert errors == []
     with psycopg.connect(postgres_uri) as conn:
-        assert conn.execute("SELECT version FROM chronicle.schema_version").fetchall() == [(1,)]
+        assert conn.execute("SELECT version FROM chronicle.schema_version").fetchall() == [(2,)]
         assert conn.execute("SELECT count(*) FROM chronicle.logs").fetchone() == (8,)
 
 
@@ -261,6 +261,12 @@ def test_a_role_that_may_not_run_ddl_is_told_to_run_init(
         ledger.append(make(2))  # the serving role appends; it runs no DDL
         assert ledger.verify().ok
         root = ledger.tree_heads()[0].root
+        from govfn.chronicle.note import Signer
+        from govfn.chronicle.publisher import CheckpointPublisher
+
+        signer = Signer.generate("govfn.example/role")
+        assert CheckpointPublisher(ledger, signer, signer.name).publish_once() is not None
+        assert len(ledger.log(1).signed_checkpoints()) == 1  # signed with SELECT and INSERT
     assert json.loads(govfn("chronicle", "checkpoint", "--ledger", postgres_uri).stdout) == {
         "logs": [{"log": 1, "tree_size": 2, "root": root}]
     }
@@ -481,7 +487,7 @@ def test_a_restarted_database_costs_no_failed_append(
     assert report.ok and report.records == 6
 
 
-def test_lineage_reads_a_postgres_chronicle_and_sqlite_only_features_are_refused(
+def test_lineage_reads_a_postgres_chronicle_and_checkpoint_commands_check_their_input(
     postgres_uri: str, tmp_path: Path
 ) -> None:
     env = {
@@ -496,22 +502,36 @@ def test_lineage_reads_a_postgres_chronicle_and_sqlite_only_features_are_refused
     assert outcome["lineage_cid"] in json.dumps(graph)
     key = tmp_path / "k.key"
     key.write_text("not a key")
-    for command in (
-        ["chronicle", "consistency", "1", "2"],
-        ["chronicle", "verify", "--verifier", "example.com+00000000+AAAA"],
-        ["chronicle", "checkpoint", "--key", str(key)],
+    for command, says in (
+        (["chronicle", "consistency", "1", "3"], "no consistency proof from tree size 1 to 3"),
+        (["chronicle", "consistency", "--log", "9", "1"], "no log 9"),
+        (["chronicle", "checkpoint", "--key", str(key)], "signer key"),
+        (["chronicle", "verify", "--verifier", "nonsense"], "verifier key"),
     ):
         refused = govfn(*command, env=env)
         assert refused.returncode == 2, (command, refused.stderr)
-        assert "needs the SQLite Chronicle" in refused.stderr
+        assert says in refused.stderr, (command, refused.stderr)
+    from govfn.chronicle.note import Signer
+
+    vkey = Signer.generate("govfn.example/none").verifier().encode()
+    unsigned = govfn("chronicle", "verify", "--verifier", vkey, env=env)
+    assert unsigned.returncode == 1
+    assert "no signed checkpoint to check the logs against" in unsigned.stderr
+    proof = json.loads(govfn("chronicle", "consistency", "1", env=env).stdout)
+    assert (proof["log"], proof["old_size"], proof["new_size"]) == (1, 1, 2)
 
 
-def test_signed_checkpoints_with_a_postgres_chronicle_are_a_settings_error(
-    tmp_path: Path,
-) -> None:
+def test_settings_build_a_checkpoint_publisher_for_a_postgres_chronicle(tmp_path: Path) -> None:
+    from govfn.chronicle.note import Signer
+
+    key = tmp_path / "pod.key"
+    key.write_text(Signer.generate("govfn.example/pods").encode() + "\n")
     env = {"GOVFN_CHRONICLE": "postgresql://app@127.0.0.1:1/govfn"}
-    with pytest.raises(ValueError, match="GOVFN_CHRONICLE_SIGNING_KEY"):
-        Settings.from_env(env | {"GOVFN_CHRONICLE_SIGNING_KEY": str(tmp_path / "k")})
+    settings = Settings.from_env(env | {"GOVFN_CHRONICLE_SIGNING_KEY": str(key)})
+    publisher = settings.checkpoint_publisher()
+    assert publisher is not None and publisher.origin == "govfn.example/pods"
+    assert isinstance(publisher.log, PostgresLedger)
+    assert publisher.publish_once() is None  # it has written no log: nothing to sign
 
 
 def test_a_sender_whose_database_is_away_backs_off_and_says_why(

@@ -88,3 +88,86 @@ def test_structured_extensions_may_be_integers_and_booleans() -> None:
     body = b'{"specversion":"1.0","id":"1","source":"/s","type":"T","count":3,"flag":true}'
     event = parse_request("application/cloudevents+json", {}, body)[0]
     assert event.attributes["count"] == "3" and event.attributes["flag"] == "true"
+
+
+def refusal(content_type: str, headers: dict[str, str], body: bytes) -> HttpProblem:
+    with pytest.raises(HttpProblem) as caught:
+        parse_request(content_type, headers, body)
+    return caught.value
+
+
+BINARY_NOT_IJSON = [
+    b'{"a":1e400}',
+    b'{"a":-1e400}',
+    b'{"a":NaN}',
+    b'{"a":Infinity}',
+    b'["\\ud800"]',  # a lone high surrogate
+    b'{"x":"\\udc00 and more"}',  # a lone low surrogate
+    b'{"\\ud800":1}',  # in a key
+    b'["\\udc00\\ud800"]',  # a pair in the wrong order
+    b'{"a":1,"a":1}',  # duplicate keys, even with equal values
+    b'{"outer":{"k":1,"k":2}}',
+    b"[" + b"9" * 4301 + b"]",
+]
+
+
+@pytest.mark.parametrize("body", BINARY_NOT_IJSON)
+def test_binary_json_data_that_is_not_i_json_is_refused_naming_data(body: bytes) -> None:
+    problem = refusal("application/json", REQUIRED, body)
+    assert (problem.status, problem.attribute) == (400, "data"), problem.detail
+
+
+def test_the_refusal_of_a_huge_integer_does_not_quote_python() -> None:
+    problem = refusal("application/json", REQUIRED, b"[" + b"1" * 5000 + b"]")
+    assert problem.detail == "data is not I-JSON: an integer has more than 4300 digits"
+
+
+def test_what_i_json_allows_still_parses() -> None:
+    body = b'{"a":1.5e300,"b":-0.0,"c":"\\ud83d\\ude00","d":"\\\\ud800","e":[{"k":1},{"k":2}]}'
+    data = parse_request("application/json", REQUIRED, body)[0].data
+    assert data == {
+        "a": 1.5e300,
+        "b": -0.0,
+        "c": "\U0001f600",
+        "d": "\\ud800",
+        "e": [{"k": 1}, {"k": 2}],
+    }
+    assert parse_request("application/json", REQUIRED, b"[" + b"9" * 4300 + b"]")[0].data
+
+
+STRUCTURED = "application/cloudevents+json"
+EVENT = b'{"specversion":"1.0","id":"1","source":"/s","type":"T"'
+
+
+@pytest.mark.parametrize(
+    ("document", "attribute"),
+    [
+        (b'{"specversion":"1.0","id":7,"source":"/s","type":"T"}', "id"),
+        (b'{"specversion":"1.0","id":"1","source":true,"type":"T"}', "source"),
+        (b'{"specversion":1,"id":"1","source":"/s","type":"T"}', "specversion"),
+        (b'{"specversion":"1.0","id":"1","source":"/s","type":3}', "type"),
+        (EVENT + b',"data":1e400}', "data"),
+        (EVENT + b',"data":{"deep":[NaN]}}', "data"),
+        (EVENT + b',"data":"\\ud800"}', "data"),
+        (EVENT + b',"data":{"k":1,"k":2}}', "data"),
+        (EVENT + b',"id":"2"}', "id"),  # a duplicate attribute
+        (EVENT + b',"count":1e400}', "count"),
+        (EVENT + b',"subject":"\\udfff"}', "subject"),
+    ],
+)
+def test_structured_events_follow_the_json_format_strictly(document: bytes, attribute: str) -> None:
+    problem = refusal(STRUCTURED, {}, document)
+    assert (problem.status, problem.attribute) == (400, attribute), problem.detail
+
+
+def test_batch_elements_are_named_where_they_break_the_rules() -> None:
+    good = EVENT + b"}"
+    for element, attribute in (
+        (b'{"specversion":"1.0","id":2,"source":"/s","type":"T"}', "batch[1].id"),
+        (EVENT + b',"data":[Infinity]}', "batch[1].data"),
+        (EVENT + b',"data":{"a":{"b":0,"b":0}}}', "batch[1].data"),
+    ):
+        problem = refusal(
+            "application/cloudevents-batch+json", {}, b"[" + good + b"," + element + b"]"
+        )
+        assert (problem.status, problem.attribute) == (400, attribute), problem.detail

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import MakePlugin
 from govfn.manifest import ManifestError, ManifestOptions, render_all
-from govfn.manifest.names import DNS1123_LABEL, bounded, service_name, slug, trigger_name
+from govfn.manifest.names import bounded, service_name, slug, trigger_name
+from govfn.names import DNS1123_LABEL
 
 
 def test_slug() -> None:

@@ -22,7 +22,8 @@ from govfn_manifest_schemas import crd, schema_errors
 from conftest import MakePlugin
 from govfn.cli.group import cli
 from govfn.manifest import ManifestError, ManifestOptions, render_all, validate_object
-from govfn.manifest.names import DNS1123_LABEL, sink_binding_name
+from govfn.manifest.names import sink_binding_name
+from govfn.names import DNS1123_LABEL
 from govfn.registry import FunctionRegistry
 
 Obj = dict[str, Any]

@@ -50,8 +50,9 @@ def no_root_handlers() -> Iterator[None]:
 
 def result(n: int) -> tuple[FunctionContext, FunctionResult]:
     context = FunctionContext(event_id=f"e-{n}", event_source="/s", trigger_event_kind="T")
-    outcome = FunctionResult(success=True, function_id="f", invocation_id=f"i-{n}")
-    outcome.lineage_cid = f"cid-{n}"
+    outcome = FunctionResult(
+        success=True, function_id="f", invocation_id=f"i-{n}", lineage_cid=f"cid-{n}"
+    )
     return context, outcome
 
 

@@ -94,6 +94,13 @@ CASES = [
     Case("binary-json-not-utf8", [*ce(), JSON], b'{"a":"\xff\xfe"}', 400, "data"),
     Case("binary-json-nan", [*ce(), JSON], b'{"a":NaN}', 400, "data"),
     Case("binary-json-too-deep", [*ce(), JSON], b"[" * 30000 + b"]" * 30000, 400, "data"),
+    # binary mode: data that parses as JSON but is not I-JSON
+    Case("binary-json-number-out-of-range", [*ce(), JSON], b'{"a":1e400}', 400, "data"),
+    Case("binary-json-negative-infinity", [*ce(), JSON], b'{"a":-Infinity}', 400, "data"),
+    Case("binary-json-lone-surrogate", [*ce(), JSON], b'{"a":"x\\ud800y"}', 400, "data"),
+    Case("binary-json-lone-surrogate-key", [*ce(), JSON], b'{"\\udfff":1}', 400, "data"),
+    Case("binary-json-duplicate-key", [*ce(), JSON], b'{"a":1,"b":{"c":1,"c":2}}', 400, "data"),
+    Case("binary-json-huge-integer", [*ce(), JSON], b'{"a":' + b"7" * 5000 + b"}", 400, "data"),
     Case("binary-json-trailing-garbage", [*ce(), JSON], b'{"a":1} x', 400, "data"),
     Case(
         "binary-bad-media-type",
@@ -151,6 +158,38 @@ CASES = [
         "specversion",
     ),
     Case("structured-empty-source", [STRUCTURED], dumps(event(source="")), 400, "source"),
+    *(
+        Case(f"structured-{a}-not-a-string", [STRUCTURED], dumps(event(**{a: v})), 400, a)
+        for a, v in (("id", 7), ("source", True), ("specversion", 1), ("type", False))
+    ),
+    Case(
+        "structured-data-out-of-range",
+        [STRUCTURED],
+        dumps(event(data=None))[:-1] + b',"data":{"x":[1e400]}}',
+        400,
+        "data",
+    ),
+    Case(
+        "structured-data-nan",
+        [STRUCTURED],
+        dumps(event(data=None))[:-1] + b',"data":NaN}',
+        400,
+        "data",
+    ),
+    Case(
+        "structured-data-lone-surrogate",
+        [STRUCTURED],
+        dumps(event(data="\ud800")),
+        400,
+        "data",
+    ),
+    Case(
+        "structured-duplicate-id",
+        [STRUCTURED],
+        dumps(event(id="s-1"))[:-1] + b',"id":"s-2"}',
+        400,
+        "id",
+    ),
     Case("structured-type-object", [STRUCTURED], dumps(event(type={"a": 1})), 400, "type"),
     Case(
         "structured-data-and-base64",
@@ -203,6 +242,14 @@ CASES = [
     Case("batch-bad-json", [BATCH], b"[{", 400, "batch"),
     Case("batch-element-not-object", [BATCH], dumps([event(), "x"]), 400, "batch[1]"),
     Case("batch-element-missing-id", [BATCH], dumps([event(), event(id=None)]), 400, "batch[1].id"),
+    Case("batch-element-integer-id", [BATCH], dumps([event(), event(id=2)]), 400, "batch[1].id"),
+    Case(
+        "batch-element-duplicate-data-key",
+        [BATCH],
+        b"[" + dumps(event()) + b"," + dumps(event(data=None))[:-1] + b',"data":{"k":1,"k":1}}]',
+        400,
+        "batch[1].data",
+    ),
     Case(
         "batch-element-bad-specversion",
         [BATCH],
@@ -245,6 +292,22 @@ CASES = [
         [*ce(), JSON, ("Transfer-Encoding", "chunked")],
         b"%x\r\n%s\r\n0\r\n\r\n" % (MAX_BODY + 10, b"7" * (MAX_BODY + 10)),
         413,
+        "body",
+        content_length=False,
+    ),
+    Case(
+        "chunked-size-then-space",
+        [*ce(), JSON, ("Transfer-Encoding", "chunked")],
+        b"2 \r\n{}\r\n0\r\n\r\n",
+        400,
+        "body",
+        content_length=False,
+    ),
+    Case(
+        "chunked-extension-control-char",
+        [*ce(), JSON, ("Transfer-Encoding", "chunked")],
+        b"2;a=\x01\r\n{}\r\n0\r\n\r\n",
+        400,
         "body",
         content_length=False,
     ),

@@ -261,6 +261,7 @@ def test_a_cancelled_invocation_still_records_its_completion(registry, runtime, 
     assert invoked["event_code"] == "0x2A01" and completed["event_code"] == "0x2A02"
     assert completed["invoked_cid"] == chronicle.records[0].cid
     assert completed["success"] is False and completed["error"] == "cancelled"
+    assert completed["error_kind"] == "cancelled"  # its own kind, not a timeout
 
 
 def test_invocation_ids_are_version_4_uuids() -> None:
@@ -273,3 +274,31 @@ def test_invocation_ids_are_version_4_uuids() -> None:
     for text in list(ids)[:50]:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_the_runtime_answers_with_a_result_of_its_own_built_once(registry, runtime) -> None:
+    import dataclasses
+
+    returned = FunctionResult(success=True, data={"n": 1})
+
+    @governed_function("plain", trigger_events=["T"], emits=["R"], registry=registry)
+    def plain(event: Any, context: FunctionContext) -> Any:
+        return returned
+
+    result = run(runtime.invoke("plain", {}))
+    assert result is not returned and returned.function_id is None  # the handler's is untouched
+    assert result.function_id == "plain" and result.reply_type == "R" and result.invocation_id
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.data = None  # type: ignore[misc]
+
+
+def test_a_kind_given_as_text_becomes_the_errorkind(registry, runtime, chronicle) -> None:
+    from govfn.outcome import ErrorKind
+
+    @governed_function("declines", trigger_events=["T"], registry=registry)
+    def declines(event: Any, context: FunctionContext) -> Any:
+        return FunctionResult(success=False, error="no", error_kind="permanent")  # type: ignore[arg-type]
+
+    result = run(runtime.invoke("declines", {}))
+    assert result.error_kind is ErrorKind.PERMANENT
+    assert payloads(chronicle)[1]["error_kind"] == "permanent"

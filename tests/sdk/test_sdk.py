@@ -231,3 +231,19 @@ def test_context_from_dict_refuses_unknown_and_non_strings() -> None:
         FunctionContext.from_dict({"nope": "x"})
     with pytest.raises(ValueError, match="must be a string"):
         FunctionContext.from_dict({"event_id": 1})
+
+
+def test_the_descriptor_schema_and_the_sdk_agree_on_function_ids() -> None:
+    from govfn.names import DNS1123_LABEL_MAX, DNS1123_LABEL_PATTERN
+
+    function_id = SCHEMA["properties"]["function_id"]
+    assert function_id["pattern"] == DNS1123_LABEL_PATTERN
+    assert function_id["maxLength"] == DNS1123_LABEL_MAX
+
+
+def test_authors_name_a_failure_with_the_sdk_s_error_kind() -> None:
+    from govfn import ErrorKind
+
+    declined = FunctionResult(success=False, error="no", error_kind=ErrorKind.PERMANENT)
+    assert declined.to_dict()["error_kind"] == "permanent"
+    assert (ErrorKind.PERMANENT.status, ErrorKind.PERMANENT.retried) == (422, False)

@@ -147,6 +147,23 @@ def test_chunked_limits() -> None:
         ChunkedBody(limit=10).feed(b"0\r\n" + b"T: v\r\n" * 101)
 
 
+@pytest.mark.parametrize(
+    "line",
+    [b"2 ", b"2\t", b" 2", b"2 x", b"2;a=\x01", b"2;a\x7f", b"2;\x00", b"2;a=b\rc", b"+2", b""],
+)
+def test_a_malformed_chunk_size_line_is_refused(line: bytes) -> None:
+    with pytest.raises(WireError) as caught:
+        ChunkedBody(limit=100).feed(line + b"\r\n{}\r\n0\r\n\r\n")
+    assert caught.value.status == 400 and caught.value.attribute == "body"
+
+
+@pytest.mark.parametrize("line", [b"2", b"2;a", b"2;a=b", b'2;a="q v"', b"2 ;a=b", b"2;a=b\t;c"])
+def test_chunk_extensions_are_ignored(line: bytes) -> None:
+    decoder = ChunkedBody(limit=100)
+    assert decoder.feed(line + b"\r\n{}\r\n0\r\n\r\n") == b""
+    assert bytes(decoder.body) == b"{}"
+
+
 def test_response_head_sets_framing_itself() -> None:
     data = response_head(
         "200 OK",

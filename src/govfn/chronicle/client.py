@@ -34,12 +34,18 @@ async def deliver(client: ChronicleClient, record: Record) -> None:
 class LedgerChronicle:
     """Writes records to the embedded ledger; `emit` returns once the record is committed.
 
-    Group commit: when other work is ready to run on the event loop, a record is queued,
-    and one callback at the end of the loop's current pass commits everything queued in
-    one transaction; concurrent invocations share commits while each still waits for its
-    own record to be durable. With nothing else ready there is nobody to share with, and
-    the record is committed at once (no extra pass of the loop). A failed commit fails
-    every record of its batch (the transaction is all or nothing).
+    Group commit: the first record of a batch yields to the event loop once, so that every
+    task already ready to run gets its turn, and any record they emit meanwhile joins the
+    batch; then it commits the whole batch in one transaction and wakes the others.
+    Concurrent invocations share commits while each still waits for its own record to be
+    durable; a lone record costs one pass of the loop. A failed commit fails every record
+    of its batch (the transaction is all or nothing); a cancelled emitter's record is
+    committed all the same.
+
+    The pass is paid even when nothing else is ready: asyncio has no public way to tell,
+    and guessing from the invocations under way misses the requests that are ready but
+    not yet invoking (16 clients of a no-wait handler: 2 commits per invocation instead
+    of 0.125).
     """
 
     def __init__(self, ledger: Ledger) -> None:
@@ -62,14 +68,17 @@ class LedgerChronicle:
     async def emit_record(self, record: Record) -> str:
         loop = asyncio.get_running_loop()
         batch = self._batches.get(loop)
-        if batch is None and not getattr(loop, "_ready", True):  # asyncio's ready queue
-            return self.emit_record_now(record)
-        if batch is None:
-            batch = self._batches[loop] = []
-            loop.call_soon(self._commit, loop)
-        done: asyncio.Future[None] = loop.create_future()
-        batch.append((record, done))
-        await done
+        if batch is not None:  # a batch is open: wait for its commit
+            done: asyncio.Future[None] = loop.create_future()
+            batch.append((record, done))
+            await done
+            return record.cid
+        batch = self._batches[loop] = []
+        try:
+            await asyncio.sleep(0)  # every task ready now runs before this one resumes
+        finally:  # cancelled or not, the batch is committed: the others wait for it
+            del self._batches[loop]
+            self._commit(record, batch)
         return record.cid
 
     def emit_record_now(self, record: Record) -> str:
@@ -78,15 +87,16 @@ class LedgerChronicle:
         self.commits += 1
         return record.cid
 
-    def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._batches.pop(loop)
+    def _commit(self, first: Record, batch: list[tuple[Record, asyncio.Future[None]]]) -> None:
+        """Commit `first` and the batch that joined it; raise the ledger's error, if any,
+        after handing it to every waiter."""
         try:
-            self.ledger.append([record for record, _ in batch])
+            self.ledger.append([first, *(record for record, _ in batch)])
         except Exception as exc:
             for _, done in batch:
                 if not done.done():
                     done.set_exception(exc)
-            return
+            raise
         self.commits += 1
         for _, done in batch:
             if not done.done():  # a cancelled waiter: its record is committed all the same

@@ -45,13 +45,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 from govfn.chronicle import lookup_keys, merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import (
     GENESIS,
+    ConsistencyProof,
     InclusionProof,
     LedgerError,
     TreeHead,
@@ -200,23 +200,6 @@ _BY_CID = (
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
 _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
 _BACKFILL_BATCH = 4096
-
-
-class ConsistencyProof(NamedTuple):
-    old_size: int
-    new_size: int
-    old_root: str
-    new_root: str
-    proof: list[str]
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "old_size": self.old_size,
-            "new_size": self.new_size,
-            "old_root": self.old_root,
-            "new_root": self.new_root,
-            "proof": self.proof,
-        }
 
 
 def _now() -> str:
@@ -518,12 +501,20 @@ class Ledger:
     def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
         """Keep a signed checkpoint note (and its tree head) and, while the ledger queues
         records for the sink, queue it too, in one transaction (whoever signed it: a
-        serving process or the CLI). False if this very note is already stored."""
+        serving process or the CLI). False if this very note is already stored, or a note
+        of a larger tree is: a head read before another signer (another worker of the pod)
+        stored a newer one must not land after it, since a witness takes only trees that
+        grow."""
         with self._lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    newest = conn.execute("SELECT max(tree_size) FROM checkpoint_notes")
+                    (largest,) = newest.fetchall()[0]
+                    if largest is not None and int(largest) > tree_size:
+                        conn.execute("ROLLBACK")
+                        return False
                     conn.execute(
                         "INSERT OR IGNORE INTO checkpoints(tree_size, root, created_at) "
                         "VALUES (?, ?, ?)",
@@ -560,6 +551,10 @@ class Ledger:
 
     def checkpoint_logs(self) -> list[TreeHead]:
         return [TreeHead(None, *self.checkpoint())]
+
+    def logs_to_sign(self) -> list[tuple[str | None, Ledger]]:
+        """For `publisher.CheckpointPublisher`: the file's one log, under the origin as given."""
+        return [(None, self)]
 
     # -- reading ------------------------------------------------------------------
 

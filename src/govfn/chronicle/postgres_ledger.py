@@ -32,12 +32,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from govfn.chronicle import merkle
+from govfn.chronicle import merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.postgres_schema import ensure_schema, ensure_schema_async
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import (
     GENESIS,
+    ConsistencyProof,
     InclusionProof,
     LedgerError,
     TreeHead,
@@ -69,12 +70,13 @@ _LIVENESS = {
 # One statement per append, whatever its size: rows of a batch travel as arrays (one
 # prepared statement for every batch size); a lone record, the common case, as VALUES.
 _INSERT_MANY = (
-    "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
-    "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[], %s::bytea[])"
+    "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain, tree) "
+    "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[], %s::bytea[], "
+    "%s::bytea[])"
 )
 _INSERT_ONE = (
-    "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
+    "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain, tree) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
 )
 
 
@@ -95,6 +97,16 @@ _REGISTER = "INSERT INTO chronicle.logs (writer) VALUES (%s) RETURNING log_id"
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
 _STORED_ANYWHERE = "SELECT cid FROM chronicle.records WHERE cid = ANY(%s)"
+_STORED_HASHES = "SELECT seq, tree FROM chronicle.records WHERE log_id = %s AND seq = ANY(%s)"
+_LOG_SIZE = "SELECT max(seq) FROM chronicle.records WHERE log_id = %s"
+# pg_advisory_xact_lock(key, log_id) of those who store a log's checkpoint notes: "gvfn".
+_NOTES_LOCK = int.from_bytes(b"gvfn", "big") - (1 << 31)
+# The first record with a CID, through the hash index on cid: OFFSET 0 keeps the planner
+# from walking the primary key in (log_id, seq) order instead, filtering every row.
+_BY_CID = (
+    "SELECT {columns} FROM (SELECT log_id, seq, type, body FROM chronicle.records "
+    "WHERE cid = %s OFFSET 0) AS found ORDER BY log_id, seq LIMIT 1"
+)
 
 # Connections of a parent process, kept referenced in a forked child so that they are
 # never closed there (closing would end the parent's sessions on the shared sockets).
@@ -130,28 +142,37 @@ def unreachable(uri: str, exc: BaseException) -> LedgerError:
 
 
 class _Log:
-    """This writer's own log: its id, the last seq written and the chain at it."""
+    """This writer's own log: its id, the last seq written, the chain at it, and the
+    tree's right edge (`tree.TreeBuilder`) that the next record's stored hashes extend."""
 
-    __slots__ = ("chain", "in_doubt", "log_id", "seq")
+    __slots__ = ("chain", "in_doubt", "log_id", "seq", "tree")
 
     def __init__(self, log_id: int) -> None:
         self.log_id = log_id
         self.seq = 0
         self.chain = GENESIS
+        self.tree: tree.TreeBuilder | None = tree.TreeBuilder()
         self.in_doubt = False
 
     def rows(self, records: Sequence[Record], outbox: bool) -> tuple[str, list[Any], int, bytes]:
-        """The INSERT of `records` after this head, its parameters, and the head it leads to."""
-        seqs, chains = [], []
+        """The INSERT of `records` after this head, its parameters, and the head it leads
+        to. The tree builder moves on at once: a commit that fails puts the log in doubt,
+        and recovery resumes the builder from what the database holds."""
+        builder = self.tree
+        if builder is None or builder.size != self.seq:
+            raise LedgerError(f"log {self.log_id}: the tree's right edge is not known")
+        seqs, chains, trees = [], [], []
         seq, chain = self.seq, self.chain
         for record in records:
             seq += 1
-            chain = chain_next(chain, merkle.leaf_hash(record.canonical))
+            leaf = merkle.leaf_hash(record.canonical)
+            chain = chain_next(chain, leaf)
             seqs.append(seq)
             chains.append(chain)
+            trees.append(builder.append_packed(leaf))
         if len(records) == 1:
             record = records[0]
-            params = [self.log_id, seq, record.cid, record.type, record.canonical, chain]
+            params = [self.log_id, seq, record.cid, record.type, record.canonical, chain, trees[0]]
         else:
             params = [
                 self.log_id,
@@ -160,13 +181,21 @@ class _Log:
                 [r.type for r in records],
                 [r.canonical for r in records],
                 chains,
+                trees,
             ]
         return _STATEMENTS[outbox, len(records) == 1], params, seq, chain
 
-    def recovered(self, head: tuple[int, bytes] | None) -> int:
-        """Adopt the head read back after a doubtful commit; returns the seq known before."""
+    def doubt(self) -> None:
+        """The last append may or may not have committed: forget the head until it is read."""
+        self.in_doubt = True
+        self.tree = None
+
+    def recovered(self, head: tuple[int, bytes] | None, edge: tree.TreeBuilder) -> int:
+        """Adopt the head read back after a doubtful commit, and the tree's right edge at
+        it (`TreeBuilder.resume`); returns the seq known before."""
         known = self.seq
         self.seq, self.chain = (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
+        self.tree = edge
         self.in_doubt = False
         return known
 
@@ -210,6 +239,7 @@ class PostgresLedger:
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._log: _Log | None = None
         self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
+        self._own_logs: set[int] = set()  # the logs this process writes
 
     # -- connections --------------------------------------------------------------------
 
@@ -218,7 +248,7 @@ class PostgresLedger:
         if self._pid != os.getpid():
             _inherited.extend([self._pool, *(w.conn for w in self._writers.values())])
             self._pool, self._log, self._pid = None, None, os.getpid()
-            self._writers = {}
+            self._writers, self._own_logs = {}, set()
 
     def _checked_options(self) -> dict[str, Any]:
         if self._options is None:
@@ -333,7 +363,7 @@ class PostgresLedger:
             log = self._log
             try:
                 if log is None:
-                    log = self._log = _Log(self._register(conn))
+                    log = self._log = _Log(self._registered(self._register(conn)))
                 records = self._sync_filter(conn, log, records, dedupe)
                 if not records:
                     return
@@ -341,7 +371,7 @@ class PostgresLedger:
                 conn.execute(statement, params)
             except BaseException:
                 if log is not None:
-                    log.in_doubt = True
+                    log.doubt()
                 raise
             log.seq, log.chain = seq, chain
 
@@ -351,13 +381,20 @@ class PostgresLedger:
         assert row is not None
         return int(row[0])
 
+    def _registered(self, log_id: int) -> int:
+        self._own_logs.add(log_id)
+        return log_id
+
     @staticmethod
     def _sync_filter(
         conn: psycopg.Connection[Any], log: _Log, records: Sequence[Record], dedupe: bool
     ) -> Sequence[Record]:
         stored: set[str] = set()
         if log.in_doubt:
-            known = log.recovered(conn.execute(_LOG_HEAD, (log.log_id,)).fetchone())
+            head = conn.execute(_LOG_HEAD, (log.log_id,)).fetchone()
+            size = int(head[0]) if head else 0
+            edge = tree.TreeBuilder.resume(size, _reader(conn, log.log_id))
+            known = log.recovered(head, edge)
             stored |= {row[0] for row in conn.execute(_STORED_SINCE, (log.log_id, known))}
         if dedupe:
             cids = [r.cid for r in records]
@@ -388,7 +425,7 @@ class PostgresLedger:
                     return
                 except BaseException as exc:
                     if writer.log is not None:
-                        writer.log.in_doubt = True
+                        writer.log.doubt()
                     writer.discard()
                     if attempt == 1 and reused and isinstance(exc, psycopg.OperationalError):
                         continue  # a connection the database dropped (it restarted): reconnect
@@ -408,11 +445,19 @@ class PostgresLedger:
             cursor = await conn.execute(_REGISTER, (_writer_name(),))
             row = await cursor.fetchone()
             assert row is not None
-            writer.log = _Log(int(row[0]))
+            writer.log = _Log(self._registered(int(row[0])))
         log = writer.log
         if log.in_doubt:
             cursor = await conn.execute(_LOG_HEAD, (log.log_id,))
-            known = log.recovered(await cursor.fetchone())
+            head = await cursor.fetchone()
+            size = int(head[0]) if head else 0
+            wanted = sorted({tree.packed_location(i)[0] for i in tree.frontier_indexes(size)})
+            cursor = await conn.execute(_STORED_HASHES, (log.log_id, wanted))
+            stored_edge = {int(seq): bytes(hashes) for seq, hashes in await cursor.fetchall()}
+            edge = tree.TreeBuilder.resume(
+                size, _checked(tree.packed_reader(lambda _: stored_edge))
+            )
+            known = log.recovered(head, edge)
             cursor = await conn.execute(_STORED_SINCE, (log.log_id, known))
             stored = {row[0] for row in await cursor.fetchall()}
             records = [r for r in records if r.cid not in stored]
@@ -463,27 +508,28 @@ class PostgresLedger:
 
     def get(self, cid: str) -> Record | None:
         with self.connection() as conn:
-            row = conn.execute(
-                "SELECT type, body FROM chronicle.records WHERE cid = %s "
-                "ORDER BY log_id, seq LIMIT 1",
-                (cid,),
-            ).fetchone()
+            row = conn.execute(_BY_CID.format(columns="type, body"), (cid,)).fetchone()
         return Record.from_canonical(row[0], bytes(row[1])) if row else None
 
-    def _leaves(self, log_id: int) -> list[bytes]:
-        return [
-            merkle.leaf_hash(bytes(body))
-            for (body,) in self._stream(
-                "SELECT body FROM chronicle.records WHERE log_id = %s ORDER BY seq", (log_id,)
-            )
-        ]
+    def log(self, log_id: int) -> PostgresLog:
+        """One log of the database, for its tree head, proofs and signed checkpoints."""
+        return PostgresLog(self, log_id)
+
+    def own_logs(self) -> list[PostgresLog]:
+        """The logs this process has appended to (what its checkpoint publisher signs); in
+        a forked child that has not appended yet, none (its parent's are not its own)."""
+        if self._pid != os.getpid():
+            return []
+        return [self.log(log_id) for log_id in sorted(self._own_logs)]
+
+    def logs_to_sign(self) -> list[tuple[str | None, PostgresLog]]:
+        """For `publisher.CheckpointPublisher`: this process's logs, each named by its id
+        (its checkpoints' origin is `<origin>/<log id>`)."""
+        return [(str(log.log_id), log) for log in self.own_logs()]
 
     def tree_heads(self) -> list[TreeHead]:
-        heads = []
-        for log_id in self.logs():
-            leaves = self._leaves(log_id)
-            heads.append(TreeHead(log_id, len(leaves), merkle.root(leaves).hex()))
-        return heads
+        """The head of every log, each from O(log n) stored hashes."""
+        return [TreeHead(log_id, *self.log(log_id).head()) for log_id in self.logs()]
 
     def checkpoint_logs(self) -> list[TreeHead]:
         """Store the current head of every log that holds records, and return them."""
@@ -498,36 +544,16 @@ class PostgresLedger:
         return heads
 
     def proof(self, cid: str) -> InclusionProof:
+        """RFC 6962 inclusion proof of a record in its log's current tree (O(log n) rows)."""
         with self.connection() as conn:
-            row = conn.execute(
-                "SELECT log_id, seq FROM chronicle.records WHERE cid = %s "
-                "ORDER BY log_id, seq LIMIT 1",
-                (cid,),
-            ).fetchone()
+            row = conn.execute(_BY_CID.format(columns="log_id, seq"), (cid,)).fetchone()
         if row is None:
             raise KeyError(cid)
-        log_id, seq = int(row[0]), int(row[1])
-        seqs_and_leaves = [
-            (int(s), merkle.leaf_hash(bytes(body)))
-            for s, body in self._stream(
-                "SELECT seq, body FROM chronicle.records WHERE log_id = %s ORDER BY seq",
-                (log_id,),
-            )
-        ]
-        leaves = [leaf for _, leaf in seqs_and_leaves]
-        index = next(i for i, (s, _) in enumerate(seqs_and_leaves) if s == seq)
-        return InclusionProof(
-            cid=cid,
-            leaf_index=index,
-            tree_size=len(leaves),
-            leaf_hash=leaves[index].hex(),
-            audit_path=[node.hex() for node in merkle.inclusion_proof(index, leaves)],
-            root=merkle.root(leaves).hex(),
-            log=log_id,
-        )
+        return self.log(int(row[0])).inclusion_proof(int(row[1]) - 1, cid=cid)
 
     def verify(self) -> VerifyReport:
-        """Recompute every CID, each log's chain and tree, and every stored checkpoint."""
+        """Recompute every CID, each log's chain, tree and stored tree hashes, and every
+        stored checkpoint."""
         with self.connection() as conn:
             rows = conn.execute(
                 "SELECT log_id, tree_size, root FROM chronicle.checkpoints"
@@ -548,41 +574,176 @@ class PostgresLedger:
 
     def _verify_log(self, log_id: int, checkpoints: dict[int, bytes]) -> VerifyReport:
         chain = GENESIS
-        leaves: list[bytes] = []
+        built = tree.TreeBuilder()
         roots_at: dict[int, bytes] = {}
 
         def bad(problem: str, seq: int | None = None, cid: str | None = None) -> VerifyReport:
             return VerifyReport(
-                False, len(leaves), merkle.root(leaves).hex(), problem, seq, cid, log_id
+                False, built.size, built.root().hex(), f"log {log_id}: {problem}", seq, cid, log_id
             )
 
         rows = self._stream(
-            "SELECT seq, cid, body, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq",
+            "SELECT seq, cid, body, chain, tree FROM chronicle.records WHERE log_id = %s "
+            "ORDER BY seq",
             (log_id,),
         )
-        for expected_seq, (seq, cid, body, stored_chain) in enumerate(rows, start=1):
+        for expected_seq, (seq, cid, body, stored_chain, stored_tree) in enumerate(rows, start=1):
             body = bytes(body)
             if seq != expected_seq:
-                return bad(f"log {log_id}: record {expected_seq} is missing", seq, cid)
+                return bad(f"record {expected_seq} is missing", seq, cid)
             if cid_of_canonical(body) != cid:
-                return bad(f"log {log_id}: content does not match its CID", seq, cid)
+                return bad("content does not match its CID", seq, cid)
             leaf = merkle.leaf_hash(body)
             chain = chain_next(chain, leaf)
             if chain != bytes(stored_chain):
+                return bad("hash chain broken (altered, removed or reordered)", seq, cid)
+            expected = built.append_packed(leaf)
+            if stored_tree is None:
                 return bad(
-                    f"log {log_id}: hash chain broken (altered, removed or reordered)", seq, cid
+                    "its Merkle tree hashes are not stored (proofs cannot be made)", seq, cid
                 )
-            leaves.append(leaf)
+            if bytes(stored_tree) != expected:
+                return bad(
+                    "its stored Merkle tree hashes do not match the records "
+                    "(proofs from them would not hold)",
+                    seq,
+                    cid,
+                )
             if seq in checkpoints:
-                roots_at[seq] = merkle.root(leaves)
+                roots_at[seq] = built.root()
         for size, stored_root in sorted(checkpoints.items()):
-            if size > len(leaves):
-                return bad(
-                    f"log {log_id}: checkpoint at size {size} but only {len(leaves)} records"
+            if size > built.size:
+                return bad(f"checkpoint at size {size} but only {built.size} records")
+            if roots_at.get(size, merkle.EMPTY_ROOT) != stored_root:
+                return bad(f"checkpoint at size {size} no longer matches the tree")
+        return VerifyReport(True, built.size, built.root().hex())
+
+
+class PostgresLog:
+    """One log of a `PostgresLedger`: its tree head, inclusion and consistency proofs (each
+    from O(log n) stored hashes), and its signed checkpoints (a `witness.CheckpointLog`)."""
+
+    def __init__(self, ledger: PostgresLedger, log_id: int) -> None:
+        self.ledger = ledger
+        self.log_id = log_id
+
+    def _size(self, conn: psycopg.Connection[Any]) -> int:
+        row = conn.execute(_LOG_SIZE, (self.log_id,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def head(self) -> tuple[int, str]:
+        """(tree size, root hex) of the log."""
+        with self.ledger.connection() as conn:
+            size = self._size(conn)
+            return size, tree.tree_hash(size, _reader(conn, self.log_id)).hex()
+
+    def root_at(self, size: int) -> bytes:
+        with self.ledger.connection() as conn:
+            if not 0 <= size <= self._size(conn):
+                raise ValueError(f"tree size {size} outside log {self.log_id}")
+            return tree.tree_hash(size, _reader(conn, self.log_id))
+
+    def inclusion_proof(
+        self, index: int, tree_size: int | None = None, *, cid: str = ""
+    ) -> InclusionProof:
+        """RFC 6962 audit path of leaf `index` in the tree of `tree_size` (default: all)."""
+        with self.ledger.connection() as conn:
+            current = self._size(conn)
+            size = current if tree_size is None else tree_size
+            if not 0 <= index < size or size > current:
+                raise ValueError(f"no leaf {index} in a tree of {size} in log {self.log_id}")
+            read = _reader(conn, self.log_id)
+            path = tree.inclusion_proof(index, size, read)
+            (leaf,) = read([tree.stored_hash_index(0, index)])
+            root = tree.tree_hash(size, read)
+        return InclusionProof(
+            cid=cid,
+            leaf_index=index,
+            tree_size=size,
+            leaf_hash=leaf.hex(),
+            audit_path=[node.hex() for node in path],
+            root=root.hex(),
+            log=self.log_id,
+        )
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """RFC 6962 consistency proof from tree size `old_size` to `new_size` (default: all)."""
+        with self.ledger.connection() as conn:
+            current = self._size(conn)
+            new = current if new_size is None else new_size
+            if not 0 <= old_size <= new <= current:
+                raise ValueError(
+                    f"no consistency proof from tree size {old_size} to {new} "
+                    f"in log {self.log_id} of {current} records"
                 )
-            if roots_at.get(size, merkle.root(leaves[:size])) != stored_root:
-                return bad(f"log {log_id}: checkpoint at size {size} no longer matches the tree")
-        return VerifyReport(True, len(leaves), merkle.root(leaves).hex())
+            old_root, new_root, proof = tree.roots_and_proof(
+                old_size, new, _reader(conn, self.log_id)
+            )
+        return ConsistencyProof(
+            old_size, new, old_root.hex(), new_root.hex(), [node.hex() for node in proof]
+        )
+
+    def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
+        """Keep a signed checkpoint note of this log (and its tree head) and, with an
+        outbox, queue it for the sink, in one transaction. False if this note is already
+        stored, or if a note of a larger tree of this log is (a head read before another
+        signer stored a newer one must not follow it: a witness takes only growing trees)."""
+        with self.ledger.connection() as conn, conn.transaction():
+            # serialises the signers of this log (appends take no such lock; an advisory
+            # lock needs no privilege beyond the serving role's SELECT and INSERT)
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_NOTES_LOCK, self.log_id))
+            row = conn.execute(
+                "SELECT max(tree_size) FROM chronicle.checkpoint_notes WHERE log_id = %s",
+                (self.log_id,),
+            ).fetchone()
+            if row and row[0] is not None and int(row[0]) > tree_size:
+                return False
+            conn.execute(
+                "INSERT INTO chronicle.checkpoints (log_id, tree_size, root) "
+                "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (self.log_id, tree_size, root),
+            )
+            stored = conn.execute(
+                "INSERT INTO chronicle.checkpoint_notes (log_id, tree_size, note) "
+                "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                (self.log_id, tree_size, note),
+            ).fetchone()
+            if stored is not None and self.ledger.outbox:
+                conn.execute("INSERT INTO chronicle.note_outbox (id) VALUES (%s)", (stored[0],))
+        return stored is not None
+
+    def signed_checkpoints(self) -> list[str]:
+        """The signed checkpoint notes of this log, oldest first."""
+        with self.ledger.connection() as conn:
+            rows = conn.execute(
+                "SELECT note FROM chronicle.checkpoint_notes WHERE log_id = %s ORDER BY id",
+                (self.log_id,),
+            ).fetchall()
+        return [str(note) for (note,) in rows]
+
+
+def _checked(read: tree.HashReader) -> tree.HashReader:
+    """A reader whose missing hashes are a LedgerError (a record written before the
+    stored hashes, or removed)."""
+
+    def read_or_fail(indexes: Sequence[int]) -> Sequence[bytes]:
+        try:
+            return read(indexes)
+        except KeyError as exc:
+            raise LedgerError(f"Chronicle ledger: {exc.args[0]}") from None
+
+    return read_or_fail
+
+
+def _reader(conn: psycopg.Connection[Any], log_id: int) -> tree.HashReader:
+    """Stored tree hashes of one log by index, from `records.tree` (one indexed read of
+    the rows that hold them)."""
+
+    def fetch(seqs: list[int]) -> dict[int, bytes]:
+        rows = conn.execute(_STORED_HASHES, (log_id, seqs)).fetchall()
+        return {int(seq): bytes(hashes) for seq, hashes in rows if hashes is not None}
+
+    return _checked(tree.packed_reader(fetch))
 
 
 def _writer_name() -> str:

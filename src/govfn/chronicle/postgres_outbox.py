@@ -3,7 +3,8 @@
 Any pod's sender claims any pod's unsent records (`FOR UPDATE SKIP LOCKED`: senders
 claiming at the same time take different rows and never wait on each other), so a pod
 that scales to zero strands nothing. Leases are measured on the database's clock, the
-one clock every pod shares. Keys are (log_id, seq).
+one clock every pod shares. Keys are (log_id, seq); signed checkpoint notes wait in
+`note_outbox` (keys: note ids) and go out after the records.
 """
 
 from __future__ import annotations
@@ -32,6 +33,25 @@ _RELEASE = (
     "WHERE (log_id, seq) IN (SELECT * FROM unnest(%s::integer[], %s::bigint[]))"
 )
 
+# Signed checkpoint notes, after the records (the sender asks for them once none is due).
+_CLAIM_NOTES = """
+WITH due AS (
+    SELECT id FROM chronicle.note_outbox
+    WHERE claimed_until < extract(epoch FROM now())
+    ORDER BY id LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE chronicle.note_outbox AS o
+SET claimed_until = extract(epoch FROM now()) + %(lease)s, attempts = o.attempts + 1
+FROM due, chronicle.checkpoint_notes AS n
+WHERE o.id = due.id AND n.id = o.id
+RETURNING o.id, n.note
+"""
+_RELEASE_NOTES = (
+    "UPDATE chronicle.note_outbox SET claimed_until = extract(epoch FROM now()) + %s "
+    "WHERE id = ANY(%s::bigint[])"
+)
+
 
 class PostgresOutbox:
     def __init__(self, uri: str) -> None:
@@ -57,20 +77,27 @@ class PostgresOutbox:
         with self.database.connection() as conn:
             conn.execute(_RELEASE, (due_in_s, logs, seqs))
 
-    # Signed checkpoint notes are kept by the SQLite ledger only, so none wait here.
     def claim_notes(self, batch: int, lease_s: float) -> list[ClaimedNote]:
-        return []
+        with self.database.connection() as conn:
+            rows = conn.execute(_CLAIM_NOTES, {"batch": batch, "lease": lease_s}).fetchall()
+        rows.sort(key=lambda row: int(row[0]))
+        return [ClaimedNote(int(note_id), str(note).encode("utf-8")) for note_id, note in rows]
 
     def note_sent(self, key: Hashable) -> None:
-        raise KeyError(key)
+        with self.database.connection() as conn:
+            conn.execute("DELETE FROM chronicle.note_outbox WHERE id = %s", (key,))
 
     def release_notes(self, keys: Sequence[Hashable], due_in_s: float) -> None:
-        return None
+        with self.database.connection() as conn:
+            conn.execute(_RELEASE_NOTES, (due_in_s, [key for key in keys if isinstance(key, int)]))
 
     def depth(self) -> int:
         try:
             with self.database.connection() as conn:
-                row = conn.execute("SELECT count(*) FROM chronicle.outbox").fetchone()
+                row = conn.execute(
+                    "SELECT (SELECT count(*) FROM chronicle.outbox) "
+                    "+ (SELECT count(*) FROM chronicle.note_outbox)"
+                ).fetchone()
         except LedgerError:
             return -1
         return int(row[0]) if row else 0

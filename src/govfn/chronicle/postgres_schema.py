@@ -2,13 +2,23 @@
 
 Everything lives in the schema `chronicle`:
 
-    logs            one row per writing process (its log id, who wrote it, when it began)
-    records         (log_id, seq) -> cid, type, canonical body, chain; a hash index on cid
-    checkpoints     (log_id, tree_size) -> root: tree heads later verification must reproduce
-    outbox          (log_id, seq) of records not yet accepted by K_SINK, with a claim lease
-    schema_version  the version of these tables
+    logs              one row per writing process (its log id, who wrote it, when it began)
+    records           (log_id, seq) -> cid, type, canonical body, chain, tree; a hash index
+                      on cid. `tree` holds the Merkle subtree hashes that record's append
+                      stores (`tree.py`, packed: its leaf hash, then each subtree it
+                      completes), so a root or a proof of a log reads O(log n) rows
+    checkpoints       (log_id, tree_size) -> root: tree heads later verification must reproduce
+    checkpoint_notes  signed checkpoints (C2SP tlog-checkpoint notes), per log
+    outbox            (log_id, seq) of records not yet accepted by K_SINK, with a claim lease
+    note_outbox       ids of checkpoint notes not yet accepted by K_SINK, with a claim lease
+    schema_version    the version of these tables
 
-Triggers refuse UPDATE, DELETE and TRUNCATE on logs, records and checkpoints, whoever asks.
+Triggers refuse UPDATE, DELETE and TRUNCATE on logs, records, checkpoints and
+checkpoint_notes, whoever asks.
+
+Version 2 added `records.tree`, `checkpoint_notes` and `note_outbox`. Upgrading a version 1
+database (under the advisory lock, in one transaction) computes the stored hashes of every
+record already written, log by log.
 The schema is created on first use while holding an advisory lock (`govfn.postgres`, which
 the idempotency store's tables use too), so processes starting together wait for the first
 one instead of racing it; `govfn chronicle init` creates it ahead of time for deployments
@@ -20,18 +30,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from govfn import postgres
+from govfn.chronicle import merkle, tree
 from govfn.chronicle.store import LedgerError
 from govfn.postgres import Schema, SchemaError
 
 if TYPE_CHECKING:
     import psycopg
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # pg_advisory_lock key: "govfnchr" as a big-endian 64-bit integer.
 SCHEMA_LOCK_KEY = int.from_bytes(b"govfnchr", "big") - (1 << 63)
 
-DDL = """
+DDL_V1 = """
 CREATE SCHEMA IF NOT EXISTS chronicle;
 CREATE TABLE chronicle.schema_version (
     version    integer     PRIMARY KEY,
@@ -84,6 +95,67 @@ CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON chronicle.checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION chronicle.refuse_change();
 """
 
+TO_V2 = """
+ALTER TABLE chronicle.records ADD COLUMN tree bytea;
+CREATE TABLE chronicle.checkpoint_notes (
+    id         bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    log_id     integer     NOT NULL REFERENCES chronicle.logs,
+    tree_size  bigint      NOT NULL,
+    note       text        NOT NULL UNIQUE,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX checkpoint_notes_by_log ON chronicle.checkpoint_notes (log_id, tree_size);
+CREATE TABLE chronicle.note_outbox (
+    id            bigint           PRIMARY KEY,
+    claimed_until double precision NOT NULL DEFAULT 0,
+    attempts      integer          NOT NULL DEFAULT 0
+);
+CREATE TRIGGER checkpoint_notes_append_only BEFORE UPDATE OR DELETE ON chronicle.checkpoint_notes
+    FOR EACH ROW EXECUTE FUNCTION chronicle.refuse_change();
+CREATE TRIGGER checkpoint_notes_no_truncate BEFORE TRUNCATE ON chronicle.checkpoint_notes
+    FOR EACH STATEMENT EXECUTE FUNCTION chronicle.refuse_change();
+"""
+
+DDL = DDL_V1 + TO_V2
+
+_BACKFILL_BATCH = 4096
+_FILL = (
+    "UPDATE chronicle.records AS r SET tree = v.tree "
+    "FROM unnest(%s::bigint[], %s::bytea[]) AS v(seq, tree) "
+    "WHERE r.log_id = %s AND r.seq = v.seq"
+)
+
+
+def upgrade(conn: psycopg.Connection[Any], version: int) -> None:
+    """From version 1: add the version 2 tables and store the tree hashes of every record
+    written so far (the append-only trigger is off only inside this transaction, which
+    holds the table's lock until it commits)."""
+    if version != 1:
+        raise SchemaError(f"no upgrade from Chronicle schema version {version}")
+    conn.execute(TO_V2)
+    conn.execute("ALTER TABLE chronicle.records DISABLE TRIGGER records_append_only")
+    for (log_id,) in conn.execute("SELECT log_id FROM chronicle.logs ORDER BY log_id").fetchall():
+        builder, done = tree.TreeBuilder(), 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, body FROM chronicle.records WHERE log_id = %s AND seq > %s "
+                "ORDER BY seq LIMIT %s",
+                (log_id, done, _BACKFILL_BATCH),
+            ).fetchall()
+            if not rows:
+                break
+            # a log with a gap (records removed) keeps no hashes past it: verify names it
+            contiguous = [(int(seq), bytes(body)) for seq, body in rows]
+            contiguous = [row for n, row in enumerate(contiguous, done + 1) if row[0] == n]
+            if contiguous:
+                seqs = [seq for seq, _ in contiguous]
+                hashes = [builder.append_packed(merkle.leaf_hash(body)) for _, body in contiguous]
+                conn.execute(_FILL, (seqs, hashes, log_id))
+            if len(contiguous) < len(rows):
+                break
+            done += len(contiguous)
+    conn.execute("ALTER TABLE chronicle.records ENABLE TRIGGER records_append_only")
+
 
 CHRONICLE_SCHEMA = Schema(
     component="Chronicle",
@@ -92,6 +164,7 @@ CHRONICLE_SCHEMA = Schema(
     version_table="chronicle.schema_version",
     lock_key=SCHEMA_LOCK_KEY,
     init_hint="run `govfn chronicle init --ledger URI`",
+    upgrade=upgrade,
 )
 
 

@@ -3,7 +3,11 @@ once more when it stops (at SIGTERM), stores the note beside the log and queues 
 the sink (a CloudEvent of type CHRONICLE_CHECKPOINT), so a witness outside the pod holds
 it. A head already signed is not signed again, so idle pods and the several workers of
 one pod add nothing (Ed25519 signatures are deterministic: two workers signing the same
-head produce the same note, stored once).
+head produce the same note, stored once; a worker whose head is older than a note
+already stored does not store it).
+
+It signs every log its source names (`logs_to_sign()`): the one log of a SQLite file
+under `origin`, or on PostgreSQL each log this process writes, under `<origin>/<log id>`.
 """
 
 from __future__ import annotations
@@ -11,19 +15,25 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from govfn.chronicle.checkpoint import Checkpoint
 from govfn.chronicle.note import Signer
-from govfn.chronicle.witness import CheckpointLog
+from govfn.chronicle.witness import CheckpointLog, log_origin
 
 log = logging.getLogger("govfn.chronicle.checkpoints")
+
+
+class SignedLogs(Protocol):
+    def logs_to_sign(self) -> Sequence[tuple[str | None, CheckpointLog]]:
+        """(name appended to the origin, or None; the log) of each log to sign."""
 
 
 class CheckpointPublisher:
     def __init__(
         self,
-        chronicle_log: CheckpointLog,
+        chronicle_log: SignedLogs,
         signer: Signer,
         origin: str,
         *,
@@ -38,7 +48,7 @@ class CheckpointPublisher:
         self.interval_s = interval_s
         self.on_published = on_published
         self.published = 0
-        self._signed_size = -1
+        self._signed_size: dict[str | None, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
@@ -60,14 +70,22 @@ class CheckpointPublisher:
         self._publish_logged()
 
     def publish_once(self) -> str | None:
-        """Sign and store the current head unless this process already signed it."""
-        size, root = self.log.head()
-        if size == self._signed_size:
+        """Sign and store the current head of each log unless this process already signed
+        it; returns the last note signed (None when nothing was new)."""
+        signed = None
+        for name, chronicle_log in self.log.logs_to_sign():
+            note = self._publish(name, chronicle_log)
+            signed = note or signed
+        return signed
+
+    def _publish(self, name: str | None, chronicle_log: CheckpointLog) -> str | None:
+        size, root = chronicle_log.head()
+        if size == self._signed_size.get(name, -1):
             return None
-        checkpoint = Checkpoint(self.origin, size, bytes.fromhex(root))
+        checkpoint = Checkpoint(log_origin(self.origin, name), size, bytes.fromhex(root))
         note = checkpoint.sign(self.signer)
-        stored = self.log.store_signed_checkpoint(size, checkpoint.root, note)
-        self._signed_size = size
+        stored = chronicle_log.store_signed_checkpoint(size, checkpoint.root, note)
+        self._signed_size[name] = size
         if stored:
             self.published += 1
             if self.on_published is not None:

@@ -28,8 +28,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from govfn.binary_mode import binary_headers
 from govfn.chronicle.outbox import Claimed, ClaimedNote, OutboxQueue, SqliteOutbox
 from govfn.chronicle.store import LedgerError
 
@@ -41,7 +42,6 @@ log = logging.getLogger("govfn.chronicle.sink")
 SOURCE = "/govfn/chronicle"
 CHECKPOINT_TYPE = "CHRONICLE_CHECKPOINT"
 _IDLE_POLL_S = 0.5
-_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
 
 
 @dataclass
@@ -199,22 +199,7 @@ class SinkSender:
     def _post(
         self, cid: str, record_type: str, body: bytes, content_type: str = "application/json"
     ) -> bool:
-        headers = {
-            "ce-specversion": "1.0",
-            "ce-id": cid,
-            "ce-type": record_type,
-            "ce-source": SOURCE,
-            "content-type": content_type,
-        }
-        if content_type == "application/json":
-            payload = json.loads(body)
-            occurred = payload.get("completed_at") or payload.get("invoked_at")
-            if isinstance(occurred, str):
-                headers["ce-time"] = occurred
-        else:
-            headers["content-type"] = f"{content_type}; charset=utf-8"
-        for name, value in self.extensions.items():
-            headers[f"ce-{name}"] = quote(value, safe=_SAFE)
+        headers = dict(self._event_head(cid, record_type, body, content_type))
         return self.send(self._parts.path or "/", body, headers, cid)
 
     def send(self, path: str, body: bytes, headers: Mapping[str, str], name: str) -> bool:
@@ -242,6 +227,23 @@ class SinkSender:
         if response.will_close:
             self._close_http()
         return False
+
+    def _event_head(
+        self, cid: str, record_type: str, body: bytes, content_type: str
+    ) -> list[tuple[str, str]]:
+        """The binary-mode head of a record (JSON) or a checkpoint (text): `id` is the CID,
+        so every redelivery carries the same id; a record's `time` is when its invocation
+        began or ended; the K_CE_OVERRIDES extensions come last and win."""
+        attributes = {"specversion": "1.0", "id": cid, "type": record_type, "source": SOURCE}
+        if content_type == "application/json":
+            payload = json.loads(body)
+            occurred = payload.get("completed_at") or payload.get("invoked_at")
+            if isinstance(occurred, str):
+                attributes["time"] = occurred
+        else:
+            content_type = f"{content_type}; charset=utf-8"
+        attributes.update(self.extensions)
+        return binary_headers(attributes, content_type)
 
     def _connection(self) -> http.client.HTTPConnection:
         import http.client

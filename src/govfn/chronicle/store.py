@@ -66,6 +66,23 @@ class InclusionProof(NamedTuple):
         }
 
 
+class ConsistencyProof(NamedTuple):
+    old_size: int
+    new_size: int
+    old_root: str
+    new_root: str
+    proof: list[str]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root,
+            "new_root": self.new_root,
+            "proof": self.proof,
+        }
+
+
 def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
     return hashlib.sha256((previous or GENESIS) + leaf).digest()
 

@@ -2,7 +2,8 @@
 checkpoints signed earlier (held by a witness outside the pod).
 
 Backend-neutral: a `CheckpointLog` is anything with the few methods below (the SQLite
-`Ledger`; the PostgreSQL ledger, per log). A rewritten history cannot be consistent with
+`Ledger`; `postgres_ledger.PostgresLog`, one log of the PostgreSQL ledger, whose
+checkpoints carry the origin `<origin>/<log id>`). A rewritten history cannot be consistent with
 a checkpoint signed before the rewrite, so `check_checkpoints` names the first
 checkpointed tree size that today's log no longer extends.
 """
@@ -26,12 +27,22 @@ class ConsistencyLike(Protocol):
     def new_root(self) -> str: ...
     @property
     def proof(self) -> list[str]: ...
+    def to_dict(self) -> dict[str, object]: ...
 
 
 class CheckpointLog(Protocol):
     def head(self) -> tuple[int, str]: ...
     def consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyLike: ...
-    def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool: ...
+    def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
+        """Store the note beside the log and queue it for the sink, in one transaction."""
+
+    def signed_checkpoints(self) -> list[str]: ...
+
+
+def log_origin(origin: str, log_name: str | None) -> str:
+    """The origin line of one log's checkpoints: `origin` for the single log of SQLite,
+    `<origin>/<log id>` for a log of PostgreSQL."""
+    return origin if log_name is None else f"{origin}/{log_name}"
 
 
 def sign_checkpoint(log: CheckpointLog, signer: Signer, origin: str) -> tuple[Checkpoint, str]:

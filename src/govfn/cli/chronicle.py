@@ -3,8 +3,9 @@ checkpoint | keygen`, on either backend.
 
 `--ledger` (default GOVFN_CHRONICLE) names a SQLite file or a PostgreSQL URI. A ledger that
 cannot be reached is a one-line error naming where it was looked for (never a password).
-Signed checkpoints and consistency proofs are kept by the SQLite ledger only: on
-PostgreSQL those options and commands are refused with a usage error.
+A SQLite file is one log; PostgreSQL holds one log per writer, and signed checkpoints,
+their verification and consistency proofs work per log there: `--log ID` names one, and
+a log's checkpoints carry the origin `<origin>/<log id>`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from govfn.settings import Settings, chronicle_ledger, read_signer
 if TYPE_CHECKING:
     from govfn.chronicle.note import Verifier
     from govfn.chronicle.postgres_ledger import PostgresLedger
+    from govfn.chronicle.witness import CheckpointLog
 
 
 def _ledger(location: str | None) -> Ledger | PostgresLedger:
@@ -41,10 +43,40 @@ def _ledger(location: str | None) -> Ledger | PostgresLedger:
     return ledger
 
 
-def _sqlite_only(ledger: Ledger | PostgresLedger, what: str) -> Ledger:
+def _logs(
+    ledger: Ledger | PostgresLedger, log_id: int | None
+) -> list[tuple[str | None, CheckpointLog]]:
+    """(name, log) of the log `--log` names, or of every log: the one log of a SQLite file
+    (named None), each log of PostgreSQL by its id."""
     if isinstance(ledger, Ledger):
-        return ledger
-    raise click.UsageError(f"{what} needs the SQLite Chronicle ({ledger.where} is PostgreSQL)")
+        if log_id is not None:
+            raise click.UsageError("--log names a log of a PostgreSQL Chronicle; a file is one log")
+        return [(None, ledger)]
+    ids = ledger.logs()
+    if log_id is None:
+        return [(str(i), ledger.log(i)) for i in ids]
+    if log_id not in ids:
+        known = ", ".join(map(str, ids)) or "none"
+        raise click.UsageError(f"no log {log_id} in the Chronicle {ledger.where} (logs: {known})")
+    return [(str(log_id), ledger.log(log_id))]
+
+
+def _one_log(ledger: Ledger | PostgresLedger, log_id: int | None) -> CheckpointLog:
+    logs = _logs(ledger, log_id)
+    if len(logs) != 1:
+        ids = ", ".join(str(name) for name, _ in logs) or "none"
+        raise click.UsageError(f"the Chronicle holds {len(logs)} logs ({ids}): name one with --log")
+    return logs[0][1]
+
+
+log_option = click.option(
+    "--log",
+    "log_id",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="ID",
+    help="On PostgreSQL: the log (its id, as `verify` and `proof` print it).",
+)
 
 
 ledger_option = click.option(
@@ -117,13 +149,13 @@ def init(path: str | None) -> None:
     metavar="VKEY",
     help="The verifier key (name+hash+base64), or a file holding it.",
 )
-def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
+@log_option
+def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: int | None) -> None:
     """Recompute every CID, the hash chain, the Merkle tree and the checkpoints; with
     --verifier, also check signed checkpoints and prove by RFC 6962 consistency proofs
-    that today's log extends each of them."""
+    that today's log extends each of them (on PostgreSQL: each note's log, from --log or
+    the note's origin `<origin>/<log id>`)."""
     ledger = _ledger(path)
-    if notes or vkey is not None:
-        ledger = _sqlite_only(ledger, "--checkpoint / --verifier")
     verifier = _verifier(vkey) if vkey is not None else None
     if notes and verifier is None:
         raise click.UsageError("--checkpoint needs --verifier to check its signature")
@@ -149,15 +181,81 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None) -> None:
         return
     from govfn.chronicle.witness import check_checkpoints
 
-    assert isinstance(ledger, Ledger)
-    result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
-    if not result.ok:
-        click.echo(f"FAILED: {result.message}", err=True)
+    if isinstance(ledger, Ledger):
+        _logs(ledger, log_id)  # refuses --log
+        result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
+        if not result.ok:
+            click.echo(f"FAILED: {result.message}", err=True)
+            sys.exit(1)
+        click.echo(f"ok: {report.records} records, root {report.root}; {result.message[4:]}")
+        return
+    _verify_logs(ledger, report.records, texts, verifier, log_id)
+
+
+def _verify_logs(
+    ledger: PostgresLedger,
+    records: int,
+    texts: list[str],
+    verifier: Verifier,
+    log_id: int | None,
+) -> None:
+    """Check signed checkpoints log by log: the notes given, each against the log --log or
+    its origin names, or else the notes stored beside each log."""
+    from govfn.chronicle.witness import check_checkpoints
+
+    logs = dict(_logs(ledger, log_id))
+    by_log: dict[str | None, list[str]] = {}
+    for number, text in enumerate(texts, start=1):
+        named = _log_of_note(text)
+        if log_id is not None and named is not None and named != str(log_id):
+            click.echo(
+                f"FAILED: checkpoint {number} is for log {named}, not log {log_id}", err=True
+            )
+            sys.exit(1)
+        named = str(log_id) if log_id is not None else named
+        if named is None:
+            raise click.UsageError(
+                f"checkpoint {number}'s origin names no log (<origin>/<log id>): give --log"
+            )
+        if named not in logs:
+            click.echo(
+                f"FAILED: checkpoint {number} is for log {named}, not in the Chronicle", err=True
+            )
+            sys.exit(1)
+        by_log.setdefault(named, []).append(text)
+    if not texts:
+        for name, log in logs.items():
+            notes = _stored_notes_by(log, verifier)
+            if notes:
+                by_log[name] = notes
+    if not by_log:
+        click.echo("FAILED: no signed checkpoint to check the logs against", err=True)
         sys.exit(1)
-    click.echo(f"ok: {report.records} records, root {report.root}; {result.message[4:]}")
+    lines = []
+    for name, log in logs.items():
+        if name not in by_log:
+            lines.append(f"  log {name}: no checkpoint signed by {verifier.name}")
+            continue
+        result = check_checkpoints(log, by_log[name], verifier)
+        if not result.ok:
+            click.echo(f"FAILED: log {name}: {result.message}", err=True)
+            sys.exit(1)
+        lines.append(f"  log {name}: {result.message[4:]}")
+    click.echo(f"ok: {records} records in {len(logs)} logs")
+    for line in lines:
+        click.echo(line)
 
 
-def _stored_notes_by(ledger: Ledger, verifier: Verifier) -> list[str]:
+def _log_of_note(text: str) -> str | None:
+    """The log id at the end of a checkpoint's origin (`<origin>/<log id>`), if any."""
+    from govfn.chronicle.note import parse
+
+    origin = parse(text).text.split("\n", 1)[0]
+    last = origin.rsplit("/", 1)[-1]
+    return last if "/" in origin and last.isdigit() else None
+
+
+def _stored_notes_by(ledger: CheckpointLog, verifier: Verifier) -> list[str]:
     """The notes stored beside the log that claim a signature by `verifier` (others may
     be by a rotated-out key or a witness)."""
     from govfn.chronicle.note import NoteError, parse
@@ -272,16 +370,21 @@ def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
 
 @chronicle.command()
 @ledger_option
+@log_option
 @click.argument("old_size", type=click.IntRange(min=0))
 @click.argument("new_size", type=click.IntRange(min=0), required=False)
-def consistency(path: str | None, old_size: int, new_size: int | None) -> None:
+def consistency(path: str | None, log_id: int | None, old_size: int, new_size: int | None) -> None:
     """Print an RFC 6962 consistency proof from tree size OLD_SIZE to NEW_SIZE (default:
-    the whole log), hashes in lowercase hex."""
-    ledger = _sqlite_only(_ledger(path), "consistency")
+    the whole log), hashes in lowercase hex; on PostgreSQL of the log --log names (and
+    with its `log`)."""
+    ledger = _ledger(path)
+    log = _one_log(ledger, log_id)
     try:
-        click.echo(json.dumps(ledger.consistency(old_size, new_size).to_dict(), indent=2))
+        printed = log.consistency(old_size, new_size)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    named = {} if isinstance(ledger, Ledger) else {"log": getattr(log, "log_id", None)}
+    click.echo(json.dumps(named | printed.to_dict(), indent=2))
 
 
 @chronicle.command()
@@ -332,35 +435,56 @@ def export(path: str | None, fmt: str, namespace: str) -> None:
     default=None,
     help="The checkpoint's origin line (default: GOVFN_CHRONICLE_ORIGIN, else the key name).",
 )
-def checkpoint(path: str | None, key_path: str | None, origin: str | None) -> None:
+@log_option
+def checkpoint(
+    path: str | None, key_path: str | None, origin: str | None, log_id: int | None
+) -> None:
     """Store the current tree head; later verification must still reproduce it. With a
-    signer key, print a signed C2SP checkpoint note and store it beside the log."""
+    signer key, print a signed C2SP checkpoint note and store it beside the log. On
+    PostgreSQL every log (or the one --log names) is signed, under the origin
+    `<origin>/<log id>`: the notes are printed as JSON, or with --log the note itself."""
     settings = Settings.from_env()
     key_path = key_path or (str(settings.signing_key_path) if settings.signing_key_path else None)
     ledger = _ledger(path)
-    if key_path is None:
+    if key_path is None and log_id is None:
         heads = ledger.checkpoint_logs()
         if isinstance(ledger, Ledger):
             click.echo(json.dumps(heads[0].to_dict()))
         else:
             click.echo(json.dumps({"logs": [head.to_dict() for head in heads]}))
         return
-    ledger = _sqlite_only(ledger, "a signed checkpoint (--key)")
+    if key_path is None:
+        raise click.UsageError("--log signs one log: give --key (or GOVFN_CHRONICLE_SIGNING_KEY)")
+    logs = _logs(ledger, log_id)
     try:
         signer = read_signer(Path(key_path), "--key")
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from None
     from govfn.chronicle.checkpoint import CheckpointError
-    from govfn.chronicle.witness import sign_checkpoint
+    from govfn.chronicle.witness import log_origin, sign_checkpoint
 
     origin = origin or settings.chronicle_origin or signer.name
+    signed = []
     try:
-        _, note = sign_checkpoint(ledger, signer, origin)
+        for name, log in logs:
+            if name is not None and not log.head()[0]:
+                continue  # a log that holds no record yet
+            made, note = sign_checkpoint(log, signer, log_origin(origin, name))
+            signed.append((name, made, note))
     except CheckpointError as exc:
         raise click.BadParameter(str(exc), param_hint="--origin") from None
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(note, nl=False)
+    if isinstance(ledger, Ledger) or log_id is not None:
+        if not signed:
+            raise click.ClickException(f"log {log_id} holds no record to sign")
+        click.echo(signed[0][2], nl=False)
+        return
+    notes = [
+        {"log": int(str(name)), "tree_size": made.tree_size, "root": made.root.hex(), "note": note}
+        for name, made, note in signed
+    ]
+    click.echo(json.dumps({"logs": notes}, indent=2))
 
 
 @chronicle.command()

@@ -9,10 +9,10 @@ import uuid
 
 import click
 
+from govfn.assembly import runtime_from
 from govfn.chronicle.store import LedgerError
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
-from govfn.runtime import FunctionRuntime
 
 
 @click.command()
@@ -70,12 +70,7 @@ def invoke(
         chronicle.ledger.prepare()
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
-    runtime = FunctionRuntime(
-        registry,
-        chronicle,
-        spool_dir=str(settings.spool_dir),
-        idempotency=settings.idempotency_store(),
-    )
+    runtime = runtime_from(settings, registry, chronicle)
     try:
         result = asyncio.run(runtime.invoke(function_id, data, context))
     finally:

@@ -2,10 +2,11 @@
 
 Everything is checked before a function runs: the four required attributes present
 and non-empty, `specversion` 1.0, attribute names `[a-z0-9]`, header values percent-
-decoded to valid UTF-8 (quoted values and lower-case hex accepted), JSON data that
-parses when the content type says JSON, no `ce-datacontenttype` header in binary mode,
-`data`/`data_base64` exclusive and valid. Any failure is an `HttpProblem` (4xx) naming
-the attribute, never another exception.
+decoded to valid UTF-8 (quoted values and lower-case hex accepted), JSON that is I-JSON
+(RFC 7493: no duplicate keys, finite numbers, valid Unicode) wherever JSON is read, the
+core attributes JSON strings in structured and batch mode, no `ce-datacontenttype` header
+in binary mode, `data`/`data_base64` exclusive and valid. Any failure is an `HttpProblem`
+(4xx) naming the attribute, never another exception.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from govfn.percent import percent_decode
 from govfn.problem import HttpProblem
 
 REQUIRED = ("id", "source", "specversion", "type")
@@ -31,7 +35,6 @@ _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class IncomingEvent(NamedTuple):
@@ -61,24 +64,120 @@ def is_json_media_type(mt: str) -> bool:
     return mt in ("application/json", "text/json") or mt.endswith("+json")
 
 
-def parse_json(data: bytes, what: str) -> Any:
-    """Strict JSON: UTF-8, no NaN/Infinity, nesting the parser can handle."""
+def parse_json(data: bytes, what: str, *, members: bool = False) -> Any:
+    """Strict JSON (I-JSON, RFC 7493): UTF-8, no duplicate object keys, numbers that are
+    finite (no NaN, Infinity or 1e400) and integers Python can read, strings of valid
+    Unicode (no lone surrogate), nesting the parser can handle. `what` names the part of
+    the request at fault; with `members`, a flaw inside an event names the event's member
+    that holds it (`data`, `batch[2].id`) instead."""
     try:
         text = data.decode("utf-8")
-        return _DECODER.decode(text)
+        value = _STRICT.decode(text)
     except UnicodeDecodeError:
         raise HttpProblem(400, f"{what} is not valid UTF-8", attribute=what) from None
     except RecursionError:
         raise HttpProblem(400, f"{what} is nested too deeply", attribute=what) from None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise HttpProblem(400, f"{what} is not valid JSON: {exc}", attribute=what) from None
+    except ValueError as exc:  # one of the I-JSON rules (int() refuses a too long literal)
+        detail = f"{what} is not I-JSON: {_flaw_of(exc)}"
+        raise HttpProblem(400, detail, attribute=_at(text, what, members)) from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _is_flawed(value):
+        detail = f"{what} is not I-JSON: a string holds a lone surrogate (not Unicode)"
+        raise HttpProblem(400, detail, attribute=_at(text, what, members))
+    return value
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+class _Flaw(ValueError):
+    """What breaks an I-JSON rule: raised by the strict decoder, returned by the lenient
+    one (which only runs to find where a refused document's flaw is)."""
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def _flaw_of(exc: ValueError) -> str:
+    if isinstance(exc, _Flaw):
+        return str(exc)
+    return f"an integer has more than {sys.get_int_max_str_digits()} digits"
+
+
+def _constant(name: str) -> _Flaw:
+    return _Flaw(f"{name} is not a JSON number")
+
+
+def _float(literal: str) -> float | _Flaw:
+    number = float(literal)
+    return number if math.isfinite(number) else _Flaw(f"the number {literal[:40]} is out of range")
+
+
+def _int(literal: str) -> int | _Flaw:
+    if len(literal.lstrip("-")) > sys.get_int_max_str_digits():
+        return _Flaw(f"an integer has more than {sys.get_int_max_str_digits()} digits")
+    return int(literal)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                document[key] = _Flaw(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return document
+
+
+def _strict_constant(name: str) -> Any:
+    raise _constant(name)
+
+
+def _strict_float(literal: str) -> float:
+    number = _float(literal)
+    if isinstance(number, _Flaw):
+        raise number
+    return number
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = _object(pairs)
+    if len(document) != len(pairs):
+        flaw = next(value for value in document.values() if isinstance(value, _Flaw))
+        raise flaw
+    return document
+
+
+_STRICT = json.JSONDecoder(
+    parse_constant=_strict_constant, parse_float=_strict_float, object_pairs_hook=_strict_object
+)
+_LENIENT = json.JSONDecoder(
+    parse_constant=_constant, parse_float=_float, parse_int=_int, object_pairs_hook=_object
+)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \uD800 to \uDFFF, escaped in JSON
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _is_flawed(value: Any) -> bool:
+    """True when `value` holds a flaw, or a string (a key or a value) with a lone surrogate."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_is_flawed(key) or _is_flawed(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_is_flawed(item) for item in value)
+    return isinstance(value, _Flaw)
+
+
+def _at(text: str, what: str, members: bool) -> str:
+    """Where a refused document's flaw is: `what`, or with `members` the event member."""
+    if not members:
+        return what
+    document = _LENIENT.decode(text)
+    events = enumerate(document) if isinstance(document, list) else [(-1, document)]
+    for index, event in events:
+        if isinstance(event, dict):
+            for key, item in event.items():
+                if _is_flawed(key) or _is_flawed(item):
+                    prefix = f"batch[{index}]." if index >= 0 else ""
+                    return f"{prefix}{key}"
+    return what
 
 
 # -- the three content modes ------------------------------------------------------------
@@ -166,14 +265,14 @@ def parse_binary(content_type: str, ce_headers: Mapping[str, str], body: bytes) 
 
 
 def parse_structured(body: bytes) -> IncomingEvent:
-    document = parse_json(body, "event")
+    document = parse_json(body, "event", members=True)
     if not isinstance(document, dict):
         raise HttpProblem(400, "a structured CloudEvent must be a JSON object", attribute="event")
     return _structured_event(document, "")
 
 
 def parse_batch(body: bytes) -> list[IncomingEvent]:
-    document = parse_json(body, "batch")
+    document = parse_json(body, "batch", members=True)
     if not isinstance(document, list):
         raise HttpProblem(400, "a CloudEvents batch must be a JSON array", attribute="batch")
     events = []
@@ -196,6 +295,10 @@ def _structured_event(document: dict[str, Any], where: str) -> IncomingEvent:
             )
         if value is None:
             continue
+        if name in REQUIRED and not isinstance(value, str):
+            raise HttpProblem(
+                400, f"attribute {name!r} must be a JSON string", attribute=where + name
+            )
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, int):
@@ -281,7 +384,12 @@ def decode_header_value(name: str, raw: str) -> str:
     except UnicodeEncodeError:
         raise HttpProblem(400, f"ce-{name} holds non-Latin-1 text", attribute=name) from None
     if b"%" in octets:
-        octets = _percent_decode(name, octets)
+        try:
+            octets = percent_decode(octets)
+        except ValueError:
+            raise HttpProblem(
+                400, f"ce-{name} has invalid percent-encoding", attribute=name
+            ) from None
     try:
         return octets.decode("utf-8")
     except UnicodeDecodeError:
@@ -304,14 +412,3 @@ def _unquote(name: str, inner: str) -> str:
     if escaped:
         raise HttpProblem(400, f"ce-{name} ends in a lone backslash", attribute=name)
     return "".join(out)
-
-
-def _percent_decode(name: str, octets: bytes) -> bytes:
-    head, *parts = octets.split(b"%")
-    out = bytearray(head)
-    for part in parts:
-        if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
-            raise HttpProblem(400, f"ce-{name} has invalid percent-encoding", attribute=name)
-        out.append(int(part[:2], 16))
-        out += part[2:]
-    return bytes(out)

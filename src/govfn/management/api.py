@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from govfn.cloudevents.encode import status_for
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
 from govfn.management.auth import authorize
 from govfn.management.lineage import LineageViews
 from govfn.management.openapi import openapi_document, openapi_path
+from govfn.outcome import ErrorKind
 from govfn.problem import HttpProblem
+from govfn.receiver.delivery import status_for
 
 if TYPE_CHECKING:
     from govfn.app import GovfnApp
@@ -159,7 +160,7 @@ def build_management_app(app: GovfnApp) -> Flask:
 def result_json(result: FunctionResult) -> dict[str, Any]:
     """The result as JSON; a handler's exception text stays in the server log."""
     body = result.to_dict()
-    if body["error_kind"] == "error":
+    if body["error_kind"] == ErrorKind.ERROR:
         body["error"] = "the function failed; see the server log for this invocation id"
     return body
 

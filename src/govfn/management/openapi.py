@@ -11,12 +11,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from govfn.names import DNS1123_LABEL_MAX, DNS1123_LABEL_PATTERN
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _FUNCTION_ID = {
     "name": "function_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    "schema": {"type": "string", "pattern": DNS1123_LABEL_PATTERN, "maxLength": DNS1123_LABEL_MAX},
 }
 _CE_BODY = {
     "description": "A CloudEvent in binary (attributes in ce- headers, any media type), "

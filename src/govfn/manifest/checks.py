@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 from govfn.manifest.errors import ManifestError
+from govfn.names import DNS1123_LABEL, DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN
 
 RESERVED_PORTS = frozenset({8012, 8013, 8022, 8008, 9090, 9091})
 RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
@@ -17,8 +18,6 @@ AUTOSCALING_PREFIX = "autoscaling.knative.dev/"
 MAX_CONTAINER_CONCURRENCY = 1000
 MAX_TIMEOUT_SECONDS = 600
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -44,7 +43,7 @@ def check_qualified_key(key: object, path: str) -> None:
     if not isinstance(key, str):
         fail(path, f"key {key!r} is not a string")
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
         fail(f"{path}[{key}]", f"prefix {prefix!r} is not a DNS-1123 subdomain")
     if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
         fail(f"{path}[{key}]", f"name {name!r} is not a qualified name (63 chars max)")
@@ -53,11 +52,11 @@ def check_qualified_key(key: object, path: str) -> None:
 def check_metadata(metadata: Any, path: str = "metadata") -> None:
     meta = as_mapping(metadata, path)
     name = meta.get("name")
-    if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+    if not isinstance(name, str) or len(name) > DNS1123_LABEL_MAX or not DNS1123_LABEL.match(name):
         fail(f"{path}.name", f"{name!r} is not a DNS-1123 label of at most 63 characters")
     namespace = meta.get("namespace")
     if namespace is not None and (
-        not isinstance(namespace, str) or not _DNS_LABEL.match(namespace)
+        not isinstance(namespace, str) or not DNS1123_LABEL.match(namespace)
     ):
         fail(f"{path}.namespace", f"{namespace!r} is not a DNS-1123 label")
     check_labels(meta.get("labels", {}), f"{path}.labels")

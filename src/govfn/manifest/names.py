@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterable
 
 from govfn.manifest.errors import ManifestError
+from govfn.names import DNS1123_LABEL_MAX
 
-MAX_NAME = 63
+MAX_NAME = DNS1123_LABEL_MAX
 HASH_LENGTH = 8
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NOT_LABEL = re.compile(r"[^a-z0-9]+")
 _PREFIX = re.compile(r"^([a-z0-9][-a-z0-9]*)?$")
 

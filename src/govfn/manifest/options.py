@@ -11,9 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from govfn.manifest.checks import CONFIG_KEY, DNS_SUBDOMAIN
+from govfn.manifest.checks import CONFIG_KEY
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.quantity import parse_quantity
+from govfn.names import DNS1123_SUBDOMAIN
 
 VISIBILITIES = ("cluster-local", "public")
 BACKOFF_POLICIES = ("linear", "exponential")
@@ -78,7 +79,7 @@ def parse_chronicle_sink(value: str | None, broker: str) -> dict[str, Any] | Non
         raise ManifestError(
             field_name, f"{value!r} is neither broker:NAME, an http(s) URL nor none"
         )
-    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
         raise ManifestError(field_name, f"Broker name {name!r} is not a DNS-1123 subdomain")
     return {"ref": {"apiVersion": _SINK_KINDS["broker"][0], "kind": "Broker", "name": name}}
 
@@ -91,7 +92,7 @@ def parse_secret_ref(value: str) -> tuple[str, str]:
     name, sep, key = value.partition(":")
     if not sep:
         key = DEFAULT_SECRET_KEY
-    if len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
         raise ManifestError(
             field_name,
             f"Secret name {name!r} is not a DNS-1123 subdomain (lower case, digits, '-', '.')",

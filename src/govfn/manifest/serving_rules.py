@@ -9,7 +9,6 @@ from typing import Any
 from govfn.manifest.checks import (
     AUTOSCALING_PREFIX,
     CONFIG_KEY,
-    DNS_SUBDOMAIN,
     ENV_NAME,
     MAX_CONTAINER_CONCURRENCY,
     MAX_TIMEOUT_SECONDS,
@@ -25,6 +24,7 @@ from govfn.manifest.checks import (
     fail,
 )
 from govfn.manifest.quantity import parse_quantity
+from govfn.names import DNS1123_SUBDOMAIN
 
 VISIBILITY_LABEL = "networking.knative.dev/visibility"
 TEMPLATE = "spec.template"
@@ -115,7 +115,7 @@ def check_env_source(source: Any, path: str) -> None:
         )
     selector = as_mapping(source[kind], f"{path}.{kind}")
     name, key = selector.get("name"), selector.get("key")
-    if not isinstance(name, str) or len(name) > 253 or not DNS_SUBDOMAIN.match(name):
+    if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
         fail(f"{path}.{kind}.name", f"{name!r} is not a DNS-1123 subdomain")
     if not isinstance(key, str) or len(key) > 253 or not CONFIG_KEY.match(key):
         fail(f"{path}.{kind}.key", f"{key!r} must be letters, digits, '-', '_' or '.'")

@@ -16,6 +16,7 @@ import sys
 from typing import TextIO
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.outcome import ErrorKind
 
 log = logging.getLogger("govfn.invocations")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
@@ -39,7 +40,7 @@ class InvocationLog:
             "event_id": context.event_id,
             "event_source": context.event_source,
             "event_type": context.trigger_event_kind,
-            "outcome": "success" if result.success else (result.error_kind or "error"),
+            "outcome": "success" if result.success else str(result.error_kind or ErrorKind.ERROR),
             "duration_ms": result.duration_ms,
             "lineage_cid": result.lineage_cid,
             "traceparent": context.traceparent,

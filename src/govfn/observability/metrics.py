@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.outcome import ErrorKind
 
 if TYPE_CHECKING:
     from govfn.observability.prometheus import Counters
@@ -56,7 +57,7 @@ class Metrics:
     ) -> None:
         """A runtime observer: count the invocation by function and outcome."""
         function = result.function_id or (plugin.function_id if plugin else "unknown")
-        outcome = "success" if result.success else (result.error_kind or "error")
+        outcome = "success" if result.success else str(result.error_kind or ErrorKind.ERROR)
         seconds = result.duration_ms / 1000.0
         counters = self._counters or self._keep((function, outcome, seconds))
         if counters is not None:

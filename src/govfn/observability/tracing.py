@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from govfn.function import FunctionContext, FunctionResult
+from govfn.outcome import ErrorKind
 from govfn.runtime import FunctionRuntime, InvocationEnd
 from govfn.version import __version__
 
@@ -86,10 +87,11 @@ class InvocationTracer:
         def end(result: FunctionResult | None) -> None:
             try:
                 if result is None:
-                    span.set_attribute(OUTCOME, "cancelled")
-                    span.set_status(Status(StatusCode.ERROR, "cancelled"))
+                    span.set_attribute(OUTCOME, ErrorKind.CANCELLED.value)
+                    span.set_status(Status(StatusCode.ERROR, ErrorKind.CANCELLED.value))
                 else:
-                    outcome = "success" if result.success else (result.error_kind or "error")
+                    kind = result.error_kind or ErrorKind.ERROR
+                    outcome = "success" if result.success else str(kind)
                     span.set_attribute(OUTCOME, outcome)
                     if result.lineage_cid:
                         span.set_attribute(LINEAGE_CID, result.lineage_cid)

@@ -22,24 +22,22 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
-from govfn.cloudevents.encode import binary_reply, failure_problem, has_reply, structured_reply
+from govfn.cloudevents.encode import binary_reply, structured_reply
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.observability.metrics import Metrics
-from govfn.problem import HttpProblem, reason
+from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.deadlines import Deadlines
+from govfn.receiver.delivery import failure_problem, worst_failure
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
+from govfn.replies import has_reply
 from govfn.runtime import FunctionRuntime
 
 log = logging.getLogger("govfn.receiver")
 
 StartResponse = Callable[..., Any]
 Answer = tuple[int, list[tuple[str, str]], bytes]
-
-# Which failure decides the status when several invocations answer one request:
-# retried failures first, so the broker redelivers rather than dead-letters.
-_SEVERITY = {"unavailable": 7, "error": 6, "timeout": 5, "in_progress": 4, "unknown_function": 3}
 
 
 class EventRequest:
@@ -165,7 +163,7 @@ class Receivers:
         traceparent = request.traceparent
         work = [(event, target) for event in events for target in self._targets(event, plugin)]
         results = await self._run(work, traceparent) if work else []
-        worst = _worst_failure(results)
+        worst = worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
             return problem.status, problem.headers(), problem.to_bytes()
@@ -257,14 +255,6 @@ class Receivers:
         )
 
 
-_OK = {200: "OK", 202: "Accepted", 204: "No Content"}
-
-
-def status_line(status: int) -> str:
-    """`200 OK`, `404 Not Found`: a WSGI status from a receiver's status code."""
-    return f"{status} {reason(status) if status >= 400 else _OK[status]}"
-
-
 def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext:
     attributes = event.attributes
     return FunctionContext(
@@ -278,13 +268,6 @@ def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext
         event_time=attributes.get("time"),
         traceparent=traceparent or attributes.get("traceparent"),
     )
-
-
-def _worst_failure(results: list[FunctionResult]) -> FunctionResult | None:
-    failures = [result for result in results if not result.success]
-    if not failures:
-        return None
-    return max(failures, key=lambda result: _SEVERITY.get(result.error_kind or "error", 1))
 
 
 def ce_headers(environ: dict[str, Any]) -> dict[str, str]:

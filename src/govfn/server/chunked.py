@@ -1,17 +1,21 @@
 """Chunked request bodies (RFC 9112 section 7.1), decoded as they arrive.
 
-Chunk extensions are ignored and trailer fields read and dropped; chunk-size lines, the
-body and the trailer section are bounded. Malformed framing is a `WireError` (400, or 431
-for a trailer section over the header limits); a body over its limit is `BodyTooLarge`.
+Chunk extensions are ignored (but a control character in one is refused) and trailer
+fields read and dropped; chunk-size lines, the body and the trailer section are bounded.
+Malformed framing is a `WireError` naming the body (400, or 431 for a trailer section over
+the header limits); a body over its limit is `BodyTooLarge`.
 """
 
 from __future__ import annotations
 
+import re
+
+from govfn.percent import HEX_DIGITS
 from govfn.server.wire import MAX_FIELD_SIZE, MAX_HEADER_FIELDS, WireError
 
 MAX_CHUNK_LINE = 1024
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")  # HTAB is whitespace, not a control
 
 
 class ChunkedBody:
@@ -41,14 +45,14 @@ class ChunkedBody:
             end = buffer.find(b"\r\n", position)
             if end < 0:
                 if len(buffer) - position > MAX_CHUNK_LINE:
-                    raise WireError(400, "chunk line too long")
+                    raise WireError(400, "chunk line too long", "body")
                 self._pending = buffer[position:]
                 return None
             line = buffer[position:end]
             position = end + 2
             if self._need == -2:
                 if line:
-                    raise WireError(400, "chunk data longer than its size")
+                    raise WireError(400, "chunk data longer than its size", "body")
                 self._need = -1
             elif self._trailers >= 0:
                 if not line:
@@ -56,7 +60,7 @@ class ChunkedBody:
                     return buffer[position:]
                 self._trailers += 1
                 if self._trailers > MAX_HEADER_FIELDS or len(line) > MAX_FIELD_SIZE:
-                    raise WireError(431, "trailer section too large")
+                    raise WireError(431, "trailer section too large", "body")
             else:
                 size = chunk_size(line)
                 if len(self.body) + size > self.limit:
@@ -68,9 +72,15 @@ class ChunkedBody:
 
 
 def chunk_size(line: bytes) -> int:
-    digits = line.split(b";", 1)[0].rstrip(b" \t")
-    if not digits or len(digits) > 15 or not all(byte in _HEX for byte in digits):
-        raise WireError(400, "malformed chunk size")
+    """`chunk-size [ chunk-ext ]` (RFC 9112 section 7.1.1): hex digits, then nothing or
+    extensions, which may follow whitespace (BWS) and may not hold control characters."""
+    digits, semicolon, extensions = line.partition(b";")
+    if semicolon:
+        if _CONTROL.search(extensions):
+            raise WireError(400, "a chunk extension holds a control character", "body")
+        digits = digits.rstrip(b" \t")
+    if not digits or len(digits) > 15 or not all(byte in HEX_DIGITS for byte in digits):
+        raise WireError(400, "malformed chunk size", "body")
     return int(digits, 16)
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import cast
 
-from govfn.problem import HttpProblem
+from govfn.problem import HttpProblem, status_line
 from govfn.server.chunked import BodyTooLarge, ChunkedBody
 from govfn.server.protocol import Connections, Reply, Request
 from govfn.server.wire import (
@@ -148,13 +148,13 @@ class HttpConnection(asyncio.Protocol):
             try:
                 self._check_partial_head(buffer)
             except WireError as error:
-                self._fail(error.status, error.detail)
+                self._fail(error.status, error.detail, error.attribute)
             return
         self._scanned = self._fields = 0
         try:
             head = parse_head(buffer[:end])
         except WireError as error:
-            self._fail(error.status, error.detail)
+            self._fail(error.status, error.detail, error.attribute)
             return
         rest = buffer[end + 4 :]
         self.buffer = b""
@@ -224,7 +224,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             rest = decoder.feed(data)
         except WireError as error:
-            self._fail(error.status, error.detail)
+            self._fail(error.status, error.detail, error.attribute)
             return
         except BodyTooLarge:
             self._refuse_too_large(head, None)
@@ -288,12 +288,11 @@ class HttpConnection(asyncio.Protocol):
         self._write(response_head(status, headers, len(body), keep_alive=False) + body)
         self.close()
 
-    def _fail(self, status: int, detail: str) -> None:
+    def _fail(self, status: int, detail: str, attribute: str | None = None) -> None:
         """Answer a request that cannot be read, then close."""
-        problem = HttpProblem(status, detail)
+        problem = HttpProblem(status, detail, attribute=attribute)
         body = problem.to_bytes()
-        reason = problem.body()["title"]
-        self._write(response_head(f"{status} {reason}", problem.headers(), len(body), False) + body)
+        self._write(response_head(status_line(status), problem.headers(), len(body), False) + body)
         self.close()
 
     def _write(self, data: bytes) -> None:

@@ -17,8 +17,8 @@ from concurrent.futures import Executor
 from typing import Any
 
 from govfn.app import HEALTH, RECEIVER, GovfnApp
-from govfn.problem import HttpProblem, reason
-from govfn.receiver.receivers import EventRequest, status_line
+from govfn.problem import HttpProblem, status_line
+from govfn.receiver.receivers import EventRequest
 from govfn.server.protocol import Reply, Request
 from govfn.server.wire import RequestHead
 
@@ -58,7 +58,7 @@ class WorkerHandler:
                 answer = govfn.health(head.path)
                 if answer is not None:
                     code, body = answer
-                    return f"{code} {_health_reason(code)}", _JSON, body
+                    return status_line(code), _JSON, body
         environ = wsgi_environ(request, self.multiprocess)
         return await self.loop.run_in_executor(self.pool, run_wsgi, self.app, environ)
 
@@ -70,14 +70,10 @@ class WorkerHandler:
             problem = HttpProblem(413, f"body is over the {limit}-byte limit", attribute="body")
         if self.govfn is not None:
             self.govfn.metrics.rejected(413)
-        return f"413 {reason(413)}", problem.headers(), problem.to_bytes()
+        return status_line(413), problem.headers(), problem.to_bytes()
 
 
 _JSON = [("Content-Type", "application/json")]
-
-
-def _health_reason(code: int) -> str:
-    return "OK" if code == 200 else "Service Unavailable"
 
 
 def event_request(head: RequestHead) -> EventRequest:
@@ -167,6 +163,6 @@ def run_wsgi(app: WsgiApp, environ: dict[str, Any]) -> Reply:
     except Exception:
         log.exception("WSGI app failed on %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"])
         problem = HttpProblem(500, "internal error; see the server log")
-        return f"500 {reason(500)}", problem.headers(), problem.to_bytes()
+        return status_line(500), problem.headers(), problem.to_bytes()
     status, headers = started
     return status, list(headers), b"".join(chunks)

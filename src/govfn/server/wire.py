@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import time
 
+from govfn.percent import percent_decode
+
 # The same limits gunicorn applies (govfn.cli.serve.HEADER_LIMITS).
 MAX_REQUEST_LINE = 8190
 MAX_HEADER_FIELDS = 100
@@ -23,16 +25,16 @@ _METHOD = re.compile(_TOKEN)
 _FIELDS = re.compile(rf"(?:\r\n{_TOKEN}:[^\x00-\x08\x0a-\x1f\x7f]*)*")
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "expect"})
 _TARGET = re.compile(r"[\x21-\x7e]+")
-_HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
 class WireError(Exception):
     """A request that cannot be read: answer `status` and close the connection."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, attribute: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.attribute = attribute  # the part of the request at fault, when one is
 
 
 class RequestHead:
@@ -190,19 +192,16 @@ def split_target(method: str, target: str) -> tuple[str, str]:
     target = target.partition("#")[0]
     path, _, query = target.partition("?")
     if "%" in path:
-        path = percent_decode(path)
+        path = decode_path(path)
     return path, query
 
 
-def percent_decode(path: str) -> str:
-    head, *parts = path.encode("latin-1").split(b"%")
-    out = bytearray(head)
-    for part in parts:
-        if len(part) < 2 or part[0] not in _HEX or part[1] not in _HEX:
-            raise WireError(400, "malformed percent-encoding in the request target")
-        out.append(int(part[:2], 16))
-        out += part[2:]
-    return out.decode("latin-1")
+def decode_path(path: str) -> str:
+    """The request target's path, percent-decoded, as Latin-1 text (PATH_INFO)."""
+    try:
+        return percent_decode(path.encode("latin-1")).decode("latin-1")
+    except ValueError:
+        raise WireError(400, "malformed percent-encoding in the request target") from None
 
 
 # -- responses --------------------------------------------------------------------------
