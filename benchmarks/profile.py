@@ -2,13 +2,14 @@
 
     python -m benchmarks.profile [--only "govfn serve 1x8"] [--duration 15] [--rate 400]
 
-py-spy records the server and its forked workers with `--gil` (only the thread holding the
-GIL is sampled: in a GIL-bound server that is where each request's CPU time goes) and
-`--function` (frames aggregated per function). The collapsed stacks are kept under
-.bench/results/; the summary shows, per function and per package, the share of samples
-and the estimated µs per request (samples / rate / requests answered while sampled),
-both for time spent in the frame itself (self) and below it (inclusive).
-Sampling pauses the process, so throughput under the profiler is lower than in `http`.
+py-spy records the server and its forked workers with `--gil` (only the thread holding the GIL
+is sampled: in a GIL-bound server that is where each request's CPU time goes) and `--function`
+(frames aggregated per function). The collapsed stacks are kept under .bench/results/; the
+summary shows, per part of a request (HTTP parse, decode, CIDs, records, ledger commit, log and
+metrics, encode, write: `PARTS`), per function and per package, the share of samples and the
+estimated µs per request (samples / rate / requests answered while sampled), both for time
+spent in the frame itself (self) and below it (inclusive). Sampling pauses the process, so
+throughput under the profiler is lower than in `http`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,58 @@ from benchmarks.http import run_wrk
 from benchmarks.servers import BENCH_DIR, REPO, RunningServer, ServerSpec, all_servers, select
 
 _TRUNK_SHARE = 0.97
+_REST = "event loop and the rest (uvloop/asyncio internals, GC)"
+# The parts of a govfn request, each named by frames that begin it. A sample belongs to the
+# innermost part on its stack (a CID computed inside a record counts as the record's).
+PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("records: FUNCTION_INVOKED/COMPLETED canonical JSON + CID", ("function_record ",)),
+    (
+        "ledger commit (SQLite insert, chain, tree hashes)",
+        ("Ledger.append ", "LedgerChronicle._commit ", "emit_record_now "),
+    ),
+    ("input/output CID (canonical JSON of the data + SHA-256)", ("content_cid ", "output_cid ")),
+    ("CloudEvent decode (attributes, JSON)", ("parse_request ",)),
+    ("reply encode (attributes, JSON, reply id)", ("binary_reply ", "reply_identity ")),
+    ("invocation log line + metrics", ("FunctionRuntime._notify ",)),
+    (
+        "HTTP head parse + body (govfn's parser)",
+        (
+            "HttpConnection.data_received ",
+            "HttpConnection._process ",
+            "parse_head ",
+            "event_request ",
+            "_read_ready",
+        ),
+    ),
+    ("HTTP reply write (head + transport.write)", ("HttpConnection._reply ",)),
+    ("request timeout (asyncio.timeout)", ("timeout (asyncio", "Timeout.")),
+    (
+        "runtime, receivers, group-commit wait (own frames)",
+        (
+            "FunctionRuntime.",
+            "Receivers.",
+            "Backstop.",
+            "deliver (",
+            "LedgerChronicle.emit_record",
+            "WorkerHandler.",
+            "HttpConnection._respond",
+            "context_of",
+            "ServerState",
+            "Deadlines.",
+        ),
+    ),
+)
+
+
+def request_part(frames: list[str]) -> str:
+    """The part of a request a sample's stack is in: the innermost frame that names one."""
+    for frame in reversed(frames):
+        for name, markers in PARTS:
+            if any(marker in frame for marker in markers):
+                return name
+    return _REST
+
+
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -53,6 +106,7 @@ def summarise(collapsed: Path, rate: int, requests: int, top: int) -> dict[str, 
     incl_fn: Counter[str] = Counter()
     self_pkg: Counter[str] = Counter()
     incl_pkg: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -64,6 +118,7 @@ def summarise(collapsed: Path, rate: int, requests: int, top: int) -> dict[str, 
             continue
         total += count
         self_fn[frames[-1]] += count
+        parts[request_part(frames)] += count
         self_pkg[frame_package(frames[-1])] += count
         for frame in set(frames):
             incl_fn[frame] += count
@@ -89,6 +144,14 @@ def summarise(collapsed: Path, rate: int, requests: int, top: int) -> dict[str, 
         "samples": total,
         "requests": requests,
         "cpu_us_per_request": total * per_request_us,
+        "parts": [
+            {
+                "name": name,
+                "share": parts[name] / max(total, 1),
+                "us_per_request": parts[name] * per_request_us,
+            }
+            for name in [*(name for name, _ in PARTS), _REST]
+        ],
         "self_functions": table(self_fn),
         "inclusive_functions": table(incl_fn, trunk=False),
         "self_packages": table(self_pkg),
@@ -158,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             f"per request (collapsed stacks: {collapsed.relative_to(REPO)})"
         )
         for title, key in (
+            ("parts of a request", "parts"),
             ("packages, inclusive", "inclusive_packages"),
             ("packages, self", "self_packages"),
             ("functions, inclusive", "inclusive_functions"),
