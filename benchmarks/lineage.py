@@ -28,9 +28,9 @@ from pathlib import Path
 
 from govfn.chronicle.cid import content_cid
 from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.lineage import LineageIndex
-from govfn.chronicle.lineage_lookup import LedgerLineage
-from govfn.chronicle.openlineage import OpenLineageExport
+from govfn.chronicle.lineage.graph import LineageIndex
+from govfn.chronicle.lineage.lookup import LedgerLineage
+from govfn.chronicle.lineage.openlineage import OpenLineageExport
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record, function_record
 from govfn.replies import reply_event_id
 from govfn.runtime import _now, new_invocation_id

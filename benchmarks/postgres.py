@@ -33,7 +33,7 @@ from benchmarks import event, results
 from benchmarks.invoke import NoOpFunction, _record_pair, invoke_us
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.function import FunctionContext
 from govfn.functions.echo import EchoFunction
 from govfn.registry import FunctionRegistry

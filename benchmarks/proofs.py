@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from benchmarks import results
 from govfn.chronicle import merkle
 from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import ConsistencyProof, InclusionProof
 

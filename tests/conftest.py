@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from govfn.chronicle import Ledger
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.registry import FunctionRegistry, use_registry
 
 from support.postgres import PostgresServer

@@ -31,9 +31,9 @@ from govfn.settings import Settings
 
 if TYPE_CHECKING:
     from govfn.chronicle.ledger import Ledger
-    from govfn.chronicle.openlineage_sender import OpenLineageSender
-    from govfn.chronicle.postgres_ledger import PostgresLedger
-    from govfn.chronicle.publisher import CheckpointPublisher
+    from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
+    from govfn.chronicle.postgres.ledger import PostgresLedger
+    from govfn.chronicle.signing.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client

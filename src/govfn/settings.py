@@ -47,10 +47,10 @@ from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
 from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
-    from govfn.chronicle.note import Signer
-    from govfn.chronicle.openlineage_sender import OpenLineageSender
-    from govfn.chronicle.postgres_ledger import PostgresLedger
-    from govfn.chronicle.publisher import CheckpointPublisher
+    from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
+    from govfn.chronicle.postgres.ledger import PostgresLedger
+    from govfn.chronicle.signing.note import Signer
+    from govfn.chronicle.signing.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
 
 DEFAULT_CHRONICLE = "var/chronicle.db"
@@ -73,7 +73,7 @@ def chronicle_ledger(
     `outbox` / `openlineage` None (anything but a serving process): a SQLite file keeps
     the queueing settings it has; its records are queued as its serving process said."""
     if chronicle_backend(value) == "postgres":
-        from govfn.chronicle.postgres_ledger import PostgresLedger
+        from govfn.chronicle.postgres.ledger import PostgresLedger
 
         return PostgresLedger(value, outbox=bool(outbox))
     return Ledger(value, sync=sync, outbox=outbox, openlineage=openlineage)
@@ -210,7 +210,7 @@ class Settings(NamedTuple):
         PostgreSQL it signs the logs `ledger` writes: pass the runtime's own ledger."""
         if self.signing_key_path is None:
             return None
-        from govfn.chronicle.publisher import CheckpointPublisher
+        from govfn.chronicle.signing.publisher import CheckpointPublisher
 
         ledger = self.ledger(serving=True) if ledger is None else ledger  # (empty is falsy)
         signer = read_signer(self.signing_key_path)
@@ -230,7 +230,7 @@ class Settings(NamedTuple):
 
         outbox = None
         if self.chronicle_uri:
-            from govfn.chronicle.postgres_outbox import PostgresOutbox
+            from govfn.chronicle.postgres.outbox import PostgresOutbox
 
             outbox = PostgresOutbox(self.chronicle_uri)
         return SinkSender(
@@ -248,7 +248,7 @@ class Settings(NamedTuple):
             return None
         if self.chronicle_uri:
             raise ValueError("GOVFN_OPENLINEAGE_URL needs the SQLite Chronicle")
-        from govfn.chronicle.openlineage_sender import OpenLineageSender
+        from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
 
         return OpenLineageSender(
             self.chronicle_path, self.openlineage_url, namespace=self.namespace
@@ -267,7 +267,7 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
 
 def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Signer:
     """The signer key in `path`; ValueError names the file and what is wrong with it."""
-    from govfn.chronicle.note import NoteError, Signer
+    from govfn.chronicle.signing.note import NoteError, Signer
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ import pytest
 
 from govfn.chronicle import Ledger, Record
 from govfn.chronicle.cid import cid_of_bytes
-from govfn.chronicle.note import Signer
-from govfn.chronicle.publisher import CheckpointPublisher
+from govfn.chronicle.signing.note import Signer
+from govfn.chronicle.signing.publisher import CheckpointPublisher
 from govfn.chronicle.sink import SinkSender
 from govfn.settings import Settings
 
@@ -71,7 +71,7 @@ def test_a_worker_whose_head_is_older_never_stores_its_note_after_a_newer_one(
 ) -> None:
     # Two workers of a pod sign one file: one reads the head at 6 records, the other signs
     # at 8 first. A witness takes only growing trees, so the older note must not follow.
-    from govfn.chronicle.checkpoint import Checkpoint
+    from govfn.chronicle.signing.checkpoint import Checkpoint
 
     signer = Signer.generate("govfn.example/pod")
     path = tmp_path / "chronicle.db"

@@ -13,8 +13,8 @@ import pytest
 from govfn import FunctionContext
 from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger, LedgerChronicle
 from govfn.chronicle.cid import content_cid
-from govfn.chronicle.lineage import LineageGraph, LineageIndex
-from govfn.chronicle.lineage_formats import render
+from govfn.chronicle.lineage.formats import render
+from govfn.chronicle.lineage.graph import LineageGraph, LineageIndex
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from govfn import FunctionContext
 from govfn.chronicle import Ledger, LedgerChronicle, Record
-from govfn.chronicle.lineage import LineageIndex
-from govfn.chronicle.lineage_lookup import LedgerLineage
+from govfn.chronicle.lineage.graph import LineageIndex
+from govfn.chronicle.lineage.lookup import LedgerLineage
 from govfn.chronicle.lookup_keys import LINKS
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime

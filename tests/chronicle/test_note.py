@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govfn.chronicle import note
+from govfn.chronicle.signing import note
 
 from support import spec_note
 

@@ -19,7 +19,7 @@ import pytest
 
 from govfn import FunctionContext
 from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger, LedgerChronicle
-from govfn.chronicle.openlineage import (
+from govfn.chronicle.lineage.openlineage import (
     CHRONICLE_FACET_URL,
     ERROR_URL,
     FUNCTION_FACET_URL,
@@ -204,8 +204,8 @@ def test_a_handlers_exception_text_stays_out_of_the_fail_event() -> None:
 
 def test_serving_modules_do_not_import_jsonschema() -> None:
     code = (
-        "import sys, govfn.runtime, govfn.chronicle.lineage, govfn.chronicle.openlineage, "
-        "govfn.chronicle.lineage_formats, govfn.app; "
+        "import sys, govfn.runtime, govfn.chronicle.lineage.graph, "
+        "govfn.chronicle.lineage.openlineage, govfn.chronicle.lineage.formats, govfn.app; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'referencing')))"
     )
     done = subprocess.run(

@@ -16,8 +16,8 @@ import pytest
 
 from govfn import FunctionContext
 from govfn.chronicle import Ledger, LedgerChronicle, Record
-from govfn.chronicle.openlineage import OpenLineageExport
-from govfn.chronicle.openlineage_sender import OpenLineageSender
+from govfn.chronicle.lineage.openlineage import OpenLineageExport
+from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from govfn.chronicle import Ledger, Record
-from govfn.chronicle.note import Signer
+from govfn.chronicle.signing.note import Signer
 from govfn.chronicle.sink import SinkSender
 
 from support import spec_note

@@ -20,13 +20,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from govfn.chronicle import Record, merkle, tree
-from govfn.chronicle.checkpoint import Checkpoint
 from govfn.chronicle.cid import cid_of_bytes
-from govfn.chronicle.note import Signer
-from govfn.chronicle.postgres_ledger import PostgresLedger
-from govfn.chronicle.postgres_outbox import PostgresOutbox
-from govfn.chronicle.postgres_schema import DDL_V1
-from govfn.chronicle.publisher import CheckpointPublisher
+from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.postgres.outbox import PostgresOutbox
+from govfn.chronicle.postgres.schema import DDL_V1
+from govfn.chronicle.signing.checkpoint import Checkpoint
+from govfn.chronicle.signing.note import Signer
+from govfn.chronicle.signing.publisher import CheckpointPublisher
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.store import GENESIS, chain_next
 from govfn.cli.group import cli

@@ -18,8 +18,8 @@ import pytest
 
 from govfn.chronicle import Backstop, Ledger, Record, merkle
 from govfn.chronicle.client import AsyncLedgerChronicle
-from govfn.chronicle.postgres_ledger import PostgresLedger, describe_database
-from govfn.chronicle.postgres_outbox import PostgresOutbox
+from govfn.chronicle.postgres.ledger import PostgresLedger, describe_database
+from govfn.chronicle.postgres.outbox import PostgresOutbox
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.store import LedgerError
@@ -261,8 +261,8 @@ def test_a_role_that_may_not_run_ddl_is_told_to_run_init(
         ledger.append(make(2))  # the serving role appends; it runs no DDL
         assert ledger.verify().ok
         root = ledger.tree_heads()[0].root
-        from govfn.chronicle.note import Signer
-        from govfn.chronicle.publisher import CheckpointPublisher
+        from govfn.chronicle.signing.note import Signer
+        from govfn.chronicle.signing.publisher import CheckpointPublisher
 
         signer = Signer.generate("govfn.example/role")
         assert CheckpointPublisher(ledger, signer, signer.name).publish_once() is not None
@@ -277,7 +277,7 @@ def test_a_role_that_may_not_run_ddl_is_told_to_run_init(
 APPEND_AND_EXIT = """
 import sys
 from govfn.chronicle import Record
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 with PostgresLedger(sys.argv[1], outbox=True) as ledger:
     for i in range(int(sys.argv[2])):
         ledger.append([Record.build("FUNCTION_INVOKED", {"pod": "a", "i": i})])
@@ -511,7 +511,7 @@ def test_lineage_reads_a_postgres_chronicle_and_checkpoint_commands_check_their_
         refused = govfn(*command, env=env)
         assert refused.returncode == 2, (command, refused.stderr)
         assert says in refused.stderr, (command, refused.stderr)
-    from govfn.chronicle.note import Signer
+    from govfn.chronicle.signing.note import Signer
 
     vkey = Signer.generate("govfn.example/none").verifier().encode()
     unsigned = govfn("chronicle", "verify", "--verifier", vkey, env=env)
@@ -522,7 +522,7 @@ def test_lineage_reads_a_postgres_chronicle_and_checkpoint_commands_check_their_
 
 
 def test_settings_build_a_checkpoint_publisher_for_a_postgres_chronicle(tmp_path: Path) -> None:
-    from govfn.chronicle.note import Signer
+    from govfn.chronicle.signing.note import Signer
 
     key = tmp_path / "pod.key"
     key.write_text(Signer.generate("govfn.example/pods").encode() + "\n")

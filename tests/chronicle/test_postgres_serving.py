@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 
 from support.postgres import free_port
 from support.sink_double import SinkDouble

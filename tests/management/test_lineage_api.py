@@ -8,7 +8,7 @@ import re
 from govfn import testing
 from govfn.app import HttpConfig, create_app
 from govfn.chronicle import FUNCTION_COMPLETED, FUNCTION_INVOKED, Ledger, MemoryChronicle
-from govfn.chronicle.lineage import LineageIndex
+from govfn.chronicle.lineage.graph import LineageIndex
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.runtime import FunctionRuntime
 

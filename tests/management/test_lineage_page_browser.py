@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from govfn.chronicle.lineage_formats import COLOURS
+from govfn.chronicle.lineage.formats import COLOURS
 
 from support.chromium import CHROMIUM, chromium
 from support.http_server import Server, start_server, stop_server

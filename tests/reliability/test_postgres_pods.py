@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import pytest
 
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 
 from support.http_server import Server, binary_headers, start_server, stop_server
 from support.postgres import PostgresServer

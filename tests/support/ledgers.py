@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 
 # For tests taking the `ledger` fixture: run them once per backend.
 BOTH_BACKENDS = pytest.mark.parametrize("ledger", ["sqlite", "postgres"], indirect=True)
@@ -61,7 +61,7 @@ def open_ledger(
 
 def sink_sender(ledger: AnyLedger, sink_url: str, **options: Any) -> Any:
     """A K_SINK sender reading the outbox of `ledger`, whichever backend holds it."""
-    from govfn.chronicle.postgres_outbox import PostgresOutbox
+    from govfn.chronicle.postgres.outbox import PostgresOutbox
     from govfn.chronicle.sink import SinkSender
 
     if isinstance(ledger, Ledger):

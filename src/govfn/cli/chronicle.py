@@ -24,9 +24,9 @@ from govfn.postgres import is_uri
 from govfn.settings import Settings, chronicle_ledger, read_signer
 
 if TYPE_CHECKING:
-    from govfn.chronicle.note import Verifier
-    from govfn.chronicle.postgres_ledger import PostgresLedger
-    from govfn.chronicle.witness import CheckpointLog
+    from govfn.chronicle.postgres.ledger import PostgresLedger
+    from govfn.chronicle.signing.note import Verifier
+    from govfn.chronicle.signing.witness import CheckpointLog
 
 
 def _ledger(location: str | None) -> Ledger | PostgresLedger:
@@ -179,7 +179,7 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: i
     if verifier is None:
         click.echo(f"ok: {report.records} records, root {report.root}")
         return
-    from govfn.chronicle.witness import check_checkpoints
+    from govfn.chronicle.signing.witness import check_checkpoints
 
     if isinstance(ledger, Ledger):
         _logs(ledger, log_id)  # refuses --log
@@ -201,7 +201,7 @@ def _verify_logs(
 ) -> None:
     """Check signed checkpoints log by log: the notes given, each against the log --log or
     its origin names, or else the notes stored beside each log."""
-    from govfn.chronicle.witness import check_checkpoints
+    from govfn.chronicle.signing.witness import check_checkpoints
 
     logs = dict(_logs(ledger, log_id))
     by_log: dict[str | None, list[str]] = {}
@@ -248,7 +248,7 @@ def _verify_logs(
 
 def _log_of_note(text: str) -> str | None:
     """The log id at the end of a checkpoint's origin (`<origin>/<log id>`), if any."""
-    from govfn.chronicle.note import parse
+    from govfn.chronicle.signing.note import parse
 
     origin = parse(text).text.split("\n", 1)[0]
     last = origin.rsplit("/", 1)[-1]
@@ -258,7 +258,7 @@ def _log_of_note(text: str) -> str | None:
 def _stored_notes_by(ledger: CheckpointLog, verifier: Verifier) -> list[str]:
     """The notes stored beside the log that claim a signature by `verifier` (others may
     be by a rotated-out key or a witness)."""
-    from govfn.chronicle.note import NoteError, parse
+    from govfn.chronicle.signing.note import NoteError, parse
 
     claimed = []
     for text in ledger.signed_checkpoints():
@@ -273,7 +273,7 @@ def _stored_notes_by(ledger: CheckpointLog, verifier: Verifier) -> list[str]:
 
 
 def _verifier(vkey: str) -> Verifier:
-    from govfn.chronicle.note import NoteError, Verifier
+    from govfn.chronicle.signing.note import NoteError, Verifier
 
     text = vkey
     if os.path.isfile(vkey):
@@ -285,8 +285,8 @@ def _verifier(vkey: str) -> Verifier:
 
 
 def _check_note_format(name: str, text: str) -> None:
-    from govfn.chronicle.checkpoint import Checkpoint, CheckpointError
-    from govfn.chronicle.note import NoteError, parse
+    from govfn.chronicle.signing.checkpoint import Checkpoint, CheckpointError
+    from govfn.chronicle.signing.note import NoteError, parse
 
     try:
         Checkpoint.parse(parse(text).text)
@@ -352,8 +352,8 @@ def lineage(paths: tuple[str, ...], fmt: str, cid: str) -> None:
 
     CID is any CID govfn produced or recorded: a record's, a trigger event's, an
     output's, a reply's, a billable event's chronicle_cid (or an invocation id)."""
-    from govfn.chronicle.lineage import LineageIndex
-    from govfn.chronicle.lineage_formats import render
+    from govfn.chronicle.lineage.formats import render
+    from govfn.chronicle.lineage.graph import LineageIndex
 
     index = LineageIndex.build(*(_ledger(path) for path in paths or (None,)))
     try:
@@ -412,7 +412,7 @@ def export(path: str | None, fmt: str, namespace: str) -> None:
         for record in records:
             out.write(record.to_json_line() + "\n")
         return
-    from govfn.chronicle.openlineage import OpenLineageExport
+    from govfn.chronicle.lineage.openlineage import OpenLineageExport
 
     if not namespace.strip():
         raise click.BadParameter("must not be empty", param_hint="--namespace")
@@ -460,8 +460,8 @@ def checkpoint(
         signer = read_signer(Path(key_path), "--key")
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from None
-    from govfn.chronicle.checkpoint import CheckpointError
-    from govfn.chronicle.witness import log_origin, sign_checkpoint
+    from govfn.chronicle.signing.checkpoint import CheckpointError
+    from govfn.chronicle.signing.witness import log_origin, sign_checkpoint
 
     origin = origin or settings.chronicle_origin or signer.name
     signed = []
@@ -499,7 +499,7 @@ def checkpoint(
 def keygen(name: str, out_dir: Path) -> None:
     """Make an Ed25519 signed-note key pair named NAME (a schema-less URL such as
     example.com/billing is recommended); '/' in NAME becomes '_' in the file names."""
-    from govfn.chronicle.note import NoteError, Signer
+    from govfn.chronicle.signing.note import NoteError, Signer
 
     try:
         signer = Signer.generate(name)

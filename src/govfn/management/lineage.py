@@ -20,9 +20,9 @@ from importlib import resources
 from itertools import islice
 from typing import Any, Protocol, cast
 
-from govfn.chronicle.lineage import LineageGraph, LineageIndex
-from govfn.chronicle.lineage_formats import COLOURS
-from govfn.chronicle.lineage_lookup import LedgerLineage, NamingLog, finds_by_name
+from govfn.chronicle.lineage.formats import COLOURS
+from govfn.chronicle.lineage.graph import LineageGraph, LineageIndex
+from govfn.chronicle.lineage.lookup import LedgerLineage, NamingLog, finds_by_name
 from govfn.chronicle.records import Record
 from govfn.problem import HttpProblem
 

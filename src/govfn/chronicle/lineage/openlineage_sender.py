@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from govfn.chronicle.lineage.openlineage import DEFAULT_NAMESPACE, OpenLineageExport
 from govfn.chronicle.lookup_keys import lookup_key
-from govfn.chronicle.openlineage import DEFAULT_NAMESPACE, OpenLineageExport
 from govfn.chronicle.outbox import Claimed, OutboxQueue, SqliteOutbox
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record
 from govfn.chronicle.sink import SinkSender

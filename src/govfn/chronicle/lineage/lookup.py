@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from govfn.chronicle.lineage import MAX_NODES, LineageGraph, LineageIndex
+from govfn.chronicle.lineage.graph import MAX_NODES, LineageGraph, LineageIndex
 from govfn.chronicle.lookup_keys import LINKS
 from govfn.chronicle.records import Record
 

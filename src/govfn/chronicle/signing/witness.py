@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from typing import NamedTuple, Protocol
 
 from govfn.chronicle import merkle
-from govfn.chronicle.checkpoint import Checkpoint, CheckpointError
-from govfn.chronicle.note import NoteError, Signer, Verifier, open_note
+from govfn.chronicle.signing.checkpoint import Checkpoint, CheckpointError
+from govfn.chronicle.signing.note import NoteError, Signer, Verifier, open_note
 
 
 class ConsistencyLike(Protocol):

@@ -18,11 +18,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from govfn.chronicle.checkpoint import Checkpoint
-from govfn.chronicle.note import Signer
-from govfn.chronicle.witness import CheckpointLog, log_origin
+from govfn.chronicle.signing.checkpoint import Checkpoint
+from govfn.chronicle.signing.note import Signer
+from govfn.chronicle.signing.witness import CheckpointLog, log_origin
 
-log = logging.getLogger("govfn.chronicle.checkpoints")
+log = logging.getLogger("govfn.chronicle.signing.checkpoints")
 
 
 class SignedLogs(Protocol):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 from govfn.chronicle.outbox import Claimed, ClaimedNote
-from govfn.chronicle.postgres_ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.store import LedgerError
 
 _CLAIM = """

@@ -15,7 +15,7 @@ import binascii
 import re
 from typing import NamedTuple
 
-from govfn.chronicle import note
+from govfn.chronicle.signing import note
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from govfn.chronicle.lineage import Edge, LineageGraph, Node
+from govfn.chronicle.lineage.graph import Edge, LineageGraph, Node
 
 FORMATS = ("text", "json", "dot")
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.chronicle import merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
-from govfn.chronicle.postgres_schema import ensure_schema, ensure_schema_async
+from govfn.chronicle.postgres.schema import ensure_schema, ensure_schema_async
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import (
     GENESIS,
