@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,9 @@ from govfn.chronicle.sink import SinkSender
 from govfn.settings import Settings
 
 from support import spec_note
-from support.http_server import binary_headers, start_server, stop_server
+from support.http_server import post_echo_events, start_server, stop_server
 from support.sink_double import SinkDouble
-
-
-def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05)):
-        if condition() or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return bool(condition())
+from support.waiting import wait_for
 
 
 def checkpoint_events(sink: SinkDouble) -> list[dict[str, str]]:
@@ -106,20 +97,6 @@ def test_settings_build_a_publisher_only_with_a_key(tmp_path: Path) -> None:
         Settings.from_env(env).checkpoint_publisher()
 
 
-def post_events(url: str, count: int) -> None:
-    import urllib.request
-
-    for i in range(count):
-        request = urllib.request.Request(
-            url + "/",
-            data=b'{"i": %d}' % i,
-            headers=binary_headers(event_id=f"cp-{i}"),
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            assert answer.status == 200
-
-
 def signed_sizes(sink: SinkDouble, vkey: str) -> list[int]:
     return [
         int(spec_note.verify_note(e["body"].encode(), vkey).split("\n")[1])
@@ -143,7 +120,7 @@ def test_a_serving_pod_publishes_checkpoints_on_schedule_and_at_sigterm(
     }
     server = start_server(tmp_path, "--workers", "2", env=env)
     try:
-        post_events(server.url, 4)
+        post_echo_events(server.url, 4, "cp")
         if interval == "0.2":  # on schedule, while serving
             assert wait_for(lambda: 8 in signed_sizes(sink, vkey)), server.log_text()
         else:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from govfn.settings import Settings
 
 from support.http_server import binary_headers, start_server, stop_server
 from support.openlineage_backend import OpenLineageBackend
+from support.waiting import wait_for
 
 
 @pytest.fixture(params=["", "/lineage-base"])
@@ -35,15 +35,6 @@ def backend(request: pytest.FixtureRequest) -> Iterator[OpenLineageBackend]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-
-
-def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05)):
-        if condition() or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return bool(condition())
 
 
 def canonical(events: list[dict[str, object]]) -> list[str]:

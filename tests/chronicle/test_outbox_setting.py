@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from govfn.chronicle import Ledger, Record
@@ -17,6 +16,7 @@ from govfn.chronicle.sink import SinkSender
 
 from support import spec_note
 from support.sink_double import SinkDouble
+from support.waiting import wait_for
 
 GOVFN = str(Path(sys.executable).with_name("govfn"))
 
@@ -32,15 +32,6 @@ def queued(path: Path) -> tuple[int, int]:
         counts = "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM note_outbox)"
         found: tuple[int, int] = conn.execute(counts).fetchall()[0]
         return found
-
-
-def wait_for(condition, timeout_s: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05)):
-        if condition() or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return bool(condition())
 
 
 def test_cli_commands_leave_the_serving_ledgers_outbox_filling(tmp_path: Path) -> None:

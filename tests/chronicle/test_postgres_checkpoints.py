@@ -11,8 +11,7 @@ import asyncio
 import base64
 import json
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -32,8 +31,9 @@ from govfn.chronicle.store import GENESIS, chain_next
 from govfn.cli.group import cli
 
 from support import spec_note
-from support.http_server import binary_headers, start_server, stop_server
+from support.http_server import post_echo_events, start_server, stop_server
 from support.sink_double import SinkDouble
+from support.waiting import wait_for
 
 NAME = "govfn.example/pods"
 
@@ -443,20 +443,6 @@ def test_the_publisher_signs_the_logs_it_writes_and_sends_them_after_their_recor
 # -- a serving pod ----------------------------------------------------------------------
 
 
-def post_events(url: str, count: int) -> None:
-    import urllib.request
-
-    for i in range(count):
-        request = urllib.request.Request(
-            url + "/",
-            data=b'{"i": %d}' % i,
-            headers=binary_headers(event_id=f"pg-cp-{i}"),
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            assert answer.status == 200
-
-
 def signed_heads(sink: SinkDouble, vkey: str) -> dict[str, int]:
     """The largest tree size each origin's checkpoints sent to the sink sign."""
     heads: dict[str, int] = {}
@@ -465,15 +451,6 @@ def signed_heads(sink: SinkDouble, vkey: str) -> dict[str, int]:
             origin, size = spec_note.verify_note(event["body"].encode(), vkey).split("\n")[:2]
             heads[origin] = max(heads.get(origin, 0), int(size))
     return heads
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    for _ in range(int(timeout_s / 0.05)):
-        if condition() or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    return bool(condition())
 
 
 @pytest.mark.slow
@@ -494,12 +471,16 @@ def test_a_serving_pod_on_postgres_signs_each_log_on_schedule_and_at_sigterm(
     }
     server = start_server(tmp_path, "--workers", "2", env=env)
     try:
-        post_events(server.url, 6)
+        post_echo_events(server.url, 6, "pg-cp")
         if interval == "0.2":  # on schedule, while serving: every record is under a note
-            assert wait_for(lambda: sum(signed_heads(sink, vkey).values()) == 12), server.log_text()
+            assert wait_for(lambda: sum(signed_heads(sink, vkey).values()) == 12, 30.0), (
+                server.log_text()
+            )
         else:
             kinds = lambda: [e["ce-type"] for e in sink.received]  # noqa: E731
-            assert wait_for(lambda: len([k for k in kinds() if k != "CHRONICLE_CHECKPOINT"]) == 12)
+            assert wait_for(
+                lambda: len([k for k in kinds() if k != "CHRONICLE_CHECKPOINT"]) == 12, 30.0
+            )
             assert signed_heads(sink, vkey) == {}
     finally:
         stop_server(server)  # SIGTERM

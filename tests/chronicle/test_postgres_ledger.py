@@ -27,6 +27,7 @@ from govfn.settings import Settings, chronicle_backend
 
 from support.postgres import PostgresServer
 from support.sink_double import SinkDouble
+from support.waiting import wait_for
 
 PYTHON = sys.executable
 
@@ -541,17 +542,9 @@ def test_a_sender_whose_database_is_away_backs_off_and_says_why(
     sender = SinkSender(Path("unused"), sink.url, outbox=outbox, first_delay_s=0.05)
     with caplog.at_level("WARNING", logger="govfn.chronicle.sink"):
         sender.start()
-        assert wait_until(lambda: len(caplog.records) >= 2)
+        assert wait_for(lambda: len(caplog.records) >= 2, 15.0)
         assert sender.stop() == -1  # the depth cannot be read
     assert sender._thread is not None and not sender._thread.is_alive()
     warnings = [r.getMessage() for r in caplog.records]
     assert all("outbox unreadable" in w and "127.0.0.1:1" in w for w in warnings)
     assert not any("s3cret" in w for w in warnings) and sink.received == []
-
-
-def wait_until(predicate: Callable[[], bool], seconds: float = 15.0) -> bool:
-    for _ in range(int(seconds / 0.02)):
-        if predicate():
-            return True
-        threading.Event().wait(0.02)
-    return predicate()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -13,17 +12,9 @@ from govfn.settings import Settings, parse_ce_overrides
 
 from support.ledgers import open_ledger, sink_sender
 from support.sink_double import SinkDouble
+from support.waiting import wait_for
 
 backends = pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-
-
-def wait_for(predicate, seconds: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 @backends
@@ -38,10 +29,10 @@ def test_outage_then_recovery_delivers_every_record_once(
     for record in records:
         ledger.append([record])  # never blocked by the outage
         sender.notify()
-    assert wait_for(lambda: sink.refused >= 3)
+    assert wait_for(lambda: sink.refused >= 3, 15.0)
     assert sender.depth() == 60 and sink.received == []
     sink.down.clear()
-    assert wait_for(lambda: sender.depth() == 0)
+    assert wait_for(lambda: sender.depth() == 0, 15.0)
     assert sender.stop(drain_timeout_s=1) == 0
     ids = [event["ce-id"] for event in sink.received]
     assert sorted(ids) == sorted(r.cid for r in records) and len(set(ids)) == 60
@@ -62,7 +53,7 @@ def test_two_senders_share_the_outbox(
         senders = [sink_sender(ledger, sink.url, batch=8) for _ in range(2)]
     for sender in senders:
         sender.start()
-    assert wait_for(lambda: senders[0].depth() == 0)
+    assert wait_for(lambda: senders[0].depth() == 0, 15.0)
     for sender in senders:
         sender.stop()
     ids = [event["ce-id"] for event in sink.received]

@@ -32,6 +32,19 @@ def binary_headers(
     return headers
 
 
+def post_echo_events(url: str, count: int, id_prefix: str) -> None:
+    """POST `count` echo events (ids `<id_prefix>-0`, ...) to `url`, each answered 200."""
+    for i in range(count):
+        request = urllib.request.Request(
+            url + "/",
+            data=b'{"i": %d}' % i,
+            headers=binary_headers(event_id=f"{id_prefix}-{i}"),
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
