@@ -505,39 +505,31 @@ class Ledger:
         of a larger tree is: a head read before another signer (another worker of the pod)
         stored a newer one must not land after it, since a witness takes only trees that
         grow."""
+
+        def store(conn: sqlite3.Connection) -> int:
+            newest = conn.execute("SELECT max(tree_size) FROM checkpoint_notes")
+            (largest,) = newest.fetchall()[0]
+            if largest is not None and int(largest) > tree_size:
+                return 0  # nothing written: the transaction commits empty
+            conn.execute(
+                "INSERT OR IGNORE INTO checkpoints(tree_size, root, created_at) VALUES (?, ?, ?)",
+                (tree_size, root, _now()),
+            )
+            stored = conn.execute(
+                "INSERT OR IGNORE INTO checkpoint_notes(tree_size, note, created_at) "
+                "VALUES (?, ?, ?) RETURNING id",
+                (tree_size, note, _now()),
+            ).fetchall()
+            if stored:
+                conn.execute(
+                    "INSERT INTO note_outbox(id) SELECT ? WHERE (SELECT value FROM "
+                    "ledger_settings WHERE name = 'outbox')",
+                    (stored[0][0],),
+                )
+            return len(stored)
+
         with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    newest = conn.execute("SELECT max(tree_size) FROM checkpoint_notes")
-                    (largest,) = newest.fetchall()[0]
-                    if largest is not None and int(largest) > tree_size:
-                        conn.execute("ROLLBACK")
-                        return False
-                    conn.execute(
-                        "INSERT OR IGNORE INTO checkpoints(tree_size, root, created_at) "
-                        "VALUES (?, ?, ?)",
-                        (tree_size, root, _now()),
-                    )
-                    stored = conn.execute(
-                        "INSERT OR IGNORE INTO checkpoint_notes(tree_size, note, created_at) "
-                        "VALUES (?, ?, ?) RETURNING id",
-                        (tree_size, note, _now()),
-                    ).fetchall()
-                    if stored:
-                        conn.execute(
-                            "INSERT INTO note_outbox(id) SELECT ? WHERE (SELECT value FROM "
-                            "ledger_settings WHERE name = 'outbox')",
-                            (stored[0][0],),
-                        )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
-        return bool(stored)
+            return bool(self._in_transaction(self._connection(), store))
 
     def signed_checkpoints(self) -> list[str]:
         """The signed checkpoint notes stored beside the log, oldest first."""
