@@ -1,4 +1,4 @@
-"""govfn's gunicorn worker: one event loop (uvloop's) per worker process serves HTTP/1.1.
+"""govfn's gunicorn worker: one asyncio event loop per worker process serves HTTP/1.1.
 
     gunicorn -k govfn.server.worker.GovfnWorker 'govfn.app:create_app()'   (govfn serve's default)
 
@@ -45,7 +45,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         self._stop: asyncio.Event | None = None
 
     def init_process(self) -> None:
-        self.loop = new_event_loop()
+        self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
         super().init_process()
 
@@ -149,16 +149,6 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         self.alive = False
         self.cfg.worker_abort(self)
         sys.exit(1)
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's event loop where it is installed (libuv: its transports and its ready queue
-    are C), else asyncio's own. Imported here, after the fork: the arbiter never needs it."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
