@@ -36,7 +36,6 @@ from govfn.functions.echo import EchoFunction
 from govfn.observability.metrics import Metrics, PodMetrics
 from govfn.registry import FunctionRegistry
 from govfn.runtime import FunctionRuntime, content_cid
-from govfn.server.worker import new_event_loop
 
 
 class NoOpFunction(FunctionPlugin):
@@ -84,7 +83,7 @@ def invoke_us(
             await asyncio.gather(*(one() for _ in range(at_once)))
 
     def run(count: int) -> None:
-        event_loop = new_event_loop()
+        event_loop = asyncio.new_event_loop()
         try:
             event_loop.run_until_complete(loop(count))
         finally:
