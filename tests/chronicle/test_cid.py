@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from govfn.chronicle.cid import (
+    _b32,
     canonical_flat,
     canonical_json,
     cid_of,
@@ -43,6 +46,16 @@ def test_bytes_vectors(vector: dict[str, str]) -> None:
 def test_json_vectors(vector: dict[str, object]) -> None:
     assert canonical_json(vector["value"]).decode() == vector["canonical"]
     assert cid_of(vector["value"]) == vector["cid"]
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_digest_base32_equals_base64_s(digest: bytes) -> None:
+    assert _b32(digest) == base64.b32encode(digest).decode("ascii").lower().rstrip("=")
+
+
+@pytest.mark.parametrize("digest", [bytes(32), b"\xff" * 32, hashlib.sha256(b"").digest()])
+def test_digest_base32_at_the_edges(digest: bytes) -> None:
+    assert _b32(digest) == base64.b32encode(digest).decode("ascii").lower().rstrip("=")
 
 
 @given(json_values)

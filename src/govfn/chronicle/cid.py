@@ -148,15 +148,36 @@ def _rfc8785(value: Any) -> bytes:
         raise ValueError(f"not a JSON value: {type(value).__name__}") from exc
 
 
-_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]  # every 10-bit group
-_SHIFTS = range(270, -1, -10)
+_ALPHABET = b"abcdefghijklmnopqrstuvwxyz234567"
+_TO_ALPHABET = bytes.maketrans(bytes(range(32)), _ALPHABET)
+
+
+def _spreading_steps() -> list[tuple[int, int, int]]:
+    """(low mask, high mask, shift) that move each half of every lane into a lane of half
+    the width: 320 bits in one lane of 512 become 64 groups of 5 bits, one per byte."""
+    steps = []
+    lane, width, lanes = 512, 320, 1
+    while width > 5:
+        half, narrower = width // 2, lane // 2
+        low = sum(((1 << half) - 1) << (index * lane) for index in range(lanes))
+        steps.append((low, low << half, narrower - half))
+        lane, width, lanes = narrower, half, lanes * 2
+    return steps
+
+
+_SPREADING = _spreading_steps()
 
 
 def _b32(data: bytes) -> str:
-    """Base32 (RFC 4648, lower case, no padding) of a 32-byte digest, 3x faster than base64's."""
-    n = int.from_bytes(data + b"\0\0\0", "big")  # 35 bytes = 28 groups of 10 bits
-    return "".join([_PAIRS[(n >> shift) & 1023] for shift in _SHIFTS])[:52]
+    """Base32 (RFC 4648, lower case, no padding) of a 32-byte digest.
+
+    The digest's 256 bits, at the top of 320 (64 groups of 5), are spread so that every
+    group has a byte of its own (six shift-and-mask steps on one integer), and the bytes
+    are translated to the alphabet: a few big-integer operations, no loop per group."""
+    n = int.from_bytes(data, "big") << 64
+    for low, high, shift in _SPREADING:
+        n = (n & low) | ((n & high) << shift)
+    return n.to_bytes(64, "big")[:52].translate(_TO_ALPHABET).decode("ascii")
 
 
 _JSON_HEAD = "b" + b32encode(_PREFIX_JSON).decode("ascii").lower()  # 5 bytes: whole groups
