@@ -173,6 +173,73 @@ def test_pod_metrics_add_up_every_worker_s_counters(tmp_path: Path) -> None:
     assert len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2
 
 
+# A worker that counts on its event loop and exits before its publication timer fires.
+LOOP_WORKER = """
+import asyncio, sys
+from govfn.function import FunctionContext, FunctionResult
+from govfn.observability.metrics import Metrics, PodMetrics
+metrics = Metrics(PodMetrics(sys.argv[1]))
+metrics.load()
+
+async def count() -> None:
+    for _ in range(5):
+        metrics.observe(None, FunctionContext(), FunctionResult(success=True, function_id="f"))
+    assert metrics._tally.invocations == {("f", "success"): 5}  # not published yet
+
+asyncio.run(count())
+"""
+
+
+def test_counts_on_an_event_loop_are_published_when_the_worker_exits(tmp_path: Path) -> None:
+    directory = tmp_path / "metrics"
+    PodMetrics(directory).reset()
+    subprocess.run([sys.executable, "-c", LOOP_WORKER, str(directory)], timeout=60, check=True)
+    assert 'govfn_invocations_total{function="f",outcome="success"} 5' in run_worker(directory, "")
+
+
+# A worker that counts on its event loop while a peer process scrapes the pod.
+SCRAPED_WORKER = """
+import asyncio, subprocess, sys
+from govfn.function import FunctionContext, FunctionResult
+from govfn.observability import metrics as m
+metrics = m.Metrics(m.PodMetrics(sys.argv[1]))
+metrics.load()
+success = FunctionResult(success=True, function_id="f", duration_ms=3.0)
+LINE = 'govfn_invocations_total{function="f",outcome="success"}'
+
+def peer_scrape() -> str:
+    peer = [sys.executable, "-c", sys.argv[2], sys.argv[1], ""]
+    return subprocess.run(peer, capture_output=True, text=True, timeout=60, check=True).stdout
+
+async def count() -> None:
+    metrics.observe(None, FunctionContext(), success)
+    assert f"{LINE} 1" not in peer_scrape()  # before the timer fired
+    await asyncio.sleep(m.PUBLISH_DELAY_S * 2)
+    assert f"{LINE} 1" in peer_scrape()
+    metrics.observe(None, FunctionContext(), success)
+    own = metrics.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
+    assert f"{LINE} 2" in own, own  # the answering worker's own counts are live
+    assert 'govfn_invocation_duration_seconds_bucket{function="f",le="0.005"} 2' in own, own
+
+asyncio.run(count())
+print("ok")
+"""
+
+
+def test_counts_on_an_event_loop_are_published_soon_and_before_a_scrape(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "metrics"
+    PodMetrics(directory).reset()
+    done = subprocess.run(
+        [sys.executable, "-c", SCRAPED_WORKER, str(directory), WORKER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 def test_without_a_pod_an_app_counts_alone() -> None:
     first, second = Metrics(), Metrics()
     first.observe(None, FunctionContext(), FunctionResult(success=True, function_id="f"))
@@ -196,9 +263,10 @@ text = metrics.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
 assert 'govfn_invocations_total{function="f",outcome="success"} 3.0' in text, text
 assert 'govfn_requests_rejected_total{status="429"} 1.0' in text, text
 busy = m.Metrics()
-for _ in range(m.EARLY_LIMIT + 1):  # the observation past the limit loads the library
+for _ in range(10_001):  # counted in constant room, not kept one by one
     busy.rejected(400)
-assert busy._counters is not None and busy._early == []
+assert busy._counters is None
+assert busy._tally.rejected == {400: 10_001}
 text = busy.render(chronicle_failures=0, chronicle_pending=0, in_flight=0)
 assert 'status="400"} 10001.0' in text
 print("ok")

@@ -1,9 +1,11 @@
 """govfn's counters as `prometheus_client` metrics, and the text exposition of a scrape.
 
 Imported when `Metrics.load()` runs (prometheus_client costs a cold start ~16 ms of CPU).
-With a pod directory the process goes into prometheus_client's multiprocess mode: every
-increment lands in a memory-mapped file of this worker process, and a scrape sums the files
-of every worker of the pod (those of exited workers too, so their counts stay counted).
+`Counters.add` publishes a `Tally` (what `Metrics` counted since its last publication) as
+one increment per labelled value. With a pod directory the process goes into
+prometheus_client's multiprocess mode: every increment lands in a memory-mapped file of this
+worker process, and a scrape sums the files of every worker of the pod (those of exited
+workers too, so their counts stay counted).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from govfn.observability.metrics import DURATION_BUCKETS_S, Tally
 
 
 class LiveFigures(NamedTuple):
@@ -90,24 +92,21 @@ class Counters:
                 self._registry.register(metric)
         else:
             MultiProcessCollector(self._registry, path=str(pod_directory))  # type: ignore[no-untyped-call]
-        # Labelled children, found without prometheus_client's lock on the hot path.
-        self._counted: dict[tuple[str, str], Counter] = {}
-        self._timed: dict[str, Histogram] = {}
 
-    def observe(self, function: str, outcome: str, seconds: float) -> None:
-        counter = self._counted.get((function, outcome))
-        if counter is None:
-            counter = self._counted[(function, outcome)] = self._invocations.labels(
-                function, outcome
-            )
-        counter.inc()
-        histogram = self._timed.get(function)
-        if histogram is None:
-            histogram = self._timed[function] = self._durations.labels(function)
-        histogram.observe(seconds)
-
-    def rejected(self, status: int) -> None:
-        self._rejected.labels(str(status)).inc()
+    def add(self, tally: Tally) -> None:
+        """Count what `tally` holds: one increment per labelled value, not per event."""
+        for (function, outcome), count in tally.invocations.items():
+            self._invocations.labels(function, outcome).inc(count)
+        for function, durations in tally.durations.items():
+            # A Histogram observes one value at a time; its values (a sum and a count per
+            # bucket, not cumulative) take the tally's whole counts.
+            histogram = self._durations.labels(function)
+            histogram._sum.inc(durations.total)
+            for bucket, count in zip(histogram._buckets, durations.counts, strict=True):
+                if count:
+                    bucket.inc(count)
+        for status, count in tally.rejected.items():
+            self._rejected.labels(str(status)).inc(count)
 
     def invocations(self, function: str, outcome: str) -> int:
         """This process's own count."""
