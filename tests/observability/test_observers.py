@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from govfn.function import FunctionContext, FunctionResult
 from govfn.observability import invocation_log
@@ -92,6 +94,46 @@ def test_lines_of_one_loop_pass_are_written_together(own_logging: io.StringIO) -
         "traceparent": None,
     }
     assert len(writes) == 1
+
+
+texts = st.none() | st.text()
+
+
+@given(
+    st.tuples(texts, texts, texts, texts, texts, texts, texts),
+    st.text(min_size=1),
+    st.floats() | st.integers(),
+)
+def test_a_line_is_what_json_writes_for_its_fields(
+    texts: tuple[str | None, ...], outcome: str, duration: float
+) -> None:
+    function, invocation, event_id, source, event_type, lineage, traceparent = texts
+    context = FunctionContext(
+        event_id=event_id,
+        event_source=source,
+        trigger_event_kind=event_type,
+        traceparent=traceparent,
+    )
+    outcome_of = FunctionResult(
+        success=False,
+        function_id=function,
+        invocation_id=invocation,
+        duration_ms=duration,
+        lineage_cid=lineage,
+    )
+    fields = {
+        "function": function,
+        "invocation_id": invocation,
+        "event_id": event_id,
+        "event_source": source,
+        "event_type": event_type,
+        "outcome": outcome,
+        "duration_ms": duration,
+        "lineage_cid": lineage,
+        "traceparent": traceparent,
+    }
+    expected = json.dumps(fields, separators=(",", ":"), ensure_ascii=True)
+    assert invocation_log.json_line(context, outcome_of, outcome) == expected
 
 
 def test_without_a_loop_the_line_is_written_at_once(own_logging: io.StringIO) -> None:

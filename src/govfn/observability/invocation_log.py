@@ -3,8 +3,10 @@
 Tokens and event data are never logged; only attributes that identify the invocation.
 When govfn set logging up itself (`configure_logging`, JSON lines to stderr), the lines
 an event loop produces in one pass are written together once the pass ends, instead of
-one `LogRecord` and one write per invocation; with a host's own logging set up, every
-line goes through `logging` as any other record.
+one `LogRecord` and one write per invocation, and each line is one f-string of its
+JSON-quoted values (`json_line`: the text `json` writes for the object of those fields,
+without building the object); with a host's own logging set up, every line goes through
+`logging` as any other record.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from govfn.outcome import ErrorKind
 
 log = logging.getLogger("govfn.invocations")
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_quote = json.encoder.encode_basestring_ascii  # the C function _ENCODER writes strings with
 _ROOT = logging.getLogger()
 
 
@@ -28,28 +31,19 @@ class InvocationLog:
         self.readable = readable
         self.logger = logger
         self._pending: list[str] = []
+        self._flushing_on: asyncio.AbstractEventLoop | None = None  # the loop to flush them
 
     def __call__(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult
     ) -> None:
         if not self.logger.isEnabledFor(logging.INFO):
             return
-        fields = {
-            "function": result.function_id,
-            "invocation_id": result.invocation_id,
-            "event_id": context.event_id,
-            "event_source": context.event_source,
-            "event_type": context.trigger_event_kind,
-            "outcome": "success" if result.success else str(result.error_kind or ErrorKind.ERROR),
-            "duration_ms": result.duration_ms,
-            "lineage_cid": result.lineage_cid,
-            "traceparent": context.traceparent,
-        }
+        outcome = "success" if result.success else str(result.error_kind or ErrorKind.ERROR)
         if self.readable:
             self.logger.info(
                 "%s %s %.1fms event=%s/%s type=%s invocation=%s lineage=%s",
-                fields["function"],
-                fields["outcome"],
+                result.function_id,
+                outcome,
                 result.duration_ms,
                 context.event_source,
                 context.event_id,
@@ -58,25 +52,28 @@ class InvocationLog:
                 result.lineage_cid,
             )
         else:
-            self._write(_ENCODER.encode(fields))
+            self._write(json_line(context, result, outcome))
 
     def _write(self, line: str) -> None:
+        loop = _running_loop()
+        pending = self._pending
+        if pending and loop is self._flushing_on:  # the pass's first line found the stream
+            pending.append(line)
+            return
+        lines = [*pending, line]  # lines of a loop closed before it flushed them go first
+        self._pending, self._flushing_on = [], None
         stream = _own_stream(self.logger)
         if stream is None:
-            self.logger.info(line)
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush_to(stream, [line])
-            return
-        pending = self._pending
-        pending.append(line)
-        if len(pending) == 1:
+            for each in lines:
+                self.logger.info(each)
+        elif loop is None:
+            self._flush_to(stream, lines)
+        else:
+            self._pending, self._flushing_on = lines, loop
             loop.call_soon(self._flush, stream)
 
     def _flush(self, stream: TextIO) -> None:
-        lines, self._pending = self._pending, []
+        lines, self._pending, self._flushing_on = self._pending, [], None
         self._flush_to(stream, lines)
 
     @staticmethod
@@ -86,6 +83,50 @@ class InvocationLog:
             stream.flush()
         except (OSError, ValueError):  # stderr closed or full: the lines are lost, not the work
             pass
+
+
+def json_line(context: FunctionContext, result: FunctionResult, outcome: str) -> str:
+    """The JSON line of one invocation, as `_ENCODER` writes the object of its fields (an
+    f-string of `_quote`d values, without building the object; other values go through it)."""
+    duration = result.duration_ms
+    if type(duration) is float and duration - duration == 0.0:  # finite: written by repr
+        try:
+            return (
+                f'{{"function":{_text(result.function_id)},'
+                f'"invocation_id":{_text(result.invocation_id)},'
+                f'"event_id":{_text(context.event_id)},'
+                f'"event_source":{_text(context.event_source)},'
+                f'"event_type":{_text(context.trigger_event_kind)},'
+                f'"outcome":{_quote(outcome)},"duration_ms":{duration!r},'
+                f'"lineage_cid":{_text(result.lineage_cid)},'
+                f'"traceparent":{_text(context.traceparent)}}}'
+            )
+        except TypeError:  # a value that is neither text nor None
+            pass
+    return _ENCODER.encode(
+        {
+            "function": result.function_id,
+            "invocation_id": result.invocation_id,
+            "event_id": context.event_id,
+            "event_source": context.event_source,
+            "event_type": context.trigger_event_kind,
+            "outcome": outcome,
+            "duration_ms": duration,
+            "lineage_cid": result.lineage_cid,
+            "traceparent": context.traceparent,
+        }
+    )
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _quote(value)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class JsonLineFormatter(logging.Formatter):
