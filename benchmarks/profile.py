@@ -60,7 +60,6 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "FunctionRuntime.",
             "Receivers.",
             "Backstop.",
-            "deliver (",
             "LedgerChronicle.emit_record",
             "WorkerHandler.",
             "HttpConnection._respond",

@@ -21,9 +21,11 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import Any
 
-from govfn.chronicle.client import ChronicleClient, deliver
+from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import Record
 
 log = logging.getLogger("govfn.chronicle")
@@ -35,6 +37,8 @@ _MAX_DELAY_S = 5.0
 class Backstop:
     def __init__(self, client: ChronicleClient, spool_dir: str | os.PathLike[str] | None) -> None:
         self.client = client
+        # The client's `emit_record` (it takes the canonical Record as it is), found once.
+        self._emit_record = getattr(client, "emit_record", None)
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self.failures = 0
         self._kept: deque[Record] = deque()
@@ -55,7 +59,7 @@ class Backstop:
         if self._kept and not await self.flush():
             return self._keep(record)
         try:
-            await deliver(self.client, record)
+            await self._deliver(record)
         except Exception as exc:
             self._failed(exc)
             return self._keep(record)
@@ -95,7 +99,7 @@ class Backstop:
             while self._kept:
                 record = self._kept[0]
                 try:
-                    await deliver(self.client, record)
+                    await self._deliver(record)
                 except Exception as exc:
                     self._failed(exc)
                     return False
@@ -108,6 +112,12 @@ class Backstop:
         self._forget_spool()
         log.info("chronicle recovered: kept records delivered")
         return True
+
+    def _deliver(self, record: Record) -> Awaitable[Any]:
+        """The client's own awaitable for `record` (no coroutine of the backstop's around it)."""
+        if self._emit_record is not None:
+            return self._emit_record(record)  # type: ignore[no-any-return]
+        return self.client.emit(record.type, record.payload)
 
     def _failed(self, exc: Exception) -> None:
         self.failures += 1

@@ -2,7 +2,7 @@
 
 A chronicle client is any object with `async emit(event_type, payload)`. Clients that
 also offer `emit_record(record)` receive the already canonicalised `Record`, which
-saves a second canonicalisation; the runtime prefers it when present.
+saves a second canonicalisation; the runtime's `Backstop` prefers it when present.
 """
 
 from __future__ import annotations
@@ -20,15 +20,6 @@ from govfn.chronicle.store import LedgerError
 @runtime_checkable
 class ChronicleClient(Protocol):
     async def emit(self, event_type: str, payload: dict[str, Any]) -> Any: ...
-
-
-async def deliver(client: ChronicleClient, record: Record) -> None:
-    """Hand one record to a client, through `emit_record` when it has one."""
-    emit_record = getattr(client, "emit_record", None)
-    if emit_record is not None:
-        await emit_record(record)
-    else:
-        await client.emit(record.type, record.payload)
 
 
 class LedgerChronicle:

@@ -32,7 +32,7 @@ from govfn.receiver.delivery import failure_problem, worst_failure
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
-from govfn.runtime import FunctionRuntime
+from govfn.runtime import FunctionRuntime, new_invocation_id
 
 log = logging.getLogger("govfn.receiver")
 
@@ -193,6 +193,10 @@ class Receivers:
             deadlines = self._deadlines[loop] = Deadlines(loop, self.config.request_timeout_s)
         deadline = deadlines.start()
         try:
+            if len(work) == 1:
+                event, plugin = work[0]
+                context = context_of(event, traceparent)
+                return [await self.runtime.invoke(plugin.function_id, event.data, context)]
             return await self._invoke_all(work, traceparent)
         except asyncio.CancelledError:
             if not deadline.expired:
@@ -239,10 +243,6 @@ class Receivers:
     async def _invoke_all(
         self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
     ) -> list[FunctionResult]:
-        if len(work) == 1:
-            event, plugin = work[0]
-            context = context_of(event, traceparent)
-            return [await self.runtime.invoke(plugin.function_id, event.data, context)]
         return list(
             await asyncio.gather(
                 *(
@@ -256,8 +256,11 @@ class Receivers:
 
 
 def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext:
+    """The context of one invocation of `event`, its invocation id drawn already (the
+    runtime would otherwise copy the context to set it)."""
     attributes = event.attributes
     return FunctionContext(
+        invocation_id=new_invocation_id(),
         trigger_event_kind=event.type,
         chronicle_session_id=attributes.get("chroniclesessionid"),
         gsap_context_id=attributes.get("gsapcontextid"),
