@@ -276,6 +276,26 @@ def test_invocation_ids_are_version_4_uuids() -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
 
 
+def test_a_forked_child_draws_invocation_ids_of_its_own() -> None:
+    import os
+
+    from govfn.runtime import new_invocation_id
+
+    new_invocation_id()  # random bytes for the next ids are drawn now, before the fork
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(writing, "".join(new_invocation_id() for _ in range(10)).encode())
+        os._exit(0)
+    os.close(writing)
+    os.waitpid(child, 0)
+    with os.fdopen(reading) as pipe:
+        text = pipe.read()
+    childs = {text[i : i + 36] for i in range(0, len(text), 36)}
+    parents = {new_invocation_id() for _ in range(10)}
+    assert len(childs) == 10 and not childs & parents
+
+
 def test_the_runtime_answers_with_a_result_of_its_own_built_once(registry, runtime) -> None:
     import dataclasses
 
