@@ -25,6 +25,7 @@ import atexit
 import contextlib
 import os
 import threading
+import time
 import weakref
 from bisect import bisect_left
 from pathlib import Path
@@ -91,7 +92,7 @@ class Metrics:
         self._counters: Counters | None = None
         self._tally_lock = threading.Lock()
         self._tally = Tally()
-        self._timer_loop: asyncio.AbstractEventLoop | None = None  # a publication is due on it
+        self._publication_due = 0.0  # time.monotonic() when the scheduled one runs at the latest
 
     def observe(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult
@@ -180,18 +181,20 @@ class Metrics:
             counters.add(tally)
 
     def _publish_soon(self) -> None:
+        if time.monotonic() < self._publication_due:  # one is scheduled already
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.publish()
             return
-        if self._timer_loop is not loop:
-            self._timer_loop = loop
-            loop.call_later(PUBLISH_DELAY_S, self._publish_due, loop)
+        # Past the due time with no publication (its loop closed first, or is stalled),
+        # the next observation schedules another: a spare one publishes nothing.
+        self._publication_due = time.monotonic() + PUBLISH_DELAY_S
+        loop.call_later(PUBLISH_DELAY_S, self._publish_scheduled)
 
-    def _publish_due(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer_loop is loop:
-            self._timer_loop = None
+    def _publish_scheduled(self) -> None:
+        self._publication_due = 0.0  # what is counted from now on schedules the next one
         self.publish()
 
 
