@@ -136,6 +136,29 @@ def test_a_line_is_what_json_writes_for_its_fields(
     assert invocation_log.json_line(context, outcome_of, outcome) == expected
 
 
+def test_lines_of_a_loop_stopped_before_it_flushed_them_are_written_with_the_next(
+    own_logging: io.StringIO,
+) -> None:
+    log = InvocationLog()
+
+    def log_and_stop(loop: asyncio.AbstractEventLoop) -> None:
+        log(None, *result(1))
+        loop.stop()  # the loop stops after this pass: the flush it scheduled never runs
+
+    async def one(n: int) -> None:
+        log(None, *result(n))
+
+    with no_root_handlers():
+        loop = asyncio.new_event_loop()
+        loop.call_soon(log_and_stop, loop)
+        loop.run_forever()
+        loop.close()
+        assert own_logging.getvalue() == ""
+        asyncio.run(one(2))
+    lines = [json.loads(line) for line in own_logging.getvalue().splitlines()]
+    assert [line["event_id"] for line in lines] == ["e-1", "e-2"]
+
+
 def test_without_a_loop_the_line_is_written_at_once(own_logging: io.StringIO) -> None:
     with no_root_handlers():
         InvocationLog()(None, *result(7))

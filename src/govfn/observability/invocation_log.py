@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import sys
+import threading
 from typing import TextIO
 
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
@@ -32,6 +33,7 @@ class InvocationLog:
         self.logger = logger
         self._pending: list[str] = []
         self._flushing_on: asyncio.AbstractEventLoop | None = None  # the loop to flush them
+        self._flushing_thread = 0  # the thread that runs it
 
     def __call__(
         self, plugin: FunctionPlugin | None, context: FunctionContext, result: FunctionResult
@@ -55,12 +57,17 @@ class InvocationLog:
             self._write(json_line(context, result, outcome))
 
     def _write(self, line: str) -> None:
-        loop = _running_loop()
         pending = self._pending
-        if pending and loop is self._flushing_on:  # the pass's first line found the stream
-            pending.append(line)
-            return
-        lines = [*pending, line]  # lines of a loop closed before it flushed them go first
+        if pending and self._flushing_thread == threading.get_ident():
+            flushing_on = self._flushing_on
+            if flushing_on is not None and flushing_on.is_running():
+                # This thread runs that loop (one at a time), and the pass's first line
+                # found the stream: this line joins it. No asyncio.get_running_loop(),
+                # which makes a getpid system call.
+                pending.append(line)
+                return
+        loop = _running_loop()
+        lines = [*pending, line]  # lines of a loop stopped before it flushed them go first
         self._pending, self._flushing_on = [], None
         stream = _own_stream(self.logger)
         if stream is None:
@@ -70,6 +77,7 @@ class InvocationLog:
             self._flush_to(stream, lines)
         else:
             self._pending, self._flushing_on = lines, loop
+            self._flushing_thread = threading.get_ident()
             loop.call_soon(self._flush, stream)
 
     def _flush(self, stream: TextIO) -> None:
