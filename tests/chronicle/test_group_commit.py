@@ -136,3 +136,24 @@ def test_records_emitted_while_every_lane_commits_share_the_next_commit(
         assert sorted(r.cid for r in ledger.records()) == sorted(r.cid for r in batch)
         report = ledger.verify()
         assert report.ok and len(report.heads) == ledger.commit_lanes
+
+
+def test_a_batch_left_open_by_a_stopped_loop_takes_no_record_of_the_next(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "chronicle.db")
+    chronicle = LedgerChronicle(ledger)
+    first, second = records(2)
+    stopped = asyncio.new_event_loop()
+    opener = stopped.create_task(chronicle.emit_record(first))
+    stopped.call_soon(stopped.stop)
+    stopped.run_forever()  # the opener waits for its pass; the loop stops first
+    assert not opener.done()
+
+    async def emit_on_another_loop() -> str:
+        return await asyncio.wait_for(chronicle.emit_record(second), timeout=10)
+
+    assert asyncio.run(emit_on_another_loop()) == second.cid  # its own batch, committed
+    assert ledger.get(second.cid) == second
+    stopped.run_until_complete(opener)  # the first batch commits when its loop runs again
+    stopped.close()
+    assert ledger.get(first.cid) == first
+    ledger.close()

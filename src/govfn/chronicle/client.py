@@ -8,6 +8,7 @@ saves a second canonicalisation; the runtime's `Backstop` prefers it when presen
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -20,6 +21,16 @@ from govfn.chronicle.store import LedgerError
 @runtime_checkable
 class ChronicleClient(Protocol):
     async def emit(self, event_type: str, payload: dict[str, Any]) -> Any: ...
+
+
+class _Batch:
+    """The records that joined an open batch, each with the future its emitter awaits."""
+
+    __slots__ = ("joined", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.joined: list[tuple[Record, asyncio.Future[None]]] = []
 
 
 class LedgerChronicle:
@@ -37,13 +48,17 @@ class LedgerChronicle:
     and guessing from the invocations under way misses the requests that are ready but
     not yet invoking (16 clients of a no-wait handler: 2 commits per invocation instead
     of 0.125).
+
+    Batches are kept per thread: a thread runs one event loop at a time, so a batch whose
+    loop is running is the emitter's loop's. Only the opener of a batch asks asyncio for
+    the running loop (`get_running_loop` makes a getpid system call); a record joining
+    the batch does not.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.commits = 0
-        self._batches: dict[asyncio.AbstractEventLoop, list[tuple[Record, asyncio.Future[None]]]]
-        self._batches = {}
+        self._batches: dict[int, _Batch] = {}  # by thread id
 
     def prepare(self) -> None:
         """Open the ledger and create its schema now; LedgerError says why it cannot."""
@@ -57,19 +72,20 @@ class LedgerChronicle:
         return await self.emit_record(Record.build(event_type, payload))
 
     async def emit_record(self, record: Record) -> str:
-        loop = asyncio.get_running_loop()
-        batch = self._batches.get(loop)
-        if batch is not None:  # a batch is open: wait for its commit
-            done: asyncio.Future[None] = loop.create_future()
-            batch.append((record, done))
+        thread = threading.get_ident()
+        batch = self._batches.get(thread)
+        if batch is not None and batch.loop.is_running():  # a batch is open: wait for its commit
+            done: asyncio.Future[None] = batch.loop.create_future()
+            batch.joined.append((record, done))
             await done
             return record.cid
-        batch = self._batches[loop] = []
+        batch = self._batches[thread] = _Batch(asyncio.get_running_loop())
         try:
             await asyncio.sleep(0)  # every task ready now runs before this one resumes
         finally:  # cancelled or not, the batch is committed: the others wait for it
-            del self._batches[loop]
-            self._commit(record, batch)
+            if self._batches.get(thread) is batch:
+                del self._batches[thread]
+            self._commit(record, batch.joined)
         return record.cid
 
     def emit_record_now(self, record: Record) -> str:
