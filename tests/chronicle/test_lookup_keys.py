@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.ledger import _BY_CID
+from govfn.chronicle.ledger import BY_CID
 from govfn.chronicle.lookup_keys import LINKS, link_keys, lookup_key
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED
 
@@ -97,7 +97,7 @@ def test_links_appended_after_a_filing_are_filed_by_the_next(tmp_path: Path) -> 
 def test_a_lookup_by_cid_searches_the_keys_and_scans_nothing(tmp_path: Path) -> None:
     with Ledger(tmp_path / "c.db") as ledger:
         ledger.append(pipeline(3))
-        plan = ledger._connection().execute(f"EXPLAIN QUERY PLAN {_BY_CID}", (1, "x")).fetchall()
+        plan = ledger._connection().execute(f"EXPLAIN QUERY PLAN {BY_CID}", (1, "x", 1)).fetchall()
     details = [row[-1] for row in plan]
     assert any("SEARCH k USING PRIMARY KEY (key=?)" in d for d in details), details
     assert not any(d.startswith("SCAN") for d in details), details
@@ -109,10 +109,8 @@ def test_a_ledger_from_before_the_keys_gets_them_on_open(tmp_path: Path) -> None
     with Ledger(path) as ledger:
         ledger.append(records)
     with sqlite3.connect(path) as conn:  # what earlier versions wrote: no keys at all
-        conn.execute("DROP TRIGGER record_appends_insert")
-        conn.execute("DROP VIEW record_appends")
         conn.execute("DROP TABLE cid_keys")
-        conn.execute("DELETE FROM ledger_settings WHERE name = 'cid_keys'")
+        conn.execute("DELETE FROM ledger_settings WHERE name = 'keys_through'")
     with Ledger(path) as ledger:
         assert ledger.leaf_index(records[-1].cid) == 5999
         assert ledger.get(records[4321].cid) == records[4321]

@@ -5,6 +5,8 @@ milliseconds that, left to SQLite's automatic checkpoints, land on whichever com
 crosses the threshold (a request's p99). The ledger turns automatic checkpoints off and
 pokes a `BackgroundCheckpointer`, whose daemon thread runs a PASSIVE checkpoint (it never
 blocks writers or readers) at most every `interval_s` while there is something new.
+Before each checkpoint it runs the owner's `before_checkpoint` on its own connection (the
+ledger files its lookup keys there, in sorted batches, off the appends' path).
 """
 
 from __future__ import annotations
@@ -13,25 +15,36 @@ import logging
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("govfn.chronicle")
 
 
 class BackgroundCheckpointer:
-    def __init__(self, path: Path, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        path: Path,
+        interval_s: float = 0.5,
+        before_checkpoint: Callable[[sqlite3.Connection], object] | None = None,
+    ) -> None:
         self.path = path
         self.interval_s = interval_s
+        self.before_checkpoint = before_checkpoint
         self.checkpoints = 0
         self._dirty = threading.Event()
+        self._soon = threading.Event()  # do not wait out the interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
-    def poke(self) -> None:
-        """New commits exist: checkpoint soon (starts this process's thread if needed)."""
+    def poke(self, *, now: bool = False) -> None:
+        """New commits exist: checkpoint within `interval_s`, or as soon as the thread can
+        (`now`: the owner has work waiting). Starts this process's thread if needed."""
         self._dirty.set()
+        if now:
+            self._soon.set()
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
@@ -46,6 +59,7 @@ class BackgroundCheckpointer:
         if self._thread is not None and self._pid == os.getpid():
             self._stop.set()
             self._dirty.set()
+            self._soon.set()
             self._thread.join(timeout=10)
         self._thread, self._pid = None, 0
 
@@ -54,15 +68,22 @@ class BackgroundCheckpointer:
         try:
             while not self._stop.is_set():
                 self._dirty.wait()
-                if self._stop.wait(self.interval_s):
+                self._soon.wait(self.interval_s)
+                if self._stop.is_set():
                     break
                 self._dirty.clear()
+                self._soon.clear()
                 self._checkpoint(conn)
             self._checkpoint(conn)
         finally:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        if self.before_checkpoint is not None:
+            try:
+                self.before_checkpoint(conn)
+            except Exception as exc:  # the next round tries again; checkpoint regardless
+                log.warning("background work on %s failed: %s", self.path, exc)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.checkpoints += 1
