@@ -4,36 +4,49 @@ The default backend (`postgres_ledger.PostgresLedger` is the other; `store.Chron
 is what both offer). The whole file is one log.
 
 Each row holds a record's canonical bytes, its CID, and `chain` =
-SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
-that the read of the previous row and the write happen under one write lock. The chain
-makes any edit, removal or reordering of a row visible. The RFC 6962 Merkle tree over
-the same leaves (a leaf is a record's canonical JSON bytes) is kept as stored subtree
-hashes in `merkle_nodes` (layout in `tree.py`; one row per record holding the hashes
-its append stored: its leaf hash, then each subtree it completes), written by a trigger
-in the statement that appends the record, so that a root, an inclusion proof or a
-consistency proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root)
-that later verification must still reproduce; `checkpoint_notes` keep signed checkpoints
-(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records;
+SHA-256(previous chain || RFC 6962 leaf hash). The chain makes any edit, removal or
+reordering of a row visible. The RFC 6962 Merkle tree over the same leaves (a leaf is a
+record's canonical JSON bytes) is kept as stored subtree hashes in `merkle_nodes` (layout
+in `tree.py`; one row per record holding the hashes its append stored: its leaf hash,
+then each subtree it completes), so that a root, an inclusion proof or a consistency
+proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root) that later
+verification must still reproduce; `checkpoint_notes` keep signed checkpoints (C2SP
+tlog-checkpoint notes), queued in `note_outbox` for the sink like records;
 `openlineage_outbox` queues function records for GOVFN_OPENLINEAGE_URL. Whether records
-are queued is a setting in `ledger_settings` that only a serving process writes. SQLite
-triggers refuse UPDATE and DELETE on records and on their hashes.
+are queued is a setting in `ledger_settings` that only a serving process writes; the
+triggers that queue them fire on the INSERT that stores a record, so a record is in the
+ledger and in the outbox, or in neither. SQLite triggers refuse UPDATE and DELETE on
+records and on their hashes.
+
+Writing: an append is one transaction. BEGIN IMMEDIATE takes the write lock; one query
+reads the head (last seq and chain); the chain and the tree hashes are computed here,
+continuing from the tree's right edge and chain that the connection kept after its own
+last append when the head is still that one (else the right edge is read from the stored
+hashes: another process appended in between); plain INSERTs with explicit seq store the
+records and their hashes; COMMIT. Several processes (the workers of a pod, the CLI) may
+append to one file: the head read under the lock orders them.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
 before `append` returns; committed records survive the writing process being killed
 (SIGKILL included). Surviving power loss needs `synchronous=FULL` (`sync="full"`).
 
 Concurrency: one connection per process (re-opened after fork), one writer at a time
-within the process; across processes SQLite's write lock (taken when a write statement
-starts) plus a busy timeout.
+within the process; across processes SQLite's write lock plus a retry in small steps.
 
-Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
-tree hashes cost one more row (64 bytes on average) at the end of one table, computed
-from the tree's right edge that the connection keeps (`govfn_tree`). Lookups by CID
-(`show`, `proof`, re-delivered records) go through `cid_keys`: the key of a record's CID
-(`lookup_keys.py`, 16 bytes an entry) is filed by the statement that appends it, at the
-price of one page of that index per commit; a ledger from before the keys has them filed
-once, when it is first opened. The keys of the CIDs a record links to (lineage hops)
-are filed in bulk when lineage is asked for (`file_links`), not by the append.
+Lookups by CID (`get`, `proof`, re-delivered records, lineage) go through `cid_keys`, the
+key of a record's CID (`lookup_keys.py`, 16 bytes an entry), and scan the records past
+the `keys_through` mark by CID, in one statement (`_BY_KEY`). Appends leave the keys to
+be filed behind them: the keys are random, so filing them one commit at a time costs an
+index page per commit; the `BackgroundCheckpointer`'s thread files them in sorted
+batches (`file_keys`) before each WAL checkpoint, at once when an append leaves
+`_KEYS_FILE_SOON` unfiled, and an append that finds `_KEYS_UNFILED_MAX` unfiled files
+them itself: a lookup scans at most that many records. Readers in other processes (the
+CLI) see the mark and the records in one snapshot, so they find a record as soon as it is
+committed. The keys of the CIDs a record links to (lineage hops) are filed in bulk when
+lineage is asked for (`file_links`). A ledger of an earlier version (whose appends went
+through a view whose triggers computed the chain and hashes in SQL and filed each key)
+loses those triggers and gets its mark when first opened; one from before the keys or
+the stored hashes has them filed then, once.
 """
 
 from __future__ import annotations
