@@ -37,10 +37,10 @@ Lookups by CID (`get`, `proof`, re-delivered records, lineage) go through `cid_k
 key of a record's CID (`lookup_keys.py`, 16 bytes an entry), and scan the records past
 the `keys_through` mark by CID, in one statement (`_BY_KEY`). Appends leave the keys to
 be filed behind them: the keys are random, so filing them one commit at a time costs an
-index page per commit; the `BackgroundCheckpointer`'s thread files them in sorted
-batches (`file_keys`) before each WAL checkpoint, at once when an append leaves
-`_KEYS_FILE_SOON` unfiled, and an append that finds `_KEYS_UNFILED_MAX` unfiled files
-them itself: a lookup scans at most that many records. Readers in other processes (the
+index page per commit. They are filed in sorted batches: by the `BackgroundCheckpointer`'s
+thread before each WAL checkpoint (`file_keys`), and by the append that leaves
+`_KEYS_UNFILED_MAX` unfiled, in its transaction: a lookup scans at most that many
+records. Readers in other processes (the
 CLI) see the mark and the records in one snapshot, so they find a record as soon as it is
 committed. The keys of the CIDs a record links to (lineage hops) are filed in bulk when
 lineage is asked for (`file_links`). A ledger of an earlier version (whose appends went
@@ -222,14 +222,14 @@ _MARK_KEYS = (
     "INSERT INTO ledger_settings(name, value) VALUES ('keys_through', ?) "
     "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
 )
-# The background thread files the keys within its interval, or at once when an append
-# leaves `_KEYS_FILE_SOON` records unfiled, up to `_KEY_BATCH` per transaction (sorted:
-# ~5-10 µs a key, the write lock held for ~10-20 ms at most). An append that finds
-# `_KEYS_UNFILED_MAX` unfiled (appends keeping the lock so busy that the thread cannot
-# take it) files them itself: a lookup never scans more records than that.
-_KEY_BATCH = 2048
-_KEYS_FILE_SOON = 1024
-_KEYS_UNFILED_MAX = 4096
+# Keys filed behind the appends: by the background thread, whatever is unfiled at each
+# of its rounds (every 0.5 s at most while appends go on), up to `_KEY_BATCH` per
+# transaction; and by the append that leaves `_KEYS_UNFILED_MAX` unfiled (under load,
+# before the thread's round comes), in the same transaction. Sorted, a batch of 1,024 keys
+# costs ~5-10 µs a key and holds the write lock for ~5-10 ms; a lookup scans at most
+# that many records past the mark (~0.1 µs each).
+_KEY_BATCH = 4096
+_KEYS_UNFILED_MAX = 1024
 # Records by lookup key: the filed keys (`cid_keys`), and the records appended since the
 # keys were last filed (past the `keys_through` mark: seconds of appends at most), by
 # their own CID. One statement, so one read snapshot: a filing that moves the mark
@@ -281,7 +281,6 @@ class Ledger:
         # next append continues from it unless another process appended in between.
         self._builder: tree.TreeBuilder | None = None
         self._chain = GENESIS
-        self._unfiled = 0  # records past the lookup keys' mark, as the last append saw
         self._pid = 0
 
     # -- connection ---------------------------------------------------------------
@@ -385,7 +384,7 @@ class Ledger:
                 _waiting_for_the_lock(lambda: self._write(conn, records))
             except sqlite3.Error as exc:
                 raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
-        self.checkpointer.poke(now=self._unfiled >= _KEYS_FILE_SOON)
+        self.checkpointer.poke()
 
     def _write(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
         """One transaction: under the write lock, read the head; continue the chain and
@@ -411,9 +410,8 @@ class Ledger:
                     nodes.append((seq, builder.append_packed(leaf)))
                 conn.executemany(_INSERT_RECORDS, rows)
                 conn.executemany(_INSERT_NODES, nodes)
-                self._unfiled = 0 if mark is None else seq - mark
-                if self._unfiled >= _KEYS_UNFILED_MAX:  # the thread could not keep up
-                    self._unfiled -= _file_keys_once(conn, self._unfiled)
+                if mark is not None and seq - mark >= _KEYS_UNFILED_MAX:
+                    _file_keys_once(conn, seq - mark)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:

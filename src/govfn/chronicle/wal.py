@@ -33,18 +33,14 @@ class BackgroundCheckpointer:
         self.before_checkpoint = before_checkpoint
         self.checkpoints = 0
         self._dirty = threading.Event()
-        self._soon = threading.Event()  # do not wait out the interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
-    def poke(self, *, now: bool = False) -> None:
-        """New commits exist: checkpoint within `interval_s`, or as soon as the thread can
-        (`now`: the owner has work waiting). Starts this process's thread if needed."""
+    def poke(self) -> None:
+        """New commits exist: checkpoint soon (starts this process's thread if needed)."""
         self._dirty.set()
-        if now:
-            self._soon.set()
         if self._pid != os.getpid():
             with self._lock:
                 if self._pid != os.getpid():
@@ -59,7 +55,6 @@ class BackgroundCheckpointer:
         if self._thread is not None and self._pid == os.getpid():
             self._stop.set()
             self._dirty.set()
-            self._soon.set()
             self._thread.join(timeout=10)
         self._thread, self._pid = None, 0
 
@@ -68,11 +63,9 @@ class BackgroundCheckpointer:
         try:
             while not self._stop.is_set():
                 self._dirty.wait()
-                self._soon.wait(self.interval_s)
-                if self._stop.is_set():
+                if self._stop.wait(self.interval_s):
                     break
                 self._dirty.clear()
-                self._soon.clear()
                 self._checkpoint(conn)
             self._checkpoint(conn)
         finally:
