@@ -159,6 +159,7 @@ PEERS = (
 )
 GOVFN = (
     ServerSpec("govfn serve 1x8", "govfn", 1, _govfn(1)),
+    ServerSpec("govfn serve --single-process", "govfn", 1, _govfn(1, "--single-process")),
     ServerSpec("govfn serve 2x8", "govfn", 2, _govfn(2)),
     ServerSpec("govfn serve 1x8 gthread", "govfn", 1, _govfn(1, "--worker-class", "gthread")),
     ServerSpec("govfn serve 1x8 on PostgreSQL", "govfn", 1, _govfn_postgres(1)),
