@@ -57,6 +57,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -230,6 +231,7 @@ _MARK_KEYS = (
 # that many records past the mark (~0.1 µs each).
 _KEY_BATCH = 4096
 _KEYS_UNFILED_MAX = 1024
+_FILING_CACHE_KIB = 16384
 # Records by lookup key: the filed keys (`cid_keys`), and the records appended since the
 # keys were last filed (past the `keys_through` mark: seconds of appends at most), by
 # their own CID. One statement, so one read snapshot: a filing that moves the mark
@@ -411,7 +413,8 @@ class Ledger:
                 conn.executemany(_INSERT_RECORDS, rows)
                 conn.executemany(_INSERT_NODES, nodes)
                 if mark is not None and seq - mark >= _KEYS_UNFILED_MAX:
-                    _file_keys_once(conn, seq - mark)
+                    with _page_cache(conn, _FILING_CACHE_KIB):
+                        _file_keys_once(conn, seq - mark)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -449,17 +452,13 @@ class Ledger:
         keeps each page written about once per batch."""
         filed = 0
         conn = self._connection()
-        (cache,) = conn.execute("PRAGMA cache_size").fetchall()[0]
-        conn.execute(f"PRAGMA cache_size={min(int(cache), -65536)}")
-        try:
+        with _page_cache(conn, 65536):
             while True:
                 with self._lock:
                     done = self._in_transaction(conn, lambda conn: _file_links_once(conn, batch))
                 filed += done
                 if done < batch:
                     return filed
-        finally:
-            conn.execute(f"PRAGMA cache_size={int(cache)}")
 
     def _tree_size(self) -> int:
         """The current tree size, with every record's hashes stored."""
@@ -728,11 +727,24 @@ def file_keys(conn: sqlite3.Connection, batch: int = _KEY_BATCH) -> int:
         return done
 
     filed = 0
-    while True:
-        done = _waiting_for_the_lock(file_once)
-        filed += done
-        if done < batch:
-            return filed
+    with _page_cache(conn, _FILING_CACHE_KIB):
+        while True:
+            done = _waiting_for_the_lock(file_once)
+            filed += done
+            if done < batch:
+                return filed
+
+
+@contextmanager
+def _page_cache(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
+    """A page cache of at least `kib` KiB while filing random keys (each index page they
+    touch is then written once per batch), back to the connection's own size after."""
+    (cache,) = conn.execute("PRAGMA cache_size").fetchall()[0]
+    conn.execute(f"PRAGMA cache_size={min(int(cache), -kib)}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(cache)}")
 
 
 def _waiting_for_the_lock(write: Callable[[], T]) -> T:
