@@ -392,36 +392,33 @@ class Ledger:
         """One transaction: under the write lock, read the head; continue the chain and
         the tree from it (from the builder this connection kept, unless another process
         appended since); insert the records and their tree hashes; commit."""
+        conn.execute("BEGIN IMMEDIATE")  # busy: nothing is written, the builder still holds
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                head = conn.execute(_HEAD).fetchall()
-                seq, chain, mark = (
-                    (head[0][0], bytes(head[0][1]), head[0][2]) if head else (0, GENESIS, 0)
-                )
-                builder = self._builder
-                if builder is None or builder.size != seq or self._chain != chain:
-                    self._builder = None
-                    builder = tree.TreeBuilder.resume(seq, _reader(conn))
-                rows, nodes = [], []
-                for record in records:
-                    seq += 1
-                    leaf = merkle.leaf_hash(record.canonical)
-                    chain = chain_next(chain, leaf)
-                    rows.append((seq, record.cid, record.type, record.canonical, chain))
-                    nodes.append((seq, builder.append_packed(leaf)))
-                conn.executemany(_INSERT_RECORDS, rows)
-                conn.executemany(_INSERT_NODES, nodes)
-                if mark is not None and seq - mark >= _KEYS_UNFILED_MAX:
-                    with _page_cache(conn, _FILING_CACHE_KIB):
-                        _file_keys_once(conn, seq - mark)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            head = conn.execute(_HEAD).fetchall()
+            seq, chain, mark = (
+                (head[0][0], bytes(head[0][1]), head[0][2]) if head else (0, GENESIS, 0)
+            )
+            builder = self._builder
+            if builder is None or builder.size != seq or self._chain != chain:
+                self._builder = None
+                builder = tree.TreeBuilder.resume(seq, _reader(conn))
+            rows, nodes = [], []
+            for record in records:
+                seq += 1
+                leaf = merkle.leaf_hash(record.canonical)
+                chain = chain_next(chain, leaf)
+                rows.append((seq, record.cid, record.type, record.canonical, chain))
+                nodes.append((seq, builder.append_packed(leaf)))
+            conn.executemany(_INSERT_RECORDS, rows)
+            conn.executemany(_INSERT_NODES, nodes)
+            if mark is not None and seq - mark >= _KEYS_UNFILED_MAX:
+                with _page_cache(conn, _FILING_CACHE_KIB):
+                    _file_keys_once(conn, seq - mark)
+            conn.execute("COMMIT")
         except BaseException:
             self._builder = None  # it may hold leaves that were not committed
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         self._builder, self._chain = builder, chain
 
