@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from govfn.sqlite import PAGE_CACHE_KIB
+
 log = logging.getLogger("govfn.chronicle")
 
 
@@ -60,6 +62,7 @@ class BackgroundCheckpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         try:
             while not self._stop.is_set():
                 self._dirty.wait()
