@@ -138,9 +138,9 @@ def _fresh_postgres_database(name: str) -> str:
     return server.create_database(name)
 
 
-def _govfn_postgres(workers: int) -> Launch:
+def _govfn_postgres(workers: int, *extra: str) -> Launch:
     def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
-        argv, env = _govfn(workers)(port, scratch)
+        argv, env = _govfn(workers, *extra)(port, scratch)
         env["GOVFN_CHRONICLE"] = _fresh_postgres_database(f"bench_{port}_{time.monotonic_ns()}")
         env["GOVFN_IDEMPOTENCY"] = str(scratch / "idempotency.db")
         return argv, env
@@ -159,9 +159,15 @@ PEERS = (
 )
 GOVFN = (
     ServerSpec("govfn serve 1x8", "govfn", 1, _govfn(1)),
+    ServerSpec("govfn serve --single-process", "govfn", 1, _govfn(1, "--single-process")),
     ServerSpec("govfn serve 2x8", "govfn", 2, _govfn(2)),
     ServerSpec("govfn serve 1x8 gthread", "govfn", 1, _govfn(1, "--worker-class", "gthread")),
-    ServerSpec("govfn serve 1x8 on PostgreSQL", "govfn", 1, _govfn_postgres(1)),
+    ServerSpec(
+        "govfn serve --single-process on PostgreSQL",
+        "govfn",
+        1,
+        _govfn_postgres(1, "--single-process"),
+    ),
 )
 
 

@@ -14,6 +14,10 @@ import time
 from collections.abc import Callable
 
 _ATTEMPTS = 100
+# Each process's connection keeps a page cache of its own, SQLite's default 2 MiB. Appends
+# touch the last pages of each table and lookups read a few B-tree pages that the kernel's
+# page cache holds anyway; 256 KiB keeps a serving process ~1.8 MB smaller after load.
+PAGE_CACHE_KIB = 256
 
 
 def open_shared(
@@ -27,6 +31,7 @@ def open_shared(
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     try:
         conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         for attempt in range(_ATTEMPTS):
             try:
                 if conn.execute("PRAGMA journal_mode").fetchall()[0][0] != "wal":

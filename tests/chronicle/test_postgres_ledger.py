@@ -72,6 +72,33 @@ def test_a_record_has_the_same_cid_and_bytes_on_both_backends(
     assert postgres_proof == sqlite_proof  # one log of the same records: the same tree
 
 
+@pytest.mark.parametrize("outbox", [False, True])
+def test_batches_of_every_shape_append_in_order_and_verify(
+    postgres_uri: str, tmp_path: Path, outbox: bool
+) -> None:
+    """One record, a VALUES list of several and of the most rows, and a batch past it
+    (sent as arrays): stored in order, chained and hashed, queued when asked."""
+    sizes = [1, 2, 64, 65, 130]
+    batches = [
+        [Record.build("TEST", {"batch": n, "i": i}) for i in range(size)]
+        for n, size in enumerate(sizes)
+    ]
+    with Ledger(tmp_path / "c.db") as sqlite, PostgresLedger(postgres_uri, outbox=outbox) as pg:
+        for batch in batches:
+            sqlite.append(batch)
+            pg.append(batch)
+        asyncio.run(pg.append_async(batches[2]))  # on the event loop: VALUES of 64 rows
+        asyncio.run(pg.append_async(batches[3]))  # and arrays
+        sqlite.append(batches[2])
+        sqlite.append(batches[3])
+        assert [r.canonical for r in pg.records()] == [r.canonical for r in sqlite.records()]
+        assert pg.verify().ok and len(pg) == sum(sizes) + 64 + 65
+        assert all(pg.get(r.cid) == r for r in batches[4])
+        with psycopg.connect(postgres_uri) as conn:
+            (queued,) = conn.execute("SELECT count(*) FROM chronicle.outbox").fetchone() or (0,)
+    assert queued == (len(pg) if outbox else 0)
+
+
 # -- many writers -----------------------------------------------------------------------
 
 

@@ -4,6 +4,8 @@ in-memory right edge)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,34 @@ def test_a_failed_batch_leaves_no_trace_in_the_tree(tmp_path: Path) -> None:
     finally:
         writer.close()
         other.close()
+
+
+APPEND_IN_ANOTHER_PROCESS = """
+import sys
+from govfn.chronicle import Ledger, Record
+with Ledger(sys.argv[1]) as ledger:
+    for n in range(int(sys.argv[2])):
+        ledger.append([Record.build("TEST", {"tag": "other process", "n": n})])
+"""
+
+
+def test_a_writer_continues_after_another_process_appended(tmp_path: Path) -> None:
+    """A writer keeps the chain and the tree's right edge of its last append; records that
+    another process appended since must be built on, not overwritten or forked from."""
+    writer = Ledger(tmp_path / "c.db")
+    try:
+        writer.append(make(3, "a"))
+        for count in (1, 4):
+            done = subprocess.run(
+                [sys.executable, "-c", APPEND_IN_ANOTHER_PROCESS, str(writer.path), str(count)],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            writer.append(make(2, f"after {count}"))
+        assert len(writer) == 3 + 1 + 2 + 4 + 2
+        check(writer)
+    finally:
+        writer.close()

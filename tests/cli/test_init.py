@@ -231,7 +231,9 @@ def test_govfn_manifests_renders_the_function_from_govfn_yaml(project: Project) 
     container = service["spec"]["template"]["spec"]["containers"][0]
     assert service["metadata"]["name"] == NAME
     assert container["image"] == "registry.example/hello-fn:0.1.0"
-    assert container["args"] == ["serve", "--function", NAME, "--functions", "hello_fn.function"]
+    assert container["args"] == [
+        *("serve", "--function", NAME, "--functions", "hello_fn.function", "--single-process")
+    ]
     trigger = next(o for o in objects if o["kind"] == "Trigger")
     assert trigger["spec"]["filter"]["attributes"]["type"] == "HELLO_FN_REQUESTED"
     assert trigger["spec"]["delivery"]["retry"] == 3

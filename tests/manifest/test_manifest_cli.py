@@ -230,7 +230,7 @@ def test_reply_loop_refused_and_allowed(tmp_path: Path) -> None:
     assert allowed.exit_code == 0
     service = next(yaml.safe_load_all(allowed.output))
     args = service["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args == ["serve", "--function", "loopy", "--functions", "loopy"]
+    assert args == ["serve", "--function", "loopy", "--functions", "loopy", "--single-process"]
 
 
 def test_bad_pair_flag(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ def test_container_runs_single_function_mode(
         "billing",
         "--functions",
         "govfn.functions.billing",
+        "--single-process",
     ]
     assert spec["ports"] == [{"name": "http1", "containerPort": 8080}]
     assert spec["readinessProbe"] == {"httpGet": {"path": "/health/readiness"}}

@@ -165,3 +165,61 @@ def test_sigterm_waits_for_an_invocation_whose_client_left(tmp_path: Path) -> No
     with Ledger(server.ledger) as ledger:
         kinds = [r.type for r in ledger.records() if r.payload.get("function_id") == "slow"]
     assert kinds == ["FUNCTION_INVOKED", "FUNCTION_COMPLETED"]
+
+
+def test_single_process_serves_from_one_process_and_drains_on_sigterm(tmp_path: Path) -> None:
+    server = start_server(tmp_path, *MODULES, "--single-process")
+    try:
+        assert "[single process x 8 threads]" in server.log_text()
+        assert worker_pids(server.process.pid) == []  # no arbiter, no fork
+        where = post(server, "/", b"{}", "WHEREAMI_REQUESTED").json()
+        assert where["pid"] == server.process.pid
+        assert post(server, "/", b'{"one":"process"}').json() == {"one": "process"}
+
+        def slow() -> int:
+            return post(
+                server, "/functions/slow/events", b'{"sleep": 0.6}', "SLOW_REQUESTED"
+            ).status
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(slow) for _ in range(2)]
+            time.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)
+            statuses = [future.result(timeout=20) for future in futures]
+        assert server.process.wait(timeout=20) == 0
+    finally:
+        stop_server(server)
+    assert statuses == [200, 200]
+    with Ledger(server.ledger) as ledger:
+        kinds = [r.type for r in ledger.records() if r.payload.get("function_id") == "slow"]
+    assert sorted(kinds) == ["FUNCTION_COMPLETED"] * 2 + ["FUNCTION_INVOKED"] * 2
+    assert "Traceback" not in server.log_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (("--workers", "2"), "--workers 2"),
+        (("--worker-class", "gthread"), "--worker-class gthread"),
+    ],
+)
+def test_single_process_refuses_a_layout_of_several(
+    tmp_path: Path, extra: tuple[str, ...], named: str
+) -> None:
+    with pytest.raises(
+        AssertionError, match=f"exited with 1:\nError: --single-process .*, not {named}\n"
+    ):
+        start_server(tmp_path, "--single-process", *extra)
+
+
+def test_single_process_names_a_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            AssertionError, match=f"(?s)exited with 1.*{port}.* Address already in use"
+        ):
+            start_server(
+                tmp_path, "--single-process", "--port", str(port), port_from_env=True, timeout_s=10
+            )

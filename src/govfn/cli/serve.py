@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_body=args.max_body,
         max_in_flight=args.max_in_flight,
         dev=args.dev,
+        single_process=args.single_process,
     )
 
 
@@ -133,6 +135,12 @@ def parser() -> argparse.ArgumentParser:
         help="Invocations a worker runs at once before answering 429 (env GOVFN_MAX_IN_FLIGHT).",
     )
     cli.add_argument(
+        "--single-process",
+        action="store_true",
+        help="Serve from this process, the one govfn worker without gunicorn's arbiter: a "
+        "pod's memory and start-up for one process, where the kubelet restarts what exits.",
+    )
+    cli.add_argument(
         "--dev", action="store_true", help="Open the direct-invoke API and log readably."
     )
     return cli
@@ -152,11 +160,18 @@ def serve(
     max_body: int | None = None,
     max_in_flight: int | None = None,
     dev: bool = False,
+    single_process: bool = False,
 ) -> None:
     """Serve the functions until gunicorn stops; exit 1 with a message when they cannot load."""
     configure_logging(dev)
     try:
         settings = settings or Settings.from_env()
+        if single_process and workers != 1:
+            raise ValueError(f"--single-process serves one worker, not --workers {workers}")
+        if single_process and worker_class != "govfn":
+            raise ValueError(
+                f"--single-process runs govfn's worker, not --worker-class {worker_class}"
+            )
         config = HttpConfig.from_settings(settings)
         overrides: dict[str, Any] = {"function_id": function_id or None, "dev": dev or config.dev}
         if max_body is not None:
@@ -170,9 +185,10 @@ def serve(
     except (GovfnError, ValueError) as exc:
         sys.exit(f"Error: {exc}")
     mode = f"function {config.function_id}" if config.function_id else "all functions"
+    layout = "single process" if single_process else f"{workers} {worker_class} worker(s)"
     print(
         f"govfn: serving {mode} ({len(app.registry)}) on http://{host}:{port} "
-        f"[{workers} {worker_class} worker(s) x {threads} threads{', dev' if config.dev else ''}]",
+        f"[{layout} x {threads} threads{', dev' if config.dev else ''}]",
         file=sys.stderr,
     )
     options: dict[str, Any] = {
@@ -200,7 +216,11 @@ def serve(
 
         options["post_worker_init"] = post_worker_init
         options["worker_exit"] = lambda arbiter, worker: worker_stopping(app)
-    GunicornServer(app, options).run()
+    server = GunicornServer(app, options)
+    if single_process:
+        server.run_single_process()
+    else:
+        server.run()
     sys.exit(0)
 
 
@@ -245,3 +265,18 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> GovfnApp:
         return self.application
+
+    def run_single_process(self) -> None:
+        """Bind as gunicorn's arbiter would, then be the worker it would have forked: the
+        same worker class, signals, heartbeat and graceful stop, in one process."""
+        from gunicorn.sock import create_sockets
+
+        from govfn.server.worker import GovfnWorker
+
+        cfg = self.cfg
+        log = cfg.logger_class(cfg)
+        listeners = create_sockets(cfg, log)  # retries a port in use, then exits 1, as the arbiter
+        worker = GovfnWorker(1, os.getppid(), listeners, self, cfg.timeout, cfg, log)
+        worker.pid = os.getpid()
+        worker.supervised = False
+        worker.init_process()

@@ -154,6 +154,7 @@ def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, An
             plugin.function_id,
             "--functions",
             function_module(plugin),
+            "--single-process",  # Knative scales pods; the kubelet restarts what exits
         ],
         "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
         "env": _env(options),

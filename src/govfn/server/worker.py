@@ -42,6 +42,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.quick_exit = False
+        self.supervised = True  # False under `govfn serve --single-process`: no arbiter
         self._stop: asyncio.Event | None = None
 
     def init_process(self) -> None:
@@ -126,7 +127,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
             if now - notified >= heartbeat:
                 self.notify()
                 notified = now
-            if self.ppid != os.getppid():
+            if self.supervised and self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 self._stop_gracefully()
             if connections.requests >= self.max_requests and self.alive:
