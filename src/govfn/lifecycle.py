@@ -14,17 +14,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("govfn.app")
 
 
-def worker_started(app: GovfnApp, *, drain_on_sigterm: bool = True) -> None:
+def worker_started(
+    app: GovfnApp, *, drain_on_sigterm: bool = True, pod_of_one: bool = False
+) -> None:
     """In a new worker: start the sink sender and the checkpoint signer, and load the
     metrics library soon; with `drain_on_sigterm`, readiness turns false as soon as SIGTERM
-    arrives (govfn's worker drains through its own handler)."""
+    arrives (govfn's worker drains through its own handler). In a pod of one worker
+    (`pod_of_one`) the library (~6 MB) loads at the first scrape instead: no other worker
+    needs this one's counts published before it, and they are counted meanwhile."""
     if app.sink is not None:
         app.sink.start()
     if app.openlineage is not None:
         app.openlineage.start()
     if app.checkpoints is not None:
         app.checkpoints.start()
-    app.metrics.load_soon()  # off the path of the first answer
+    if not pod_of_one:
+        app.metrics.load_soon()  # off the path of the first answer
     if not drain_on_sigterm:
         return
     previous = signal.getsignal(signal.SIGTERM)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,3 +65,30 @@ def test_exit_hands_kept_records_over(tmp_path: Path) -> None:
     worker_stopping(app, drain_timeout_s=5)
     assert runtime.backstop.pending == 0 and len(chronicle.records) == 2
     assert not app.loop.started
+
+
+@pytest.mark.parametrize("pod_of_one", [False, True])
+def test_the_metrics_library_loads_soon_or_at_the_first_scrape(
+    restore_sigterm: list[Any], pod_of_one: bool
+) -> None:
+    registry = FunctionRegistry()
+    governed_function("f", trigger_events=["T"], registry=registry)(lambda e, c: e)
+    app = create_app(runtime=FunctionRuntime(registry, MemoryChronicle()), config=HttpConfig())
+    try:
+        client = app.test_client()
+        for i in range(3):
+            headers = {"ce-specversion": "1.0", "ce-id": f"m{i}", "ce-source": "/t", "ce-type": "T"}
+            answer = client.post("/functions/f/events", json={"i": i}, headers=headers)
+            assert answer.status_code == 202  # no reply event: accepted
+        worker_started(app, pod_of_one=pod_of_one)
+        deadline = time.monotonic() + 5
+        while not app.metrics.loaded and time.monotonic() < deadline and not pod_of_one:
+            time.sleep(0.05)
+        if pod_of_one:
+            time.sleep(1.5)  # past the delay a worker of several loads it after
+        assert app.metrics.loaded is not pod_of_one
+        scraped = client.get("/metrics").get_data(as_text=True)
+        assert app.metrics.loaded
+        assert 'govfn_invocations_total{function="f",outcome="success"} 3.0' in scraped
+    finally:
+        app.loop.stop()

@@ -14,8 +14,9 @@ and sink figures and the in-flight gauge are the answering worker's own.
 
 prometheus_client is imported by `load()`, not at start-up: `govfn serve`'s workers load it
 a moment after they start (`lifecycle.worker_started`), so that a cold start's first answer
-does not wait for it, and a scrape or `invocations()` loads it at once. What is counted
-before is published when it loads.
+does not wait for it, and a scrape or `invocations()` loads it at once. A pod of one worker
+(`--single-process`, or one gunicorn worker) loads it at its first scrape: it holds ~6 MB.
+What is counted before is published when it loads.
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ class Metrics:
         counters = self.load()
         self.publish()
         return counters.render(figures)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether prometheus_client's counters exist yet."""
+        return self._counters is not None
 
     def load(self) -> Counters:
         """Import prometheus_client and publish what was counted; once."""

@@ -68,7 +68,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         govfn = app if isinstance(app, GovfnApp) else None
         if govfn is not None:
             govfn.loop.attach(loop)
-            worker_started(govfn, drain_on_sigterm=False)
+            worker_started(govfn, drain_on_sigterm=False, pod_of_one=self.cfg.workers == 1)
         pool = ThreadPoolExecutor(self.cfg.threads, thread_name_prefix="govfn-wsgi")
         handler = WorkerHandler(app, pool, loop, multiprocess=self.cfg.workers > 1)
         limits = Limits(
