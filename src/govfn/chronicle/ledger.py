@@ -4,49 +4,36 @@ The default backend (`postgres_ledger.PostgresLedger` is the other; `store.Chron
 is what both offer). The whole file is one log.
 
 Each row holds a record's canonical bytes, its CID, and `chain` =
-SHA-256(previous chain || RFC 6962 leaf hash). The chain makes any edit, removal or
-reordering of a row visible. The RFC 6962 Merkle tree over the same leaves (a leaf is a
-record's canonical JSON bytes) is kept as stored subtree hashes in `merkle_nodes` (layout
-in `tree.py`; one row per record holding the hashes its append stored: its leaf hash,
-then each subtree it completes), so that a root, an inclusion proof or a consistency
-proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root) that later
-verification must still reproduce; `checkpoint_notes` keep signed checkpoints (C2SP
-tlog-checkpoint notes), queued in `note_outbox` for the sink like records;
+SHA-256(previous chain || RFC 6962 leaf hash), computed inside the INSERT statement so
+that the read of the previous row and the write happen under one write lock. The chain
+makes any edit, removal or reordering of a row visible. The RFC 6962 Merkle tree over
+the same leaves (a leaf is a record's canonical JSON bytes) is kept as stored subtree
+hashes in `merkle_nodes` (layout in `tree.py`; one row per record holding the hashes
+its append stored: its leaf hash, then each subtree it completes), written by a trigger
+in the statement that appends the record, so that a root, an inclusion proof or a
+consistency proof reads O(log n) hashes. `checkpoints` keep tree heads (size, root)
+that later verification must still reproduce; `checkpoint_notes` keep signed checkpoints
+(C2SP tlog-checkpoint notes), queued in `note_outbox` for the sink like records;
 `openlineage_outbox` queues function records for GOVFN_OPENLINEAGE_URL. Whether records
-are queued is a setting in `ledger_settings` that only a serving process writes; the
-triggers that queue them fire on the INSERT that stores a record, so a record is in the
-ledger and in the outbox, or in neither. SQLite triggers refuse UPDATE and DELETE on
-records and on their hashes.
-
-Writing: an append is one transaction. BEGIN IMMEDIATE takes the write lock; one query
-reads the head (last seq and chain); the chain and the tree hashes are computed here,
-continuing from the tree's right edge and chain that the connection kept after its own
-last append when the head is still that one (else the right edge is read from the stored
-hashes: another process appended in between); plain INSERTs with explicit seq store the
-records and their hashes; COMMIT. Several processes (the workers of a pod, the CLI) may
-append to one file: the head read under the lock orders them.
+are queued is a setting in `ledger_settings` that only a serving process writes. SQLite
+triggers refuse UPDATE and DELETE on records and on their hashes.
 
 Durability: WAL journal with `synchronous=NORMAL` by default. A record is committed
 before `append` returns; committed records survive the writing process being killed
 (SIGKILL included). Surviving power loss needs `synchronous=FULL` (`sync="full"`).
 
 Concurrency: one connection per process (re-opened after fork), one writer at a time
-within the process; across processes SQLite's write lock plus a retry in small steps.
+within the process; across processes SQLite's write lock (taken when a write statement
+starts) plus a busy timeout.
 
-Lookups by CID (`get`, `proof`, re-delivered records, lineage) go through `cid_keys`, the
-key of a record's CID (`lookup_keys.py`, 16 bytes an entry), and scan the records past
-the `keys_through` mark by CID, in one statement (`_BY_KEY`). Appends leave the keys to
-be filed behind them: the keys are random, so filing them one commit at a time costs an
-index page per commit. They are filed in sorted batches: by the `BackgroundCheckpointer`'s
-thread before each WAL checkpoint (`file_keys`), and by the append that leaves
-`_KEYS_UNFILED_MAX` unfiled, in its transaction: a lookup scans at most that many
-records. Readers in other processes (the
-CLI) see the mark and the records in one snapshot, so they find a record as soon as it is
-committed. The keys of the CIDs a record links to (lineage hops) are filed in bulk when
-lineage is asked for (`file_links`). A ledger of an earlier version (whose appends went
-through a view whose triggers computed the chain and hashes in SQL and filed each key)
-loses those triggers and gets its mark when first opened; one from before the keys or
-the stored hashes has them filed then, once.
+Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
+tree hashes cost one more row (64 bytes on average) at the end of one table, computed
+from the tree's right edge that the connection keeps (`govfn_tree`). Lookups by CID
+(`show`, `proof`, re-delivered records) go through `cid_keys`: the key of a record's CID
+(`lookup_keys.py`, 16 bytes an entry) is filed by the statement that appends it, at the
+price of one page of that index per commit; a ledger from before the keys has them filed
+once, when it is first opened. The keys of the CIDs a record links to (lineage hops)
+are filed in bulk when lineage is asked for (`file_links`), not by the append.
 """
 
 from __future__ import annotations
@@ -57,9 +44,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from govfn.chronicle import lookup_keys, merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
@@ -88,22 +73,15 @@ __all__ = [
 
 _LOCK_WAIT_S = 30.0
 
-T = TypeVar("T")
-
 # How a new file's WAL switch and schema are written. Under "normal", which promises that
 # records survive the process being killed but not power loss, they are not fsynced:
 # the page cache survives a kill, and a new ledger holds no record yet (~1 ms of every
 # cold start). Under "full" they are, so that no committed record can depend on them.
 _SCHEMA_SYNC = {"normal": "OFF", "full": "FULL"}
 
-# An append, inside BEGIN IMMEDIATE: read the head, insert the records (seq and chain
-# computed here) and their tree hashes.
-_HEAD = (
-    "SELECT seq, chain, (SELECT value FROM ledger_settings WHERE name = 'keys_through') "
-    "FROM records ORDER BY seq DESC LIMIT 1"
-)
-_INSERT_RECORDS = "INSERT INTO records(seq, cid, type, body, chain) VALUES (?, ?, ?, ?, ?)"
-_INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
+# An append goes through the `record_appends` view: its trigger stores the record (with
+# the chain computed from the previous row) and files its lookup keys, in one statement.
+_INSERT = "INSERT INTO record_appends(cid, type, body, leaf, key) VALUES (?, ?, ?, ?, ?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -137,6 +115,8 @@ CREATE TRIGGER IF NOT EXISTS merkle_nodes_no_update BEFORE UPDATE ON merkle_node
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS merkle_nodes_no_delete BEFORE DELETE ON merkle_nodes
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_to_tree AFTER INSERT ON records
+BEGIN INSERT INTO merkle_nodes(seq, hashes) VALUES (NEW.seq, govfn_tree(NEW.seq, NEW.body)); END;
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
 BEGIN SELECT RAISE(ABORT, 'the Chronicle is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_no_delete BEFORE DELETE ON records
@@ -161,7 +141,15 @@ CREATE TABLE IF NOT EXISTS cid_keys (
     PRIMARY KEY (key, seq)
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO ledger_settings(name, value)
-    SELECT 'keys_through', 0 WHERE NOT EXISTS (SELECT 1 FROM records);
+    SELECT 'cid_keys', 1 WHERE NOT EXISTS (SELECT 1 FROM records);
+CREATE VIEW IF NOT EXISTS record_appends(cid, type, body, leaf, key) AS
+    SELECT cid, type, body, chain, NULL FROM records WHERE 0;
+CREATE TRIGGER IF NOT EXISTS record_appends_insert INSTEAD OF INSERT ON record_appends
+BEGIN
+    INSERT INTO records(cid, type, body, chain) VALUES (NEW.cid, NEW.type, NEW.body,
+        govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), NEW.leaf));
+    INSERT INTO cid_keys(key, seq) VALUES (NEW.key, (SELECT max(seq) FROM records));
+END;
 """
 
 # Every record is queued for the sink by the same INSERT statement that stores it (so a
@@ -194,59 +182,23 @@ _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
     "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
     "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
-    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', "
-    "'ledger_settings', 'cid_keys', 'openlineage_outbox', 'records_to_openlineage') "
-    "ORDER BY name)"
+    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree', "
+    "'ledger_settings', 'cid_keys', 'record_appends', 'record_appends_insert', "
+    "'openlineage_outbox', 'records_to_openlineage') ORDER BY name)"
 )
 _SCHEMA_NAMES = (
     "checkpoint_notes,checkpoints,cid_keys,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
-    "merkle_nodes_no_update,note_outbox,openlineage_outbox,outbox,"
-    "records,records_no_delete,records_no_update,records_to_openlineage,records_to_outbox"
+    "merkle_nodes_no_update,note_outbox,openlineage_outbox,outbox,record_appends,"
+    "record_appends_insert,records,records_no_delete,records_no_update,"
+    "records_to_openlineage,records_to_outbox,records_to_tree"
 )
-# What a file's lookup keys need at open: the mark of the keys filed behind the appends,
-# whether its appends used to file them (the 'cid_keys' setting of earlier versions), and
-# the objects through which earlier versions appended (their triggers computed the chain
-# and the tree hashes in SQL; an append now writes both itself).
-_KEYS_STATE = (
-    "SELECT (SELECT value FROM ledger_settings WHERE name = 'keys_through'), "
-    "(SELECT value FROM ledger_settings WHERE name = 'cid_keys'), "
-    "(SELECT group_concat(name) FROM sqlite_master WHERE name IN "
-    "('record_appends', 'record_appends_insert', 'records_to_tree'))"
+_KEYS_FILED = "SELECT value FROM ledger_settings WHERE name = 'cid_keys'"
+_BY_CID = (
+    "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+    "WHERE k.key = ? AND r.cid = ? ORDER BY k.seq LIMIT 1"
 )
-_OLD_APPEND_PATH = (
-    "DROP TRIGGER IF EXISTS records_to_tree",
-    "DROP TRIGGER IF EXISTS record_appends_insert",
-    "DROP VIEW IF EXISTS record_appends",
-)
-_KEYS_THROUGH = "SELECT value FROM ledger_settings WHERE name = 'keys_through'"
-_MARK_KEYS = (
-    "INSERT INTO ledger_settings(name, value) VALUES ('keys_through', ?) "
-    "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
-)
-# Keys filed behind the appends: by the background thread, whatever is unfiled at each
-# of its rounds (every 0.5 s at most while appends go on), up to `_KEY_BATCH` per
-# transaction; and by the append that leaves `_KEYS_UNFILED_MAX` unfiled (under load,
-# before the thread's round comes), in the same transaction. Sorted, a batch of 1,024 keys
-# costs ~5-10 µs a key and holds the write lock for ~5-10 ms; a lookup scans at most
-# that many records past the mark (~0.1 µs each).
-_KEY_BATCH = 4096
-_KEYS_UNFILED_MAX = 1024
-_FILING_CACHE_KIB = 16384
-# Records by lookup key: the filed keys (`cid_keys`), and the records appended since the
-# keys were last filed (past the `keys_through` mark: seconds of appends at most), by
-# their own CID. One statement, so one read snapshot: a filing that moves the mark
-# between two reads cannot hide a record. ?1 the key, ?2 the CID (or text), ?3 the limit.
-_BY_KEY = (
-    "SELECT seq, type, body FROM records WHERE seq IN ("
-    "SELECT k.seq FROM cid_keys k WHERE k.key = ?1 UNION ALL "
-    "SELECT seq FROM records WHERE cid = ?2 AND seq > "
-    "coalesce((SELECT value FROM ledger_settings WHERE name = 'keys_through'), 0)){match} "
-    "ORDER BY seq LIMIT ?3"
-)
-BY_CID = _BY_KEY.format(match=" AND cid = ?2")
-"""The records whose CID is ?2 (key ?1), oldest first, at most ?3: for any reader of the file."""
-_NAMING = _BY_KEY.format(match="")
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
+_INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
 _BACKFILL_BATCH = 4096
 
 
@@ -275,14 +227,14 @@ class Ledger:
         self.sync = sync
         self.outbox = outbox
         self.openlineage = openlineage
-        self.checkpointer = BackgroundCheckpointer(self.path, before_checkpoint=file_keys)
+        self.checkpointer = BackgroundCheckpointer(self.path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._writer: sqlite3.Connection | None = None  # the connection appends went through
-        # The head (tree's right edge and chain) after this connection's last append: the
-        # next append continues from it unless another process appended in between.
+        # The tree's right edge after this connection's last append: the next append
+        # starts from it unless another process appended in between.
         self._builder: tree.TreeBuilder | None = None
-        self._chain = GENESIS
+        self._tree_error: Exception | None = None
         self._pid = 0
 
     # -- connection ---------------------------------------------------------------
@@ -298,11 +250,12 @@ class Ledger:
                     synchronous=_SCHEMA_SYNC[self.sync],
                 )
                 conn.execute(f"PRAGMA synchronous={self.sync.upper()}")
+                conn.create_function("govfn_chain", 2, chain_next, deterministic=True)
+                conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
                 self._builder = None
                 self._settle_outbox(conn)
-                mark, _, old_append_path = conn.execute(_KEYS_STATE).fetchall()[0]
-                if mark is None or old_append_path:  # a ledger of an earlier version
-                    self._in_transaction(conn, _settle_keys)
+                if not conn.execute(_KEYS_FILED).fetchall():  # a ledger from before the keys
+                    self._in_transaction(conn, self._file_missing_keys)
                 records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
                 if records != hashed:  # a ledger from before the stored tree hashes
                     self._in_transaction(conn, self._store_missing_hashes)
@@ -383,44 +336,75 @@ class Ledger:
                 if self._writer is not conn:  # readers keep SQLite's own 30 s busy wait
                     conn.execute("PRAGMA busy_timeout=0")
                     self._writer = conn
-                _waiting_for_the_lock(lambda: self._write(conn, records))
+                self._write_waiting_for_the_lock(conn, records)
             except sqlite3.Error as exc:
-                raise LedgerError(f"cannot write Chronicle ledger: {exc}") from exc
+                problem, self._tree_error = self._tree_error or exc, None
+                raise LedgerError(f"cannot write Chronicle ledger: {problem}") from exc
         self.checkpointer.poke()
 
+    def _write_waiting_for_the_lock(
+        self, conn: sqlite3.Connection, records: Sequence[Record]
+    ) -> None:
+        """Write, retrying while another process holds the write lock. SQLite's own busy
+        handler sleeps at least 1 ms per try; a lock held for one commit (~20 µs) is better
+        waited for in steps from 50 µs. Gives up after `_LOCK_WAIT_S`."""
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        delay = 50e-6
+        while True:
+            try:
+                self._write(conn, records)
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)
+
     def _write(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
-        """One transaction: under the write lock, read the head; continue the chain and
-        the tree from it (from the builder this connection kept, unless another process
-        appended since); insert the records and their tree hashes; commit."""
-        conn.execute("BEGIN IMMEDIATE")  # busy: nothing is written, the builder still holds
         try:
-            head = conn.execute(_HEAD).fetchall()
-            seq, chain, mark = (
-                (head[0][0], bytes(head[0][1]), head[0][2]) if head else (0, GENESIS, 0)
-            )
-            builder = self._builder
-            if builder is None or builder.size != seq or self._chain != chain:
-                self._builder = None
-                builder = tree.TreeBuilder.resume(seq, _reader(conn))
-            rows, nodes = [], []
-            for record in records:
-                seq += 1
-                leaf = merkle.leaf_hash(record.canonical)
-                chain = chain_next(chain, leaf)
-                rows.append((seq, record.cid, record.type, record.canonical, chain))
-                nodes.append((seq, builder.append_packed(leaf)))
-            conn.executemany(_INSERT_RECORDS, rows)
-            conn.executemany(_INSERT_NODES, nodes)
-            if mark is not None and seq - mark >= _KEYS_UNFILED_MAX:
-                with _page_cache(conn, _FILING_CACHE_KIB):
-                    _file_keys_once(conn, seq - mark)
-            conn.execute("COMMIT")
+            if len(records) == 1:
+                conn.execute(_INSERT, self._row(records[0]))
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT, [self._row(record) for record in records])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         except BaseException:
             self._builder = None  # it may hold leaves that were not committed
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
             raise
-        self._builder, self._chain = builder, chain
+
+    @staticmethod
+    def _row(record: Record) -> tuple[str, str, bytes, bytes, int]:
+        return (
+            record.cid,
+            record.type,
+            record.canonical,
+            merkle.leaf_hash(record.canonical),
+            lookup_keys.lookup_key(record.cid),
+        )
+
+    def _tree_hashes_for(self, conn: sqlite3.Connection) -> Callable[[int, bytes], bytes]:
+        """`govfn_tree(seq, body)`, run by the `records_to_tree` trigger under the write
+        lock: the hashes to store for the record just inserted, from the tree's right edge
+        kept in memory (read again from `merkle_nodes` when another process appended)."""
+
+        def tree_hashes(seq: int, body: bytes) -> bytes:
+            builder = self._builder
+            try:
+                if builder is None or builder.size != seq - 1:
+                    builder = tree.TreeBuilder.resume(seq - 1, _reader(conn))
+                stored = builder.append_packed(merkle.leaf_hash(body))
+            except Exception as exc:  # SQLite would only say "user-defined function raised"
+                self._tree_error = exc
+                raise
+            self._builder = builder
+            return stored
+
+        return tree_hashes
 
     def _store_missing_hashes(self, conn: sqlite3.Connection) -> int:
         """Inside a write transaction, store the tree hashes of records that have none (a
@@ -441,6 +425,26 @@ class Ledger:
             hashed += len(nodes)
         return int(records)
 
+    @staticmethod
+    def _file_missing_keys(conn: sqlite3.Connection) -> int:
+        """Inside a write transaction, file the key of every record's CID (once, for a
+        ledger written before `cid_keys` existed; keys already filed stay as they are)."""
+        last = 0
+        while True:
+            rows = conn.execute(
+                "SELECT seq, cid FROM records WHERE seq > ? ORDER BY seq LIMIT ?",
+                (last, _BACKFILL_BATCH),
+            ).fetchall()
+            if not rows:
+                break
+            conn.executemany(
+                "INSERT OR IGNORE INTO cid_keys(key, seq) VALUES (?, ?)",
+                sorted((lookup_keys.lookup_key(cid), seq) for seq, cid in rows),
+            )
+            last = rows[-1][0]
+        conn.execute("INSERT OR IGNORE INTO ledger_settings(name, value) VALUES ('cid_keys', 1)")
+        return last
+
     def file_links(self, batch: int = 8192) -> int:
         """File the lineage links (`lookup_keys.LINKS`) of the records appended since
         they were last filed, `batch` records per transaction (appends wait for one
@@ -449,13 +453,17 @@ class Ledger:
         keeps each page written about once per batch."""
         filed = 0
         conn = self._connection()
-        with _page_cache(conn, 65536):
+        (cache,) = conn.execute("PRAGMA cache_size").fetchall()[0]
+        conn.execute(f"PRAGMA cache_size={min(int(cache), -65536)}")
+        try:
             while True:
                 with self._lock:
                     done = self._in_transaction(conn, lambda conn: _file_links_once(conn, batch))
                 filed += done
                 if done < batch:
                     return filed
+        finally:
+            conn.execute(f"PRAGMA cache_size={int(cache)}")
 
     def _tree_size(self) -> int:
         """The current tree size, with every record's hashes stored."""
@@ -561,21 +569,27 @@ class Ledger:
 
     @staticmethod
     def _holds(conn: sqlite3.Connection, cid: str) -> bool:
-        return bool(conn.execute(BY_CID, (lookup_keys.lookup_key(cid), cid, 1)).fetchall())
+        return bool(conn.execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall())
 
     def get(self, cid: str) -> Record | None:
         """The record with this CID (through its lookup key: O(log n))."""
-        rows = self._connection().execute(BY_CID, (lookup_keys.lookup_key(cid), cid, 1))
-        found = rows.fetchall()
-        return Record.from_canonical(found[0][1], bytes(found[0][2])) if found else None
+        rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
+        return Record.from_canonical(rows[0][1], bytes(rows[0][2])) if rows else None
 
     def records_naming(self, text: str, limit: int) -> list[tuple[int, Record]]:
         """Up to `limit` records with their positions, oldest first, whose CID is `text`
         or that name it in one of their lineage links (`lookup_keys.LINKS`, as far as
         `file_links` filed them); through the lookup keys, so keys that collide may bring
         others, which the caller's comparison drops."""
-        query = (lookup_keys.lookup_key(text), text, limit)
-        rows = self._connection().execute(_NAMING, query).fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+                "WHERE k.key = ? ORDER BY k.seq LIMIT ?",
+                (lookup_keys.lookup_key(text), limit),
+            )
+            .fetchall()
+        )
         return [
             (seq - 1, Record.from_canonical(record_type, bytes(body)))
             for seq, record_type, body in rows
@@ -597,8 +611,7 @@ class Ledger:
 
     def leaf_index(self, cid: str) -> int | None:
         """Where a record sits in the log (through its lookup key: O(log n))."""
-        query = (lookup_keys.lookup_key(cid), cid, 1)
-        rows = self._connection().execute(BY_CID, query).fetchall()
+        rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
         return int(rows[0][0]) - 1 if rows else None
 
     def proof(self, cid: str, tree_size: int | None = None) -> InclusionProof:
@@ -695,106 +708,6 @@ class Ledger:
         built: tree.TreeBuilder, problem: str, seq: int | None = None, cid: str | None = None
     ) -> VerifyReport:
         return VerifyReport(False, built.size, built.root().hex(), problem, seq, cid)
-
-
-def file_keys(conn: sqlite3.Connection, batch: int = _KEY_BATCH) -> int:
-    """File the lookup key of each record's own CID past the `keys_through` mark, `batch`
-    records per transaction, sorted by key (neighbouring index pages); return how many
-    were filed. Run by the ledger's `BackgroundCheckpointer` on its connection, so that
-    appends leave the random inserts into `cid_keys` to it; lookups scan the records past
-    the mark (`_BY_KEY`) until it has filed them. The keys can be filed again from the
-    records, so their commits need not be fsynced: a later record's commit (or the
-    checkpoint) syncs the WAL they are in. Waits for the write lock as appends do."""
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=0")
-    state = conn.execute(f"SELECT ({_KEYS_THROUGH}), (SELECT max(seq) FROM records)")
-    mark, last = state.fetchall()[0]
-    if mark is None or last is None or mark >= last:
-        return 0
-
-    def file_once() -> int:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            done = _file_keys_once(conn, batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return done
-
-    filed = 0
-    with _page_cache(conn, _FILING_CACHE_KIB):
-        while True:
-            done = _waiting_for_the_lock(file_once)
-            filed += done
-            if done < batch:
-                return filed
-
-
-@contextmanager
-def _page_cache(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
-    """A page cache of at least `kib` KiB while filing random keys (each index page they
-    touch is then written once per batch), back to the connection's own size after."""
-    (cache,) = conn.execute("PRAGMA cache_size").fetchall()[0]
-    conn.execute(f"PRAGMA cache_size={min(int(cache), -kib)}")
-    try:
-        yield
-    finally:
-        conn.execute(f"PRAGMA cache_size={int(cache)}")
-
-
-def _waiting_for_the_lock(write: Callable[[], T]) -> T:
-    """Run `write` (one transaction), retrying while another connection holds the write
-    lock. SQLite's own busy handler sleeps at least 1 ms per try; a lock held for one
-    commit (~20 µs) is better waited for in steps from 50 µs. Gives up after
-    `_LOCK_WAIT_S`."""
-    deadline = time.monotonic() + _LOCK_WAIT_S
-    delay = 50e-6
-    while True:
-        try:
-            return write()
-        except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.002)
-
-
-def _file_keys_once(conn: sqlite3.Connection, batch: int) -> int:
-    """Inside a write transaction, file the keys of up to `batch` records past the mark
-    and move the mark."""
-    (mark,) = conn.execute(_KEYS_THROUGH).fetchall()[0]
-    rows = conn.execute(
-        "SELECT seq, cid FROM records WHERE seq > ? ORDER BY seq LIMIT ?", (mark, batch)
-    ).fetchall()
-    if not rows:
-        return 0
-    conn.executemany(
-        "INSERT OR IGNORE INTO cid_keys(key, seq) VALUES (?, ?)",
-        sorted((lookup_keys.lookup_key(cid), seq) for seq, cid in rows),
-    )
-    conn.execute(_MARK_KEYS, (rows[-1][0],))
-    return len(rows)
-
-
-def _settle_keys(conn: sqlite3.Connection) -> int:
-    """Inside a write transaction, bring a ledger of an earlier version to this one's
-    lookup keys: drop the objects its appends went through, and set the mark of the
-    keys filed (all records, when its appends filed them; a ledger from before the keys
-    has them all filed now, once)."""
-    mark, filed_by_appends, old_append_path = conn.execute(_KEYS_STATE).fetchall()[0]
-    if old_append_path:
-        for statement in _OLD_APPEND_PATH:
-            conn.execute(statement)
-    if mark is None:
-        (last,) = conn.execute("SELECT coalesce(max(seq), 0) FROM records").fetchall()[0]
-        conn.execute(_MARK_KEYS, (last if filed_by_appends else 0,))
-        if not filed_by_appends:
-            while _file_keys_once(conn, _BACKFILL_BATCH) == _BACKFILL_BATCH:
-                pass
-    return 0
 
 
 _LINKS_FILED = "SELECT value FROM ledger_settings WHERE name = 'links_through'"

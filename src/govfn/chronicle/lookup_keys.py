@@ -1,10 +1,10 @@
 """Lookup keys: the compact index through which a ledger finds records by CID.
 
-A record is filed under the key of its own CID (behind its append, in sorted batches: see
-`ledger.py`) and under the key of each CID or id that a lineage hop follows from it
-(`LINKS`: the trigger event and input CIDs, the invocation id, the FUNCTION_INVOKED record
-a completion names, the output and reply CIDs; filed in bulk when lineage is first asked
-for: an append would pay for several random index pages). A key is the first 8 bytes of BLAKE2b
+A record is filed under the key of its own CID (by the statement that appends it) and
+under the key of each CID or id that a lineage hop follows from it (`LINKS`: the trigger
+event and input CIDs, the invocation id, the FUNCTION_INVOKED record a completion names,
+the output and reply CIDs; filed later, in bulk, when lineage is first asked for: an
+append would pay for several random index pages). A key is the first 8 bytes of BLAKE2b
 of the text as a signed 64-bit integer (an SQLite INTEGER), so an index entry costs 16
 bytes whatever the CID's length. Keys may collide: a lookup always compares the record's
 own fields with what it was asked for.

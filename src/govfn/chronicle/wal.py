@@ -5,8 +5,6 @@ milliseconds that, left to SQLite's automatic checkpoints, land on whichever com
 crosses the threshold (a request's p99). The ledger turns automatic checkpoints off and
 pokes a `BackgroundCheckpointer`, whose daemon thread runs a PASSIVE checkpoint (it never
 blocks writers or readers) at most every `interval_s` while there is something new.
-Before each checkpoint it runs the owner's `before_checkpoint` on its own connection (the
-ledger files its lookup keys there, in sorted batches, off the appends' path).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from govfn.sqlite import PAGE_CACHE_KIB
@@ -24,15 +21,9 @@ log = logging.getLogger("govfn.chronicle")
 
 
 class BackgroundCheckpointer:
-    def __init__(
-        self,
-        path: Path,
-        interval_s: float = 0.5,
-        before_checkpoint: Callable[[sqlite3.Connection], object] | None = None,
-    ) -> None:
+    def __init__(self, path: Path, interval_s: float = 0.5) -> None:
         self.path = path
         self.interval_s = interval_s
-        self.before_checkpoint = before_checkpoint
         self.checkpoints = 0
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -75,11 +66,6 @@ class BackgroundCheckpointer:
             conn.close()
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        if self.before_checkpoint is not None:
-            try:
-                self.before_checkpoint(conn)
-            except Exception as exc:  # the next round tries again; checkpoint regardless
-                log.warning("background work on %s failed: %s", self.path, exc)
         try:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             self.checkpoints += 1

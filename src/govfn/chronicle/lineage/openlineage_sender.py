@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from govfn.chronicle.ledger import BY_CID
 from govfn.chronicle.lineage.openlineage import DEFAULT_NAMESPACE, OpenLineageExport
 from govfn.chronicle.lookup_keys import lookup_key
 from govfn.chronicle.outbox import Claimed, OutboxQueue, SqliteOutbox
@@ -29,6 +28,11 @@ from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record
 from govfn.chronicle.sink import SinkSender
 
 ENDPOINT = "api/v1/lineage"
+
+_INVOKED_BODY = (
+    "SELECT r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+    "WHERE k.key = ? AND r.cid = ? AND r.type = ? LIMIT 1"
+)
 
 
 @dataclass
@@ -65,12 +69,12 @@ class OpenLineageSender(SinkSender):
         invoked_cid = record.payload.get("invoked_cid")
         if record.type != FUNCTION_COMPLETED or not isinstance(invoked_cid, str):
             return None
-        query = (lookup_key(invoked_cid), invoked_cid, 1)
+        query = (lookup_key(invoked_cid), invoked_cid, FUNCTION_INVOKED)
         with self._db_lock:
-            rows = self._connection_to_ledger().execute(BY_CID, query).fetchall()
-        if not rows or rows[0][1] != FUNCTION_INVOKED:
+            rows = self._connection_to_ledger().execute(_INVOKED_BODY, query).fetchall()
+        if not rows:
             return None
-        version = json.loads(rows[0][2]).get("function_version")
+        version = json.loads(rows[0][0]).get("function_version")
         return version if isinstance(version, str) else None
 
     def _connection_to_ledger(self) -> sqlite3.Connection:
