@@ -4,7 +4,8 @@ The app is built once in the arbiter (functions imported, registry frozen) and t
 workers fork from it; each worker opens its own ledger connection. With govfn's worker
 (the default) each worker serves HTTP on one event loop, where functions run; with
 `--worker-class gthread` each worker serves WSGI from a thread pool and starts an event
-loop thread on first use.
+loop thread on first use. With `--single-process` there is no arbiter: this process binds
+and then runs govfn's worker itself (what a Knative pod runs).
 
 Every pod runs this command when it scales from zero, so it is parsed with argparse,
 which gunicorn imports anyway, and `govfn.cli.main` reaches it without loading click.

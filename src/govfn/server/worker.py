@@ -2,7 +2,8 @@
 
     gunicorn -k govfn.server.worker.GovfnWorker 'govfn.app:create_app()'   (govfn serve's default)
 
-gunicorn stays the process manager (arbiter, fork, heartbeat, signals). Each worker runs
+gunicorn stays the process manager (arbiter, fork, heartbeat, signals), except under
+`govfn serve --single-process`, where the serving process is this worker. Each worker runs
 one event loop with `govfn.server.connection` on gunicorn's listening sockets: receivers and
 health probes are answered on the loop, where the runtime invokes functions (the app's
 `LoopThread` is attached to this loop, so there is no second loop and no thread hop);
