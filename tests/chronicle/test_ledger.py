@@ -247,6 +247,22 @@ def test_wal_checkpoints_run_off_the_writers_path(ledger: Ledger) -> None:
         assert len(reopened) == 50
 
 
+def test_the_wal_starts_over_under_steady_appends(ledger: Ledger) -> None:
+    """PASSIVE checkpoints alone never copy a log that gains frames all the time, so SQLite
+    never starts it over: past `restart_bytes` the checkpointer restarts it between two
+    commits, and the file stops growing."""
+    ledger.checkpointer.interval_s = 0.02
+    ledger.checkpointer.restart_bytes = 256 * 1024
+    wal = Path(f"{ledger.path}-wal")
+    largest = 0
+    for record in make(6000):  # ~12 KB of log a commit: ~70 MB if it never started over
+        ledger.append([record])
+        largest = max(largest, wal.stat().st_size)
+    assert ledger.checkpointer.restarts >= 1
+    assert largest < 16 * 1024 * 1024
+    assert len(ledger) == 6000 and ledger.verify().ok
+
+
 def test_prepare_creates_the_schema_without_keeping_a_connection(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "new" / "c.db")
     ledger.prepare()

@@ -58,7 +58,7 @@ from govfn.chronicle.store import (
     VerifyReport,
     chain_next,
 )
-from govfn.chronicle.wal import BackgroundCheckpointer
+from govfn.chronicle.wal import WAL_SIZE_LIMIT, BackgroundCheckpointer
 from govfn.sqlite import open_shared
 
 __all__ = [
@@ -260,6 +260,7 @@ class Ledger:
                 if records != hashed:  # a ledger from before the stored tree hashes
                     self._in_transaction(conn, self._store_missing_hashes)
                 conn.execute("PRAGMA wal_autocheckpoint=0")  # see BackgroundCheckpointer
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             except (sqlite3.Error, OSError) as exc:
                 raise LedgerError(
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
