@@ -8,11 +8,12 @@ blocks writers or readers) at most every `interval_s` while there is something n
 
 A PASSIVE checkpoint copies the frames committed before it began; under steady load new
 ones always follow, so the log is never wholly copied and SQLite never starts it over: it
-grew by ~40 MB a second under `make bench`'s load, without end. Once the log holds over
-`restart_bytes` of frames, the thread follows the PASSIVE checkpoint with a RESTART one, which waits
-for the write lock between two commits, copies the few frames the PASSIVE one left, and
-lets the next commit write the log from its start; `WAL_SIZE_LIMIT` (SQLite's
-`journal_size_limit`, set on the ledger's connections) then cuts the file back.
+grew by ~40 MB a second under `make bench`'s load, without end. Once the log holds more
+than `restart_bytes` of frames, the thread follows the PASSIVE checkpoint with a RESTART
+one, tried until it finds the write lock free between two commits (`_restart`): it copies
+the few frames the PASSIVE one left and lets the next commit write the log from its start;
+`WAL_SIZE_LIMIT` (SQLite's `journal_size_limit`, set on the ledger's connections) then cuts
+the file back.
 """
 
 from __future__ import annotations
