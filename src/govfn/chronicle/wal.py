@@ -34,6 +34,7 @@ WAL_RESTART_BYTES = 16 * 1024 * 1024
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 RESTART_TRIES = 2000
 RESTART_STEP_S = 100e-6
+BUSY_TIMEOUT_S = 30.0  # how long the thread's PASSIVE checkpoints wait for a lock
 
 
 class BackgroundCheckpointer:
@@ -73,7 +74,7 @@ class BackgroundCheckpointer:
         self._thread, self._pid = None, 0
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         try:
@@ -101,7 +102,7 @@ class BackgroundCheckpointer:
                 time.sleep(RESTART_STEP_S)
             return False
         finally:
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
 
     def _page_size(self, conn: sqlite3.Connection) -> int:
         if not self._page_bytes:
