@@ -15,7 +15,12 @@ _GAP = 8
 _LABEL_W = 330
 _PLOT_W = 420
 _TOP = 44
-_COLOURS = {"govfn": "#1f77b4", "raw-asgi": "#2d2d2d", "raw": "#7f7f7f"}
+_COLOURS = {
+    "govfn": "#1f77b4",
+    "raw-asgi": "#2d2d2d",
+    "raw-asgi-ledger": "#555555",
+    "raw": "#7f7f7f",
+}
 _PEER = "#c7a25a"
 
 

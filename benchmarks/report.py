@@ -328,7 +328,13 @@ def markdown() -> str:
                 f"{settings['event']}, loopback, {settings['rounds']} rounds with a fresh "
                 "server each; medians over rounds; ratios computed within each round; "
                 '"limit" is the raw ASGI CloudEvent echo on uvicorn + uvloop + httptools '
-                "(no validation, no ledger: what Python serves at most). govfn "
+                '(no validation, no ledger: what Python serves at most); "raw ASGI + two '
+                'durable records" is the same echo on uvicorn that also writes, before '
+                "answering, the least a governed invocation must leave: two sorted-key JSON "
+                "records named by their SHA-256, hash-chained and group-committed to SQLite in "
+                "WAL mode (`benchmarks/peers/raw_asgi_ledger.py`; no validation, no Merkle "
+                "tree, no index, no outbox, logs or metrics): the ceiling for a server that "
+                "keeps govfn's durability promise. govfn "
                 f"runs `govfn serve --function echo` with the {settings['govfn_chronicle']}. "
                 "Errors are non-2xx responses / socket errors summed over rounds. Cold start: "
                 f"spawn to the first 2xx answer to the CloudEvent, median of {_cold_samples()} "

@@ -57,7 +57,7 @@ class ServerSpec:
     """One server configuration: `launch(port, scratch)` gives its argv and extra environment."""
 
     name: str
-    kind: str  # "govfn", "raw", "raw-asgi", "func-python", "functions-framework"
+    kind: str  # "govfn", "raw", "raw-asgi", "raw-asgi-ledger", "func-python", "functions-framework"
     workers: int | None  # gunicorn workers; None for a single event loop
     launch: Launch
     path: str = "/"
@@ -87,6 +87,12 @@ def _uvicorn(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
     argv = [uvicorn, "--loop", "uvloop", "--http", "httptools", "--host", HOST, "--port", str(port)]
     argv += ["--no-access-log", "--log-level", "warning", "--lifespan", "off"]
     return [*argv, "benchmarks.peers.raw_asgi:app"], {}
+
+
+def _uvicorn_ledger(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    argv, _ = _uvicorn(port, scratch)
+    argv[-1] = "benchmarks.peers.raw_asgi_ledger:app"
+    return argv, {"FLOOR_LEDGER": str(scratch / "floor.db")}
 
 
 def _granian(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
@@ -151,6 +157,9 @@ def _govfn_postgres(workers: int, *extra: str) -> Launch:
 PEERS = (
     ServerSpec("raw ASGI (uvicorn 0.54 + uvloop + httptools)", "raw-asgi", None, _uvicorn),
     ServerSpec("raw ASGI (granian 2.8)", "raw-asgi", None, _granian),
+    ServerSpec(
+        "raw ASGI + two durable records (uvicorn)", "raw-asgi-ledger", None, _uvicorn_ledger
+    ),
     ServerSpec("raw WSGI (gunicorn) 1x8", "raw", 1, _raw(1)),
     ServerSpec("raw WSGI (gunicorn) 2x8", "raw", 2, _raw(2)),
     ServerSpec("func-python 0.8.1 (hypercorn)", "func-python", None, _func_python),

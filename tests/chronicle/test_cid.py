@@ -125,6 +125,14 @@ def test_ecmascript_number_equals_rfc8785(value: float) -> None:
     assert ecmascript_number(value).encode() == rfc8785.dumps(value)
 
 
+@given(
+    st.floats(min_value=-1e-4, max_value=1e-4, allow_nan=False)
+    | st.sampled_from([1e-5, 1e-6, 1e-7, 9.999999e-7, 1.0000001e-6, -1e-7, 5e-324, -2.5e-308])
+)
+def test_small_floats_in_exponent_form_equal_rfc8785(value: float) -> None:
+    assert ecmascript_number(value).encode() == rfc8785.dumps(value)
+
+
 awkward_values = st.recursive(
     st.floats(allow_nan=False, allow_infinity=False)
     | st.sampled_from([1.0, -0.0, 1e21, 1e-7, 2.0**60, 5e-324, 1e16])

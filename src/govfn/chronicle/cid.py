@@ -47,42 +47,90 @@ def _fast_form(value: Any, numbers: list[str]) -> Any:
     ECMAScript form. Raises _OffPath for keys outside the BMP, integers beyond 2**53 and
     anything that is not JSON."""
     kind = type(value)
+    if kind is dict:
+        return _fast_object(value, numbers)
+    if kind is list or kind is tuple:
+        return _fast_array(value, numbers)
+    return _fast_item(value, kind, numbers)
+
+
+# The walk is most of a large event's cost, so the containers test their scalar members
+# in line (a call per string or number would double it); `_fast_item` is the same test.
+
+
+def _fast_object(value: dict[str, Any], numbers: list[str]) -> dict[str, Any]:
+    try:
+        keys = "".join(value)
+    except TypeError:  # a key that is not a string
+        raise _OffPath from None
+    if not keys.isascii() and max(keys) > "\uffff":
+        raise _OffPath
+    changed: dict[str, Any] | None = None
+    ready: Any
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -_INT_LIMIT <= item <= _INT_LIMIT:
+                continue
+            raise _OffPath
+        if kind is float:
+            if (1e-4 <= item < 1e16 or -1e16 < item <= -1e-4) and item % 1.0:
+                continue
+            ready = _float_form(item, numbers)
+        elif kind is dict:
+            ready = _fast_object(item, numbers)
+        elif kind is list or kind is tuple:
+            ready = _fast_array(item, numbers)
+        else:
+            raise _OffPath
+        if ready is not item:
+            if changed is None:
+                changed = dict(value)
+            changed[key] = ready
+    return value if changed is None else changed
+
+
+def _fast_array(value: list[Any] | tuple[Any, ...], numbers: list[str]) -> Any:
+    items: list[Any] | None = None
+    ready: Any
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if -_INT_LIMIT <= item <= _INT_LIMIT:
+                continue
+            raise _OffPath
+        if kind is float:
+            if (1e-4 <= item < 1e16 or -1e16 < item <= -1e-4) and item % 1.0:
+                continue
+            ready = _float_form(item, numbers)
+        elif kind is dict:
+            ready = _fast_object(item, numbers)
+        elif kind is list or kind is tuple:
+            ready = _fast_array(item, numbers)
+        else:
+            raise _OffPath
+        if ready is not item:
+            if items is None:
+                items = list(value)
+            items[index] = ready
+    return value if items is None else items
+
+
+def _fast_item(value: Any, kind: type, numbers: list[str]) -> Any:
     if kind is str or kind is bool or value is None:
         return value
-    if kind is dict:
-        try:
-            keys = "".join(value)
-        except TypeError:  # a key that is not a string
-            raise _OffPath from None
-        if not keys.isascii() and max(keys) > "\uffff":
-            raise _OffPath
-        changed: dict[str, Any] | None = None
-        for key, item in value.items():
-            if type(item) is str or item is None:
-                continue
-            ready = _fast_form(item, numbers)
-            if ready is not item:
-                if changed is None:
-                    changed = dict(value)
-                changed[key] = ready
-        return value if changed is None else changed
     if kind is int:
         if -_INT_LIMIT <= value <= _INT_LIMIT:
             return value
         raise _OffPath
     if kind is float:
-        if 1e-4 <= abs(value) < 1e16 and not value.is_integer():
+        if (1e-4 <= value < 1e16 or -1e16 < value <= -1e-4) and value % 1.0:
             return value
         return _float_form(value, numbers)
-    if kind is list or kind is tuple:
-        items: list[Any] | None = None
-        for index, item in enumerate(value):
-            ready = _fast_form(item, numbers)
-            if ready is not item:
-                if items is None:
-                    items = list(value)
-                items[index] = ready
-        return value if items is None else items
     raise _OffPath
 
 
@@ -104,8 +152,12 @@ def ecmascript_number(value: float) -> str:
     shortest round-trip digits, which `repr` also finds, laid out by ECMAScript's rules."""
     if value == 0:
         return "0"
-    text = repr(abs(value))
+    text = repr(value)
     mantissa, _, exponent = text.partition("e")
+    if exponent[:1] == "-" and exponent not in ("-05", "-06"):
+        # Below 1e-6 both write the same digits in exponent form; Python pads the exponent.
+        return f"{mantissa}e-{exponent[1:].lstrip('0')}"
+    mantissa = mantissa.removeprefix("-")
     whole, _, fraction = mantissa.partition(".")
     digits = (whole + fraction).lstrip("0")
     point = len(whole) + int(exponent or 0) - (len(whole + fraction) - len(digits))
