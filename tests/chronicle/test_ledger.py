@@ -259,7 +259,9 @@ def test_the_wal_starts_over_under_steady_appends(ledger: Ledger) -> None:
         ledger.append([record])
         largest = max(largest, wal.stat().st_size)
     assert ledger.checkpointer.restarts >= 1
-    assert largest < 16 * 1024 * 1024
+    # Never started over, the log would reach ~70 MB (78 MB measured before the restarts);
+    # with them it peaks at ~7 MB, higher while other work starves the checkpointer thread.
+    assert largest < 32 * 1024 * 1024
     assert len(ledger) == 6000 and ledger.verify().ok
 
 
