@@ -1,6 +1,6 @@
 """Cold start: wall time from spawning a server to its first 2xx answer to the CloudEvent POST.
 
-    python -m benchmarks.coldstart [--samples 15] [--only NAME ...]
+    python -m benchmarks.coldstart [--samples 25] [--only NAME ...]
 
 Bytecode first, as a container image has it: pip compiled every venv's packages when it
 installed them, and govfn's own tree (installed editable) and the peers' apps are compiled here
@@ -42,7 +42,7 @@ def spawn_to_first_answer(spec: ServerSpec) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--samples", type=int, default=25)
     parser.add_argument("--only", nargs="*", help="servers whose name or kind contains these")
     args = parser.parse_args(argv)
 

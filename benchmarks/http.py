@@ -70,7 +70,9 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
             if not 200 <= status < 300:
                 raise ServerFailed(f"{spec.name} answered the benchmark event with {status}")
             warmup = run_wrk(script, server.port, spec.path, warmup_s) if warmup_s else None
+            cpu_before = server.cpu_seconds()
             summary = run_wrk(script, server.port, spec.path, duration_s)
+            cpu_s = server.cpu_seconds() - cpu_before
             pss_mb = server.pss_mb()  # after load: what a pod holds once it has served
         # The server is stopped: count what its ledger holds against the events answered
         # (the two probes, the warm-up, the measured run).
@@ -89,6 +91,7 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
         "p99_ms": summary["p99_us"] / 1000,
         "max_ms": summary["max_us"] / 1000,
         "pss_mb": pss_mb,
+        "cpu_us_per_request": cpu_s * 1e6 / summary["requests"] if summary["requests"] else None,
         "non_2xx": summary["status"],
         "socket_errors": {k: summary[k] for k in ("connect", "read", "write", "timeout")},
         "answered": answered,

@@ -85,6 +85,12 @@ def http_summary(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 s.setdefault("p99_x_raw", []).append(m["p99_ms"] / doc_round[raw]["p99_ms"])
             if limit:
                 s.setdefault("x_limit", []).append(m["req_s"] / doc_round[limit]["req_s"])
+                cpu, cpu_limit = (
+                    m.get("cpu_us_per_request"),
+                    doc_round[limit].get("cpu_us_per_request"),
+                )
+                if cpu and cpu_limit:
+                    s.setdefault("cpu_x_limit", []).append(cpu / cpu_limit)
                 s.setdefault("p99_x_limit", []).append(m["p99_ms"] / doc_round[limit]["p99_ms"])
                 if m.get("pss_mb") and doc_round[limit].get("pss_mb"):
                     pss_limit = m["pss_mb"] / doc_round[limit]["pss_mb"]
@@ -173,9 +179,10 @@ def http_table(doc: dict[str, Any] | None) -> str:
     cold = _coldstart_summary()
     fp = next((c for c in cold.values() if c.get("kind") == FUNC_PYTHON), None)
     lines = [
-        "| server | layout | req/s vs limit | p99 vs limit | req/s vs func-python "
-        "| p99 vs func-python | PSS vs func-python | cold start vs func-python | errors |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| server | layout | req/s vs limit | p99 vs limit | CPU per request vs limit "
+        "| req/s vs func-python | p99 vs func-python | PSS vs func-python "
+        "| cold start vs func-python | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name, s in summary.items():
         c = cold.get(name, {})
@@ -186,7 +193,8 @@ def http_table(doc: dict[str, Any] | None) -> str:
             errors += f" ({s['failed_rounds']} failed rounds)"
         lines.append(
             f"| {name} | {s['layout']} | {_num(s.get('x_limit'), '.2f', 'x')} "
-            f"| {_num(s.get('p99_x_limit'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
+            f"| {_num(s.get('p99_x_limit'), '.2f', 'x')} "
+            f"| {_num(s.get('cpu_x_limit'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
             f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {_num(s.get('pss_x_fp'), '.2f', 'x')} "
             f"| {_num(cold_vs_fp, '.2f', 'x')} | {errors} |"
         )
@@ -340,7 +348,10 @@ def markdown() -> str:
                 f"spawn to the first 2xx answer to the CloudEvent, median of {_cold_samples()} "
                 "(bytecode compiled first, as in a container image). PSS: proportional set "
                 "size summed over every process of the server (arbiter and workers), read "
-                "after the measured load." + load_note
+                "after the measured load. CPU per request: user + system time of every "
+                "process of the server over the measured run, divided by the requests "
+                "answered (steadier than req/s on a machine whose client shares its cores)."
+                + load_note
             ),
             "",
             http_table(http_doc),

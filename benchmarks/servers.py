@@ -301,6 +301,18 @@ class RunningServer:
                     break
         return total_kib * 1024 / 1e6
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the whole server so far (every thread of every process,
+        children that exited included), from /proc/<pid>/stat."""
+        ticks = 0
+        for pid in self.processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def wait_until_answering(self, deadline_s: float = 30.0) -> float:
         """Poll with the benchmark event until a 2xx answer; seconds from spawn to that answer."""
         assert self.process is not None

@@ -60,9 +60,16 @@ class _GroupCommit:
     def flush(self) -> None:
         rows, self.rows = self.rows, []
         waiting, self.waiting = self.waiting, []
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.executemany("INSERT INTO records(cid, body, chain) VALUES (?, ?, ?)", rows)
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT INTO records(cid, body, chain) VALUES (?, ?, ?)", rows)
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            for future in waiting:
+                future.set_exception(exc)
+            return
         for future in waiting:
             future.set_result(None)
 
