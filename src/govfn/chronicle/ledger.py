@@ -29,16 +29,20 @@ starts) plus a busy timeout.
 Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
 tree hashes cost one more row (64 bytes on average) at the end of one table, computed
 from the tree's right edge that the connection keeps (`govfn_tree`). Lookups by CID
-(`show`, `proof`, re-delivered records) go through `cid_keys`: the key of a record's CID
-(`lookup_keys.py`, 16 bytes an entry) is filed by the statement that appends it, at the
-price of one page of that index per commit; a ledger from before the keys has them filed
-once, when it is first opened. The keys of the CIDs a record links to (lineage hops)
-are filed in bulk when lineage is asked for (`file_links`), not by the append.
+(`show`, `proof`, re-delivered records) go through `cid_index`: the key of a record's CID
+(`lookup_keys.py`, 16 bytes an entry) is put at the end of `recent_keys` by the statement
+that appends it, and filed in sorted runs a step at a time after later commits
+(`key_runs.py`), so that a commit writes one page of keys rather than one per record. A
+ledger from before the keys has them filed once, in `cid_keys`, when it is first opened;
+one from before the runs keeps the keys it filed there. The keys of the CIDs a record
+links to (lineage hops) are filed in `cid_keys` in bulk when lineage is asked for
+(`file_links`), not by the append.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -46,7 +50,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from govfn.chronicle import lookup_keys, merkle, tree
+from govfn.chronicle import key_runs, lookup_keys, merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import (
@@ -70,6 +74,8 @@ __all__ = [
     "VerifyReport",
     "chain_next",
 ]
+
+log = logging.getLogger("govfn.chronicle")
 
 _LOCK_WAIT_S = 30.0
 
@@ -144,13 +150,19 @@ INSERT OR IGNORE INTO ledger_settings(name, value)
     SELECT 'cid_keys', 1 WHERE NOT EXISTS (SELECT 1 FROM records);
 CREATE VIEW IF NOT EXISTS record_appends(cid, type, body, leaf, key) AS
     SELECT cid, type, body, chain, NULL FROM records WHERE 0;
+"""
+_APPEND_TRIGGER = f"""
 CREATE TRIGGER IF NOT EXISTS record_appends_insert INSTEAD OF INSERT ON record_appends
 BEGIN
     INSERT INTO records(cid, type, body, chain) VALUES (NEW.cid, NEW.type, NEW.body,
         govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), NEW.leaf));
-    INSERT INTO cid_keys(key, seq) VALUES (NEW.key, (SELECT max(seq) FROM records));
+    {key_runs.FILE_RECENT}
 END;
 """
+# Ledgers from before the key runs filed each append's key into `cid_keys` directly.
+_APPEND_TRIGGER_SQL = (
+    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'record_appends_insert'"
+)
 
 # Every record is queued for the sink by the same INSERT statement that stores it (so a
 # record is in the ledger and in the outbox, or in neither) while the `outbox` setting
@@ -178,23 +190,35 @@ _OUTBOX_STATE = (
     "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_outbox'), "
     "(SELECT value FROM ledger_settings WHERE name = 'openlineage')"
 )
+_OBJECTS = (
+    "checkpoint_notes",
+    "checkpoints",
+    "cid_keys",
+    "ledger_settings",
+    "merkle_nodes",
+    "merkle_nodes_no_delete",
+    "merkle_nodes_no_update",
+    "note_outbox",
+    "openlineage_outbox",
+    "outbox",
+    "record_appends",
+    "record_appends_insert",
+    "records",
+    "records_no_delete",
+    "records_no_update",
+    "records_to_openlineage",
+    "records_to_outbox",
+    "records_to_tree",
+    *key_runs.OBJECTS,
+)
 _SCHEMA_OBJECTS = (
     "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE name IN "
-    "('records', 'checkpoints', 'outbox', 'records_no_update', 'records_no_delete', "
-    "'records_to_outbox', 'merkle_nodes', 'checkpoint_notes', 'note_outbox', "
-    "'merkle_nodes_no_update', 'merkle_nodes_no_delete', 'records_to_tree', "
-    "'ledger_settings', 'cid_keys', 'record_appends', 'record_appends_insert', "
-    "'openlineage_outbox', 'records_to_openlineage') ORDER BY name)"
+    f"({', '.join(repr(name) for name in _OBJECTS)}) ORDER BY name)"
 )
-_SCHEMA_NAMES = (
-    "checkpoint_notes,checkpoints,cid_keys,ledger_settings,merkle_nodes,merkle_nodes_no_delete,"
-    "merkle_nodes_no_update,note_outbox,openlineage_outbox,outbox,record_appends,"
-    "record_appends_insert,records,records_no_delete,records_no_update,"
-    "records_to_openlineage,records_to_outbox,records_to_tree"
-)
+_SCHEMA_NAMES = ",".join(sorted(_OBJECTS))
 _KEYS_FILED = "SELECT value FROM ledger_settings WHERE name = 'cid_keys'"
 _BY_CID = (
-    "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+    "SELECT r.seq, r.type, r.body FROM cid_index k JOIN records r ON r.seq = k.seq "
     "WHERE k.key = ? AND r.cid = ? ORDER BY k.seq LIMIT 1"
 )
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
@@ -236,6 +260,10 @@ class Ledger:
         self._builder: tree.TreeBuilder | None = None
         self._tree_error: Exception | None = None
         self._pid = 0
+        # Records this process appended since it last found no key filing to do, and
+        # whether the last step found some (then every append takes one more step).
+        self._unfiled = 0
+        self._filing = False
 
     # -- connection ---------------------------------------------------------------
 
@@ -245,7 +273,11 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = open_shared(
                     self.path,
-                    schema=_SCHEMA + _OUTBOX_TRIGGER + _OPENLINEAGE_TRIGGER,
+                    schema=_SCHEMA
+                    + key_runs.SCHEMA
+                    + _APPEND_TRIGGER
+                    + _OUTBOX_TRIGGER
+                    + _OPENLINEAGE_TRIGGER,
                     schema_ready=self._schema_ready,
                     synchronous=_SCHEMA_SYNC[self.sync],
                 )
@@ -254,6 +286,7 @@ class Ledger:
                 conn.create_function("govfn_tree", 2, self._tree_hashes_for(conn))
                 self._builder = None
                 self._settle_outbox(conn)
+                self._settle_append_trigger(conn)
                 if not conn.execute(_KEYS_FILED).fetchall():  # a ledger from before the keys
                     self._in_transaction(conn, self._file_missing_keys)
                 records, hashed = conn.execute(_TREE_STATE).fetchall()[0]
@@ -298,6 +331,26 @@ class Ledger:
 
         self._in_transaction(conn, settle)
 
+    def _settle_append_trigger(self, conn: sqlite3.Connection) -> None:
+        """A ledger from before the key runs gets the append trigger that files keys in
+        `recent_keys`; the keys it filed stay in `cid_keys`, which lookups still read."""
+        ((trigger_sql,),) = conn.execute(_APPEND_TRIGGER_SQL).fetchall()
+        if "recent_keys" in trigger_sql:
+            return
+
+        def replace(conn: sqlite3.Connection) -> int:
+            conn.execute("DROP TRIGGER IF EXISTS record_appends_insert")
+            conn.execute(_APPEND_TRIGGER)
+            return 0
+
+        self._in_transaction(conn, replace)
+
+    def file_keys(self) -> None:
+        """File every recent lookup key into runs now (appends do it a step at a time as
+        they go; tools and tests that want it done at once call this)."""
+        with self._lock:
+            key_runs.file_all(self._connection())
+
     def queues_for_sink(self) -> bool:
         """Whether appends are queued in the outbox (the file's setting)."""
         rows = self._connection().execute(_OUTBOX_STATE).fetchall()
@@ -341,7 +394,21 @@ class Ledger:
             except sqlite3.Error as exc:
                 problem, self._tree_error = self._tree_error or exc, None
                 raise LedgerError(f"cannot write Chronicle ledger: {problem}") from exc
+            self._unfiled += len(records)
+            if self._filing or self._unfiled >= key_runs.RUN_SIZE:
+                self._file_a_step(conn)
         self.checkpointer.poke()
+
+    def _file_a_step(self, conn: sqlite3.Connection) -> None:
+        """One step of filing lookup keys (`key_runs`), after a commit: the records are
+        committed already, so a step that fails is only retried by a later append."""
+        try:
+            self._filing = key_runs.file_step(conn)
+        except sqlite3.Error as exc:
+            log.warning("filing the Chronicle's lookup keys failed (retried later): %s", exc)
+            self._filing = False
+        if not self._filing:
+            self._unfiled = 0
 
     def _write_waiting_for_the_lock(
         self, conn: sqlite3.Connection, records: Sequence[Record]
@@ -585,7 +652,7 @@ class Ledger:
         rows = (
             self._connection()
             .execute(
-                "SELECT r.seq, r.type, r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+                "SELECT r.seq, r.type, r.body FROM cid_index k JOIN records r ON r.seq = k.seq "
                 "WHERE k.key = ? ORDER BY k.seq LIMIT ?",
                 (lookup_keys.lookup_key(text), limit),
             )

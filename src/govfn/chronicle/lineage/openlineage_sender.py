@@ -30,7 +30,7 @@ from govfn.chronicle.sink import SinkSender
 ENDPOINT = "api/v1/lineage"
 
 _INVOKED_BODY = (
-    "SELECT r.body FROM cid_keys k JOIN records r ON r.seq = k.seq "
+    "SELECT r.body FROM cid_index k JOIN records r ON r.seq = k.seq "
     "WHERE k.key = ? AND r.cid = ? AND r.type = ? LIMIT 1"
 )
 
