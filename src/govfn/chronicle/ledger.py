@@ -224,6 +224,10 @@ _BY_CID = (
 _TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkle_nodes)"
 _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
 _BACKFILL_BATCH = 4096
+# Filing steps an append may take per this many records it wrote: about what keeps the
+# runs merged behind a million-record ledger's appends (a run, then a copy and a delete
+# step per level, for every 1,024 keys), so that large batches do not leave it behind.
+_RECORDS_PER_STEP = 64
 
 
 def _now() -> str:
@@ -261,7 +265,7 @@ class Ledger:
         self._tree_error: Exception | None = None
         self._pid = 0
         # Records this process appended since it last found no key filing to do, and
-        # whether the last step found some (then every append takes one more step).
+        # whether the last step found some (then every append takes more steps).
         self._unfiled = 0
         self._filing = False
 
@@ -396,14 +400,17 @@ class Ledger:
                 raise LedgerError(f"cannot write Chronicle ledger: {problem}") from exc
             self._unfiled += len(records)
             if self._filing or self._unfiled >= key_runs.RUN_SIZE:
-                self._file_a_step(conn)
+                self._file_steps(conn, 1 + len(records) // _RECORDS_PER_STEP)
         self.checkpointer.poke()
 
-    def _file_a_step(self, conn: sqlite3.Connection) -> None:
-        """One step of filing lookup keys (`key_runs`), after a commit: the records are
-        committed already, so a step that fails is only retried by a later append."""
+    def _file_steps(self, conn: sqlite3.Connection, steps: int) -> None:
+        """Up to `steps` steps of filing lookup keys (`key_runs`), after a commit: the
+        records are committed already, so a step that fails is only retried later."""
         try:
-            self._filing = key_runs.file_step(conn)
+            for _ in range(steps):
+                self._filing = key_runs.file_step(conn)
+                if not self._filing:
+                    break
         except sqlite3.Error as exc:
             log.warning("filing the Chronicle's lookup keys failed (retried later): %s", exc)
             self._filing = False
