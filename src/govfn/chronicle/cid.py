@@ -56,6 +56,7 @@ def _fast_form(value: Any, numbers: list[str]) -> Any:
 
 # The walk is most of a large event's cost, so the containers test their scalar members
 # in line (a call per string or number would double it); `_fast_item` is the same test.
+# One loop shared by both containers (over items() or enumerate()) measured 5-40 % slower.
 
 
 def _fast_object(value: dict[str, Any], numbers: list[str]) -> dict[str, Any]:
