@@ -19,7 +19,7 @@ A key is written once per level (16 bytes on a dense page) instead of one page p
 A lookup reads `cid_index`: the older `cid_keys` (the lineage links, and keys filed before
 runs existed), every live run (a primary-key search each: at most `FAN_IN` - 1 runs a
 level plus a merge's sources, about 30 at a million records), and a scan of the recent
-keys (about `RUN_SIZE` of them while the checkpointer keeps up).
+keys (about `RUN_SIZE` of them while the appends keep filing).
 
 Each step is one SQL statement in autocommit (an INSERT on the `key_filing` view, whose
 triggers do the work), about a millisecond of the write lock, taken by the thread that
