@@ -201,7 +201,12 @@ class Settings(NamedTuple):
         return str(Path(chronicle).parent / "idempotency.db")
 
     def idempotency_store(self) -> IdempotencyStore:
-        return open_store(self.idempotency_target(), expiry_s=self.idempotency_ttl_s)
+        target = self.idempotency_target()
+        return open_store(
+            target,
+            expiry_s=self.idempotency_ttl_s,
+            settles_with_records=target == self.chronicle_uri,
+        )
 
     def checkpoint_publisher(
         self, sink: SinkSender | None = None, ledger: Ledger | PostgresLedger | None = None
