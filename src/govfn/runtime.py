@@ -288,8 +288,8 @@ class FunctionRuntime:
         """Emit a claimed success's COMPLETED record and settle the claim with it: in the
         same commit when the store shares the ledger's database, otherwise noted beside the
         claim first (a holder that dies in between leaves the answer to whoever takes the
-        claim over), then marked done. A record only memory holds still settles the claim (the
-handler ran), but the invocation is not acknowledged."""
+        claim over), then marked done. A record only memory holds still settles the claim
+        (the handler ran), but the invocation is not acknowledged."""
         assert self.backstop is not None
         outcome = result.to_dict()
         settlement = store.settlement(key, outcome)

@@ -54,7 +54,13 @@ def invoked(
     plugin: Any, context: Any, trigger_event_cid: str, input_cid: str, invoked_at: str
 ) -> Record:
     """The FUNCTION_INVOKED record of `plugin` (a `FunctionPlugin`) run in `context` (a
-    `FunctionContext`): written before the handler runs."""
+    `FunctionContext`): written before the handler runs. It names the verified sender
+    when there is one (a record without a sender has no `sender` field: older CIDs stand)."""
+    sender = (
+        {"sender": {"iss": context.sender_issuer, "sub": context.sender_subject}}
+        if context.sender_subject is not None
+        else {}
+    )
     return function_record(
         FUNCTION_INVOKED,
         function_id=plugin.function_id,
@@ -70,6 +76,7 @@ def invoked(
         event_source=context.event_source,
         traceparent=context.traceparent,
         invoked_at=invoked_at,
+        **sender,
     )
 
 
