@@ -16,6 +16,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"  # what discovery reports: not the URL
+TRIGGER = "system:serviceaccount:default:billing-trigger-oidc-eventing.knative.dev-trigger"
 
 
 class Key:
@@ -41,7 +42,7 @@ class Issuer:
 
     def token(
         self,
-        sub: str = "system:serviceaccount:default:billing-trigger-oidc-eventing.knative.dev-trigger",
+        sub: str = TRIGGER,
         aud: str | list[str] = "serving.knative.dev/service/default/billing",
         *,
         key: Key | None = None,
