@@ -112,7 +112,7 @@ def test_every_bad_token_is_refused_401(issuer: Issuer, tmp_path: Path) -> None:
             f"Bearer {issuer.token(key=Key('stranger'))}",
             "not among the issuer's keys",
         ),
-        "oversized": ("Bearer " + "a" * (MAX_TOKEN_BYTES + 1), "over 8192 bytes"),
+        "oversized": ("Bearer " + "a" * (MAX_TOKEN_BYTES + 1), f"over {MAX_TOKEN_BYTES} bytes"),
     }
     for name, (authorization, reason) in cases.items():
         status, detail = refusal(checker, authorization)
