@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from govfn.chronicle.postgres.ledger import PostgresLedger
     from govfn.chronicle.signing.note import Signer
     from govfn.chronicle.signing.publisher import CheckpointPublisher
+    from govfn.chronicle.signing.witnesses import Witness
     from govfn.chronicle.sink import SinkSender
 
 DEFAULT_CHRONICLE = "var/chronicle.db"
@@ -102,6 +103,7 @@ class Settings(NamedTuple):
     signing_key_path: Path | None = None
     chronicle_origin: str | None = None
     checkpoint_interval_s: float = 60.0
+    witnesses: tuple[Witness, ...] = ()  # GOVFN_CHRONICLE_WITNESSES: cosign each checkpoint
     traces: bool = False
     # OTEL_* and K_SERVICE, for govfn.observability.tracing (the OpenTelemetry SDK reads
     # the variables it knows itself as well)
@@ -134,6 +136,11 @@ class Settings(NamedTuple):
         if not interval > 0:
             raise ValueError("GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S must be a positive number")
         signing_key = env.get("GOVFN_CHRONICLE_SIGNING_KEY")
+        witnesses: tuple[Witness, ...] = ()
+        if env.get("GOVFN_CHRONICLE_WITNESSES", "").strip():
+            from govfn.chronicle.signing.witnesses import parse_witnesses
+
+            witnesses = tuple(parse_witnesses(env["GOVFN_CHRONICLE_WITNESSES"]))
         return cls(
             functions=functions,
             chronicle_path=chronicle,
@@ -156,6 +163,7 @@ class Settings(NamedTuple):
             signing_key_path=Path(signing_key) if signing_key else None,
             chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
             checkpoint_interval_s=interval,
+            witnesses=witnesses,
             traces=traces_requested(env),
             oidc=OidcConfig.from_env(env),
             telemetry=MappingProxyType(
@@ -222,12 +230,18 @@ class Settings(NamedTuple):
 
         ledger = self.ledger(serving=True) if ledger is None else ledger  # (empty is falsy)
         signer = read_signer(self.signing_key_path)
+        on_signed = None
+        if self.witnesses:
+            from govfn.chronicle.signing.cosigning import Cosigning
+
+            on_signed = Cosigning(self.witnesses).submit
         return CheckpointPublisher(
             ledger,
             signer,
             self.chronicle_origin or signer.name,
             interval_s=self.checkpoint_interval_s,
             on_published=sink.notify if sink is not None else None,
+            on_signed=on_signed,
         )
 
     def sink_sender(self) -> SinkSender | None:

@@ -784,6 +784,23 @@ class Ledger:
     ) -> VerifyReport:
         return VerifyReport(False, built.size, built.root().hex(), problem, seq, cid)
 
+    # -- tlog-tiles reads (`tiles.py`) -----------------------------------------------------
+
+    def audited_logs(self) -> list[tuple[str | None, Ledger]]:
+        """The logs served as tlog-tiles: the file's one log (named None)."""
+        return [(None, self)]
+
+    def stored_hashes(self, indexes: Sequence[int]) -> Sequence[bytes]:
+        """Stored tree hashes by index (a `tree.HashReader`)."""
+        return _reader(self._connection())(indexes)
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """The canonical bytes of the records at leaf indexes [start, end), in order."""
+        rows = self._connection().execute(
+            "SELECT body FROM records WHERE seq > ? AND seq <= ? ORDER BY seq", (start, end)
+        )
+        return [bytes(body) for (body,) in rows.fetchall()]
+
 
 _LINKS_FILED = "SELECT value FROM ledger_settings WHERE name = 'links_through'"
 

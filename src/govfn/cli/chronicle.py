@@ -1,5 +1,5 @@
 """`govfn chronicle init | verify | show | proof | consistency | lineage | export |
-checkpoint | keygen`, on either backend.
+checkpoint | keygen | tiles`, on either backend.
 
 `--ledger` (default GOVFN_CHRONICLE) names a SQLite file or a PostgreSQL URI. A ledger that
 cannot be reached is a one-line error naming where it was looked for (never a password).
@@ -150,18 +150,49 @@ def init(path: str | None) -> None:
     help="The verifier key (name+hash+base64), or a file holding it.",
 )
 @log_option
-def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: int | None) -> None:
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    metavar="VKEY",
+    help="A witness's verifier key (tlog-cosignature or signed-note form), or a file "
+    "holding it; repeatable. Each checkpoint (default: the latest stored one of each log) "
+    "must carry --quorum valid cosignatures.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=1),
+    default=None,
+    help="How many of the --witness keys must have cosigned (default: all).",
+)
+def verify(
+    path: str | None,
+    notes: tuple[str, ...],
+    vkey: str | None,
+    log_id: int | None,
+    witnesses: tuple[str, ...],
+    quorum: int | None,
+) -> None:
     """Recompute every CID, the hash chain, the Merkle tree and the checkpoints; with
     --verifier, also check signed checkpoints and prove by RFC 6962 consistency proofs
     that today's log extends each of them (on PostgreSQL: each note's log, from --log or
-    the note's origin `<origin>/<log id>`)."""
+    the note's origin `<origin>/<log id>`); with --witness, also their cosignatures."""
     ledger = _ledger(path)
     verifier = _verifier(vkey) if vkey is not None else None
     if notes and verifier is None:
         raise click.UsageError("--checkpoint needs --verifier to check its signature")
+    if (witnesses or quorum) and verifier is None:
+        raise click.UsageError("--witness and --quorum need --verifier")
     texts = [_read_note(name) for name in notes]
     for name, text in zip(notes, texts, strict=True):
         _check_note_format(name, text)
+    if witnesses:
+        from govfn.chronicle.tiles import published
+        from govfn.cli.chronicle_audit import check_quorum
+
+        latest = [published(log) for _, log in _logs(ledger, log_id)]  # type: ignore[arg-type]
+        stored = [p.note for p in latest if p is not None]
+        click.echo(check_quorum(texts or stored, witnesses, quorum))
     report = ledger.verify()
     if not report.ok:
         click.echo(
@@ -319,11 +350,25 @@ def show(path: str | None, cid: str) -> None:
 
 @chronicle.command()
 @ledger_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "tlog-proof"]),
+    default="json",
+    show_default=True,
+    help="json: RFC 6962 in hex; tlog-proof: a c2sp.org/tlog-proof@v1 file against the "
+    "log's latest signed checkpoint, with its cosignatures (checked offline).",
+)
 @click.argument("cid")
-def proof(path: str | None, cid: str) -> None:
+def proof(path: str | None, fmt: str, cid: str) -> None:
     """Print an RFC 6962 inclusion proof for one record (hashes in lowercase hex; on
-    PostgreSQL with the record's `log`)."""
+    PostgreSQL with the record's `log`), or a tlog-proof file."""
     ledger = _ledger(path)
+    if fmt == "tlog-proof":
+        from govfn.cli.chronicle_audit import tlog_proof_command
+
+        tlog_proof_command(ledger, cid)
+        return
     try:
         click.echo(json.dumps(ledger.proof(cid).to_dict(), indent=2))
     except KeyError:
@@ -516,3 +561,20 @@ def keygen(name: str, out_dir: Path) -> None:
         handle.write(signer.encode() + "\n")
     pub_file.write_text(signer.verifier().encode() + "\n", encoding="utf-8")
     click.echo(f"signer key   {key_file}\nverifier key {pub_file}: {signer.verifier().encode()}")
+
+
+@chronicle.command()
+@ledger_option
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write each signed log into, as DIR/<log>/ (tlog-tiles layout).",
+)
+def tiles(path: str | None, out_dir: Path) -> None:
+    """Write each signed log as static C2SP tlog-tiles files, byte for byte as the
+    management API serves them, adding only what is missing (then the checkpoint)."""
+    from govfn.cli.chronicle_audit import tiles_command
+
+    tiles_command(_ledger(path), out_dir)

@@ -13,6 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
+from govfn.management.audit import OPERATIONS as AUDIT_OPERATIONS
+from govfn.management.audit import add_audit_routes
 from govfn.management.auth import authorize
 from govfn.management.lineage import LineageViews
 from govfn.management.openapi import openapi_document, openapi_path
@@ -143,6 +145,8 @@ def build_management_app(app: GovfnApp) -> Flask:
         status, html = lineage.page(cid)
         return Response(html, status, {"Content-Type": "text/html; charset=utf-8"})
 
+    add_audit_routes(flask, getattr(getattr(runtime.backstop, "client", None), "ledger", None))
+
     @flask.get("/openapi.json")
     def openapi() -> Response:
         return _json(document)
@@ -153,7 +157,9 @@ def build_management_app(app: GovfnApp) -> Flask:
         if rule.endpoint != "static"
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
     ]
-    document = openapi_document([*app.OWN_ROUTES, *routes])  # refuses undescribed routes
+    document = openapi_document(
+        [*app.OWN_ROUTES, *routes], AUDIT_OPERATIONS
+    )  # refuses undescribed routes
     return flask
 
 

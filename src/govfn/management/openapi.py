@@ -8,7 +8,7 @@ route, so the document and the routes cannot drift apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from govfn.names import DNS1123_LABEL_MAX, DNS1123_LABEL_PATTERN
@@ -360,28 +360,31 @@ _COMPONENTS: dict[str, Any] = {
 }
 
 
-def openapi_document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
+def openapi_document(
+    routes: Iterable[tuple[str, str]], more: Mapping[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The document for `routes`, (method, path) pairs with OpenAPI path templates
-    (`/functions/{function_id}`). ValueError names a route without a description, or a
-    description of no route."""
+    (`/functions/{function_id}`), described in `OPERATIONS` or `more`. ValueError names a
+    route without a description, or a description of no route."""
+    operations = {**OPERATIONS, **(more or {})}
     wanted: dict[str, set[str]] = {}
     for method, path in routes:
         wanted.setdefault(path, set()).add(method.lower())
     undescribed = sorted(
         f"{method.upper()} {path}"
         for path, methods in wanted.items()
-        for method in methods - set(OPERATIONS.get(path, {}))
+        for method in methods - set(operations.get(path, {}))
     )
     unrouted = sorted(
         f"{method.upper()} {path}"
-        for path, operations in OPERATIONS.items()
-        for method in set(operations) - wanted.get(path, set())
+        for path, described in operations.items()
+        for method in set(described) - wanted.get(path, set())
     )
     if undescribed or unrouted:
         raise ValueError(
             f"OpenAPI and routes differ: undescribed {undescribed}, unrouted {unrouted}"
         )
-    paths = {path: OPERATIONS[path] for path in sorted(wanted, key=list(OPERATIONS).index)}
+    paths = {path: operations[path] for path in sorted(wanted, key=list(operations).index)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "govfn", "version": "0.1.0"},

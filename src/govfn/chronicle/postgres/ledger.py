@@ -668,6 +668,10 @@ class PostgresLedger:
                 return bad(f"checkpoint at size {size} no longer matches the tree")
         return VerifyReport(True, built.size, built.root().hex())
 
+    def audited_logs(self) -> list[tuple[str | None, PostgresLog]]:
+        """The logs served as tlog-tiles: every log of the database, named by its id."""
+        return [(str(log_id), self.log(log_id)) for log_id in self.logs()]
+
 
 class PostgresLog:
     """One log of a `PostgresLedger`: its tree head, inclusion and consistency proofs (each
@@ -770,6 +774,21 @@ class PostgresLog:
                 (self.log_id,),
             ).fetchall()
         return [str(note) for (note,) in rows]
+
+    def stored_hashes(self, indexes: Sequence[int]) -> Sequence[bytes]:
+        """Stored tree hashes of this log by index (a `tree.HashReader`)."""
+        with self.ledger.connection() as conn:
+            return _reader(conn, self.log_id)(indexes)
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """The canonical bytes of this log's records at leaf indexes [start, end), in order."""
+        with self.ledger.connection() as conn:
+            rows = conn.execute(
+                "SELECT body FROM chronicle.records WHERE log_id = %s AND seq > %s "
+                "AND seq <= %s ORDER BY seq",
+                (self.log_id, start, end),
+            ).fetchall()
+        return [bytes(body) for (body,) in rows]
 
 
 def _checked(read: tree.HashReader) -> tree.HashReader:

@@ -39,7 +39,10 @@ class CheckpointPublisher:
         *,
         interval_s: float = 60.0,
         on_published: Callable[[], None] | None = None,
+        on_signed: Callable[[str | None, CheckpointLog, str], None] | None = None,
     ) -> None:
+        """`on_signed(log name, log, note)` runs, on the signing thread, after each note
+        this publisher stored (`cosigning.Cosigning.submit` queues it for witnesses)."""
         if interval_s <= 0:
             raise ValueError("the checkpoint interval must be positive")
         self.log = chronicle_log
@@ -47,6 +50,7 @@ class CheckpointPublisher:
         self.origin = origin
         self.interval_s = interval_s
         self.on_published = on_published
+        self.on_signed = on_signed
         self.published = 0
         self._signed_size: dict[str | None, int] = {}
         self._stop = threading.Event()
@@ -90,6 +94,8 @@ class CheckpointPublisher:
             self.published += 1
             if self.on_published is not None:
                 self.on_published()
+            if self.on_signed is not None:
+                self.on_signed(name, chronicle_log, note)
         return note
 
     def _publish_logged(self) -> None:
