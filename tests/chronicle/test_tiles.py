@@ -229,8 +229,7 @@ def test_both_backends_serve_the_same_tiles_for_the_same_records(
     ledger: AnyLedger, signer: Signer, tmp_path: Path
 ) -> None:
     fill(ledger, signer, (300,))
-    (name, log), *others = ledger.audited_logs()
-    assert not others
+    ((_, log),) = ledger.audited_logs()
     with Ledger(tmp_path / "reference.db") as reference:
         fill(reference, signer, (300,))
         expected = published(reference)

@@ -55,7 +55,7 @@ class Cosigner(NamedTuple):
     @classmethod
     def from_key(cls, vkey: str) -> Cosigner:
         """`<name>+<hex key ID>+base64(0x04 || key)`, or the signed-note form with 0x01."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3 or not note.valid_name(parts[0]):
             raise note.NoteError(f"witness key {vkey.strip()[:80]!r} is not name+keyID+base64")
         name, hex_id, key64 = parts
