@@ -13,7 +13,6 @@ from werkzeug.exceptions import HTTPException
 
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
-from govfn.management.audit import OPERATIONS as AUDIT_OPERATIONS
 from govfn.management.audit import add_audit_routes
 from govfn.management.auth import authorize
 from govfn.management.lineage import LineageViews
@@ -157,9 +156,7 @@ def build_management_app(app: GovfnApp) -> Flask:
         if rule.endpoint != "static"
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
     ]
-    document = openapi_document(
-        [*app.OWN_ROUTES, *routes], AUDIT_OPERATIONS
-    )  # refuses undescribed routes
+    document = openapi_document([*app.OWN_ROUTES, *routes])  # refuses undescribed routes
     return flask
 
 

@@ -8,9 +8,10 @@ route, so the document and the routes cannot drift apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
+from govfn.management.audit import OPERATIONS as AUDIT_OPERATIONS
 from govfn.names import DNS1123_LABEL_MAX, DNS1123_LABEL_PATTERN
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -247,6 +248,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}}
     },
+    **AUDIT_OPERATIONS,  # the Chronicle for auditors: tiles, proofs (management/audit.py)
 }
 
 _COMPONENTS: dict[str, Any] = {
@@ -360,31 +362,28 @@ _COMPONENTS: dict[str, Any] = {
 }
 
 
-def openapi_document(
-    routes: Iterable[tuple[str, str]], more: Mapping[str, dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def openapi_document(routes: Iterable[tuple[str, str]]) -> dict[str, Any]:
     """The document for `routes`, (method, path) pairs with OpenAPI path templates
-    (`/functions/{function_id}`), described in `OPERATIONS` or `more`. ValueError names a
-    route without a description, or a description of no route."""
-    operations = {**OPERATIONS, **(more or {})}
+    (`/functions/{function_id}`). ValueError names a route without a description, or a
+    description of no route."""
     wanted: dict[str, set[str]] = {}
     for method, path in routes:
         wanted.setdefault(path, set()).add(method.lower())
     undescribed = sorted(
         f"{method.upper()} {path}"
         for path, methods in wanted.items()
-        for method in methods - set(operations.get(path, {}))
+        for method in methods - set(OPERATIONS.get(path, {}))
     )
     unrouted = sorted(
         f"{method.upper()} {path}"
-        for path, described in operations.items()
-        for method in set(described) - wanted.get(path, set())
+        for path, operations in OPERATIONS.items()
+        for method in set(operations) - wanted.get(path, set())
     )
     if undescribed or unrouted:
         raise ValueError(
             f"OpenAPI and routes differ: undescribed {undescribed}, unrouted {unrouted}"
         )
-    paths = {path: operations[path] for path in sorted(wanted, key=list(operations).index)}
+    paths = {path: OPERATIONS[path] for path in sorted(wanted, key=list(OPERATIONS).index)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "govfn", "version": "0.1.0"},
