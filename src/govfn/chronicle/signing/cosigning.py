@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -27,11 +28,13 @@ from govfn.chronicle.signing.witnesses import (
     cosign,
     with_cosignatures,
 )
+from govfn.chronicle.store import LedgerError
 
 log = logging.getLogger("govfn.chronicle.signing.witnesses")
 
 FIRST_RETRY_S = 1.0
 LAST_RETRY_S = 60.0
+_STORE_TRIES = 5
 
 
 class _Job(NamedTuple):
@@ -85,12 +88,25 @@ class Cosigning:
             for key in [k for k in self._lines if k[0] == name and k[1] < job.checkpoint.tree_size]:
                 del self._lines[key]
             note = with_cosignatures(job.note, gathered)
-        stored = job.log.store_signed_checkpoint(
-            job.checkpoint.tree_size, job.checkpoint.root, note
-        )
+        stored = _stored(job, note)
         if stored:
             with self._lock:
                 self.cosigned += 1
+
+
+def _stored(job: _Job, note: str) -> bool:
+    """Store the note, trying again for a moment while another connection holds SQLite's
+    write lock (a WAL restart, say: the ledger's own transactions do not wait for it)."""
+    for attempt in range(_STORE_TRIES):
+        try:
+            return job.log.store_signed_checkpoint(
+                job.checkpoint.tree_size, job.checkpoint.root, note
+            )
+        except LedgerError:
+            if attempt == _STORE_TRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    return False
 
 
 class _Worker:
