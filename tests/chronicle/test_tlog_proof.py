@@ -73,7 +73,8 @@ def test_a_customer_checks_a_record_offline(
         "tlog-proof",
     )
     assert code == 0, text
-    assert text.startswith("c2sp.org/tlog-proof@v1\nindex 11\n")
+    extra = base64.b64encode(records[11].canonical).decode()  # the entry itself
+    assert text.startswith(f"c2sp.org/tlog-proof@v1\nextra {extra}\nindex 11\n")
     assert text.endswith("=\n") and not text.endswith("\n\n")  # the last signature line
     proof = text.encode()
     index = verify_tlog_proof(
@@ -83,7 +84,7 @@ def test_a_customer_checks_a_record_offline(
     with pytest.raises(AssertionError, match="bad proof"):  # another record's bytes
         verify_tlog_proof(proof, records[12].canonical, signer.verifier().encode(), [], 0)
     flipped = bytearray(proof)
-    flipped[len("c2sp.org/tlog-proof@v1\nindex 11\n") + 3] ^= 1
+    flipped[len(f"c2sp.org/tlog-proof@v1\nextra {extra}\nindex 11\n") + 3] ^= 1
     with pytest.raises((AssertionError, ValueError)):
         verify_tlog_proof(bytes(flipped), records[11].canonical, signer.verifier().encode(), [], 0)
     other = SpecWitness("w3.example", {})
@@ -91,6 +92,7 @@ def test_a_customer_checks_a_record_offline(
         keys = [w.vkey for w in [*spec, other]]
         verify_tlog_proof(proof, records[11].canonical, signer.verifier().encode(), keys, 3)
     parsed = TlogProof.parse(text)
+    assert parsed.extra == records[11].canonical
     assert parsed.leaf_index == 11 and parsed.includes(
         records[11].canonical, 30, base64.b64decode(parsed.note.split("\n")[2])
     )

@@ -1,15 +1,18 @@
 """Inclusion proofs as files (c2sp.org/tlog-proof@v1), checked offline:
 
     c2sp.org/tlog-proof@v1
+    extra <base64 of the record's canonical JSON: the entry, whose CID is the record's>
     index <leaf index>
     <base64 hash>            the RFC 6962 audit path, the leaf's sibling first
     ...
     <empty line>
     <the checkpoint note verbatim, with its cosignatures>
 
-A record's proof is made against the latest signed checkpoint of its log (the one
-`tile`s serve), so it verifies with the log's verifier key, the witnesses' keys and
-the record's canonical JSON bytes alone. The file ends with the note's last signature
+A record's proof is made against the latest signed checkpoint of its log (the one the
+tiles serve), so it verifies with the log's verifier key and the witnesses' keys alone:
+the `extra` line carries the record's bytes, which a verifier trusts only once their CID
+is the one it asked about (a billing line's `chronicle_cid`) and their leaf hash is
+proven in the signed tree. The file ends with the note's last signature
 line: nothing follows it (Go's note parser refuses a trailing empty line).
 """
 
@@ -96,4 +99,5 @@ def record_proof(ledger: AuditedLedger, cid: str) -> TlogProof:
             f"(tree size {checkpoints.size}): ask again after the next one"
         )
     path = tree.inclusion_proof(found.leaf_index, checkpoints.size, log.stored_hashes)
-    return TlogProof(found.leaf_index, path, checkpoints.note)
+    (entry,) = log.entries(found.leaf_index, found.leaf_index + 1)
+    return TlogProof(found.leaf_index, path, checkpoints.note, entry)
