@@ -16,14 +16,14 @@ from click.testing import CliRunner
 
 from govfn.app import GovfnApp, create_app
 from govfn.chronicle import Ledger, Record
-from govfn.chronicle.signing.checkpoint import Checkpoint
+from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.signing.note import Signer
 from govfn.chronicle.signing.witness import log_origin, sign_checkpoint
 from govfn.chronicle.tiles import (
-    Published,
     TileError,
     TileRequest,
     bundle,
+    checkpointed_sizes,
     format_index,
     parse_tile_path,
     published,
@@ -113,8 +113,7 @@ def test_a_tree_of_70000_publishes_what_the_spec_lists() -> None:
     # tlog-tiles: "273 full level 0 tiles, one partial level 0 tile of width 112, one full
     # level 1 tile, one partial level 1 tile of width 17, and one partial level 2 tile of
     # width 1"; and a tree of 256: a full level 0 tile and a partial level 1 tile of width 1.
-    checkpoint = Checkpoint(ORIGIN, 70_000, bytes(32))
-    paths = tile_paths(Published("", checkpoint, frozenset({70_000})))
+    paths = tile_paths(70_000, [])
     hash_tiles = [p for p in paths if p.level is not None]
     assert sum(1 for p in hash_tiles if p.level == 0 and not p.partial) == 273
     assert [p for p in hash_tiles if p.partial] == [
@@ -124,7 +123,7 @@ def test_a_tree_of_70000_publishes_what_the_spec_lists() -> None:
     ]
     assert TileRequest(1, 0, 256) in hash_tiles
     assert TileRequest(None, 273, 112) in paths and TileRequest(None, 272, 256) in paths
-    small = tile_paths(Published("", checkpoint._replace(tree_size=256), frozenset({256})))
+    small = tile_paths(256, [256])
     assert small == [TileRequest(None, 0, 256), TileRequest(0, 0, 256), TileRequest(1, 0, 1)]
 
 
@@ -236,7 +235,7 @@ def test_both_backends_serve_the_same_tiles_for_the_same_records(
         got = published(log)
         assert expected is not None and got is not None
         assert got.checkpoint.root == expected.checkpoint.root
-        for request in tile_paths(expected):
+        for request in tile_paths(expected.size, checkpointed_sizes(reference)):
             assert read_tile(log, request, got) == read_tile(reference, request, expected)
 
 
@@ -273,3 +272,35 @@ def test_tiles_out_refuses_a_ledger_with_no_signed_checkpoint(tmp_path: Path) ->
         ["chronicle", "tiles", "--ledger", str(tmp_path / "c.db"), "--out", str(tmp_path / "o")],
     )
     assert result.exit_code == 1 and "no log has a signed checkpoint" in result.output
+
+
+def test_each_postgresql_log_is_listed_and_served_under_its_id(
+    postgres_uri: str, signer: Signer
+) -> None:
+    writers = [PostgresLedger(postgres_uri) for _ in range(2)]
+    try:
+        for count, writer in zip((300, 40), writers, strict=True):
+            writer.append(make(count))
+        for name, log in writers[0].audited_logs():
+            sign_checkpoint(log, signer, log_origin(ORIGIN, name))  # type: ignore[arg-type]
+        env = {"GOVFN_CHRONICLE": postgres_uri, "GOVFN_FUNCTIONS": "govfn.functions"}
+        app = create_app(settings=Settings.from_env(env))
+        try:
+            client = app.test_client()
+            listed = client.get("/chronicle/logs").get_json()
+            ids = sorted(name for name, _ in writers[0].audited_logs() if name)
+            assert listed == [
+                {"origin": f"{ORIGIN}/{i}", "size": size, "prefix": f"/chronicle/logs/{i}/"}
+                for i, size in zip(ids, (300, 40), strict=True)
+            ]
+            for entry in listed:
+                result = audit(
+                    lambda p, prefix=entry["prefix"]: client.get(prefix + p).data,
+                    signer.verifier().encode(),
+                )
+                assert (result.origin, result.size) == (entry["origin"], entry["size"])
+        finally:
+            app.loop.stop()
+    finally:
+        for writer in writers:
+            writer.close()

@@ -794,6 +794,17 @@ class Ledger:
         """Stored tree hashes by index (a `tree.HashReader`)."""
         return _reader(self._connection())(indexes)
 
+    def signed_notes(self, lo: int, hi: int, limit: int) -> list[str]:
+        """Up to `limit` signed checkpoint notes of tree sizes in [lo, hi), the newest first
+        (notes are stored in the order of their sizes: a scan back from the last stops at
+        the first that matches)."""
+        rows = self._connection().execute(
+            "SELECT note FROM checkpoint_notes WHERE tree_size >= ? AND tree_size < ? "
+            "ORDER BY id DESC LIMIT ?",
+            (lo, hi, limit),
+        )
+        return [note for (note,) in rows.fetchall()]
+
     def entries(self, start: int, end: int) -> list[bytes]:
         """The canonical bytes of the records at leaf indexes [start, end), in order."""
         rows = self._connection().execute(

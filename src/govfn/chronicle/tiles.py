@@ -12,15 +12,15 @@ level. `<N>` is written in 3-digit groups, all but the last prefixed `x` (x001/x
 
 What is served depends on the signed checkpoints stored beside the log, never on its
 unsigned head: a full tile once the latest checkpoint covers it, a partial tile of width
-W when some checkpoint's size needs it (floor(size / 256**L) = 256 N + W), so that every
-checkpointed size stays provable. Every tile and bundle is immutable; nothing is served
-for a log with no signed checkpoint.
+W when some checkpoint's size needs it (floor(size / 256**L) = 256 N + W, one query for
+a note of a size in that range), so that every checkpointed size stays provable. Every
+tile and bundle is immutable; nothing is served for a log with no signed checkpoint.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, Protocol
 
 from govfn.chronicle import tree
@@ -36,6 +36,7 @@ __all__ = [
     "TileLog",
     "TileRequest",
     "bundle",
+    "checkpointed_sizes",
     "entry_bundle",
     "format_index",
     "hash_tile",
@@ -51,6 +52,7 @@ TILE_WIDTH = 1 << TILE_HEIGHT
 HASH_SIZE = 32
 ENTRY_LIMIT = 0xFFFF  # an entry's length is a big-endian uint16
 MAX_LEVEL = 63
+MAX_SIZE = 1 << 62  # above any tree size (PostgreSQL keeps them as bigint)
 _GROUP = re.compile(r"[0-9]{3}")
 _WIDTH = re.compile(r"[1-9][0-9]{0,2}")
 _LEVEL = re.compile(r"0|[1-9][0-9]?")
@@ -70,6 +72,9 @@ class TileLog(Protocol):
     """What serving a log as tiles reads (the SQLite `Ledger`, a `PostgresLog`)."""
 
     def signed_checkpoints(self) -> list[str]: ...
+    def signed_notes(self, lo: int, hi: int, limit: int) -> list[str]:
+        """Up to `limit` stored notes of tree sizes in [lo, hi), the newest first."""
+
     def stored_hashes(self, indexes: Sequence[int]) -> Sequence[bytes]: ...
     def entries(self, start: int, end: int) -> list[bytes]: ...
 
@@ -136,44 +141,47 @@ def parse_tile_path(path: str) -> TileRequest:
 
 
 class Published(NamedTuple):
-    """What a log has published: its latest signed checkpoint (note verbatim, with any
-    cosignatures) and every tree size a stored checkpoint signs."""
+    """A log's latest signed checkpoint: the note verbatim (with any cosignatures)."""
 
     note: str
     checkpoint: Checkpoint
-    sizes: frozenset[int]
 
     @property
     def size(self) -> int:
         return self.checkpoint.tree_size
 
-    def serves(self, request: TileRequest) -> bool:
-        """Whether a log with these checkpoints serves this tile or bundle."""
+    def serves(self, request: TileRequest, log: TileLog) -> bool:
+        """Whether the log publishes this tile or bundle: a full one once this checkpoint
+        covers it, a partial one when a stored checkpoint's size needs it (one indexed
+        query: however many notes are stored, none is read beyond the first match)."""
         level = request.level or 0
-        span = 1 << (TILE_HEIGHT * (level + 1))  # leaves a full tile of this level covers
+        shift = TILE_HEIGHT * level
         if not request.partial:
-            return (request.n + 1) * span <= self.size
-        wanted = request.n * TILE_WIDTH + request.width
-        return bool(any(size >> (TILE_HEIGHT * level) == wanted for size in self.sizes))
+            return (request.n + 1) << (shift + TILE_HEIGHT) <= self.size
+        wanted = request.n * TILE_WIDTH + request.width  # = floor(size / 256**level)
+        return bool(log.signed_notes(wanted << shift, (wanted + 1) << shift, 1))
+
+
+def _checkpoint(text: str) -> Checkpoint | None:
+    try:
+        return Checkpoint.parse(parse(text).text)
+    except (NoteError, CheckpointError):
+        return None  # `verify` reports a damaged note; a reader gets the others
 
 
 def published(log: TileLog) -> Published | None:
     """The log's latest signed checkpoint (the largest tree; of equal trees the one stored
-    last, which carries the most cosignatures) and its checkpointed sizes; None when no
-    signed checkpoint is stored."""
-    latest: tuple[str, Checkpoint] | None = None
-    sizes = set()
-    for text in log.signed_checkpoints():
-        try:
-            checkpoint = Checkpoint.parse(parse(text).text)
-        except (NoteError, CheckpointError):
-            continue  # `verify` reports a damaged note; a reader gets the others
-        sizes.add(checkpoint.tree_size)
-        if latest is None or checkpoint.tree_size >= latest[1].tree_size:
-            latest = (text, checkpoint)
-    if latest is None:
-        return None
-    return Published(latest[0], latest[1], frozenset(sizes))
+    last, which carries the most cosignatures); None when no signed checkpoint is stored."""
+    for text in log.signed_notes(0, MAX_SIZE, 8):
+        checkpoint = _checkpoint(text)
+        if checkpoint is not None:
+            return Published(text, checkpoint)
+    return None
+
+
+def checkpointed_sizes(log: TileLog) -> set[int]:
+    """Every tree size a stored checkpoint signs (reads every note: for static copies)."""
+    return {c.tree_size for c in map(_checkpoint, log.signed_checkpoints()) if c is not None}
 
 
 def hash_tile(request: TileRequest, read: tree.HashReader) -> bytes:
@@ -205,20 +213,19 @@ def entry_bundle(request: TileRequest, log: TileLog) -> bytes:
     return bundle(entries, first)
 
 
-def read_tile(log: TileLog, request: TileRequest, checkpoints: Published) -> bytes | None:
-    """The bytes of a tile or bundle, or None when the checkpoints do not publish it."""
-    if not checkpoints.serves(request):
+def read_tile(log: TileLog, request: TileRequest, latest: Published) -> bytes | None:
+    """The bytes of a tile or bundle, or None when the log does not publish it."""
+    if not latest.serves(request, log):
         return None
     if request.level is None:
         return entry_bundle(request, log)
     return hash_tile(request, log.stored_hashes)
 
 
-def tile_paths(checkpoints: Published) -> list[TileRequest]:
-    """Every tile and bundle the checkpoints publish: the full ones of the latest size,
-    and the partial ones of each checkpointed size."""
+def tile_paths(size: int, sizes: Iterable[int]) -> list[TileRequest]:
+    """Every tile and bundle a log publishes with its latest checkpoint at `size` and
+    checkpoints at `sizes`: the full ones of `size`, the partial ones of each size."""
     wanted: list[TileRequest] = []
-    size = checkpoints.size
     level = 0
     while size >> (TILE_HEIGHT * level):
         full = size >> (TILE_HEIGHT * (level + 1))
@@ -228,18 +235,16 @@ def tile_paths(checkpoints: Published) -> list[TileRequest]:
             wanted.append(TileRequest(level, index, TILE_WIDTH))
         level += 1
     seen = set(wanted)
-    for checkpointed in sorted(checkpoints.sizes):
+    for checkpointed in sorted({*sizes, size}):
         level = 0
         while checkpointed >> (TILE_HEIGHT * level):
-            count = checkpointed >> (TILE_HEIGHT * level)
-            index, width = divmod(count, TILE_WIDTH)
-            if width:
-                for request in (
-                    *((TileRequest(None, index, width),) if level == 0 else ()),
-                    TileRequest(level, index, width),
-                ):
-                    if request not in seen:
-                        seen.add(request)
-                        wanted.append(request)
+            index, width = divmod(checkpointed >> (TILE_HEIGHT * level), TILE_WIDTH)
+            partial = [TileRequest(level, index, width)] if width else []
+            if width and level == 0:
+                partial.insert(0, TileRequest(None, index, width))
+            for request in partial:
+                if request not in seen:
+                    seen.add(request)
+                    wanted.append(request)
             level += 1
     return wanted

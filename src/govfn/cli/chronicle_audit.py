@@ -19,7 +19,14 @@ from typing import Any, NamedTuple
 
 import click
 
-from govfn.chronicle.tiles import TileLog, log_path_name, published, read_tile, tile_paths
+from govfn.chronicle.tiles import (
+    TileLog,
+    checkpointed_sizes,
+    log_path_name,
+    published,
+    read_tile,
+    tile_paths,
+)
 
 
 class Written(NamedTuple):
@@ -50,13 +57,13 @@ def write_tiles(logs: Sequence[tuple[str | None, TileLog]], out: Path) -> list[W
             continue
         folder = out / log_path_name(name)
         written = kept = 0
-        for request in tile_paths(checkpoints):
+        for request in tile_paths(checkpoints.size, checkpointed_sizes(log)):
             target = folder / request.path()
             if target.exists():
                 kept += 1
                 continue
             data = read_tile(log, request, checkpoints)
-            assert data is not None  # tile_paths lists only what the checkpoints publish
+            assert data is not None  # tile_paths lists only what the log publishes
             _write_atomically(target, data)
             written += 1
         _write_atomically(folder / "checkpoint", checkpoints.note.encode("utf-8"))

@@ -9,9 +9,10 @@
 `<log>` is `default` for the one log of a SQLite file, a log's id on PostgreSQL. Only
 logs with a signed checkpoint are listed and served (404 saying why otherwise). Tiles
 and bundles are immutable (cached for a year); the checkpoint for 5 seconds. Requests
-run in the worker's thread pool, never on its event loop; what a log has published is
-read again at most once a second, and at once for a tile that the last reading did not
-publish (so a checkpoint just signed by another process is served).
+run in the worker's thread pool, never on its event loop; a log's latest checkpoint is
+read again at most once a second, and at once for a full tile it did not cover (so a
+checkpoint just signed by another process is served); a partial tile asks the ledger for
+a checkpoint of a size that needs it.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class TileViews:
             raise HttpProblem(404, str(exc)) from None
         try:
             body = read_tile(log, request, checkpoints)
-            if body is None:  # perhaps published since the last reading
+            if body is None and not request.partial:  # perhaps covered since the last reading
                 fresh = self._read(name, log, fresh=True)
                 body = None if fresh is None else read_tile(log, request, fresh)
         except TileError as exc:

@@ -780,6 +780,17 @@ class PostgresLog:
         with self.ledger.connection() as conn:
             return _reader(conn, self.log_id)(indexes)
 
+    def signed_notes(self, lo: int, hi: int, limit: int) -> list[str]:
+        """Up to `limit` signed checkpoint notes of this log of tree sizes in [lo, hi), the
+        largest tree first, of equal trees the last stored (through (log_id, tree_size))."""
+        with self.ledger.connection() as conn:
+            rows = conn.execute(
+                "SELECT note FROM chronicle.checkpoint_notes WHERE log_id = %s AND "
+                "tree_size >= %s AND tree_size < %s ORDER BY tree_size DESC, id DESC LIMIT %s",
+                (self.log_id, lo, hi, limit),
+            ).fetchall()
+        return [str(note) for (note,) in rows]
+
     def entries(self, start: int, end: int) -> list[bytes]:
         """The canonical bytes of this log's records at leaf indexes [start, end), in order."""
         with self.ledger.connection() as conn:
