@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from govfn.chronicle import Record, merkle, tree
 from govfn.chronicle.cid import cid_of_bytes
+from govfn.chronicle.postgres.leases import LEASE_KEY
 from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.postgres.outbox import PostgresOutbox
 from govfn.chronicle.postgres.schema import DDL_V1
@@ -267,7 +268,10 @@ def test_each_log_is_signed_under_its_own_origin_and_verifies_independently(
         for log_id, note in notes.items():
             files[log_id] = tmp_path / f"log{log_id}.note"
             files[log_id].write_text(note)
-        ledger.append(make(4, "later"))  # a third log
+        with psycopg.connect(two_logs, autocommit=True) as pods:  # pods holding logs 1 and 2
+            for held in (1, 2):
+                pods.execute("SELECT pg_advisory_lock(%s, %s)", (LEASE_KEY, held))
+            ledger.append(make(4, "later"))  # a third log
     result = verify(pub, files[1], files[2])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("ok: 12 records in 3 logs")
@@ -403,8 +407,7 @@ def test_the_publisher_signs_the_logs_it_writes_and_sends_them_after_their_recor
     signer = Signer.generate(NAME)
     vkey = signer.verifier().encode()
     other = PostgresLedger(postgres_uri)
-    other.append(make(2, "another pod"))  # log 1: not this publisher's
-    other.close()
+    other.append(make(2, "another pod"))  # log 1, which that pod keeps: not this publisher's
     ledger = PostgresLedger(postgres_uri, outbox=True)
     sender = SinkSender(Path("unused"), sink.url, outbox=PostgresOutbox(postgres_uri))
     publisher = CheckpointPublisher(
@@ -429,6 +432,7 @@ def test_the_publisher_signs_the_logs_it_writes_and_sends_them_after_their_recor
         assert sender.stop(drain_timeout_s=30) == 0
     finally:
         ledger.close()
+        other.close()
     kinds = [event["ce-type"] for event in sink.received]
     assert kinds == ["TEST"] * 8 + ["CHRONICLE_CHECKPOINT"] * 3
     notes = [event for event in sink.received if event["ce-type"] == "CHRONICLE_CHECKPOINT"]

@@ -1,9 +1,10 @@
-"""The Chronicle ledger on PostgreSQL: shared tables, one log per writer.
+"""The Chronicle ledger on PostgreSQL: shared tables, one log per writer at a time.
 
-Every writer (a process, or one commit lane of its event loop: see below) registers a
-log of its own (a row of `chronicle.logs`) and is that log's only writer: it numbers the
-log's records 1, 2, 3... and chains them with SHA-256(previous chain || RFC 6962 leaf
-hash) in memory, so an append is one INSERT of rows that are already complete. No append
+Every writer (a process, or one commit lane of its event loop: see below) leases a log
+(a row of `chronicle.logs`: the lowest nobody holds, a new one only when all are held;
+`leases.py`) and is that log's only writer while it holds it: it numbers the log's
+records 1, 2, 3... and chains them with SHA-256(previous chain || RFC 6962 leaf hash) in
+memory, so an append is one INSERT of rows that are already complete. No append
 reads or locks anything another writer writes, so pods never wait on each other; each
 log has its own hash chain and Merkle tree (`verify` checks every log, `proof` names its
 log, checkpoints are kept per log). Records and CIDs are the same as on SQLite: the
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.chronicle import merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
+from govfn.chronicle.postgres import leases
 from govfn.chronicle.postgres.schema import ensure_schema, ensure_schema_async
 from govfn.chronicle.records import Record
 from govfn.chronicle.settlement import Settlement
@@ -123,7 +125,6 @@ def _settling(
     return statement, [*columns, *params]
 
 
-_REGISTER = "INSERT INTO chronicle.logs (writer) VALUES (%s) RETURNING log_id"
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
 _STORED_ANYWHERE = "SELECT cid FROM chronicle.records WHERE cid = ANY(%s)"
@@ -224,6 +225,16 @@ class _Log:
         ]
         return _STATEMENTS[outbox][0], params, seq, chain
 
+    @classmethod
+    def leased(cls, log_id: int, head: int) -> _Log:
+        """A log just leased, at `head`: one with records is resumed as after a commit in
+        doubt (its chain and tree edge read back before the next append)."""
+        log = cls(log_id)
+        if head:
+            log.seq = head
+            log.doubt()
+        return log
+
     def doubt(self) -> None:
         """The last append may or may not have committed: forget the head until it is read."""
         self.in_doubt = True
@@ -245,6 +256,7 @@ class _AsyncWriter:
     def __init__(self) -> None:
         self.conn: psycopg.AsyncConnection[Any] | None = None
         self.log: _Log | None = None
+        self.leased_on: object = None  # the connection whose session holds the log's lease
         self.lock = asyncio.Lock()  # one append at a time: each numbers the next rows
 
     def discard(self) -> None:
@@ -277,6 +289,7 @@ class PostgresLedger:
         self._pid = os.getpid()
         self._pool: psycopg_pool.ConnectionPool[Any] | None = None
         self._log: _Log | None = None
+        self._lease_conn: psycopg.Connection[Any] | None = None  # holds the sync log's lease
         self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
         self._own_logs: set[int] = set()  # the logs this process writes
 
@@ -285,8 +298,10 @@ class PostgresLedger:
     def _forked(self) -> None:
         """In a child process: forget the parent's connections and its log."""
         if self._pid != os.getpid():
-            _inherited.extend([self._pool, *(w.conn for w in self._writers.values())])
-            self._pool, self._log, self._pid = None, None, os.getpid()
+            _inherited.extend(
+                [self._pool, self._lease_conn, *(w.conn for w in self._writers.values())]
+            )
+            self._pool, self._log, self._pid, self._lease_conn = None, None, os.getpid(), None
             self._writers, self._own_logs = {}, set()
 
     def _checked_options(self) -> dict[str, Any]:
@@ -372,6 +387,9 @@ class PostgresLedger:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            if self._lease_conn is not None:
+                self._lease_conn.close()  # frees the log for the next writer
+                self._lease_conn, self._log = None, None
             for writer in self._writers.values():
                 writer.discard()
             self._writers = {}
@@ -402,7 +420,7 @@ class PostgresLedger:
             log = self._log
             try:
                 if log is None:
-                    log = self._log = _Log(self._registered(self._register(conn)))
+                    log = self._log = self._lease()
                 records = self._sync_filter(conn, log, records, dedupe)
                 if not records:
                     return
@@ -414,11 +432,17 @@ class PostgresLedger:
                 raise
             log.seq, log.chain = seq, chain
 
-    @staticmethod
-    def _register(conn: psycopg.Connection[Any]) -> int:
-        row = conn.execute(_REGISTER, (_writer_name(),)).fetchone()
-        assert row is not None
-        return int(row[0])
+    def _lease(self) -> _Log:
+        """Lease a log (`leases`) for synchronous appends, on a connection kept for it."""
+        import psycopg
+
+        if self._lease_conn is None or self._lease_conn.closed:
+            self._lease_conn = self._connect()
+        try:
+            log_id, head = leases.lease(self._lease_conn, _writer_name())
+        except psycopg.Error as exc:
+            raise unreachable(self.uri, exc) from None
+        return _Log.leased(self._registered(log_id), head)
 
     def _registered(self, log_id: int) -> int:
         self._own_logs.add(log_id)
@@ -487,12 +511,19 @@ class PostgresLedger:
         self, writer: _AsyncWriter, records: Sequence[Record], settlements: Sequence[Settlement]
     ) -> None:
         conn = await self._async_connection(writer)
-        if writer.log is None:
-            cursor = await conn.execute(_REGISTER, (_writer_name(),))
-            row = await cursor.fetchone()
-            assert row is not None
-            writer.log = _Log(self._registered(int(row[0])))
+        if writer.leased_on is not conn:  # a new connection: its session holds no lease yet
+            kept = writer.log.log_id if writer.log is not None else None
+            log_id, at = await leases.lease_async(conn, _writer_name(), prefer=kept)
+            writer.leased_on = conn
+            if log_id != kept:
+                self._own_logs.discard(kept or 0)
+                writer.log = _Log.leased(self._registered(log_id), at)
+                if kept is not None:  # what was in doubt in the old log may be stored there
+                    cursor = await conn.execute(_STORED_ANYWHERE, ([r.cid for r in records],))
+                    stored = {row[0] for row in await cursor.fetchall()}
+                    records = [r for r in records if r.cid not in stored]
         log = writer.log
+        assert log is not None
         if log.in_doubt:
             cursor = await conn.execute(_LOG_HEAD, (log.log_id,))
             head = await cursor.fetchone()

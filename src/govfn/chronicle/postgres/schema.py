@@ -2,7 +2,7 @@
 
 Everything lives in the schema `chronicle`:
 
-    logs              one row per writing process (its log id, who wrote it, when it began)
+    logs              one row per log (its id, who first wrote it, when); writers lease them
     records           (log_id, seq) -> cid, type, canonical body, chain, tree; a hash index
                       on cid. `tree` holds the Merkle subtree hashes that record's append
                       stores (`tree.py`, packed: its leaf hash, then each subtree it
