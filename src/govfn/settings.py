@@ -20,6 +20,10 @@ GOVFN_IDEMPOTENCY        idempotency store: a file, or a libpq URI (postgresql:/
                          default: beside a ledger file, or the ledger's database for a URI
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
+GOVFN_SINK_TOKEN_FILE    the OIDC token sent to K_SINK, read for each request
+                         (default /oidc/token, where the SinkBinding mounts it; no file: none)
+GOVFN_SINK_CA_DIR        more CA bundles (*.crt) for an https K_SINK
+                         (default /knative-custom-certs, where Knative mounts them)
 GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY+...): a
                               serving process then signs checkpoints of its log (on
                               PostgreSQL: of each log it writes)
@@ -43,6 +47,8 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.sink_auth import CA_DIR as SINK_CA_DIR
+from govfn.chronicle.sink_auth import TOKEN_FILE as SINK_TOKEN_FILE
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
 from govfn.postgres import is_uri
 
@@ -90,6 +96,8 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    sink_token_file: Path = SINK_TOKEN_FILE
+    sink_ca_dir: Path = SINK_CA_DIR
     function_id: str | None = None
     dev: bool = False
     api_token: str | None = None
@@ -143,6 +151,8 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            sink_token_file=Path(env.get("GOVFN_SINK_TOKEN_FILE") or SINK_TOKEN_FILE),
+            sink_ca_dir=Path(env.get("GOVFN_SINK_CA_DIR") or SINK_CA_DIR),
             function_id=env.get("GOVFN_FUNCTION") or None,
             dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
             api_token=env.get("GOVFN_API_TOKEN") or None,
@@ -243,6 +253,8 @@ class Settings(NamedTuple):
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
+            token_file=self.sink_token_file,
+            ca_dir=self.sink_ca_dir,
             outbox=outbox,
         )
 

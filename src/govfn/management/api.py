@@ -129,6 +129,7 @@ def build_management_app(app: GovfnApp) -> Flask:
             in_flight=app.state.in_flight,
             outbox_depth=app.sink.depth() if app.sink else None,
             sink_failures=app.sink.failures if app.sink else None,
+            sink_refused=app.sink.refused if app.sink else None,
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
