@@ -75,8 +75,14 @@ def test_no_token_file_no_header(ledger: Ledger, sink: SinkDouble, tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("text", "token"),
-    [("", None), ("  \n", None), ("a b", None), ("x\r\nX-Injected: 1", None), ("ey.J-_~+/9=", "ey.J-_~+/9=")],
-)  # fmt: skip
+    [
+        ("", None),
+        ("  \n", None),
+        ("a b", None),
+        ("x\r\nX-Injected: 1", None),
+        ("ey.J-_~+/9=", "ey.J-_~+/9="),
+    ],
+)
 def test_only_a_bearer_token_is_sent(tmp_path: Path, text: str, token: str | None) -> None:
     path = tmp_path / "token"
     path.write_text(text)
@@ -169,9 +175,7 @@ def test_an_https_sink_is_trusted_through_knative_s_bundles(
     if trusted_by == "nothing":
         certs = tmp_path / "empty"
     with _tls_sink(signer.server_context(tmp_path)) as sink:
-        sender = SinkSender(
-            ledger.path, sink.url, ca_certs=ca_certs, ca_dir=certs, max_delay_s=0.3
-        )
+        sender = SinkSender(ledger.path, sink.url, ca_certs=ca_certs, ca_dir=certs, max_delay_s=0.3)
         _records(ledger, 0, 2)
         sender.start()
         try:

@@ -80,8 +80,7 @@ def test_the_release_namespace_names_the_audience(helm: Path, tmp_path: Path) ->
 )
 def test_chart_refuses(helm: Path, tmp_path: Path, settings: list[str], message: str) -> None:
     values = tmp_path / "values.yaml"
-    values.write_text(
-        govfn_manifests(tmp_path, "--image", "img", "--namespace", "shop", *OIDC, "--format", "helm-values")
-    )  # fmt: skip
+    args = ("--image", "img", "--namespace", "shop", *OIDC, "--format", "helm-values")
+    values.write_text(govfn_manifests(tmp_path, *args))
     refused = helm_run(helm, "template", "govfn", str(CHART), "-f", str(values), *settings)
     assert refused.returncode != 0 and message in refused.stderr, (settings, refused.stderr)

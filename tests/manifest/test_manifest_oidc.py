@@ -31,9 +31,12 @@ SUFFIX = "-oidc-eventing.knative.dev-trigger"
             "order-processor-order-created",
             "order-processor-order-created-oidc-eventing.knative.dev-trigger",
         ),
-        ("order-processor-order-created1", "order-processor-order-created1e10ea1b3edf40576669878ceee55477f"),
+        (
+            "order-processor-order-created1",
+            "order-processor-order-created1e10ea1b3edf40576669878ceee55477f",
+        ),
     ],
-)  # fmt: skip
+)
 def test_trigger_service_accounts_as_knative_names_them(trigger: str, account: str) -> None:
     assert trigger_service_account(trigger) == account
     assert len(account) <= 63
@@ -238,6 +241,8 @@ def test_long_names_are_shortened_in_the_samples() -> None:
     trigger = objects[1]["metadata"]["name"]
     assert len(trigger) == 63
     subject = env_of(objects[0])["GOVFN_EVENT_SENDERS"]
-    assert subject == f"system:serviceaccount:shop:{trigger[:31]}" + hashlib.md5(
-        (trigger + "-oidc-eventing.knative.dev-Trigger").encode()
-    ).hexdigest()
+    assert (
+        subject
+        == f"system:serviceaccount:shop:{trigger[:31]}"
+        + hashlib.md5((trigger + "-oidc-eventing.knative.dev-Trigger").encode()).hexdigest()
+    )

@@ -7,9 +7,9 @@ shaped like the ones Knative publishes, `<group>/<kind>/<namespace>/<name>`:
 `serving.knative.dev/service/<namespace>/<service>`, so each function has its own.
 
 A Trigger's deliveries carry a token of the Trigger's own OIDC identity, the service account
-`<trigger>-oidc-eventing.knative.dev-trigger` (Knative's `auth.GetOIDCServiceAccountNameForResource`:
-`kmeta.ChildName(name, "-oidc-<group>-<Kind>")`, lower-cased). `--event-sender triggers`
-allows exactly those subjects for each function.
+`<trigger>-oidc-eventing.knative.dev-trigger` (Knative's
+`auth.GetOIDCServiceAccountNameForResource`: `kmeta.ChildName(name, "-oidc-<group>-<Kind>")`,
+lower-cased). `--event-sender triggers` allows exactly those subjects for each function.
 """
 
 from __future__ import annotations

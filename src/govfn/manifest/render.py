@@ -159,15 +159,12 @@ def _oidc_namespace(options: ManifestOptions) -> str:
     if not options.namespace:
         raise ManifestError(
             "namespace",
-            "--oidc-issuer needs --namespace: the audience and the Triggers' OIDC subjects "
-            "name it",
+            "--oidc-issuer needs --namespace: the audience and the Triggers' OIDC subjects name it",
         )
     return options.namespace
 
 
-def _container(
-    plugin: FunctionPlugin, options: ManifestOptions, service: str
-) -> dict[str, Any]:
+def _container(plugin: FunctionPlugin, options: ManifestOptions, service: str) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/health/readiness"}}
     return {
         "name": CONTAINER_NAME,
