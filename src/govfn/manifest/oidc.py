@@ -15,6 +15,7 @@ lower-cased). `--event-sender triggers` allows exactly those subjects for each f
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,7 +39,6 @@ ENV_NAMES = (ENV_AUDIENCE, ENV_ISSUER, ENV_SENDERS)
 _LONGEST = 63  # kmeta.ChildName: a DNS-1123 label
 _MD5_HEX = 32
 _HEAD = _LONGEST - _MD5_HEX
-_LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def child_name(parent: str, suffix: str) -> str:
@@ -85,11 +85,20 @@ def check_issuer(value: object) -> str:
         parts = None
     if parts is None or not host or parts.scheme not in ("https", "http"):
         raise ManifestError(field, f"{value!r} is not an https URL with a host")
-    if parts.scheme == "http" and host not in _LOOPBACK:
+    if parts.scheme == "http" and not _loopback(host):
         raise ManifestError(field, f"{value!r}: the issuer must be https (http only on loopback)")
     if parts.query or parts.fragment:
         raise ManifestError(field, f"{value!r}: an issuer URL has no query or fragment")
     return value
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_senders(values: object) -> tuple[str, ...]:
