@@ -47,8 +47,6 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
-from govfn.chronicle.sink_auth import CA_DIR as SINK_CA_DIR
-from govfn.chronicle.sink_auth import TOKEN_FILE as SINK_TOKEN_FILE
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
 from govfn.postgres import is_uri
 
@@ -96,8 +94,8 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
-    sink_token_file: Path = SINK_TOKEN_FILE
-    sink_ca_dir: Path = SINK_CA_DIR
+    sink_token_file: Path | None = None  # None: where the SinkBinding mounts it
+    sink_ca_dir: Path | None = None  # None: where Knative mounts the bundles
     function_id: str | None = None
     dev: bool = False
     api_token: str | None = None
@@ -151,8 +149,8 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
-            sink_token_file=Path(env.get("GOVFN_SINK_TOKEN_FILE") or SINK_TOKEN_FILE),
-            sink_ca_dir=Path(env.get("GOVFN_SINK_CA_DIR") or SINK_CA_DIR),
+            sink_token_file=_optional_path(env, "GOVFN_SINK_TOKEN_FILE"),
+            sink_ca_dir=_optional_path(env, "GOVFN_SINK_CA_DIR"),
             function_id=env.get("GOVFN_FUNCTION") or None,
             dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
             api_token=env.get("GOVFN_API_TOKEN") or None,
@@ -242,6 +240,7 @@ class Settings(NamedTuple):
         if not self.sink_url:
             return None
         from govfn.chronicle.sink import SinkSender
+        from govfn.chronicle.sink_auth import CA_DIR, TOKEN_FILE
 
         outbox = None
         if self.chronicle_uri:
@@ -253,8 +252,8 @@ class Settings(NamedTuple):
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
-            token_file=self.sink_token_file,
-            ca_dir=self.sink_ca_dir,
+            token_file=self.sink_token_file or TOKEN_FILE,
+            ca_dir=self.sink_ca_dir or CA_DIR,
             outbox=outbox,
         )
 
@@ -280,6 +279,11 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         return int(text)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {text!r}") from None
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    text = env.get(name)
+    return Path(text) if text else None
 
 
 def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Signer:
