@@ -232,8 +232,8 @@ class SinkSender:
         token = "with" if bearer_token(self.token_file) else "without"
         log.error(
             "chronicle %s %s answered %d to a request sent %s a token: the sender is not "
-            "allowed (Knative's authentication-oidc feature, the sink's EventPolicy); "
-            "%d item(s) stay queued, next attempt in %.0f s",
+            "allowed (for K_SINK: Knative's authentication-oidc feature, the sink's "
+            "EventPolicy); %d item(s) stay queued, next attempt in %.0f s",
             self.setting,
             self.sink_url,
             refusal.status,
