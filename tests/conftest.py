@@ -18,7 +18,12 @@ from govfn.registry import FunctionRegistry, use_registry
 from support.postgres import PostgresServer
 from support.sink_double import SinkDouble
 
-pytest_plugins = ["support.app_fixtures", "support.asyncio_leaks", "support.lineage_pipeline"]
+pytest_plugins = [
+    "support.app_fixtures",
+    "support.asyncio_leaks",
+    "support.kube_fixtures",
+    "support.lineage_pipeline",
+]
 
 
 @pytest.fixture(autouse=True)
