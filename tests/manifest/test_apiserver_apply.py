@@ -17,9 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from govfn_manifest_kube import (
+    ALL_SIX,
+    GOVFN_LABELS,
+    IMAGE,
+    PLURALS,
+    apply,
+    get,
+    image_of,
+    mark_ready,
+    one_line,
+    seed,
+    stored,
+)
 
-from govfn.cli.group import cli
 from govfn.manifest.apply import Applier, ApplyError, Target, connect
 from govfn.manifest.options import ManifestOptions
 from govfn.manifest.render import render_all
@@ -29,73 +40,6 @@ from support.kube_apiserver import CRDS, KubeApiServer
 from support.postgres import free_port
 
 pytestmark = pytest.mark.slow
-
-IMAGE = ["--image", "registry.example/govfn:1.0.0", "--functions", "govfn.functions"]
-PLURALS = {  # kind -> (group, plural)
-    "Service": ("serving.knative.dev", "services"),
-    "Trigger": ("eventing.knative.dev", "triggers"),
-    "SinkBinding": ("sources.knative.dev", "sinkbindings"),
-}
-ALL_SIX = [
-    ("Service", "billing"),
-    ("Service", "echo"),
-    ("SinkBinding", "billing-chronicle"),
-    ("SinkBinding", "echo-chronicle"),
-    ("Trigger", "billing-gsap-cr-received"),
-    ("Trigger", "echo-echo-requested"),
-]
-GOVFN_LABELS = {"app.kubernetes.io/managed-by": "govfn", "app.kubernetes.io/part-of": "govfn"}
-
-
-def apply(kubeconfig: Path, *args: str) -> Result:
-    return CliRunner().invoke(
-        cli, ["apply", *IMAGE, "--kubeconfig", str(kubeconfig), *args], catch_exceptions=False
-    )
-
-
-def stored(admin: Any, namespace: str) -> list[tuple[str, str]]:
-    found = []
-    for kind, (group, plural) in PLURALS.items():
-        listing = admin.list_namespaced_custom_object(group, "v1", namespace, plural)
-        found += [(kind, item["metadata"]["name"]) for item in listing["items"]]
-    return sorted(found)
-
-
-def get(admin: Any, namespace: str, kind: str, name: str) -> dict[str, Any]:
-    group, plural = PLURALS[kind]
-    result: dict[str, Any] = admin.get_namespaced_custom_object(
-        group, "v1", namespace, plural, name
-    )
-    return result
-
-
-def mark_ready(admin: Any, namespace: str, kind: str, name: str, generation: int) -> None:
-    """What Knative's controller would do: Ready=True for `generation`, in `status`."""
-    group, plural = PLURALS[kind]
-    admin.patch_namespaced_custom_object_status(
-        group,
-        "v1",
-        namespace,
-        plural,
-        name,
-        {
-            "status": {
-                "observedGeneration": generation,
-                "conditions": [{"type": "Ready", "status": "True"}],
-            }
-        },
-        _content_type="application/merge-patch+json",
-    )
-
-
-def one_line(result: Result) -> str:
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    return lines[0]
-
-
-def image_of(service: dict[str, Any]) -> str:
-    return str(service["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 @pytest.fixture
@@ -168,28 +112,6 @@ def test_namespace_and_context_flags(
     assert stored(kube_admin, team) == stored(kube_admin, other) == ALL_SIX
     trigger = get(kube_admin, team, "Trigger", "echo-echo-requested")
     assert trigger["spec"]["subscriber"]["ref"]["namespace"] == team
-
-
-def seed(admin: Any, namespace: str, kind: str, name: str, labels: dict[str, str]) -> None:
-    group, plural = PLURALS[kind]
-    spec: dict[str, Any] = {
-        "Service": {"template": {"spec": {"containers": [{"image": "img"}]}}},
-        "Trigger": {
-            "broker": "default",
-            "subscriber": {"ref": {"apiVersion": "v1", "kind": "Service", "name": "x"}},
-        },
-        "SinkBinding": {
-            "subject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"},
-            "sink": {"uri": "http://sink.example"},
-        },
-    }[kind]
-    body = {
-        "apiVersion": f"{group}/v1",
-        "kind": kind,
-        "metadata": {"name": name, "labels": labels},
-        "spec": spec,
-    }
-    admin.create_namespaced_custom_object(group, "v1", namespace, plural, body)
 
 
 def test_prune_deletes_only_this_app_s_stale_objects_dry_run_first(
@@ -278,7 +200,9 @@ def test_wait_needs_the_current_generation_observed(
     )
     for key in ALL_SIX:
         mark_ready(kube_admin, kube_namespace, *key, generation=1)
-    rolled = apply(kubeconfig, "--image", "registry.example/govfn:2.0.0", "--wait", "--timeout", "1")
+    rolled = apply(
+        kubeconfig, "--image", "registry.example/govfn:2.0.0", "--wait", "--timeout", "1"
+    )
     assert rolled.exit_code == 1  # Ready, but for generation 1
     assert "service/billing (not yet observed), service/echo (not yet observed)" in rolled.output
     assert "trigger/echo-echo-requested ready" in rolled.output

@@ -61,7 +61,9 @@ def missing_parts() -> str | None:
             "../shared/bin/kube-apiserver.xz (make test does; that file must be beside the repo)"
         )
     if shutil.which("etcd") is None:
-        return "etcd is not installed: `make apiserver` installs Debian's etcd-server (make test does)"
+        return (
+            "etcd is not installed: `make apiserver` installs Debian's etcd-server (make test does)"
+        )
     if not KUBECTL.is_file():
         return "kubectl is absent: run `make .tools/bin/helm` (make test does)"
     return None
@@ -329,14 +331,16 @@ class KubeApiServer:
         return name
 
     def service_account_token(
-        self, namespace: str, name: str, audience: str, duration: str = "10m"
+        self, namespace: str, name: str, audience: str | None = None, duration: str = "10m"
     ) -> str:
         """Create the ServiceAccount (when missing) and return a token for it from the
-        TokenRequest API, as Knative's broker gets one (`kubectl create token`)."""
+        TokenRequest API, as Knative's broker gets one (`kubectl create token NAME
+        --audience AUD`); without an audience, one for the API server itself (a pod's)."""
         if self.kubectl("get", "serviceaccount", name, "-n", namespace).returncode != 0:
             self.must("create", "serviceaccount", name, "-n", namespace)
+        audiences = ["--audience", audience] if audience else []
         token = self.must(
-            "create", "token", name, "-n", namespace, "--audience", audience, "--duration", duration
+            "create", "token", name, "-n", namespace, *audiences, "--duration", duration
         )
         return token.strip()
 
