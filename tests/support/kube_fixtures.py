@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -51,3 +51,19 @@ def kube_namespace(kube_apiserver: KubeApiServer, request: pytest.FixtureRequest
     """A new namespace named after the test (never deleted: no namespace controller runs)."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")
     return kube_apiserver.create_namespace(f"t{next(_numbers)}-{slug}"[:63].rstrip("-"))
+
+
+TokenFor = Callable[..., str]
+
+
+@pytest.fixture
+def kube_token(kube_apiserver: KubeApiServer, kube_namespace: str) -> TokenFor:
+    """`kube_token(NAME, audience=AUD)`: create the ServiceAccount NAME in this test's
+    namespace (once) and return a TokenRequest token for it, as Knative's broker gets one;
+    without an audience, one for the API server (a pod's own, e.g. to read the issuer's
+    discovery at `kube_apiserver.issuer()`)."""
+
+    def token_for(name: str, audience: str | None = None, duration: str = "10m") -> str:
+        return kube_apiserver.service_account_token(kube_namespace, name, audience, duration)
+
+    return token_for
