@@ -47,6 +47,7 @@ $(ETCD):
 		(apt-get update && apt-get install -y --no-install-recommends etcd-server)
 $(APISERVER): $(wildcard $(APISERVER_XZ))
 	@if [ -f $(APISERVER_XZ) ]; then \
+		command -v xz >/dev/null || apt-get install -y --no-install-recommends xz-utils; \
 		mkdir -p $(dir $@) && xz -dc $(APISERVER_XZ) > $@.part && chmod 0755 $@.part && mv $@.part $@; \
 	else \
 		echo "$(APISERVER_XZ) is absent: the tests against a real kube-apiserver will skip"; \
