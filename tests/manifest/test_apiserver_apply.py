@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from govfn_manifest_kube import (
     ALL_SIX,
     GOVFN_LABELS,
@@ -31,6 +32,7 @@ from govfn_manifest_kube import (
     stored,
 )
 
+from govfn.cli.group import cli
 from govfn.manifest.apply import Applier, ApplyError, Target, connect
 from govfn.manifest.options import ManifestOptions
 from govfn.manifest.render import render_all
@@ -424,3 +426,26 @@ def test_database_secret_and_sink_binding_as_stored(
             }
         },
     }
+
+
+def test_kubectl_applies_govfn_manifests_under_strict_validation(
+    kube_apiserver: KubeApiServer, kubeconfig: Path, kube_admin: Any, kube_namespace: str
+) -> None:
+    """`govfn manifests | kubectl apply --server-side --validate=strict`: the real kubectl, an
+    independent client, and the server's strict field validation find nothing to refuse."""
+    manifests = CliRunner().invoke(
+        cli, ["manifests", *IMAGE, "--namespace", kube_namespace], catch_exceptions=False
+    )
+    assert manifests.exit_code == 0, manifests.output
+    side = ("apply", "--server-side", "--field-manager=govfn", "--validate=strict", "-f", "-")
+    dry = kube_apiserver.kubectl(*side, "--dry-run=server", input=manifests.output)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stderr == ""  # not even a warning
+    assert stored(kube_admin, kube_namespace) == []
+    real = kube_apiserver.kubectl(*side, input=manifests.output)
+    assert real.returncode == 0, real.stderr
+    assert "service.serving.knative.dev/billing serverside-applied" in real.stdout
+    assert stored(kube_admin, kube_namespace) == ALL_SIX
+    again = apply(kubeconfig)  # govfn takes over its own field manager's objects
+    assert again.exit_code == 0, again.output
+    assert get(kube_admin, kube_namespace, "Service", "echo")["metadata"]["generation"] == 1
