@@ -20,6 +20,7 @@ Every wait is bounded; only the processes this object started are ever stopped.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -51,6 +52,7 @@ USERS = {"admin": "system:masters", "deployer": ""}  # name -> groups
 _START_TIMEOUT_S = 60
 _COMMAND_TIMEOUT_S = 60
 _START_ATTEMPTS = 3
+_PR_SET_PDEATHSIG = 1
 
 
 def missing_parts() -> str | None:
@@ -145,7 +147,11 @@ class KubeApiServer:
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 (the child keeps it)
         try:
             return subprocess.Popen(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
@@ -368,6 +374,25 @@ class KubeApiServer:
 
 class _PortTaken(RuntimeError):
     pass
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so that no server outlives a killed test run (kube-apiserver would not
+    finish a graceful shutdown once etcd has gone)."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _libc_prctl() -> Any:
+    """prctl(2), looked up in the parent: a child of a threaded process should not dlopen."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _libc_prctl()
 
 
 def _http_ok(url: str, token: str | None = None, ca_file: Path | None = None) -> bool:
