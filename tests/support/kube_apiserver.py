@@ -120,7 +120,8 @@ class KubeApiServer:
                 self._stop_processes()
                 if attempt == _START_ATTEMPTS - 1:
                     raise
-        self.write_kubeconfig(self.root / "admin.kubeconfig")
+        for user in USERS:  # admin.kubeconfig, deployer.kubeconfig (namespace default)
+            self.write_kubeconfig(self.root / f"{user}.kubeconfig", user=user)
         self.install_crds(CRDS)
         return self
 
