@@ -101,8 +101,8 @@ def await_access(server: KubeApiServer, user: str, namespace: str, verb: str) ->
         time.sleep(0.1)
 
 
-def test_readme_documents_the_chart_s_role(kube_apiserver: KubeApiServer, helm: Path) -> None:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def test_docs_show_the_chart_s_role(kube_apiserver: KubeApiServer, helm: Path) -> None:
+    text = (REPO / "docs" / "knative.md").read_text(encoding="utf-8")
     blocks = [
         yaml.safe_load(block)
         for block in re.findall(r"```yaml\n(.*?)```", text, re.S)
