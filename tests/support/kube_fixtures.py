@@ -63,7 +63,7 @@ def kube_token(kube_apiserver: KubeApiServer, kube_namespace: str) -> TokenFor:
     without an audience, one for the API server (a pod's own, e.g. to read the issuer's
     discovery at `kube_apiserver.issuer()`)."""
 
-    def token_for(name: str, audience: str | None = None, duration: str = "10m") -> str:
-        return kube_apiserver.service_account_token(kube_namespace, name, audience, duration)
+    def token_for(name: str, audience: str | None = None, duration_s: int = 600) -> str:
+        return kube_apiserver.service_account_token(kube_namespace, name, audience, duration_s)
 
     return token_for
