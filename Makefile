@@ -39,8 +39,9 @@ $(CHROMIUM):
 	apt-get install -y --no-install-recommends chromium || \
 		(apt-get update && apt-get install -y --no-install-recommends chromium)
 
-## apiserver: a real kube-apiserver on Debian's etcd for tests/manifest/test_apiserver_*.py
-## (the binary is unpacked from ../shared/bin, beside the repository; without it those tests skip)
+## apiserver: a real kube-apiserver on Debian's etcd (tests/support/kube_apiserver.py) for the tests of
+## govfn apply, the chart and sender identity; the binary is unpacked from ../shared/bin, beside the
+## repository (without it those tests skip, saying so; under CI=true they fail)
 apiserver: $(ETCD) $(APISERVER)
 $(ETCD):
 	apt-get install -y --no-install-recommends etcd-server || \

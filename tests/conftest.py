@@ -1,6 +1,7 @@
 """Fixtures shared by every test: a fresh default registry, a temporary ledger, a
-CloudEvents sink double on loopback, and a real PostgreSQL (one server per session, a
-fresh database per test)."""
+CloudEvents sink double on loopback, a real PostgreSQL (one server per session, a
+fresh database per test), and (`support.kube_fixtures`) a real kube-apiserver on etcd (one
+per session, a fresh namespace per test)."""
 
 from __future__ import annotations
 
