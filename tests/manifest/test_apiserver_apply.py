@@ -33,7 +33,7 @@ from govfn_manifest_kube import (
 )
 
 from govfn.cli.group import cli
-from govfn.manifest.apply import Applier, ApplyError, Target, connect
+from govfn.manifest.apply import ROLE_HINT, Applier, ApplyError, Target, connect
 from govfn.manifest.options import ManifestOptions
 from govfn.manifest.render import render_all
 from govfn.registry import FunctionRegistry, load_functions
@@ -241,6 +241,7 @@ def test_a_user_without_the_role_is_403(
     line = one_line(result)
     assert line.startswith("Error: Service 'billing': HTTP 403: "), line
     assert 'User "deployer" cannot patch resource "services"' in line
+    assert line.endswith(f"; {ROLE_HINT}"), line
     assert stored(kube_admin, kube_namespace) == []
 
 

@@ -29,7 +29,7 @@ from govfn_manifest_kube import (
 
 from conftest import REPO
 from govfn.cli.group import cli
-from govfn.manifest.apply import Applier, ApplyError, Target, connect
+from govfn.manifest.apply import ROLE_HINT, Applier, ApplyError, Target, connect
 from govfn.manifest.options import ManifestOptions
 from govfn.manifest.render import render_all
 from govfn.registry import FunctionRegistry, load_functions
@@ -185,9 +185,12 @@ def test_every_verb_of_the_role_is_needed(
     assert failed == (every_step_applies_first if step == "apply" else [step]), {
         name: result.output for name, result in results.items()
     }
-    assert "HTTP 403" in results[step].output
-    if verb != "create":  # the server's message for a create refused inside an apply is empty
-        assert f'cannot {verb} resource "' in results[step].output
+    line = results[step].output.strip().splitlines()[-1]
+    assert "HTTP 403" in line and line.endswith(ROLE_HINT), line
+    if verb == "create":  # the server names no verb for a create refused inside an apply
+        assert 'services.serving.knative.dev "billing" is forbidden; govfn apply needs' in line
+    else:
+        assert f'cannot {verb} resource "' in line
 
 
 def with_crd_defaults(spec: dict[str, Any]) -> dict[str, Any]:
