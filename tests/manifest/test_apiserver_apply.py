@@ -450,3 +450,31 @@ def test_kubectl_applies_govfn_manifests_under_strict_validation(
     again = apply(kubeconfig)  # govfn takes over its own field manager's objects
     assert again.exit_code == 0, again.output
     assert get(kube_admin, kube_namespace, "Service", "echo")["metadata"]["generation"] == 1
+
+
+def test_sender_identity_objects_as_stored(
+    kubeconfig: Path, kube_admin: Any, kube_namespace: str
+) -> None:
+    """With --oidc-issuer the Triggers carry their subscriber's audience and the Services the
+    verifier's settings: the CRDs keep them (a field they did not declare would be refused)."""
+    result = apply(
+        kubeconfig, "--oidc-issuer", "https://kubernetes.default.svc", "--event-sender", "triggers"
+    )
+    assert result.exit_code == 0, result.output
+    assert stored(kube_admin, kube_namespace) == ALL_SIX
+    trigger = get(kube_admin, kube_namespace, "Trigger", "echo-echo-requested")
+    rendered = render_all(
+        load_functions(["govfn.functions"], FunctionRegistry(), include_entry_points=False),
+        ManifestOptions(
+            image="registry.example/govfn:1.0.0",
+            namespace=kube_namespace,
+            oidc_issuer="https://kubernetes.default.svc",
+            event_senders=("triggers",),
+        ),
+    )
+    expected = next(o for o in rendered if o["metadata"]["name"] == "echo-echo-requested")
+    assert trigger["spec"] == expected["spec"]
+    assert "audience" in trigger["spec"]["subscriber"]
+    service = get(kube_admin, kube_namespace, "Service", "echo")
+    env = {e["name"] for e in service["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {"GOVFN_OIDC_ISSUER", "GOVFN_OIDC_AUDIENCE"} <= env
