@@ -41,6 +41,7 @@ def _post(server: Server, body: bytes | Iterator[bytes], **headers: str) -> tupl
             encode_chunked=not isinstance(body, bytes),
         )
         answer = connection.getresponse()
+        assert answer.getheader("Connection") == "close"
         return answer.status, answer.read()
     finally:
         connection.close()

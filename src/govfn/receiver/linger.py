@@ -54,10 +54,15 @@ def rest_may_be_large(environ: dict[str, Any]) -> bool:
 class LingeringAnswer:
     """A WSGI response body: the answer, then the rest of the request read and discarded."""
 
-    def __init__(self, payload: bytes, environ: dict[str, Any]) -> None:
+    def __init__(self, payload: bytes, environ: dict[str, Any], start_response: Any) -> None:
         self.payload = payload
         self.environ = environ
         self.discarded = 0
+        # The answer closes the connection; gunicorn's Response (start_response's owner) then
+        # says `Connection: close`, which a WSGI application may not set itself (PEP 3333).
+        force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+        if callable(force_close):
+            force_close()
 
     def __iter__(self) -> Iterator[bytes]:
         yield self.payload

@@ -111,7 +111,7 @@ class Receivers:
         headers.append(("Content-Length", str(len(payload))))
         start_response(status_line(status), headers)
         if not body_read and rest_may_be_large(environ):  # an early answer (RFC 9112 §9.6)
-            return LingeringAnswer(payload, environ)
+            return LingeringAnswer(payload, environ, start_response)
         return [payload]
 
     async def respond(self, request: EventRequest, body: bytes, function_id: str | None) -> Answer:
