@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 
 import yaml
@@ -53,23 +52,32 @@ class _StreamDumper(Dumper):  # type: ignore[misc, valid-type]
         return found
 
 
-@lru_cache(maxsize=8192)  # the same keys and values recur in every object
-def _string_style(text: str) -> str | None:
-    """Single quotes when a YAML reader could take `text` for something else, else the
-    emitter's choice (it still picks double quotes when single ones cannot hold a string)."""
-    return "'" if plain_is_ambiguous(text) else None
+class _Styles(dict[str, str | None]):
+    """The style of each string: single quotes when a YAML reader could take it for something
+    else (the emitter still picks double quotes when single ones cannot hold it), else the
+    emitter's choice. A hit is one dict lookup: the same keys and values recur in every
+    object. A new node is still built each time: the serializer writes a node met twice as
+    an alias."""
+
+    def __missing__(self, text: str) -> str | None:
+        if len(self) > 65536:  # a bound for long-lived processes (the management API)
+            self.clear()
+        style = self[text] = "'" if plain_is_ambiguous(text) else None
+        return style
 
 
-def _string_node(text: str) -> yaml.ScalarNode:
-    # A new node each time: the serializer would write a node met twice as an alias.
-    return yaml.ScalarNode(_TAGS[str], text, style=_string_style(text))
+_STYLES = _Styles()
+_STR = _TAGS[str]
 
 
 def _node(value: Any) -> yaml.Node:
     """The node SafeRepresenter would build, without its alias bookkeeping (none is needed:
-    rendered objects share no sub-objects), with strings quoted as `_string_style` says."""
+    rendered objects share no sub-objects), with strings quoted as `_STYLES` says."""
     if isinstance(value, Mapping):
-        items = [(_string_node(key), _node(item)) for key, item in value.items()]
+        items = [
+            (yaml.ScalarNode(_STR, key, style=_STYLES[key]), _node(item))
+            for key, item in value.items()
+        ]
         return yaml.MappingNode(_MAP, items, flow_style=False)
     if isinstance(value, list | tuple):
         return yaml.SequenceNode(_SEQ, [_node(item) for item in value], flow_style=False)
@@ -80,7 +88,7 @@ def _node(value: Any) -> yaml.Node:
     if value is None:
         return yaml.ScalarNode(_TAGS[type(None)], "null")
     if isinstance(value, str):
-        return _string_node(value)
+        return yaml.ScalarNode(_STR, value, style=_STYLES[value])
     raise TypeError(f"cannot write {type(value).__name__} {value!r} into a manifest")
 
 
@@ -88,7 +96,7 @@ def dump_yaml(objects: Iterable[Mapping[str, Any]], *, explicit_start: bool = Tr
     """Objects as a YAML stream, one `---` document each (what `kubectl apply -f -` reads).
 
     The bytes of `yaml.dump_all(..., Dumper=SafeDumper, sort_keys=False)` with these
-    settings, but for the quoting of `_string_style`, several times faster."""
+    settings, but for the quoting of `_STYLES`, several times faster."""
     with gc_paused():
         text: str = yaml.serialize_all(
             [_node(obj) for obj in objects],
