@@ -86,7 +86,7 @@ def serving(size: int, repeats: int, scratch: Path) -> dict[str, float]:
     with Ledger(scratch / "chronicle.db") as ledger:
         cids = _fill(ledger, 0, size)
         sign_checkpoint(ledger, signer, ORIGIN)
-    server = start_server(scratch, "--functions", "govfn.functions", "--workers", "1")
+    server = start_server(scratch, "--functions", "govfn.functions", "--workers", "1", "--dev")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     get, prefix = _getter(conn), "/chronicle/logs/default/"
     full0, rng = size // 256, random.Random(1)

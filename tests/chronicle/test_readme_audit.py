@@ -1,7 +1,7 @@
-"""The README's customer check of a tlog-proof (Python and `cryptography`, no govfn) runs as
-printed, in an isolated interpreter, on a proof `govfn chronicle proof --format
-tlog-proof` wrote: it accepts the record's proof and refuses another CID, a missing quorum
-and a tampered file."""
+"""The customer's check of a tlog-proof in docs/chronicle.md (Python and `cryptography`, no
+govfn) runs as printed, in an isolated interpreter, on a proof `govfn chronicle proof
+--format tlog-proof` wrote: it accepts the record's proof and refuses another CID, a
+missing quorum, another log key and a tampered file."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from govfn.cli.group import cli
 
 from support.spec_witness import SpecWitness
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "chronicle.md"
 ORIGIN = "billing.example.com/chronicle"
 
 

@@ -38,7 +38,11 @@ from support.ledgers import BOTH_BACKENDS, AnyLedger
 from support.spec_tiles import audit, http_fetch
 
 ORIGIN = "govfn.example/tiles"
-SIZES = (100, 300, 549)  # a partial bundle each; 549 = two full tiles and a partial
+SIZES = (100, 300, 549)
+TOKEN = "audit-token"
+AUTHORIZED = {
+    "Authorization": f"Bearer {TOKEN}"
+}  # a partial bundle each; 549 = two full tiles and a partial
 
 
 def make(n: int, start: int = 0) -> list[Record]:
@@ -69,14 +73,19 @@ def served(tmp_path_factory: pytest.TempPathFactory, signer: Signer) -> Iterator
     tmp = tmp_path_factory.mktemp("tiles")
     with Ledger(tmp / "chronicle.db") as ledger:
         fill(ledger, signer)
-    server = start_server(tmp, "--functions", "govfn.functions", "--threads", "2")
+    server = start_server(
+        tmp, "--functions", "govfn.functions", "--threads", "2", env={"GOVFN_API_TOKEN": TOKEN}
+    )
     yield server
     stop_server(server)
 
 
-def get(url: str) -> tuple[int, dict[str, str], bytes]:
+def get(url: str, token: str | None = TOKEN) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(url, timeout=10) as answer:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=10
+        ) as answer:
             return answer.status, dict(answer.headers), answer.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
@@ -134,7 +143,7 @@ def test_an_independent_client_rebuilds_the_served_log(served: Server, signer: S
         {"origin": ORIGIN, "size": 549, "prefix": "/chronicle/logs/default/"}
     ]
     prefix = served.url + "/chronicle/logs/default/"
-    result = audit(http_fetch(prefix), signer.verifier().encode())
+    result = audit(http_fetch(prefix, AUTHORIZED), signer.verifier().encode())
     assert (result.origin, result.size, len(result.entries)) == (ORIGIN, 549, 549)
     assert "tile/1/000.p/2" in result.fetched and "tile/entries/002.p/37" in result.fetched
     # an entry is the record's canonical JSON
@@ -185,10 +194,27 @@ def test_what_no_checkpoint_publishes_is_a_404_saying_so(
 def unsigned_app(tmp_path: Path) -> Iterator[GovfnApp]:
     with Ledger(tmp_path / "c.db") as ledger:
         ledger.append(make(10))
-    env = {"GOVFN_CHRONICLE": str(tmp_path / "c.db"), "GOVFN_FUNCTIONS": "govfn.functions"}
+    env = {
+        "GOVFN_CHRONICLE": str(tmp_path / "c.db"),
+        "GOVFN_FUNCTIONS": "govfn.functions",
+        "GOVFN_DEV": "1",
+    }
     app = create_app(settings=Settings.from_env(env))
     yield app
     app.loop.stop()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/chronicle/logs", "/chronicle/logs/default/checkpoint", "/chronicle/logs/default/tile/0/000"],
+)
+def test_reading_the_log_needs_the_token_as_lineage_does(served: Server, path: str) -> None:
+    status, headers, body = get(served.url + path, token=None)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    assert "the Chronicle's tiles and proofs needs Authorization" in json.loads(body)["detail"]
+    status, _, body = get(served.url + path, token="wrong")
+    assert status == 403 and "not valid" in json.loads(body)["detail"]
+    assert get(served.url + "/chronicle/proofs/bafyany", token=None)[0] == 401
 
 
 def test_a_log_with_no_signed_checkpoint_serves_nothing(unsigned_app: GovfnApp) -> None:
@@ -205,7 +231,11 @@ def test_a_checkpoint_signed_by_another_process_is_served_at_once(
 ) -> None:
     with Ledger(tmp_path / "c.db") as ledger:
         fill(ledger, signer, (10,))
-        env = {"GOVFN_CHRONICLE": str(tmp_path / "c.db"), "GOVFN_FUNCTIONS": "govfn.functions"}
+        env = {
+            "GOVFN_CHRONICLE": str(tmp_path / "c.db"),
+            "GOVFN_FUNCTIONS": "govfn.functions",
+            "GOVFN_DEV": "1",
+        }
         app = create_app(settings=Settings.from_env(env))
         try:
             client = app.test_client()
@@ -283,7 +313,11 @@ def test_each_postgresql_log_is_listed_and_served_under_its_id(
             writer.append(make(count))
         for name, log in writers[0].audited_logs():
             sign_checkpoint(log, signer, log_origin(ORIGIN, name))  # type: ignore[arg-type]
-        env = {"GOVFN_CHRONICLE": postgres_uri, "GOVFN_FUNCTIONS": "govfn.functions"}
+        env = {
+            "GOVFN_CHRONICLE": postgres_uri,
+            "GOVFN_FUNCTIONS": "govfn.functions",
+            "GOVFN_DEV": "1",
+        }
         app = create_app(settings=Settings.from_env(env))
         try:
             client = app.test_client()

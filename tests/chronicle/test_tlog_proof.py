@@ -107,7 +107,11 @@ def test_the_management_api_serves_the_same_file(
         "chronicle", "proof", "--ledger", str(ledger.path), records[0].cid, "--format", "tlog-proof"
     )
     assert code == 0
-    env = {"GOVFN_CHRONICLE": str(ledger.path), "GOVFN_FUNCTIONS": "govfn.functions"}
+    env = {
+        "GOVFN_CHRONICLE": str(ledger.path),
+        "GOVFN_FUNCTIONS": "govfn.functions",
+        "GOVFN_DEV": "1",
+    }
     app = create_app(settings=Settings.from_env(env))
     try:
         client = app.test_client()

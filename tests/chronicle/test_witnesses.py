@@ -247,7 +247,7 @@ def test_a_serving_pod_gets_its_checkpoints_cosigned(
         "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": "0.2",
         "GOVFN_CHRONICLE_WITNESSES": ",".join(f"{w.vkey} {w.url}" for w in witnesses),
     }
-    server = start_server(tmp_path, "--functions", "govfn.functions", env=env)
+    server = start_server(tmp_path, "--functions", "govfn.functions", "--dev", env=env)
     try:
         post_echo_events(server.url, 3, "w")
 

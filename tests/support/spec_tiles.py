@@ -20,9 +20,10 @@ from support.spec_note import verify_note
 Fetch = Callable[[str], bytes]
 
 
-def http_fetch(prefix: str) -> Fetch:
+def http_fetch(prefix: str, headers: dict[str, str] | None = None) -> Fetch:
     def fetch(path: str) -> bytes:
-        with urllib.request.urlopen(prefix + path, timeout=10) as answer:
+        request = urllib.request.Request(prefix + path, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 200
             data: bytes = answer.read()
             return data

@@ -7,7 +7,9 @@
     GET /chronicle/proofs/<cid>                      a c2sp.org/tlog-proof@v1 file
 
 `<log>` is `default` for the one log of a SQLite file, a log's id on PostgreSQL. Only
-logs with a signed checkpoint are listed and served (404 saying why otherwise). Tiles
+logs with a signed checkpoint are listed and served (404 saying why otherwise), to whom
+the lineage routes answer (`--dev`, or the bearer of GOVFN_API_TOKEN): entries are whole
+records. Tiles
 and bundles are immutable (cached for a year); the checkpoint for 5 seconds. Requests
 run in the worker's thread pool, never on its event loop; a log's latest checkpoint is
 read again at most once a second, and at once for a full tile it did not cover (so a
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from flask import Flask, Response
@@ -38,6 +40,7 @@ from govfn.chronicle.tiles import published as read_published
 from govfn.problem import HttpProblem
 
 PREFIX = "/chronicle/logs/"
+AUDIT = "the Chronicle's tiles and proofs"
 IMMUTABLE = "public, max-age=31536000, immutable"
 CHECKPOINT_MAX_AGE = "public, max-age=5"
 _REREAD_S = 1.0
@@ -139,29 +142,37 @@ class TileViews:
         return Response(text.encode("utf-8"), 200, headers)
 
 
-def add_audit_routes(flask: Flask, ledger: Any) -> None:
+def add_audit_routes(flask: Flask, ledger: Any, guard: Callable[[], None]) -> None:
+    """The routes above; `guard()` raises HttpProblem for a request that may not read the
+    Chronicle (the same rule as the lineage routes: entries are whole records)."""
     views = TileViews(ledger)
 
     @flask.get("/chronicle/logs")
     def chronicle_logs() -> Response:
         import json
 
+        guard()
         return Response(json.dumps(views.listing()), 200, {"Content-Type": "application/json"})
 
     @flask.get("/chronicle/logs/<name>/checkpoint")
     def chronicle_checkpoint(name: str) -> Response:
+        guard()
         return views.checkpoint(name)
 
     @flask.get("/chronicle/logs/<name>/tile/<path:rest>")
     def chronicle_tile(name: str, rest: str) -> Response:
+        guard()
         return views.tile(name, rest)
 
     @flask.get("/chronicle/proofs/<cid>")
     def chronicle_proof(cid: str) -> Response:
+        guard()
         return views.proof(cid)
 
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
+_REFUSED = {"401": _PROBLEM, "403": _PROBLEM}  # without --dev or the token
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _BYTES = {
     "description": "Immutable bytes",
@@ -194,14 +205,17 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                     },
                 },
                 "404": _PROBLEM,
+                **_REFUSED,
             },
+            "security": _BEARER,
         }
     },
     "/chronicle/logs/{name}/checkpoint": {
         "get": {
             "summary": "The log's latest signed checkpoint with its witness cosignatures",
             "parameters": [_NAME],
-            "responses": {"200": _TEXT, "404": _PROBLEM},
+            "responses": {"200": _TEXT, "404": _PROBLEM, **_REFUSED},
+            "security": _BEARER,
         }
     },
     "/chronicle/logs/{name}/tile/{rest}": {
@@ -212,7 +226,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                 _NAME,
                 {"name": "rest", "in": "path", "required": True, "schema": {"type": "string"}},
             ],
-            "responses": {"200": _BYTES, "404": _PROBLEM, "500": _PROBLEM},
+            "responses": {"200": _BYTES, "404": _PROBLEM, "500": _PROBLEM, **_REFUSED},
+            "security": _BEARER,
         }
     },
     "/chronicle/proofs/{cid}": {
@@ -221,7 +236,8 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             "parameters": [
                 {"name": "cid", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
-            "responses": {"200": _TEXT, "404": _PROBLEM},
+            "responses": {"200": _TEXT, "404": _PROBLEM, **_REFUSED},
+            "security": _BEARER,
         }
     },
 }

@@ -13,6 +13,7 @@ from typing import Any
 
 from govfn.manifest.checks import CONFIG_KEY
 from govfn.manifest.errors import ManifestError
+from govfn.manifest.oidc import check_issuer, check_senders
 from govfn.manifest.quantity import parse_quantity
 from govfn.names import DNS1123_SUBDOMAIN
 
@@ -79,7 +80,7 @@ def parse_chronicle_sink(value: str | None, broker: str) -> dict[str, Any] | Non
         raise ManifestError(
             field_name, f"{value!r} is neither broker:NAME, an http(s) URL nor none"
         )
-    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         raise ManifestError(field_name, f"Broker name {name!r} is not a DNS-1123 subdomain")
     return {"ref": {"apiVersion": _SINK_KINDS["broker"][0], "kind": "Broker", "name": name}}
 
@@ -92,12 +93,12 @@ def parse_secret_ref(value: str) -> tuple[str, str]:
     name, sep, key = value.partition(":")
     if not sep:
         key = DEFAULT_SECRET_KEY
-    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         raise ManifestError(
             field_name,
             f"Secret name {name!r} is not a DNS-1123 subdomain (lower case, digits, '-', '.')",
         )
-    if len(key) > 253 or not CONFIG_KEY.match(key):
+    if len(key) > 253 or not CONFIG_KEY.fullmatch(key):
         raise ManifestError(
             field_name, f"Secret key {key!r} must be letters, digits, '-', '_' or '.'"
         )
@@ -168,6 +169,8 @@ class ManifestOptions:
     chronicle_sink: str | None = None  # None: the Triggers' broker
     database_secret: str | None = None  # NAME[:KEY] of a Secret holding the libpq URI
     var_size_limit: str = DEFAULT_VAR_SIZE_LIMIT
+    oidc_issuer: str | None = None  # None: receivers verify no Knative token
+    event_senders: tuple[str, ...] = ()  # subjects, or `triggers`; empty: any valid token
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, str) or not self.image.strip():
@@ -209,6 +212,13 @@ class ManifestOptions:
             raise ManifestError(
                 "var_size_limit",
                 f"{self.var_size_limit!r} is not a positive quantity string such as '1Gi'",
+            )
+        if self.oidc_issuer is not None:
+            check_issuer(self.oidc_issuer)
+        object.__setattr__(self, "event_senders", check_senders(self.event_senders))
+        if self.event_senders and self.oidc_issuer is None:
+            raise ManifestError(
+                "event_senders", "needs --oidc-issuer: without it no sender is verified"
             )
 
     def chronicle_sink_destination(self) -> dict[str, Any] | None:
