@@ -27,7 +27,7 @@ from govfn.chronicle.tiles import published
 from govfn.cli.group import cli
 from govfn.settings import Settings
 
-from support.http_server import post_echo_events, start_server, stop_server
+from support.http_server import free_port, post_echo_events, start_server, stop_server
 from support.spec_note import verify_note
 from support.spec_proof import witnesses_cosigning
 from support.spec_witness import SpecWitness
@@ -181,7 +181,9 @@ def test_a_down_or_slow_witness_delays_nothing_and_is_retried(
     up, down = witnesses
     down.refusing = True
     slow = SpecWitness("slow.example", {ORIGIN: signer.verifier().encode()}, delay_s=2).start()
-    cosigning = Cosigning(configured(up, down, slow), first_retry_s=0.05)
+    gone = SpecWitness("gone.example", {})  # never started: nothing listens on its port
+    (unreachable,) = parse_witnesses(f"{gone.vkey} http://127.0.0.1:{free_port()}")
+    cosigning = Cosigning([*configured(up, down, slow), unreachable], first_retry_s=0.05)
     signing = publisher(ledger, signer, cosigning)
     try:
         ledger.append(make(20))
@@ -198,7 +200,7 @@ def test_a_down_or_slow_witness_delays_nothing_and_is_retried(
     finally:
         cosigning.stop()
         slow.stop()
-    assert cosigning.failures >= 3
+    assert cosigning.failures >= 3 + 3  # the refusing witness's, and the unreachable one's
 
 
 def test_verify_checks_the_witness_quorum(
