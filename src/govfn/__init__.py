@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from govfn.decorator import governed_function
+    from govfn.delivery import Delivery
     from govfn.errors import GovfnError, PermanentError, RegistrationError
     from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
     from govfn.outcome import ErrorKind
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "governed_function": "govfn.decorator",
+    "Delivery": "govfn.delivery",
     "GovfnError": "govfn.errors",
     "PermanentError": "govfn.errors",
     "RegistrationError": "govfn.errors",
@@ -41,6 +43,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "Delivery",
     "ErrorKind",
     "FunctionContext",
     "FunctionPlugin",

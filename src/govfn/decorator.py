@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from govfn.delivery import Delivery
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.registry import FunctionRegistry, default_registry
 
@@ -62,9 +63,12 @@ def governed_function(
     idempotent: bool = False,
     chronicle_enabled: bool = True,
     description: str | None = None,
+    delivery: Delivery | None = None,
     registry: FunctionRegistry | None = None,
 ) -> Callable[[F], F]:
-    """Register `fn(event, context)` as a governed function triggered by `trigger_events`."""
+    """Register `fn(event, context)` as a governed function triggered by `trigger_events`.
+
+    `delivery` is the retry and dead-letter policy of its Triggers (see `govfn.Delivery`)."""
 
     def decorate(fn: F) -> F:
         doc = inspect.getdoc(fn) or ""
@@ -78,6 +82,7 @@ def governed_function(
             "chronicle_enabled": chronicle_enabled,
             "timeout": timeout,
             "idempotent": idempotent,
+            "delivery": delivery,
             "__module__": fn.__module__,
             "__qualname__": f"governed_function[{function_id}]",
         }

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from govfn.function import FunctionPlugin
-from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions
+from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions, declared_delivery
 from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.registry import FunctionRegistry
 
@@ -91,17 +91,24 @@ def dump_json_list(objects: Iterable[Mapping[str, Any]]) -> str:
 
 
 def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> dict[str, Any]:
-    """The values for `charts/govfn` that make `helm template` render the same objects."""
-    functions = [
-        {
+    """The values for `charts/govfn` that make `helm template` render the same objects.
+
+    A function's own delivery (`govfn.Delivery`) is its `delivery`; the chart lets each key
+    of the top-level `delivery` (the operator's) override it, as `govfn manifests` does."""
+    functions = []
+    for plugin in sorted(plugins, key=lambda plugin: plugin.function_id):
+        function: dict[str, Any] = {
             "id": plugin.function_id,
             "version": plugin.version,
             "module": function_module(plugin),
             "descriptorCid": plugin.descriptor()["descriptor_cid"],
             "triggers": list(plugin.trigger_events),
         }
-        for plugin in sorted(plugins, key=lambda plugin: plugin.function_id)
-    ]
+        declared = declared_delivery(plugin)
+        spec = declared.to_spec() if declared is not None else None
+        if spec is not None:
+            function["delivery"] = spec
+        functions.append(function)
     delivery = options.delivery.to_spec() or {}
     name, key = options.database_secret_ref() or ("", DEFAULT_SECRET_KEY)
     return {

@@ -19,7 +19,7 @@ from govfn.function import FunctionPlugin
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.loops import check_record_loops, check_reply_loops
 from govfn.manifest.names import check_unique, service_name, sink_binding_name, trigger_name
-from govfn.manifest.options import ManifestOptions
+from govfn.manifest.options import ManifestOptions, function_delivery
 from govfn.manifest.validate import validate_objects
 from govfn.registry import FunctionRegistry
 
@@ -225,7 +225,7 @@ def render_trigger(
         "filter": {"attributes": dict(sorted(attributes.items()))},
         "subscriber": {"ref": subscriber_ref},
     }
-    delivery = options.delivery.to_spec()
+    delivery = function_delivery(plugin, options.delivery).to_spec()
     if delivery is not None:
         spec["delivery"] = delivery
     return {
