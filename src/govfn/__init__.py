@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from govfn.decorator import governed_function
     from govfn.delivery import Delivery
-    from govfn.errors import GovfnError, PermanentError, RegistrationError
+    from govfn.errors import EventDataError, GovfnError, PermanentError, RegistrationError
     from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
     from govfn.outcome import ErrorKind
     from govfn.registry import FunctionRegistry, default_registry, load_functions, use_registry
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "governed_function": "govfn.decorator",
     "Delivery": "govfn.delivery",
+    "EventDataError": "govfn.errors",
     "GovfnError": "govfn.errors",
     "PermanentError": "govfn.errors",
     "RegistrationError": "govfn.errors",
@@ -45,6 +46,7 @@ _HOMES = {
 __all__ = [
     "Delivery",
     "ErrorKind",
+    "EventDataError",
     "FunctionContext",
     "FunctionPlugin",
     "FunctionRegistry",

@@ -4,6 +4,7 @@ config file, carried by the Helm values, read by the real kubectl and helm."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,6 @@ DECLARED = {
 
 
 def manifests(*args: str, cwd: Path = HERE) -> str:
-    import os
-
     old = Path.cwd()
     os.chdir(cwd)  # no config file of the project's own is read
     try:
@@ -124,7 +123,7 @@ def test_a_bad_policy_fails_where_it_is_written(values: dict[str, Any], message:
 
 
 def test_the_decorator_takes_only_a_delivery(fresh_default_registry: FunctionRegistry) -> None:
-    with pytest.raises(ValueError, match="delivery must be a govfn.Delivery, got"):
+    with pytest.raises(ValueError, match=r"delivery must be a govfn\.Delivery, got"):
 
         @governed_function("bad", trigger_events=["X"], delivery={"retry": 1})  # type: ignore[arg-type]
         def bad(event: Any, context: FunctionContext) -> None:
@@ -202,9 +201,9 @@ def test_kubectl_applies_the_declared_policy(helm: Path, tmp_path: Path) -> None
     server = ApiServer(ApiServerState(token=None)).start()
     try:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        side = ("apply", "--server-side", "--field-manager", "govfn", "--validate=false", "-f", "-")
         applied = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(kubeconfig), "apply", "--server-side"]
-            + ["--field-manager", "govfn", "--validate=false", "-f", "-"],
+            [str(kubectl), "--kubeconfig", str(kubeconfig), *side],
             input=manifests(),
             capture_output=True,
             text=True,

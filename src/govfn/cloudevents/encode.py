@@ -2,10 +2,10 @@
 
 A single reply goes out in binary mode (`govfn.binary_mode`, which the Chronicle's outbox
 sender shares); a batch reply holds structured events. A trigger event that carries a
-`correlationid` extension (Knative Eventing's RequestReply, 1.17+) gets a reply whose `replyid`
-is that value, in every mode, so that the RequestReply resource hands it to the requester. Who a reply is (its id, source and
-data) is `govfn.replies`; which status a result is answered with is not decided here: see
-`govfn.receiver.delivery`.
+`correlationid` extension (Knative Eventing's RequestReply, 1.17+) gets a reply whose
+`replyid` is that value, in every mode, so that the RequestReply resource hands it to the
+requester. Who a reply is (its id, source and data) is `govfn.replies`; which status a
+result is answered with is not decided here: see `govfn.receiver.delivery`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ is the WSGI path (a request thread hands the same coroutine to the loop thread).
 
 Order of refusals: method (405), draining (503), unknown function (404), overload (429),
 size (413), media type (415), malformed event (400), unhandled type or missing GSAP
-context (400). Every check happens before any function runs, batch elements included.
+context (400), data that does not fit a typed function's event type (400, naming the
+field). Every check happens before any function runs, batch elements included.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
 """
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
 from govfn.cloudevents.encode import binary_reply, structured_reply
+from govfn.errors import EventDataError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
@@ -42,6 +44,7 @@ log = logging.getLogger("govfn.receiver")
 
 StartResponse = Callable[..., Any]
 Answer = tuple[int, list[tuple[str, str]], bytes]
+Work = tuple[IncomingEvent, FunctionPlugin, Any]  # an event, a function, the handler's argument
 
 
 class EventRequest:
@@ -174,16 +177,21 @@ class Receivers:
         content_type = request.content_type
         events = parse_request(content_type, request.ce_headers, body)
         traceparent = request.traceparent
-        work = [(event, target) for event in events for target in self._targets(event, plugin)]
+        batch = is_batch(content_type)
+        work = [
+            (event, target, argument_of(event, target, index if batch else None))
+            for index, event in enumerate(events)
+            for target in self._targets(event, plugin)
+        ]
         results = await self._run(work, traceparent, sender) if work else []
         worst = worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
             return problem.status, problem.headers(), problem.to_bytes()
-        if is_batch(content_type):
+        if batch:
             replies = [
                 structured_reply(event, result)
-                for (event, _), result in zip(work, results, strict=True)
+                for (event, _, _), result in zip(work, results, strict=True)
                 if has_reply(result)
             ]
             if not replies:
@@ -221,7 +229,7 @@ class Receivers:
 
     async def _run(
         self,
-        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        work: list[Work],
         traceparent: str | None,
         sender: Sender | None = None,
     ) -> list[FunctionResult]:
@@ -232,9 +240,13 @@ class Receivers:
         deadline = deadlines.start()
         try:
             if len(work) == 1:
-                event, plugin = work[0]
+                event, plugin, argument = work[0]
                 context = context_of(event, traceparent, sender)
-                return [await self.runtime.invoke(plugin.function_id, event.data, context)]
+                return [
+                    await self.runtime.invoke(
+                        plugin.function_id, event.data, context, argument=argument
+                    )
+                ]
             return await self._invoke_all(work, traceparent, sender)
         except asyncio.CancelledError:
             if not deadline.expired:
@@ -280,7 +292,7 @@ class Receivers:
 
     async def _invoke_all(
         self,
-        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        work: list[Work],
         traceparent: str | None,
         sender: Sender | None,
     ) -> list[FunctionResult]:
@@ -288,12 +300,35 @@ class Receivers:
             await asyncio.gather(
                 *(
                     self.runtime.invoke(
-                        plugin.function_id, event.data, context_of(event, traceparent, sender)
+                        plugin.function_id,
+                        event.data,
+                        context_of(event, traceparent, sender),
+                        argument=argument,
                     )
-                    for event, plugin in work
+                    for event, plugin, argument in work
                 )
             )
         )
+
+
+def argument_of(event: IncomingEvent, plugin: FunctionPlugin, index: int | None) -> Any:
+    """What `plugin`'s handler receives for `event`: its data, or the instance of the
+    handler's event type built from it; HttpProblem 400 naming the field when it does not
+    fit (`index`: the event's place in a batch)."""
+    model = plugin.event_model
+    if model is None:
+        return event.data
+    try:
+        return model.parse(event.data)
+    except EventDataError as exc:
+        raise HttpProblem(
+            400,
+            f"event data does not fit {model.name}, the event type of function "
+            f"{plugin.function_id!r}: {exc}",
+            attribute="data" if index is None else f"batch[{index}].data",
+            field=exc.field,
+            function_id=plugin.function_id,
+        ) from None
 
 
 def context_of(
