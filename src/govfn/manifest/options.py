@@ -169,6 +169,7 @@ class ManifestOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     allow_reply_loops: bool = False
+    event_types: bool = False  # an EventType per trigger type of each typed function
     chronicle_sink: str | None = None  # None: the Triggers' broker
     database_secret: str | None = None  # NAME[:KEY] of a Secret holding the libpq URI
     var_size_limit: str = DEFAULT_VAR_SIZE_LIMIT
@@ -202,10 +203,9 @@ class ManifestOptions:
             raise ManifestError("delivery", f"expected a mapping, got {self.delivery!r}")
         for name in ("env", "requests", "limits", "filters", "labels", "annotations"):
             object.__setattr__(self, name, _string_map(name, getattr(self, name)))
-        if not isinstance(self.allow_reply_loops, bool):
-            raise ManifestError(
-                "allow_reply_loops", f"must be true or false, got {self.allow_reply_loops!r}"
-            )
+        for name in ("allow_reply_loops", "event_types"):
+            if not isinstance(getattr(self, name), bool):
+                raise ManifestError(name, f"must be true or false, got {getattr(self, name)!r}")
         self.chronicle_sink_destination()
         self.database_secret_ref()
         size = parse_quantity(self.var_size_limit) if isinstance(self.var_size_limit, str) else None

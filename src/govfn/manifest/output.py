@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from govfn.function import FunctionPlugin
+from govfn.manifest.errors import ManifestError
 from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions, declared_delivery
 from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.registry import FunctionRegistry
@@ -149,6 +150,10 @@ def render_output(
 ) -> str:
     """Render, check and serialise in one of FORMATS."""
     plugins = functions.all() if isinstance(functions, FunctionRegistry) else list(functions)
+    if options.event_types and output_format == "helm-values":
+        raise ManifestError(
+            "event_types", "the Helm chart renders no EventTypes; use --format yaml or json"
+        )
     objects = render_all(plugins, options)
     if output_format == "yaml":
         return dump_yaml(objects)
