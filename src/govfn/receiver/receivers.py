@@ -179,7 +179,13 @@ class Receivers:
         traceparent = request.traceparent
         batch = is_batch(content_type)
         work = [
-            (event, target, argument_of(event, target, index if batch else None))
+            (
+                event,
+                target,
+                event.data  # untyped: as decoded, no call
+                if target.event_model is None
+                else argument_of(event, target, index if batch else None),
+            )
             for index, event in enumerate(events)
             for target in self._targets(event, plugin)
         ]
