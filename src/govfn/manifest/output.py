@@ -15,6 +15,7 @@ import yaml
 
 from govfn.function import FunctionPlugin
 from govfn.manifest.errors import ManifestError
+from govfn.manifest.oidc import helm_trigger_accounts
 from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions, declared_delivery
 from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.registry import FunctionRegistry
@@ -104,6 +105,7 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
             "module": function_module(plugin),
             "descriptorCid": plugin.descriptor()["descriptor_cid"],
             "triggers": list(plugin.trigger_events),
+            **helm_trigger_accounts(plugin, options),
         }
         declared = declared_delivery(plugin)
         spec = declared.to_spec() if declared is not None else None
@@ -139,6 +141,7 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
         "chronicleSink": options.chronicle_sink or "",
         "databaseSecret": {"name": name, "key": key},
         "varSizeLimit": options.var_size_limit,
+        "oidc": {"issuer": options.oidc_issuer or "", "eventSenders": list(options.event_senders)},
         "functions": functions,
     }
 
