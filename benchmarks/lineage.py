@@ -27,7 +27,7 @@ import tracemalloc
 from pathlib import Path
 
 from govfn.chronicle.cid import content_cid
-from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.lineage.graph import LineageIndex
 from govfn.chronicle.lineage.lookup import LedgerLineage
 from govfn.chronicle.lineage.openlineage import OpenLineageExport

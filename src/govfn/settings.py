@@ -39,44 +39,20 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
-from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.backends import chronicle_backend, open_chronicle
+from govfn.chronicle.chronicle import Chronicle
+from govfn.chronicle.client import ChronicleClient
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
-from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
     from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
-    from govfn.chronicle.postgres.ledger import PostgresLedger
     from govfn.chronicle.signing.note import Signer
     from govfn.chronicle.signing.publisher import CheckpointPublisher
     from govfn.chronicle.sink import SinkSender
 
 DEFAULT_CHRONICLE = "var/chronicle.db"
-
-
-def chronicle_backend(value: str) -> Literal["postgres", "sqlite"]:
-    """Which backend a GOVFN_CHRONICLE / --ledger value names: a libpq URI
-    (postgresql:// or postgres://) is PostgreSQL, anything else a SQLite file path."""
-    return "postgres" if is_uri(value) else "sqlite"
-
-
-def chronicle_ledger(
-    value: str,
-    *,
-    sync: str = "normal",
-    outbox: bool | None = None,
-    openlineage: bool | None = None,
-) -> Ledger | PostgresLedger:
-    """The ledger a GOVFN_CHRONICLE / --ledger value names (nothing is opened yet).
-    `outbox` / `openlineage` None (anything but a serving process): a SQLite file keeps
-    the queueing settings it has; its records are queued as its serving process said."""
-    if chronicle_backend(value) == "postgres":
-        from govfn.chronicle.postgres.ledger import PostgresLedger
-
-        return PostgresLedger(value, outbox=bool(outbox))
-    return Ledger(value, sync=sync, outbox=outbox, openlineage=openlineage)
 
 
 class Settings(NamedTuple):
@@ -171,24 +147,21 @@ class Settings(NamedTuple):
         """GOVFN_CHRONICLE as given: the ledger file or the database URI."""
         return self.chronicle_uri or str(self.chronicle_path)
 
-    def ledger(self, *, serving: bool = False) -> Ledger | PostgresLedger:
+    def ledger(self, *, serving: bool = False) -> Chronicle:
         """The ledger. A serving process sets from K_SINK (GOVFN_OPENLINEAGE_URL) whether
         a SQLite file queues its appends for the sink (the OpenLineage backend); anything
         else (the CLI) leaves the file's settings alone. On PostgreSQL each process
         queues its own appends when K_SINK is set."""
         sink = bool(self.sink_url) if serving or self.chronicle_uri else None
-        return chronicle_ledger(
+        return open_chronicle(
             self.chronicle_location,
             sync=self.chronicle_sync,
             outbox=sink,
             openlineage=bool(self.openlineage_url) if serving else None,
         )
 
-    def chronicle_client(self, *, serving: bool = False) -> LedgerChronicle | AsyncLedgerChronicle:
-        ledger = self.ledger(serving=serving)
-        if isinstance(ledger, Ledger):
-            return LedgerChronicle(ledger)
-        return AsyncLedgerChronicle(ledger)
+    def chronicle_client(self, *, serving: bool = False) -> ChronicleClient:
+        return self.ledger(serving=serving).client()
 
     def idempotency_target(self, chronicle: str | None = None) -> str:
         """Where the idempotency store of the ledger at `chronicle` (default GOVFN_CHRONICLE)
@@ -204,7 +177,7 @@ class Settings(NamedTuple):
         return open_store(self.idempotency_target(), expiry_s=self.idempotency_ttl_s)
 
     def checkpoint_publisher(
-        self, sink: SinkSender | None = None, ledger: Ledger | PostgresLedger | None = None
+        self, sink: SinkSender | None = None, ledger: Chronicle | None = None
     ) -> CheckpointPublisher | None:
         """The checkpoint signer of a serving process when a signing key is configured. On
         PostgreSQL it signs the logs `ledger` writes: pass the runtime's own ledger."""

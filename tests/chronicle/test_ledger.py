@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.ledger import LedgerError
-from govfn.settings import chronicle_ledger
+from govfn.chronicle.sqlite.ledger import LedgerError
+from govfn.chronicle.backends import open_chronicle
 
 from support.ledgers import BOTH_BACKENDS, location, tamper
 
@@ -163,7 +163,7 @@ def test_eight_threads_lose_and_duplicate_nothing(ledger: Ledger) -> None:
 
 
 def _write_in_process(where: str, tag: str, count: int) -> None:
-    with chronicle_ledger(where) as ledger:
+    with open_chronicle(where) as ledger:
         for record in make(count, tag):
             ledger.append([record])
 
@@ -191,8 +191,8 @@ def test_two_processes_lose_and_duplicate_nothing(ledger: Ledger) -> None:
 WRITER = """
 import sys
 from govfn.chronicle import Record
-from govfn.settings import chronicle_ledger
-ledger = chronicle_ledger(sys.argv[1])
+from govfn.chronicle.backends import open_chronicle
+ledger = open_chronicle(sys.argv[1])
 print("ready", flush=True)
 i = 0
 while True:
@@ -215,7 +215,7 @@ def test_kill_9_mid_write_leaves_a_ledger_that_verifies(ledger: Ledger, tmp_path
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 20
-        with chronicle_ledger(where) as watcher:
+        with open_chronicle(where) as watcher:
             while time.monotonic() < deadline and len(watcher) < 300:
                 time.sleep(0.05)
             seen_before_kill = len(watcher)
@@ -223,7 +223,7 @@ def test_kill_9_mid_write_leaves_a_ledger_that_verifies(ledger: Ledger, tmp_path
         os.kill(writer.pid, signal.SIGKILL)
         writer.wait(timeout=10)
         writer.stdout.close()  # type: ignore[union-attr]
-    with chronicle_ledger(where) as ledger:
+    with open_chronicle(where) as ledger:
         count = len(ledger)
         assert count >= seen_before_kill >= 300, errors.read_text()  # nothing committed lost
         report = ledger.verify()
@@ -303,7 +303,7 @@ def test_a_writer_waits_for_another_process_lock_in_small_steps(
         waited = time.monotonic() - started
         releaser.join()
     assert 0.15 <= waited < 5 and len(ledger) == 2 and ledger.verify().ok
-    monkeypatch.setattr("govfn.chronicle.ledger._LOCK_WAIT_S", 0.1)
+    monkeypatch.setattr("govfn.chronicle.sqlite.ledger._LOCK_WAIT_S", 0.1)
     with closing(sqlite3.connect(ledger.path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(LedgerError, match="locked"):

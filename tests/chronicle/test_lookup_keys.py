@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.ledger import _BY_CID
+from govfn.chronicle.sqlite.ledger import _BY_CID
 from govfn.chronicle.lookup_keys import LINKS, link_keys, lookup_key
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED
 

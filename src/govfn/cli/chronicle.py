@@ -18,50 +18,52 @@ from typing import TYPE_CHECKING
 
 import click
 
-from govfn.chronicle.ledger import Ledger, LedgerError
+from govfn.chronicle.backends import open_chronicle
+from govfn.chronicle.store import LedgerError
 from govfn.idempotency import IdempotencyUnavailable
 from govfn.postgres import is_uri
-from govfn.settings import Settings, chronicle_ledger, read_signer
+from govfn.settings import Settings, read_signer
 
 if TYPE_CHECKING:
-    from govfn.chronicle.postgres.ledger import PostgresLedger
+    from govfn.chronicle.chronicle import Chronicle
+    from govfn.chronicle.log import Log
     from govfn.chronicle.signing.note import Verifier
     from govfn.chronicle.signing.witness import CheckpointLog
 
 
-def _ledger(location: str | None) -> Ledger | PostgresLedger:
+def _ledger(location: str | None) -> Chronicle:
     """The ledger `location` names, reachable and with its schema, else a one-line error
     (reading creates nothing: `init` does)."""
     settings = Settings.from_env()
-    ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
-    if isinstance(ledger, Ledger):
-        if not ledger.path.exists():
-            raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
-        return ledger
-    ledger.create_schema = False
-    ledger.prepare()
+    ledger = open_chronicle(location or settings.chronicle_location, sync=settings.chronicle_sync)
+    ledger.require()
     return ledger
 
 
-def _logs(
-    ledger: Ledger | PostgresLedger, log_id: int | None
-) -> list[tuple[str | None, CheckpointLog]]:
+def _unnamed(logs: list[Log]) -> bool:
+    """Whether the Chronicle is one log without a name (a SQLite file): its reports name
+    no log."""
+    return len(logs) == 1 and logs[0].log_id is None
+
+
+def _logs(ledger: Chronicle, log_id: int | None) -> list[tuple[str | None, Log]]:
     """(name, log) of the log `--log` names, or of every log: the one log of a SQLite file
     (named None), each log of PostgreSQL by its id."""
-    if isinstance(ledger, Ledger):
-        if log_id is not None:
-            raise click.UsageError("--log names a log of a PostgreSQL Chronicle; a file is one log")
-        return [(None, ledger)]
-    ids = ledger.logs()
+    logs = ledger.logs()
+    if log_id is not None and _unnamed(logs):
+        raise click.UsageError(
+            f"--log names one of several logs; the Chronicle {ledger.where} is one log"
+        )
+    named = [(None if log.log_id is None else str(log.log_id), log) for log in logs]
     if log_id is None:
-        return [(str(i), ledger.log(i)) for i in ids]
-    if log_id not in ids:
-        known = ", ".join(map(str, ids)) or "none"
+        return named
+    if not any(log.log_id == log_id for log in logs):
+        known = ", ".join(str(name) for name, _ in named) or "none"
         raise click.UsageError(f"no log {log_id} in the Chronicle {ledger.where} (logs: {known})")
-    return [(str(log_id), ledger.log(log_id))]
+    return [(name, log) for name, log in named if log.log_id == log_id]
 
 
-def _one_log(ledger: Ledger | PostgresLedger, log_id: int | None) -> CheckpointLog:
+def _one_log(ledger: Chronicle, log_id: int | None) -> Log:
     logs = _logs(ledger, log_id)
     if len(logs) != 1:
         ids = ", ".join(str(name) for name, _ in logs) or "none"
@@ -110,14 +112,9 @@ def init(path: str | None) -> None:
     idempotency store's tables when it lives in PostgreSQL (GOVFN_IDEMPOTENCY, or by
     default the ledger's database)."""
     settings = Settings.from_env()
-    ledger = chronicle_ledger(path or settings.chronicle_location, sync=settings.chronicle_sync)
+    ledger = open_chronicle(path or settings.chronicle_location, sync=settings.chronicle_sync)
     try:
-        if isinstance(ledger, Ledger):
-            ledger.prepare()
-            click.echo(f"ok: Chronicle ledger {str(ledger.path)!r} ready")
-        else:
-            ledger.init_schema()
-            click.echo(f"ok: Chronicle schema ready in {ledger.where}")
+        click.echo(f"ok: {ledger.init()}")
     finally:
         ledger.close()
     store = settings.idempotency_target(path)
@@ -181,9 +178,10 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: i
         return
     from govfn.chronicle.signing.witness import check_checkpoints
 
-    if isinstance(ledger, Ledger):
-        _logs(ledger, log_id)  # refuses --log
-        result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
+    logs = _logs(ledger, log_id)
+    if _unnamed([log for _, log in logs]):
+        log = logs[0][1]
+        result = check_checkpoints(log, texts or _stored_notes_by(log, verifier), verifier)
         if not result.ok:
             click.echo(f"FAILED: {result.message}", err=True)
             sys.exit(1)
@@ -193,7 +191,7 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: i
 
 
 def _verify_logs(
-    ledger: PostgresLedger,
+    ledger: Chronicle,
     records: int,
     texts: list[str],
     verifier: Verifier,
@@ -383,7 +381,7 @@ def consistency(path: str | None, log_id: int | None, old_size: int, new_size: i
         printed = log.consistency(old_size, new_size)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    named = {} if isinstance(ledger, Ledger) else {"log": getattr(log, "log_id", None)}
+    named = {} if log.log_id is None else {"log": log.log_id}
     click.echo(json.dumps(named | printed.to_dict(), indent=2))
 
 
@@ -448,7 +446,7 @@ def checkpoint(
     ledger = _ledger(path)
     if key_path is None and log_id is None:
         heads = ledger.checkpoint_logs()
-        if isinstance(ledger, Ledger):
+        if len(heads) == 1 and heads[0].log is None:
             click.echo(json.dumps(heads[0].to_dict()))
         else:
             click.echo(json.dumps({"logs": [head.to_dict() for head in heads]}))
@@ -475,7 +473,7 @@ def checkpoint(
         raise click.BadParameter(str(exc), param_hint="--origin") from None
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
-    if isinstance(ledger, Ledger) or log_id is not None:
+    if _unnamed([log for _, log in logs]) or log_id is not None:
         if not signed:
             raise click.ClickException(f"log {log_id} holds no record to sign")
         click.echo(signed[0][2], nl=False)

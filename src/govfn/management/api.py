@@ -132,7 +132,7 @@ def build_management_app(app: GovfnApp) -> Flask:
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
-    lineage = LineageViews(getattr(getattr(runtime.backstop, "client", None), "ledger", None))
+    lineage = LineageViews(app.ledger)
 
     @flask.get("/chronicle/lineage/<cid>")
     def lineage_graph(cid: str) -> Response:
