@@ -32,9 +32,9 @@ from typing import Any, Protocol
 
 from benchmarks import results
 from govfn.chronicle import merkle
-from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.records import Record
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.store import ConsistencyProof, InclusionProof
 
 

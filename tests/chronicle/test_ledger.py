@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.sqlite.ledger import LedgerError
 from govfn.chronicle.backends import open_chronicle
+from govfn.chronicle.sqlite.ledger import LedgerError
 
 from support.ledgers import BOTH_BACKENDS, location, tamper
 

@@ -17,14 +17,14 @@ import psycopg
 import pytest
 
 from govfn.chronicle import Backstop, Ledger, Record, merkle
+from govfn.chronicle.backends import chronicle_backend
 from govfn.chronicle.client import AsyncLedgerChronicle
 from govfn.chronicle.postgres.ledger import PostgresLedger
-from govfn.postgres import describe_database
 from govfn.chronicle.postgres.outbox import PostgresOutbox
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.store import LedgerError
-from govfn.chronicle.backends import chronicle_backend
+from govfn.postgres import describe_database
 from govfn.settings import Settings
 
 from support.postgres import PostgresServer

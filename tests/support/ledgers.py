@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.sqlite.ledger import Ledger
 
 # For tests taking the `ledger` fixture: run them once per backend.
 BOTH_BACKENDS = pytest.mark.parametrize("ledger", ["sqlite", "postgres"], indirect=True)
