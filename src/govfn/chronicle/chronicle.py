@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Self
 
 from govfn.chronicle.log import Log
 from govfn.chronicle.records import Record
-from govfn.chronicle.store import InclusionProof, TreeHead, VerifyReport
+from govfn.chronicle.store import ConsistencyProof, InclusionProof, TreeHead, VerifyReport
 
 if TYPE_CHECKING:
     from govfn.chronicle.client import ChronicleClient
 
-__all__ = ["Chronicle"]
+__all__ = ["Chronicle", "OneLogChronicle"]
 
 
 class Chronicle(ABC):
@@ -29,6 +29,10 @@ class Chronicle(ABC):
 
     where: str
     """Where the Chronicle is, for messages (a file, or a database; never a password)."""
+
+    finds_by_name = False
+    """Whether `records_naming` finds the records that are or name a CID through lookup
+    keys (then lineage reads only the records around a graph, not the whole log)."""
 
     # -- what a backend supplies ------------------------------------------------------
 
@@ -86,6 +90,16 @@ class Chronicle(ABC):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def records_naming(self, text: str, limit: int) -> list[tuple[int, Record]]:
+        """Up to `limit` records with their positions, oldest first, whose CID is `text` or
+        that name it in a lineage link (where `finds_by_name`)."""
+        raise NotImplementedError(f"the Chronicle {self.where} keeps no lookup keys")
+
+    def file_links(self) -> int:
+        """File the lineage links of the records appended since last time (where
+        `finds_by_name`); returns how many records were filed."""
+        return 0
+
     # -- written once, over the logs --------------------------------------------------
 
     def log(self, log_id: int | None) -> Log | None:
@@ -136,3 +150,51 @@ class Chronicle(ABC):
             return report
         root = heads[0].root if len(heads) == 1 else ""
         return VerifyReport(True, total, root, heads=tuple(heads))
+
+
+class OneLogChronicle(Chronicle):
+    """A Chronicle that is one log without a name (a SQLite file): the log's own methods
+    are the Chronicle's."""
+
+    the_log: Log
+
+    def logs(self) -> list[Log]:
+        return [self.the_log]
+
+    def own_logs(self) -> list[Log]:
+        return [self.the_log]  # whoever writes it signs its one log
+
+    @abstractmethod
+    def leaf_index(self, cid: str) -> int | None:
+        """Where the record with this CID sits in the log."""
+
+    def locate(self, cid: str) -> tuple[Log, int] | None:
+        index = self.leaf_index(cid)
+        return None if index is None else (self.the_log, index)
+
+    def head(self) -> tuple[int, str]:
+        """(tree size, root hex) of the log, from O(log n) stored hashes."""
+        return self.the_log.head()
+
+    def root_at(self, size: int) -> bytes:
+        return self.the_log.root_at(size)
+
+    def inclusion_proof(
+        self, index: int, tree_size: int | None = None, *, cid: str = ""
+    ) -> InclusionProof:
+        return self.the_log.inclusion_proof(index, tree_size, cid=cid)
+
+    def consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        return self.the_log.consistency(old_size, new_size)
+
+    def checkpoint(self) -> tuple[int, str]:
+        """Store the current tree head (size, root) and return it."""
+        head = self.the_log.checkpoint()
+        return head.tree_size, head.root
+
+    def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
+        return self.the_log.store_signed_checkpoint(tree_size, root, note)
+
+    def signed_checkpoints(self) -> list[str]:
+        """The signed checkpoint notes stored beside the log, oldest first."""
+        return self.the_log.signed_checkpoints()

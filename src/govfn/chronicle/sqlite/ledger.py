@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from govfn.chronicle import lookup_keys, merkle, tree
-from govfn.chronicle.chronicle import Chronicle
+from govfn.chronicle.chronicle import OneLogChronicle
 from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.log import Log
 from govfn.chronicle.records import Record
@@ -48,7 +48,7 @@ from govfn.chronicle.sqlite import key_runs, schema
 from govfn.chronicle.sqlite.schema import hash_reader as _reader
 from govfn.chronicle.sqlite.storage import FileLog
 from govfn.chronicle.sqlite.wal import WAL_SIZE_LIMIT, BackgroundCheckpointer
-from govfn.chronicle.store import ConsistencyProof, InclusionProof, LedgerError, chain_next
+from govfn.chronicle.store import LedgerError, chain_next
 from govfn.sqlite import open_shared
 
 __all__ = ["Ledger", "LedgerError"]
@@ -71,8 +71,10 @@ _BY_CID = (
 _RECORDS_PER_STEP = 64
 
 
-class Ledger(Chronicle):
+class Ledger(OneLogChronicle):
     """An append-only record store in one SQLite file: one log."""
+
+    finds_by_name = True  # `records_naming`, through the lookup keys
 
     def __init__(
         self,
@@ -106,7 +108,7 @@ class Ledger(Chronicle):
         # whether the last step found some (then every append takes more steps).
         self._unfiled = 0
         self._filing = False
-        self._log = Log(FileLog(self._connection, self._tree_size, self._lock))
+        self.the_log = Log(FileLog(self._connection, self._tree_size, self._lock))
 
     # -- connection ---------------------------------------------------------------
 
@@ -308,49 +310,12 @@ class Ledger(Chronicle):
         with self._lock:
             return schema.in_transaction(conn, schema.store_missing_hashes)
 
-    # -- the file's one log (`chronicle.Chronicle`, `log.Log`) -----------------------------
-
-    def logs(self) -> list[Log]:
-        return [self._log]
-
-    def own_logs(self) -> list[Log]:
-        return [self._log]  # whoever writes the file signs its one log
-
-    def locate(self, cid: str) -> tuple[Log, int] | None:
-        index = self.leaf_index(cid)
-        return None if index is None else (self._log, index)
+    # -- the file's one log (`chronicle.OneLogChronicle`) ---------------------------------
 
     def leaf_index(self, cid: str) -> int | None:
         """Where a record sits in the log (through its lookup key: O(log n))."""
         rows = self._connection().execute(_BY_CID, (lookup_keys.lookup_key(cid), cid)).fetchall()
         return int(rows[0][0]) - 1 if rows else None
-
-    def head(self) -> tuple[int, str]:
-        """(tree size, root hex) of the whole log, from O(log n) stored hashes."""
-        return self._log.head()
-
-    def root_at(self, size: int) -> bytes:
-        return self._log.root_at(size)
-
-    def inclusion_proof(
-        self, index: int, tree_size: int | None = None, *, cid: str = ""
-    ) -> InclusionProof:
-        return self._log.inclusion_proof(index, tree_size, cid=cid)
-
-    def consistency(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
-        return self._log.consistency(old_size, new_size)
-
-    def checkpoint(self) -> tuple[int, str]:
-        """Store the current tree head (size, root) and return it."""
-        head = self._log.checkpoint()
-        return head.tree_size, head.root
-
-    def store_signed_checkpoint(self, tree_size: int, root: bytes, note: str) -> bool:
-        return self._log.store_signed_checkpoint(tree_size, root, note)
-
-    def signed_checkpoints(self) -> list[str]:
-        """The signed checkpoint notes stored beside the log, oldest first."""
-        return self._log.signed_checkpoints()
 
     # -- reading ------------------------------------------------------------------
 
