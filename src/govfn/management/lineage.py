@@ -4,9 +4,9 @@ A Chronicle that finds records by the CIDs they name (`Chronicle.finds_by_name`:
 SQLite ledger, through its lookup keys) answers each request with the records around the
 graph alone (`LedgerLineage`): nothing of the log is kept between requests. For any other
 Chronicle, a lineage index is built in one pass over it on the first request and kept, so a
-request costs a dictionary lookup per hop; when the log has grown (`len`), it is read again and only the
-records past those already indexed are added (a log is append-only). The page is
-`static/lineage.html` with the graph inlined: it draws with no request of its own and
+request costs a dictionary lookup per hop; when the log has grown (`len`), it is read again
+and only the records past those already indexed are added (a log is append-only). The page
+is `static/lineage.html` with the graph inlined: it draws with no request of its own and
 loads nothing from elsewhere.
 """
 
