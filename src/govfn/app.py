@@ -54,7 +54,7 @@ class GovfnApp:
 
     # What `route` serves without Flask, as (method, OpenAPI path); the management API's
     # routes are its Flask URL map's. HEAD is answered as GET.
-    OWN_ROUTES = (
+    OWN_ROUTES: tuple[tuple[str, str], ...] = (
         ("POST", "/"),
         ("POST", "/functions/{function_id}/events"),
         ("GET", "/health"),
