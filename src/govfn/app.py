@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from govfn.assembly import runtime_from
+from govfn import assembly
+from govfn.assembly import Services
 from govfn.chronicle.chronicle import Chronicle
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
@@ -31,9 +32,6 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
-    from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
-    from govfn.chronicle.signing.publisher import CheckpointPublisher
-    from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client
 
@@ -71,9 +69,7 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
-        sink: SinkSender | None = None,
-        checkpoints: CheckpointPublisher | None = None,
-        openlineage: OpenLineageSender | None = None,
+        services: Services | None = None,
         ledger: Chronicle | None = None,
     ) -> None:
         self.runtime = runtime
@@ -84,10 +80,10 @@ class GovfnApp:
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
-        self.sink = sink
-        self.checkpoints = checkpoints
+        self.services = services or Services()
+        self.sink = sink = self.services.sink
+        openlineage = self.services.openlineage
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
-        self.openlineage = openlineage
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         if openlineage is not None:
@@ -188,24 +184,20 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        ledger = settings.ledger(serving=True)
-        runtime = runtime_from(settings, registry, ledger.client())
+        ledger = assembly.ledger(settings, serving=True)
+        runtime = assembly.runtime_from(settings, registry, ledger.client())
         runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.app")
     configure_logging(readable=config.dev)
-    sink = settings.sink_sender() if settings else None
+    ledger = ledger or _ledger_of(runtime)
     app = GovfnApp(
         runtime,
         config,
         metrics=Metrics(_pod_metrics(settings)),
-        sink=sink,
-        checkpoints=settings.checkpoint_publisher(sink, ledger or _ledger_of(runtime))
-        if settings
-        else None,
-        openlineage=settings.openlineage_sender() if settings else None,
+        services=assembly.Services.from_settings(settings, ledger) if settings else None,
         ledger=ledger,
     )
     runtime.observers.append(app.metrics.observe)

@@ -9,7 +9,7 @@ import uuid
 
 import click
 
-from govfn.assembly import runtime_from
+from govfn import assembly
 from govfn.chronicle.store import LedgerError
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
@@ -65,12 +65,12 @@ def invoke(
         event_source=source,
         event_subject=subject,
     )
-    ledger = settings.ledger()
+    ledger = assembly.ledger(settings)
     try:
         ledger.prepare()
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
-    runtime = runtime_from(settings, registry, ledger.client())
+    runtime = assembly.runtime_from(settings, registry, ledger.client())
     try:
         result = asyncio.run(runtime.invoke(function_id, data, context))
     finally:
