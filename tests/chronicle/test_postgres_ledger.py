@@ -25,7 +25,7 @@ from govfn.chronicle.postgres.outbox import PostgresOutbox
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.store import LedgerError
-from govfn.postgres import describe_database
+from govfn.databases.postgres import describe_database
 from govfn.settings import Settings
 
 from support.postgres import PostgresServer

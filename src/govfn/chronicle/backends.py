@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 from govfn.chronicle.chronicle import Chronicle
-from govfn.postgres import is_uri
+from govfn.databases.postgres import is_uri
 
 __all__ = ["chronicle_backend", "open_chronicle"]
 

@@ -27,8 +27,8 @@ from govfn.cli.checkpoint_notes import (
     verify_logs,
     write_key_pair,
 )
+from govfn.databases.postgres import is_uri
 from govfn.idempotency import IdempotencyUnavailable
-from govfn.postgres import is_uri
 from govfn.settings import Settings, read_signer
 
 if TYPE_CHECKING:

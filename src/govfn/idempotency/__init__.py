@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from govfn.databases.postgres import is_uri
 from govfn.idempotency.claims import (
     DEFAULT_EXPIRY_S,
     MIN_LEASE_S,
@@ -20,7 +21,6 @@ from govfn.idempotency.claims import (
     idempotency_key,
 )
 from govfn.idempotency.sqlite import SqliteIdempotencyStore
-from govfn.postgres import is_uri
 
 __all__ = [
     "DEFAULT_EXPIRY_S",

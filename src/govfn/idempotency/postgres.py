@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
-from govfn.postgres import (
+from govfn.databases.postgres import (
     Schema,
     SchemaError,
     describe_database,
     ensure_schema,
     ensure_schema_async,
 )
+from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool

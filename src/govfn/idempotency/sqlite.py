@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from govfn.databases.sqlite import open_shared
 from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
-from govfn.sqlite import open_shared
 
 log = logging.getLogger("govfn.idempotency")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.chronicle.postgres.schema import ensure_schema
 from govfn.chronicle.store import LedgerError
-from govfn.postgres import describe_database
+from govfn.databases.postgres import describe_database
 
 if TYPE_CHECKING:
     import psycopg

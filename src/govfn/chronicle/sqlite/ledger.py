@@ -49,7 +49,7 @@ from govfn.chronicle.sqlite.schema import hash_reader as _reader
 from govfn.chronicle.sqlite.storage import FileLog
 from govfn.chronicle.sqlite.wal import WAL_SIZE_LIMIT, BackgroundCheckpointer
 from govfn.chronicle.store import LedgerError, chain_next
-from govfn.sqlite import open_shared
+from govfn.databases.sqlite import open_shared
 
 __all__ = ["Ledger", "LedgerError"]
 
