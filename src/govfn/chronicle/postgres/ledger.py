@@ -19,7 +19,7 @@ event loop; `client.AsyncLedgerChronicle` gathers concurrent records into one co
 up to `commit_lanes` commits in flight, each lane with its own connection and log).
 Reads, the CLI and synchronous appends share a small psycopg_pool connection pool. With
 `outbox`, every appended record is queued for K_SINK in the same statement
-(`postgres_outbox` sends it).
+(`outbox.PostgresOutbox` sends it).
 """
 
 from __future__ import annotations
