@@ -192,7 +192,8 @@ def create_app(
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.app")
     configure_logging(readable=config.dev)
-    ledger = ledger or _ledger_of(runtime)
+    if ledger is None:  # (not `or`: an empty Chronicle is falsy, and len() opens it)
+        ledger = _ledger_of(runtime)
     app = GovfnApp(
         runtime,
         config,
