@@ -107,7 +107,8 @@ def test_the_wheel_alone_makes_a_project_that_tests_and_serves(tmp_path: Path) -
     shutil.copy(wheel, project / "wheels" / wheel.name)
 
     # The project as its Dockerfile installs it, into another fresh venv.
-    assert "pip install --no-cache-dir --find-links wheels ." in (project / "Dockerfile").read_text()
+    dockerfile = (project / "Dockerfile").read_text(encoding="utf-8")
+    assert "pip install --no-cache-dir --find-links wheels ." in dockerfile
     python = fresh_venv(tmp_path / "project-venv", tmp_path)
     sources = installed_from(python, project, tmp_path, "--find-links", "wheels", ".[test]")
     assert sources["govfn"] == (project / "wheels" / wheel.name).as_uri()

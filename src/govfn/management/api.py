@@ -71,7 +71,7 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.post("/functions/<function_id>/invoke")
     def invoke(function_id: str) -> Response:
-        authorize(app.config, request.headers.get("Authorization"))
+        authorize(app.config, request.headers.get("Authorization"), request.remote_addr)
         body = _json_body()
         unknown = set(body) - {"event", "context"}
         if unknown:
@@ -89,7 +89,7 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.post("/functions/dispatch")
     def dispatch() -> Response:
-        authorize(app.config, request.headers.get("Authorization"))
+        authorize(app.config, request.headers.get("Authorization"), request.remote_addr)
         body = _json_body()
         kind = body.get("event_kind")
         if not isinstance(kind, str) or not kind:

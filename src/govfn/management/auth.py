@@ -1,9 +1,10 @@
-"""Who may run code directly (`invoke`, `dispatch`): everyone with `--dev`, otherwise
-bearers of GOVFN_API_TOKEN, compared in constant time."""
+"""Who may run code directly (`invoke`, `dispatch`): loopback clients with `--dev`,
+otherwise bearers of GOVFN_API_TOKEN, compared in constant time."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 
 from govfn.problem import HttpProblem
 from govfn.receiver.config import HttpConfig
@@ -11,9 +12,25 @@ from govfn.receiver.config import HttpConfig
 _CHALLENGE = [("WWW-Authenticate", 'Bearer realm="govfn"')]
 
 
-def authorize(config: HttpConfig, authorization: str | None) -> None:
-    """Return if the request may run a function; raise 401 or 403 otherwise."""
-    if config.dev:
+def is_loopback(address: str | None) -> bool:
+    """Whether `address` (an IP address, or a host name as --host takes) is loopback."""
+    if address == "localhost":
+        return True
+    try:
+        parsed = ipaddress.ip_address((address or "").strip("[]"))
+    except ValueError:
+        return False
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return bool(parsed.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def authorize(
+    config: HttpConfig, authorization: str | None, remote_addr: str | None = "127.0.0.1"
+) -> None:
+    """Return if the request may run a function; raise 401 or 403 otherwise. `--dev` opens
+    the API to clients on loopback (`remote_addr`; None: in process, no peer at all), not
+    to other hosts."""
+    if config.dev and (remote_addr is None or is_loopback(remote_addr)):
         return
     if not authorization:
         raise HttpProblem(
