@@ -7,9 +7,12 @@
 `Receivers.respond()` runs on the event loop of govfn's own worker; `Receivers.__call__`
 is the WSGI path (a request thread hands the same coroutine to the loop thread).
 
-Order of refusals: method (405), draining (503), unknown function (404), overload (429),
-size (413), media type (415), malformed event (400), unhandled type or missing GSAP
-context (400). Every check happens before any function runs, batch elements included.
+Order of refusals: method (405), starting or draining (503), unknown function (404),
+overload (429), size (413), media type (415), malformed event (400), unhandled type or
+missing GSAP context (400). Every check happens before any function runs, batch elements
+included. A server that is not ready (starting, draining, or its Chronicle or idempotency
+store not answering) never answers 400, which Knative's broker does not retry: it answers
+503 with Retry-After, and a ready pod gives the final answer.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
 """
 
@@ -137,10 +140,9 @@ class Receivers:
         """Refusals that need neither the body nor a slot: 405, 503, 404."""
         if method != "POST":
             raise HttpProblem(405, "receivers accept POST only", extra_headers=[("Allow", "POST")])
-        if self.state.draining:
-            raise HttpProblem(
-                503, "shutting down; retry later", retry_after=self.config.retry_after_s
-            )
+        if not self.state.ready:
+            why = "shutting down" if self.state.draining else "starting"
+            raise HttpProblem(503, f"{why}; retry later", retry_after=self.config.retry_after_s)
         if function_id is None:
             return None
         plugin = self.registry.get(function_id)
@@ -158,6 +160,12 @@ class Receivers:
             )
 
     def refused(self, problem: HttpProblem) -> Answer:
+        if problem.status == 400 and not (self.state.ready and self.runtime.usable):
+            problem = HttpProblem(
+                503,
+                f"not ready; retry later ({problem.detail})",
+                retry_after=self.config.retry_after_s,
+            )
         self.metrics.rejected(problem.status)
         return problem.status, problem.headers(), problem.to_bytes()
 
