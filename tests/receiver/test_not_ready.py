@@ -1,6 +1,8 @@
-"""A receiver that is not ready never answers 400, which Knative's broker does not retry:
-while starting, draining, or while a dependency does not answer, what would be a 400 is a
-503 with Retry-After, so that the broker delivers again (to a ready pod)."""
+"""Refusals a broker acts on. A receiver that is not ready never answers 400, which
+Knative's broker does not retry: while starting, draining, or while a dependency does not
+answer, what would be a 400 is a 503 with Retry-After, so that the broker delivers again
+(to a ready pod). A type a function does not handle is answered 400 with the types it
+accepts."""
 
 from __future__ import annotations
 
@@ -84,3 +86,20 @@ def test_a_server_starting_or_draining_answers_503(
     assert answers(app) == dict.fromkeys(REQUESTS, (503, "3"))
     valid = app.test_client().post("/", headers=HEADERS, data=b"{}")
     assert valid.status_code == 503  # nothing runs either
+
+
+def test_a_type_the_function_does_not_handle_lists_the_accepted_types(
+    app: GovfnApp, blocked: Path
+) -> None:
+    blocked.unlink()
+    assert asyncio.run(app.runtime.check())
+    answer = app.test_client().post(
+        "/functions/f/events", headers=binary_headers("OTHER"), data=b"{}"
+    )
+    assert answer.status_code == 400
+    problem = answer.get_json()
+    assert problem["accepted_types"] == ["T"]
+    assert problem["detail"] == "function 'f' does not handle event type 'OTHER' (it handles: T)"
+    routed = app.test_client().post("/", headers=binary_headers("OTHER"), data=b"{}").get_json()
+    assert routed["accepted_types"] == ["T"]
+    assert routed["detail"] == "no function handles event type 'OTHER' (handled here: T)"

@@ -263,18 +263,26 @@ class Receivers:
             plugin = self.registry.get(self.config.function_id)
         if plugin is not None:
             if event.type not in plugin.trigger_events:
+                accepted = ", ".join(plugin.trigger_events)
                 raise HttpProblem(
                     400,
-                    f"function {plugin.function_id!r} does not handle event type {event.type!r}",
+                    f"function {plugin.function_id!r} does not handle event type "
+                    f"{event.type!r} (it handles: {accepted})",
                     attribute="type",
                     function_id=plugin.function_id,
+                    accepted_types=list(plugin.trigger_events),
                 )
             targets = [plugin]
         else:
             targets = list(self.registry.by_trigger(event.type))
             if not targets:
+                accepted = self.registry.trigger_kinds()
                 raise HttpProblem(
-                    400, f"no function handles event type {event.type!r}", attribute="type"
+                    400,
+                    f"no function handles event type {event.type!r} (handled here: "
+                    f"{', '.join(accepted) or 'none'})",
+                    attribute="type",
+                    accepted_types=accepted,
                 )
         for target in targets:
             if target.gsap_required and not event.attributes.get("gsapcontextid"):
