@@ -201,6 +201,9 @@ def test_the_installed_project_is_found_through_its_entry_point(project: Project
     descriptors = json.loads(listed.stdout)
     assert [d["function_id"] for d in descriptors] == [NAME]
     assert descriptors[0]["trigger_events"] == ["HELLO_FN_REQUESTED"]
+    alone = project.run("-m", "govfn", "functions", "--json")  # the built-ins stay out
+    assert alone.returncode == 0, alone.stderr
+    assert [d["function_id"] for d in json.loads(alone.stdout)] == [NAME]
     found = project.run(
         "-c",
         "from govfn.entry_points import entry_points; "

@@ -61,9 +61,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             port = PORT(settings.port or "8080")
         except argparse.ArgumentTypeError as exc:
             cli.error(f"argument --port: {exc}")
-    dev = args.dev or settings.dev
-    host = args.host or (LOOPBACK if dev else "0.0.0.0")
-    if dev and not args.no_reload and args.listen_fd is None:
+    host = args.host or (LOOPBACK if args.dev else "0.0.0.0")
+    if args.dev and not args.no_reload and args.listen_fd is None:
         sys.exit(supervise(list(argv if argv is not None else sys.argv[2:]), host, port))
     serve(
         settings=settings,
@@ -336,7 +335,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
         cfg = self.cfg
         log = cfg.logger_class(cfg)
-        listeners = create_sockets(cfg, log)  # retries a port in use, then exits 1, as the arbiter
+        listeners = create_sockets(cfg, log)  # the socket `serve` bound (bind = fd://N)
         worker = GovfnWorker(1, os.getppid(), listeners, self, cfg.timeout, cfg, log)
         worker.pid = os.getpid()
         worker.supervised = False

@@ -263,11 +263,10 @@ class Receivers:
             plugin = self.registry.get(self.config.function_id)
         if plugin is not None:
             if event.type not in plugin.trigger_events:
-                accepted = ", ".join(plugin.trigger_events)
                 raise HttpProblem(
                     400,
                     f"function {plugin.function_id!r} does not handle event type "
-                    f"{event.type!r} (it handles: {accepted})",
+                    f"{event.type!r} (it handles: {', '.join(plugin.trigger_events)})",
                     attribute="type",
                     function_id=plugin.function_id,
                     accepted_types=list(plugin.trigger_events),
@@ -276,13 +275,13 @@ class Receivers:
         else:
             targets = list(self.registry.by_trigger(event.type))
             if not targets:
-                accepted = self.registry.trigger_kinds()
+                kinds = self.registry.trigger_kinds()
                 raise HttpProblem(
                     400,
                     f"no function handles event type {event.type!r} (handled here: "
-                    f"{', '.join(accepted) or 'none'})",
+                    f"{', '.join(kinds) or 'none'})",
                     attribute="type",
-                    accepted_types=accepted,
+                    accepted_types=kinds,
                 )
         for target in targets:
             if target.gsap_required and not event.attributes.get("gsapcontextid"):
