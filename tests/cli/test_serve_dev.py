@@ -77,7 +77,7 @@ def test_an_edit_is_served_at_once_and_a_broken_edit_keeps_the_old_code(tmp_path
         write_module(code, "2")  # same size, very likely the same second: bytecode is stale
         assert wait_for(lambda: answer_or_none(server) == 2, timeout_s=10), server.log_text()
         took = time.monotonic() - started
-        assert took < 3.0, f"the edit was served after {took:.1f}s"
+        assert took < 5.0, f"the edit was served after {took:.1f}s"  # about 0.6 s here
         assert "reloadable.py changed; reloading" in server.log_text()
 
         (code / "reloadable.py").write_text("VERSION = (\n" + MODULE, encoding="utf-8")

@@ -89,6 +89,7 @@ def installed_from(python: Path, cwd: Path, tmp: Path, *requirements: str) -> di
     }
 
 
+@pytest.mark.timeout(300)  # about 50 s here; pip's downloads may be slower on a busy machine
 def test_the_wheel_alone_makes_a_project_that_tests_and_serves(tmp_path: Path) -> None:
     dist = build_dist(tmp_path)
     wheel = next(dist.glob("govfn-*-py3-none-any.whl"))
@@ -102,6 +103,8 @@ def test_the_wheel_alone_makes_a_project_that_tests_and_serves(tmp_path: Path) -
     govfn = str(tools.parent / "govfn")
     version = run([govfn, "--version"], tmp_path, tmp_path)
     assert wheel.name.split("-")[1] in version.stdout
+    listed = run([govfn, "functions"], tmp_path, tmp_path)  # no project here: the built-ins
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["billing", "echo"]
     run([govfn, "init", NAME], tmp_path, tmp_path)
     project = tmp_path / NAME
     shutil.copy(wheel, project / "wheels" / wheel.name)
