@@ -1,5 +1,6 @@
-"""Who may run code directly (`invoke`, `dispatch`): loopback clients with `--dev`,
-otherwise bearers of GOVFN_API_TOKEN, compared in constant time."""
+"""Who may use the management routes that run code (`invoke`, `dispatch`) or show what the
+Chronicle holds of the events (the lineage routes: event ids, sources, subjects):
+loopback clients with `--dev`, otherwise bearers of GOVFN_API_TOKEN, compared in constant time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from govfn.problem import HttpProblem
 from govfn.receiver.config import HttpConfig
 
 _CHALLENGE = [("WWW-Authenticate", 'Bearer realm="govfn"')]
+DIRECT_INVOKE = "the direct-invoke API"
+LINEAGE = "the lineage API"
 
 
 def is_loopback(address: str | None) -> bool:
@@ -25,17 +28,21 @@ def is_loopback(address: str | None) -> bool:
 
 
 def authorize(
-    config: HttpConfig, authorization: str | None, remote_addr: str | None = "127.0.0.1"
+    config: HttpConfig,
+    authorization: str | None,
+    what: str = DIRECT_INVOKE,
+    *,
+    remote_addr: str | None = None,
 ) -> None:
-    """Return if the request may run a function; raise 401 or 403 otherwise. `--dev` opens
-    the API to clients on loopback (`remote_addr`; None: in process, no peer at all), not
-    to other hosts."""
+    """Return if the request may use `what`; raise 401 or 403 otherwise. `--dev` opens it to
+    clients on loopback (`remote_addr`; None: in process, no peer at all), not to other
+    hosts."""
     if config.dev and (remote_addr is None or is_loopback(remote_addr)):
         return
     if not authorization:
         raise HttpProblem(
             401,
-            "the direct-invoke API needs Authorization: Bearer <GOVFN_API_TOKEN>",
+            f"{what} needs Authorization: Bearer <GOVFN_API_TOKEN>",
             attribute="authorization",
             extra_headers=_CHALLENGE,
         )
@@ -50,7 +57,7 @@ def authorize(
     if config.api_token is None:
         raise HttpProblem(
             403,
-            "the direct-invoke API is closed: serve with --dev or set GOVFN_API_TOKEN",
+            f"{what} is closed: serve with --dev or set GOVFN_API_TOKEN",
             attribute="authorization",
         )
     if not hmac.compare_digest(token.strip().encode("utf-8"), config.api_token.encode("utf-8")):
