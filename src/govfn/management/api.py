@@ -138,7 +138,10 @@ def build_management_app(app: GovfnApp) -> Flask:
     @flask.get("/chronicle/lineage/<cid>")
     def lineage_graph(cid: str) -> Response:
         authorize(
-            app.config, request.headers.get("Authorization"), LINEAGE, remote_addr=request.remote_addr
+            app.config,
+            request.headers.get("Authorization"),
+            LINEAGE,
+            remote_addr=request.remote_addr,
         )
         response = _json(lineage.graph(cid).to_dict())
         response.headers["Cache-Control"] = "no-store"
@@ -151,8 +154,11 @@ def build_management_app(app: GovfnApp) -> Flask:
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
         try:
             authorize(
-            app.config, request.headers.get("Authorization"), LINEAGE, remote_addr=request.remote_addr
-        )
+                app.config,
+                request.headers.get("Authorization"),
+                LINEAGE,
+                remote_addr=request.remote_addr,
+            )
         except HttpProblem as problem:
             status, html = lineage.locked_page(cid, problem)
             challenge = [h for h in problem.headers() if h[0] == "WWW-Authenticate"]
