@@ -49,13 +49,14 @@ from govfn.idempotency.claims import (
     IdempotencyUnavailable,
     Recorded,
 )
-from govfn.postgres import (
+from govfn.databases.postgres import (
     Schema,
     SchemaError,
     describe_database,
     ensure_schema,
     ensure_schema_async,
 )
+from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool

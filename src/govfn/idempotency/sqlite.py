@@ -31,7 +31,7 @@ from govfn.idempotency.claims import (
     IdempotencyUnavailable,
     Recorded,
 )
-from govfn.sqlite import open_shared
+from govfn.databases.sqlite import open_shared
 
 log = logging.getLogger("govfn.idempotency")
 

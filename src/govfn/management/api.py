@@ -6,7 +6,7 @@ Imported on the first management request only; the receivers never load Flask.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -21,10 +21,32 @@ from govfn.problem import HttpProblem
 from govfn.receiver.delivery import status_for
 
 if TYPE_CHECKING:
-    from govfn.app import GovfnApp
+    from govfn.chronicle.chronicle import Chronicle
+    from govfn.chronicle.sink import SinkSender
+    from govfn.observability.metrics import Metrics
+    from govfn.receiver.config import HttpConfig
+    from govfn.receiver.loop_thread import LoopThread
+    from govfn.receiver.state import ServerState
+    from govfn.registry import FunctionRegistry
+    from govfn.runtime import FunctionRuntime
 
 
-def build_management_app(app: GovfnApp) -> Flask:
+class ManagedApp(Protocol):
+    """What the management API serves from (`app.GovfnApp` is one): it does not import the
+    app, which builds it on first use."""
+
+    registry: FunctionRegistry
+    runtime: FunctionRuntime
+    config: HttpConfig
+    state: ServerState
+    loop: LoopThread
+    metrics: Metrics
+    sink: SinkSender | None
+    ledger: Chronicle | None
+    OWN_ROUTES: tuple[tuple[str, str], ...]  # what the app serves without Flask
+
+
+def build_management_app(app: ManagedApp) -> Flask:
     flask = Flask("govfn.management.api")
     flask.config["MAX_CONTENT_LENGTH"] = app.config.max_body_bytes
     registry = app.registry
@@ -133,7 +155,7 @@ def build_management_app(app: GovfnApp) -> Flask:
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
-    lineage = LineageViews(getattr(getattr(runtime.backstop, "client", None), "ledger", None))
+    lineage = LineageViews(app.ledger)
 
     @flask.get("/chronicle/lineage/<cid>")
     def lineage_graph(cid: str) -> Response:

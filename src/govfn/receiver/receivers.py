@@ -14,6 +14,8 @@ included. A server that is not ready (starting, draining, or its Chronicle or id
 store not answering) never answers 400, which Knative's broker does not retry: it answers
 503 with Retry-After, and a ready pod gives the final answer.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
+On the WSGI path an answer given before the body is read lingers (`linger.py`), so that a
+client still sending reads it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.deadlines import Deadlines
 from govfn.receiver.delivery import failure_problem, worst_failure
+from govfn.receiver.linger import LingeringAnswer, rest_may_be_large
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
@@ -106,11 +109,13 @@ class Receivers:
     ) -> Iterable[bytes]:
         """The WSGI path: the request thread waits while the loop thread invokes."""
         request = EventRequest.from_environ(environ)
+        body_read = False
         try:
             plugin = self.admit(request.method, function_id)
             self.enter()
             try:
                 body = read_body(environ, self.config.max_body_bytes)
+                body_read = True
                 status, headers, payload = self.loop.run(self.answer(request, body, plugin))
             finally:
                 self.state.leave()
@@ -120,6 +125,8 @@ class Receivers:
             status, headers, payload = self.internal_error()
         headers.append(("Content-Length", str(len(payload))))
         start_response(status_line(status), headers)
+        if not body_read and rest_may_be_large(environ):  # an early answer (RFC 9112 §9.6)
+            return LingeringAnswer(payload, environ, start_response)
         return [payload]
 
     async def respond(self, request: EventRequest, body: bytes, function_id: str | None) -> Answer:
