@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from support.http_server import REPO, Server, binary_headers, start_server, stop_server
+from support.http_server import (
+    REPO,
+    Server,
+    binary_headers,
+    start_server,
+    stop_server,
+    worker_pids,
+)
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -97,6 +105,24 @@ def test_an_edit_is_served_at_once_and_a_broken_edit_keeps_the_old_code(tmp_path
     finally:
         stop_server(server)
     assert servers and wait_for(lambda: not any(alive(pid) for pid in servers), timeout_s=10)
+
+
+def test_a_killed_supervisor_takes_its_server_along(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    write_module(code, "1")
+    server = start_server(tmp_path, "--dev", "--functions", "reloadable", env=env_for(tmp_path))
+    children = worker_pids(server.process.pid)  # the supervisor's: the server it started
+    try:
+        assert len(children) == 1 and answer(server) == 1
+        server.process.kill()  # no chance to drain it: the kernel tells the server
+        server.process.wait(10)
+        assert wait_for(lambda: not alive(children[0]), timeout_s=15), server.log_text()
+    finally:
+        stop_server(server)
+        for pid in children:  # an orphan this test made, if the check above failed
+            if alive(pid):
+                os.kill(pid, signal.SIGTERM)
 
 
 @contextlib.contextmanager

@@ -87,15 +87,23 @@ class Supervisor:
         self.listener = listener
         self.poll_s = poll_s
         self.stopping = False
+        self.server: subprocess.Popen[bytes] | None = None
 
     def run(self) -> int:
-        """Serve until SIGTERM or SIGINT; the exit status of the last server otherwise."""
+        """Serve until SIGTERM or SIGINT; the exit status of the last server otherwise. The
+        server under way is drained whatever ends the loop."""
         for number in (signal.SIGTERM, signal.SIGINT):
             signal.signal(number, self._stop)
         started = self.start()
         if started is None:
             return 1
-        server, stamps = started
+        self.server, stamps = started
+        try:
+            return self._watch(self.server, stamps)
+        finally:
+            self.retire(self.server)
+
+    def _watch(self, server: subprocess.Popen[bytes], stamps: dict[str, Stamp]) -> int:
         while not self.stopping:
             time.sleep(self.poll_s)
             if server.poll() is not None:
@@ -104,7 +112,6 @@ class Supervisor:
             changed = [path for path, stamp in stamps.items() if _stamp(path) != stamp]
             if not changed:
                 continue
-            previous = server
             say(f"{', '.join(map(_shown, changed))} changed; reloading")
             for path in changed:
                 with contextlib.suppress(OSError):  # its bytecode, which may be as new
@@ -114,13 +121,13 @@ class Supervisor:
             if replacement is None:
                 say("the edited code did not load (see above); still serving the previous code")
                 continue
-            server, reported = replacement
+            previous, (server, reported) = server, replacement
+            self.server = server
             # A file known before keeps the stamp seen before the new server started, so
             # that an edit made while it loaded counts as a change (one more reload).
             stamps = {path: stamps.get(path, stamp) for path, stamp in reported.items()}
             say(f"reloaded: serving the edited code (pid {server.pid})")
             self.retire(previous)
-        self.retire(server)
         return 0
 
     def start(self) -> tuple[subprocess.Popen[bytes], dict[str, Stamp]] | None:
@@ -130,7 +137,10 @@ class Supervisor:
         command = [sys.executable, "-m", "govfn", "serve", *self.argv, "--no-reload"]
         command += ["--listen-fd", str(fd), "--ready-fd", str(write)]
         try:
-            server = subprocess.Popen(command, pass_fds=(fd, write))
+            server = subprocess.Popen(command, pass_fds=(fd, write), preexec_fn=_end_with_parent)
+        except OSError as exc:
+            say(f"cannot start a server: {exc}")
+            return None
         finally:
             os.close(write)
         with os.fdopen(read, "rb") as pipe:
@@ -145,9 +155,9 @@ class Supervisor:
             return server, {}
         return server, {str(path): _as_stamp(stamp) for path, stamp in files.items()}
 
-    def retire(self, server: subprocess.Popen[bytes]) -> None:
+    def retire(self, server: subprocess.Popen[bytes] | None) -> None:
         """Drain a server (SIGTERM), then end it if it takes too long."""
-        if server.poll() is not None:
+        if server is None or server.poll() is not None:
             return
         server.send_signal(signal.SIGTERM)
         try:
@@ -158,6 +168,17 @@ class Supervisor:
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
+
+
+def _end_with_parent() -> None:
+    """In a server, before it runs: SIGTERM when the supervisor dies, however it dies
+    (Linux's PR_SET_PDEATHSIG; elsewhere the server outlives a killed supervisor)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
 
 
 def _read_report(fd: int, server: subprocess.Popen[bytes]) -> dict[str, object] | None:
