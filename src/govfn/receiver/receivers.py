@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
 from govfn.cloudevents.encode import binary_reply, structured_reply
+from govfn.execution import new_invocation_id
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
@@ -39,7 +40,7 @@ from govfn.receiver.linger import LingeringAnswer, rest_may_be_large
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
-from govfn.runtime import FunctionRuntime, new_invocation_id
+from govfn.runtime import FunctionRuntime
 
 if TYPE_CHECKING:
     from govfn.identity.verifier import SenderVerifier

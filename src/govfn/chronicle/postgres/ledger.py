@@ -30,7 +30,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from govfn.chronicle import merkle, tree
+from govfn.chronicle import tree
 from govfn.chronicle.chronicle import Chronicle
 from govfn.chronicle.client import AsyncLedgerChronicle
 from govfn.chronicle.log import Log
@@ -42,6 +42,7 @@ from govfn.chronicle.postgres.database import (
 from govfn.chronicle.postgres.database import (
     inherited_connections as _inherited,
 )
+from govfn.chronicle.postgres.rows import SETTLE, WriterLog, settling
 from govfn.chronicle.postgres.schema import ensure_schema_async
 from govfn.chronicle.postgres.storage import STORED_HASHES as _STORED_HASHES
 from govfn.chronicle.postgres.storage import TableLog
@@ -49,67 +50,12 @@ from govfn.chronicle.postgres.storage import checked as _checked
 from govfn.chronicle.postgres.storage import hash_reader as _reader
 from govfn.chronicle.records import Record
 from govfn.chronicle.settlement import Settlement
-from govfn.chronicle.store import GENESIS, LedgerError, chain_next
+from govfn.chronicle.store import LedgerError
 
 if TYPE_CHECKING:
     import psycopg
 
 COMMIT_TIMEOUT_S = 30.0
-
-# One statement per append, whatever its size. Up to `_VALUES_ROWS` records travel as
-# the rows of one VALUES list (a statement per row count, each prepared once per
-# connection): their parameters are scalars, which psycopg's C dumpers write. A larger
-# batch travels as arrays, whose dumper is Python (~5 µs a record): one statement for
-# every larger size.
-_VALUES_ROWS = 64
-_COLUMNS = "INSERT INTO chronicle.records (log_id, seq, cid, type, body, chain, tree) "
-_INSERT_ARRAYS = (
-    _COLUMNS + "SELECT %s, * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[], "
-    "%s::bytea[], %s::bytea[])"
-)
-
-
-def _with_outbox(insert: str) -> str:
-    return (
-        "WITH stored AS (" + insert + " RETURNING log_id, seq) "
-        "INSERT INTO chronicle.outbox (log_id, seq) SELECT log_id, seq FROM stored"
-    )
-
-
-def _insert_values(rows: int) -> str:
-    return _COLUMNS + "VALUES " + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * rows)
-
-
-_STATEMENTS = {
-    outbox: [
-        (_with_outbox if outbox else str)(_insert_values(rows) if rows else _INSERT_ARRAYS)
-        for rows in range(_VALUES_ROWS + 1)
-    ]
-    for outbox in (False, True)
-}  # [outbox][rows]: the VALUES statement of that many rows; [outbox][0]: the arrays
-# Claims of the idempotency store (same database) settled by the statement that appends
-# their COMPLETED records (`govfn.chronicle.settlement`): keys, holders, results, expiries.
-_SETTLE = (
-    "UPDATE idempotency.claims AS c SET state = 'done', result = v.result, "
-    "until = now() + make_interval(secs => v.expiry) "
-    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
-    "AS v(key, holder, result, expiry) WHERE c.key = v.key AND c.holder = v.holder "
-    "AND c.state = 'running'"
-)
-
-
-def _settling(
-    statement: str, params: list[Any], settlements: Sequence[Settlement]
-) -> tuple[str, list[Any]]:
-    """`statement` that also settles `settlements`, in one statement (one transaction)."""
-    settle = "WITH settled AS (" + _SETTLE + ") "
-    if statement.startswith("WITH "):
-        statement = settle + ", " + statement[len("WITH ") :]
-    else:
-        statement = settle + statement
-    columns = [list(column) for column in zip(*settlements, strict=True)]
-    return statement, [*columns, *params]
-
 
 _REGISTER = "INSERT INTO chronicle.logs (writer) VALUES (%s) RETURNING log_id"
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
@@ -123,80 +69,12 @@ _BY_CID = (
 )
 
 
-class _Log:
-    """This writer's own log: its id, the last seq written, the chain at it, and the
-    tree's right edge (`tree.TreeBuilder`) that the next record's stored hashes extend."""
-
-    __slots__ = ("chain", "in_doubt", "log_id", "seq", "tree")
-
-    def __init__(self, log_id: int) -> None:
-        self.log_id = log_id
-        self.seq = 0
-        self.chain = GENESIS
-        self.tree: tree.TreeBuilder | None = tree.TreeBuilder()
-        self.in_doubt = False
-
-    def rows(self, records: Sequence[Record], outbox: bool) -> tuple[str, list[Any], int, bytes]:
-        """The INSERT of `records` after this head, its parameters, and the head it leads
-        to. The tree builder moves on at once: a commit that fails puts the log in doubt,
-        and recovery resumes the builder from what the database holds."""
-        builder = self.tree
-        if builder is None or builder.size != self.seq:
-            raise LedgerError(f"log {self.log_id}: the tree's right edge is not known")
-        seqs, chains, trees = [], [], []
-        seq, chain = self.seq, self.chain
-        for record in records:
-            seq += 1
-            leaf = merkle.leaf_hash(record.canonical)
-            chain = chain_next(chain, leaf)
-            seqs.append(seq)
-            chains.append(chain)
-            trees.append(builder.append_packed(leaf))
-        if len(records) <= _VALUES_ROWS:
-            params: list[Any] = []
-            for record, at, linked, stored in zip(records, seqs, chains, trees, strict=True):
-                params += (
-                    self.log_id,
-                    at,
-                    record.cid,
-                    record.type,
-                    record.canonical,
-                    linked,
-                    stored,
-                )
-            return _STATEMENTS[outbox][len(records)], params, seq, chain
-        params = [
-            self.log_id,
-            seqs,
-            [r.cid for r in records],
-            [r.type for r in records],
-            [r.canonical for r in records],
-            chains,
-            trees,
-        ]
-        return _STATEMENTS[outbox][0], params, seq, chain
-
-    def doubt(self) -> None:
-        """The last append may or may not have committed: forget the head until it is read."""
-        self.in_doubt = True
-        self.tree = None
-
-    def recovered(self, head: tuple[int, bytes] | None, edge: tree.TreeBuilder) -> int:
-        """Adopt the head read back after a doubtful commit, and the tree's right edge at
-        it (`TreeBuilder.resume`); returns the seq known before."""
-        known = self.seq
-        self.seq, self.chain = (int(head[0]), bytes(head[1])) if head else (0, GENESIS)
-        self.tree = edge
-        self.in_doubt = False
-        return known
-
-
 class _AsyncWriter:
     """The connection and log of one commit lane of one event loop."""
 
     def __init__(self) -> None:
         self.conn: psycopg.AsyncConnection[Any] | None = None
-        self.log: _Log | None = None
+        self.log: WriterLog | None = None
         self.lock = asyncio.Lock()  # one append at a time: each numbers the next rows
 
     def discard(self) -> None:
@@ -217,7 +95,7 @@ class PostgresLedger(Database, Chronicle):
     def __init__(self, uri: str, *, outbox: bool = False, create_schema: bool = True) -> None:
         super().__init__(uri, create_schema=create_schema)
         self.outbox = outbox
-        self._log: _Log | None = None
+        self._log: WriterLog | None = None
         self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
         self._own_logs: set[int] = set()  # the logs this process writes
 
@@ -260,7 +138,7 @@ class PostgresLedger(Database, Chronicle):
             log = self._log
             try:
                 if log is None:
-                    log = self._log = _Log(self._registered(self._register(conn)))
+                    log = self._log = WriterLog(self._registered(self._register(conn)))
                 records = self._sync_filter(conn, log, records, dedupe)
                 if not records:
                     return
@@ -284,7 +162,7 @@ class PostgresLedger(Database, Chronicle):
 
     @staticmethod
     def _sync_filter(
-        conn: psycopg.Connection[Any], log: _Log, records: Sequence[Record], dedupe: bool
+        conn: psycopg.Connection[Any], log: WriterLog, records: Sequence[Record], dedupe: bool
     ) -> Sequence[Record]:
         stored: set[str] = set()
         if log.in_doubt:
@@ -360,7 +238,7 @@ class PostgresLedger(Database, Chronicle):
             cursor = await conn.execute(_REGISTER, (_writer_name(),))
             row = await cursor.fetchone()
             assert row is not None
-            writer.log = _Log(self._registered(int(row[0])))
+            writer.log = WriterLog(self._registered(int(row[0])))
         log = writer.log
         if log.in_doubt:
             cursor = await conn.execute(_LOG_HEAD, (log.log_id,))
@@ -382,11 +260,11 @@ class PostgresLedger(Database, Chronicle):
             records = [r for r in records if r.cid not in stored]
         if not records:  # committed: its settlements with it (sent again, they change nothing)
             if settlements:
-                await conn.execute(_SETTLE, [list(c) for c in zip(*settlements, strict=True)])
+                await conn.execute(SETTLE, [list(c) for c in zip(*settlements, strict=True)])
             return
         statement, params, seq, chain = log.rows(records, self.outbox)
         if settlements:
-            statement, params = _settling(statement, params, settlements)
+            statement, params = settling(statement, params, settlements)
         await conn.execute(statement, params)
         log.seq, log.chain = seq, chain
 
