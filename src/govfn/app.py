@@ -255,4 +255,8 @@ def _single_function(registry: FunctionRegistry, function_id: str | None) -> Fun
 
 def _not_registered(function_id: str, registry: FunctionRegistry) -> str:
     known = ", ".join(p.function_id for p in registry.all()) or "none"
-    return f"function {function_id!r} is not registered (registered: {known})"
+    return (
+        f"function {function_id!r} is not registered (registered: {known}); is its project "
+        "installed? `pip install -e .` in the project registers its govfn.functions entry "
+        "point, or name the module that defines it with --functions MODULE"
+    )

@@ -6,7 +6,8 @@ command line and the factory receive their values from a `Settings`.
 
 GOVFN_FUNCTIONS          comma-separated modules defining functions
 GOVFN_FUNCTION           single-function mode: `POST /` is this function's receiver
-GOVFN_DEV                1/true/yes: open the direct-invoke API, log readably
+GOVFN_DEV                1/true/yes: open the direct-invoke API to loopback clients, log
+                         readably (the `--dev` option also reloads and binds loopback)
 GOVFN_API_TOKEN          bearer token that opens the direct-invoke API
 GOVFN_MAX_BODY_BYTES, GOVFN_MAX_IN_FLIGHT, GOVFN_RETRY_AFTER, GOVFN_REQUEST_TIMEOUT
                          serving limits (integers; unset: the defaults of HttpConfig)

@@ -93,7 +93,7 @@ def build_management_app(app: ManagedApp) -> Flask:
 
     @flask.post("/functions/<function_id>/invoke")
     def invoke(function_id: str) -> Response:
-        authorize(app.config, request.headers.get("Authorization"))
+        authorize(app.config, request.headers.get("Authorization"), remote_addr=request.remote_addr)
         body = _json_body()
         unknown = set(body) - {"event", "context"}
         if unknown:
@@ -111,7 +111,7 @@ def build_management_app(app: ManagedApp) -> Flask:
 
     @flask.post("/functions/dispatch")
     def dispatch() -> Response:
-        authorize(app.config, request.headers.get("Authorization"))
+        authorize(app.config, request.headers.get("Authorization"), remote_addr=request.remote_addr)
         body = _json_body()
         kind = body.get("event_kind")
         if not isinstance(kind, str) or not kind:
@@ -159,7 +159,12 @@ def build_management_app(app: ManagedApp) -> Flask:
 
     @flask.get("/chronicle/lineage/<cid>")
     def lineage_graph(cid: str) -> Response:
-        authorize(app.config, request.headers.get("Authorization"), LINEAGE)
+        authorize(
+            app.config,
+            request.headers.get("Authorization"),
+            LINEAGE,
+            remote_addr=request.remote_addr,
+        )
         response = _json(lineage.graph(cid).to_dict())
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -170,7 +175,12 @@ def build_management_app(app: ManagedApp) -> Flask:
         comes without the graph and asks for the token, then fetches the graph with it."""
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
         try:
-            authorize(app.config, request.headers.get("Authorization"), LINEAGE)
+            authorize(
+                app.config,
+                request.headers.get("Authorization"),
+                LINEAGE,
+                remote_addr=request.remote_addr,
+            )
         except HttpProblem as problem:
             status, html = lineage.locked_page(cid, problem)
             challenge = [h for h in problem.headers() if h[0] == "WWW-Authenticate"]
