@@ -7,11 +7,16 @@
 `Receivers.respond()` runs on the event loop of govfn's own worker; `Receivers.__call__`
 is the WSGI path (a request thread hands the same coroutine to the loop thread).
 
-Order of refusals: method (405), draining (503), unknown function (404), overload (429),
-size (413), media type (415), malformed event (400), unhandled type or missing GSAP
-context (400), data that does not fit a typed function's event type (400, naming the
-field). Every check happens before any function runs, batch elements included.
+Order of refusals: method (405), starting or draining (503), unknown function (404),
+overload (429), size (413), media type (415), malformed event (400), unhandled type or
+missing GSAP context (400), data that does not fit a typed function's event type
+(400, naming the field). Every check happens before any function runs, batch elements
+included. A server that is not ready (starting, draining, or its Chronicle or idempotency
+store not answering) never answers 400, which Knative's broker does not retry: it answers
+503 with Retry-After, and a ready pod gives the final answer.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
+On the WSGI path an answer given before the body is read lingers (`linger.py`), so that a
+client still sending reads it.
 """
 
 from __future__ import annotations
@@ -24,18 +29,20 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
 from govfn.cloudevents.encode import binary_reply, structured_reply
-from govfn.errors import EventDataError
+from govfn.execution import new_invocation_id
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
 from govfn.problem import HttpProblem, status_line
+from govfn.receiver.arguments import argument_of
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.deadlines import Deadlines
 from govfn.receiver.delivery import failure_problem, worst_failure
+from govfn.receiver.linger import LingeringAnswer, rest_may_be_large
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
-from govfn.runtime import FunctionRuntime, new_invocation_id
+from govfn.runtime import FunctionRuntime
 
 if TYPE_CHECKING:
     from govfn.identity.verifier import SenderVerifier
@@ -106,11 +113,13 @@ class Receivers:
     ) -> Iterable[bytes]:
         """The WSGI path: the request thread waits while the loop thread invokes."""
         request = EventRequest.from_environ(environ)
+        body_read = False
         try:
             plugin = self.admit(request.method, function_id)
             self.enter()
             try:
                 body = read_body(environ, self.config.max_body_bytes)
+                body_read = True
                 status, headers, payload = self.loop.run(self.answer(request, body, plugin))
             finally:
                 self.state.leave()
@@ -120,6 +129,8 @@ class Receivers:
             status, headers, payload = self.internal_error()
         headers.append(("Content-Length", str(len(payload))))
         start_response(status_line(status), headers)
+        if not body_read and rest_may_be_large(environ):  # an early answer (RFC 9112 §9.6)
+            return LingeringAnswer(payload, environ, start_response)
         return [payload]
 
     async def respond(self, request: EventRequest, body: bytes, function_id: str | None) -> Answer:
@@ -140,10 +151,9 @@ class Receivers:
         """Refusals that need neither the body nor a slot: 405, 503, 404."""
         if method != "POST":
             raise HttpProblem(405, "receivers accept POST only", extra_headers=[("Allow", "POST")])
-        if self.state.draining:
-            raise HttpProblem(
-                503, "shutting down; retry later", retry_after=self.config.retry_after_s
-            )
+        if not self.state.ready:
+            why = "shutting down" if self.state.draining else "starting"
+            raise HttpProblem(503, f"{why}; retry later", retry_after=self.config.retry_after_s)
         if function_id is None:
             return None
         plugin = self.registry.get(function_id)
@@ -161,6 +171,12 @@ class Receivers:
             )
 
     def refused(self, problem: HttpProblem) -> Answer:
+        if problem.status == 400 and not (self.state.ready and self.runtime.usable):
+            problem = HttpProblem(
+                503,
+                f"not ready; retry later ({problem.detail})",
+                retry_after=self.config.retry_after_s,
+            )
         self.metrics.rejected(problem.status)
         return problem.status, problem.headers(), problem.to_bytes()
 
@@ -275,16 +291,23 @@ class Receivers:
             if event.type not in plugin.trigger_events:
                 raise HttpProblem(
                     400,
-                    f"function {plugin.function_id!r} does not handle event type {event.type!r}",
+                    f"function {plugin.function_id!r} does not handle event type "
+                    f"{event.type!r} (it handles: {', '.join(plugin.trigger_events)})",
                     attribute="type",
                     function_id=plugin.function_id,
+                    accepted_types=list(plugin.trigger_events),
                 )
             targets = [plugin]
         else:
             targets = list(self.registry.by_trigger(event.type))
             if not targets:
+                kinds = self.registry.trigger_kinds()
                 raise HttpProblem(
-                    400, f"no function handles event type {event.type!r}", attribute="type"
+                    400,
+                    f"no function handles event type {event.type!r} (handled here: "
+                    f"{', '.join(kinds) or 'none'})",
+                    attribute="type",
+                    accepted_types=kinds,
                 )
         for target in targets:
             if target.gsap_required and not event.attributes.get("gsapcontextid"):
@@ -315,26 +338,6 @@ class Receivers:
                 )
             )
         )
-
-
-def argument_of(event: IncomingEvent, plugin: FunctionPlugin, index: int | None) -> Any:
-    """What `plugin`'s handler receives for `event`: its data, or the instance of the
-    handler's event type built from it; HttpProblem 400 naming the field when it does not
-    fit (`index`: the event's place in a batch)."""
-    model = plugin.event_model
-    if model is None:
-        return event.data
-    try:
-        return model.parse(event.data)
-    except EventDataError as exc:
-        raise HttpProblem(
-            400,
-            f"event data does not fit {model.name}, the event type of function "
-            f"{plugin.function_id!r}: {exc}",
-            attribute="data" if index is None else f"batch[{index}].data",
-            field=exc.field,
-            function_id=plugin.function_id,
-        ) from None
 
 
 def context_of(

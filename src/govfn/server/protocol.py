@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from govfn.receiver.linger import LINGER_IDLE_S, LINGER_MAX_BYTES, LINGER_S
 from govfn.server.wire import RequestHead
-
-if TYPE_CHECKING:
-    from govfn.server.connection import HttpConnection
 
 Reply = tuple[str, list[tuple[str, str]], bytes]  # WSGI-style status text, headers, body
 
@@ -40,10 +38,30 @@ class Handler(Protocol):
     def too_large(self, head: RequestHead, declared: int | None, limit: int) -> Reply: ...
 
 
+class OpenConnection(Protocol):
+    """What `Connections` asks of a connection (`connection.HttpConnection` is one)."""
+
+    @property
+    def idle(self) -> bool: ...
+
+    def expired(self, now: float) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class Limits:
     """How much a connection may send, and how long it may take."""
 
-    __slots__ = ("body_timeout_s", "keepalive_s", "max_body", "max_buffered", "max_connections")
+    __slots__ = (
+        "body_timeout_s",
+        "keepalive_s",
+        "linger_idle_s",
+        "linger_max_bytes",
+        "linger_s",
+        "max_body",
+        "max_buffered",
+        "max_connections",
+    )
 
     def __init__(
         self,
@@ -52,12 +70,18 @@ class Limits:
         body_timeout_s: float = 30.0,
         max_connections: int = 1000,
         max_buffered: int = 256 * 1024,  # pipelined bytes held while a request is answered
+        linger_s: float = LINGER_S,  # after an early answer (govfn.receiver.linger)
+        linger_idle_s: float = LINGER_IDLE_S,
+        linger_max_bytes: int = LINGER_MAX_BYTES,
     ) -> None:
         self.max_body = max_body
         self.keepalive_s = keepalive_s
         self.body_timeout_s = body_timeout_s
         self.max_connections = max_connections
         self.max_buffered = max_buffered
+        self.linger_s = linger_s
+        self.linger_idle_s = linger_idle_s
+        self.linger_max_bytes = linger_max_bytes
 
 
 class Connections:
@@ -67,7 +91,7 @@ class Connections:
         self.loop = loop
         self.handler = handler
         self.limits = limits
-        self.open: set[HttpConnection] = set()
+        self.open: set[OpenConnection] = set()
         self.running: set[asyncio.Task[None]] = set()  # requests being answered
         self.draining = False
         self.requests = 0
