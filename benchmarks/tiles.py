@@ -27,11 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import results
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import Record
 from govfn.chronicle.signing.note import Signer
 from govfn.chronicle.signing.witness import sign_checkpoint
 from govfn.chronicle.signing.witnesses import cosign, parse_witnesses
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.chronicle.store import LedgerError
 from govfn.chronicle.tiles import TileRequest
 

@@ -41,7 +41,7 @@ def test_a_writer_that_starts_after_another_stopped_continues_its_log(postgres_u
         first.append(make(3, "first"))
     with PostgresLedger(postgres_uri) as second:
         second.append(make(2, "second"))
-        assert second.logs() == [1] and sizes(second) == {1: 5}
+        assert second.log_ids() == [1] and sizes(second) == {1: 5}
         assert [r.payload["tag"] for r in second.records()] == ["first"] * 3 + ["second"] * 2
         assert second.verify().ok
 
@@ -53,7 +53,7 @@ def test_writers_at_once_lease_distinct_logs_and_restarts_add_none(postgres_uri:
             two.append(make(1, f"two-{round_}"))
             assert {log.log_id for log in one.own_logs()} != {log.log_id for log in two.own_logs()}
     with PostgresLedger(postgres_uri) as ledger:
-        assert ledger.logs() == [1, 2]
+        assert ledger.log_ids() == [1, 2]
         assert sorted(sizes(ledger).values()) == [3, 6]
         report = ledger.verify()
         assert report.ok and report.records == 9
@@ -70,7 +70,7 @@ def test_commit_lanes_lease_logs_of_the_set(postgres_uri: str) -> None:
         with PostgresLedger(postgres_uri) as ledger:
             asyncio.run(lanes(ledger, tag))
     with PostgresLedger(postgres_uri) as ledger:
-        assert ledger.logs() == [1, 2] and sum(sizes(ledger).values()) == 10
+        assert ledger.log_ids() == [1, 2] and sum(sizes(ledger).values()) == 10
         assert ledger.verify().ok
 
 

@@ -19,23 +19,19 @@ line: nothing follows it (Go's note parser refuses a trailing empty line).
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple
 
 from govfn.chronicle import merkle, tree
-from govfn.chronicle.store import InclusionProof
-from govfn.chronicle.tiles import TileLog, published
+from govfn.chronicle.tiles import published
+
+if TYPE_CHECKING:
+    from govfn.chronicle.chronicle import Chronicle
 
 HEADER = "c2sp.org/tlog-proof@v1"
 
 
 class ProofError(ValueError):
     """No tlog-proof can be made (or a file is not one)."""
-
-
-class AuditedLedger(Protocol):
-    def proof(self, cid: str) -> InclusionProof: ...
-    def audited_logs(self) -> Sequence[tuple[str | None, TileLog]]: ...
 
 
 class TlogProof(NamedTuple):
@@ -78,26 +74,24 @@ class TlogProof(NamedTuple):
         return merkle.verify_inclusion(self.leaf_index, tree_size, leaf, self.path, root)
 
 
-def record_proof(ledger: AuditedLedger, cid: str) -> TlogProof:
+def record_proof(ledger: Chronicle, cid: str) -> TlogProof:
     """The tlog-proof of a record against its log's latest signed checkpoint (KeyError if
     the ledger does not hold it; ProofError if no signed checkpoint covers it yet)."""
-    found = ledger.proof(cid)
-    name = None if found.log is None else str(found.log)
-    logs = dict(ledger.audited_logs())
-    if name not in logs:
-        raise ProofError(f"log {name} of record {cid} is not served")
-    log = logs[name]
+    found = ledger.locate(cid)
+    if found is None:
+        raise KeyError(cid)
+    log, index = found
     checkpoints = published(log)
     if checkpoints is None:
         raise ProofError(
             "the log has no signed checkpoint (set GOVFN_CHRONICLE_SIGNING_KEY, or run "
             "`govfn chronicle checkpoint --key`)"
         )
-    if checkpoints.size <= found.leaf_index:
+    if checkpoints.size <= index:
         raise ProofError(
-            f"record {cid} is leaf {found.leaf_index}, after the latest signed checkpoint "
+            f"record {cid} is leaf {index}, after the latest signed checkpoint "
             f"(tree size {checkpoints.size}): ask again after the next one"
         )
-    path = tree.inclusion_proof(found.leaf_index, checkpoints.size, log.stored_hashes)
-    (entry,) = log.entries(found.leaf_index, found.leaf_index + 1)
-    return TlogProof(found.leaf_index, path, checkpoints.note, entry)
+    path = tree.inclusion_proof(index, checkpoints.size, log.stored_hashes)
+    (entry,) = log.bodies(index, index + 1)
+    return TlogProof(index, path, checkpoints.note, entry)

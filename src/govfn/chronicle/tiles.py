@@ -69,14 +69,15 @@ class TileError(ValueError):
 
 
 class TileLog(Protocol):
-    """What serving a log as tiles reads (the SQLite `Ledger`, a `PostgresLog`)."""
+    """What serving a log as tiles reads (a `log.Log`, whichever backend stores it)."""
 
     def signed_checkpoints(self) -> list[str]: ...
     def signed_notes(self, lo: int, hi: int, limit: int) -> list[str]:
         """Up to `limit` stored notes of tree sizes in [lo, hi), the newest first."""
 
     def stored_hashes(self, indexes: Sequence[int]) -> Sequence[bytes]: ...
-    def entries(self, start: int, end: int) -> list[bytes]: ...
+    def bodies(self, start: int, end: int) -> list[bytes]:
+        """The canonical bytes of the records at leaf indexes [start, end)."""
 
 
 class TileRequest(NamedTuple):
@@ -207,7 +208,7 @@ def bundle(entries: Sequence[bytes], first: int = 0) -> bytes:
 
 def entry_bundle(request: TileRequest, log: TileLog) -> bytes:
     first = request.n * TILE_WIDTH
-    entries = log.entries(first, first + request.width)
+    entries = log.bodies(first, first + request.width)
     if len(entries) != request.width:
         raise TileError(f"the log holds {len(entries)} of the {request.width} entries wanted")
     return bundle(entries, first)

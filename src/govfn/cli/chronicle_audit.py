@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import click
 
@@ -27,6 +27,48 @@ from govfn.chronicle.tiles import (
     read_tile,
     tile_paths,
 )
+
+if TYPE_CHECKING:
+    from govfn.chronicle.chronicle import Chronicle
+
+_Command = TypeVar("_Command", bound=Callable[..., object])
+
+proof_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "tlog-proof"]),
+    default="json",
+    show_default=True,
+    help="json: RFC 6962 in hex; tlog-proof: a c2sp.org/tlog-proof@v1 file against the "
+    "log's latest signed checkpoint, with its cosignatures (checked offline).",
+)
+
+tiles_out_option = click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write each signed log into, as DIR/<log>/ (tlog-tiles layout).",
+)
+
+
+def witness_options(command: _Command) -> _Command:
+    """`verify --witness VKEY... --quorum N`."""
+    command = click.option(
+        "--quorum",
+        type=click.IntRange(min=1),
+        default=None,
+        help="How many of the --witness keys must have cosigned (default: all).",
+    )(command)
+    return click.option(
+        "--witness",
+        "witnesses",
+        multiple=True,
+        metavar="VKEY",
+        help="A witness's verifier key (tlog-cosignature or signed-note form), or a file "
+        "holding it; repeatable. Each checkpoint (default: the latest stored one of each "
+        "log) must carry --quorum valid cosignatures.",
+    )(command)
 
 
 class Written(NamedTuple):
@@ -71,7 +113,7 @@ def write_tiles(logs: Sequence[tuple[str | None, TileLog]], out: Path) -> list[W
     return done
 
 
-def tiles_command(ledger: Any, out: Path) -> None:
+def tiles_command(ledger: Chronicle, out: Path) -> None:
     written = write_tiles(ledger.audited_logs(), out)
     if not written:
         raise click.ClickException(
@@ -84,7 +126,7 @@ def tiles_command(ledger: Any, out: Path) -> None:
         )
 
 
-def tlog_proof_command(ledger: Any, cid: str) -> None:
+def tlog_proof_command(ledger: Chronicle, cid: str) -> None:
     from govfn.chronicle.proofs import ProofError, record_proof
 
     try:
@@ -94,6 +136,17 @@ def tlog_proof_command(ledger: Any, cid: str) -> None:
     except ProofError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(text, nl=False)  # the file ends with the note's last signature line
+
+
+def check_witnesses(
+    logs: Sequence[tuple[str | None, TileLog]],
+    texts: Sequence[str],
+    vkeys: Sequence[str],
+    quorum: int | None,
+) -> str:
+    """`check_quorum` of the notes given, or else of the latest stored note of each log."""
+    latest = [published(log) for _, log in logs]
+    return check_quorum(texts or [p.note for p in latest if p is not None], vkeys, quorum)
 
 
 def check_quorum(texts: Sequence[str], vkeys: Sequence[str], quorum: int | None) -> str:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response
 
 from govfn.chronicle.proofs import ProofError, record_proof
-from govfn.chronicle.store import InclusionProof
 from govfn.chronicle.tiles import (
     Published,
     TileError,
@@ -39,6 +38,9 @@ from govfn.chronicle.tiles import (
 from govfn.chronicle.tiles import published as read_published
 from govfn.problem import HttpProblem
 
+if TYPE_CHECKING:
+    from govfn.chronicle.chronicle import Chronicle
+
 PREFIX = "/chronicle/logs/"
 AUDIT = "the Chronicle's tiles and proofs"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -46,21 +48,16 @@ CHECKPOINT_MAX_AGE = "public, max-age=5"
 _REREAD_S = 1.0
 
 
-class AuditedLedger(Protocol):
-    def proof(self, cid: str) -> InclusionProof: ...
-    def audited_logs(self) -> Sequence[tuple[str | None, TileLog]]: ...
-
-
 class TileViews:
     """The tiles of one process's ledger (None: it keeps none)."""
 
-    def __init__(self, ledger: AuditedLedger | None) -> None:
+    def __init__(self, ledger: Chronicle | None) -> None:
         self.ledger = ledger
         self._lock = threading.Lock()
         self._published: dict[str, tuple[float, Published | None]] = {}
 
     def _logs(self) -> dict[str, TileLog]:
-        if self.ledger is None or not hasattr(self.ledger, "audited_logs"):
+        if self.ledger is None:
             raise HttpProblem(404, "this process keeps no Chronicle ledger")
         return {log_path_name(name): log for name, log in self.ledger.audited_logs()}
 
@@ -130,7 +127,7 @@ class TileViews:
         return Response(body, 200, headers)
 
     def proof(self, cid: str) -> Response:
-        if self.ledger is None or not hasattr(self.ledger, "audited_logs"):
+        if self.ledger is None:
             raise HttpProblem(404, "this process keeps no Chronicle ledger")
         try:
             text = record_proof(self.ledger, cid).text()
@@ -142,7 +139,7 @@ class TileViews:
         return Response(text.encode("utf-8"), 200, headers)
 
 
-def add_audit_routes(flask: Flask, ledger: Any, guard: Callable[[], None]) -> None:
+def add_audit_routes(flask: Flask, ledger: Chronicle | None, guard: Callable[[], None]) -> None:
     """The routes above; `guard()` raises HttpProblem for a request that may not read the
     Chronicle (the same rule as the lineage routes: entries are whole records)."""
     views = TileViews(ledger)

@@ -7,9 +7,13 @@
 `Receivers.respond()` runs on the event loop of govfn's own worker; `Receivers.__call__`
 is the WSGI path (a request thread hands the same coroutine to the loop thread).
 
-Order of refusals: method (405), draining (503), unknown function (404), overload (429),
-size (413), media type (415), malformed event (400), unhandled type or missing GSAP
-context (400). Every check happens before any function runs, batch elements included.
+Order of refusals: method (405), starting or draining (503), unknown function (404),
+overload (429), size (413), media type (415), malformed event (400), unhandled type or
+missing GSAP context (400), data that does not fit a typed function's event type
+(400, naming the field). Every check happens before any function runs, batch elements
+included. A server that is not ready (starting, draining, or its Chronicle or idempotency
+store not answering) never answers 400, which Knative's broker does not retry: it answers
+503 with Retry-After, and a ready pod gives the final answer.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
 On the WSGI path an answer given before the body is read lingers (`linger.py`), so that a
 client still sending reads it.
@@ -25,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
 from govfn.cloudevents.encode import binary_reply, structured_reply
+from govfn.execution import new_invocation_id
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
 from govfn.problem import HttpProblem, status_line
+from govfn.receiver.arguments import argument_of
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.deadlines import Deadlines
 from govfn.receiver.delivery import failure_problem, worst_failure
@@ -36,7 +42,7 @@ from govfn.receiver.linger import LingeringAnswer, rest_may_be_large
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
-from govfn.runtime import FunctionRuntime, new_invocation_id
+from govfn.runtime import FunctionRuntime
 
 if TYPE_CHECKING:
     from govfn.identity.verifier import SenderVerifier
@@ -45,6 +51,7 @@ log = logging.getLogger("govfn.receiver")
 
 StartResponse = Callable[..., Any]
 Answer = tuple[int, list[tuple[str, str]], bytes]
+Work = tuple[IncomingEvent, FunctionPlugin, Any]  # an event, a function, the handler's argument
 
 
 class EventRequest:
@@ -144,10 +151,9 @@ class Receivers:
         """Refusals that need neither the body nor a slot: 405, 503, 404."""
         if method != "POST":
             raise HttpProblem(405, "receivers accept POST only", extra_headers=[("Allow", "POST")])
-        if self.state.draining:
-            raise HttpProblem(
-                503, "shutting down; retry later", retry_after=self.config.retry_after_s
-            )
+        if not self.state.ready:
+            why = "shutting down" if self.state.draining else "starting"
+            raise HttpProblem(503, f"{why}; retry later", retry_after=self.config.retry_after_s)
         if function_id is None:
             return None
         plugin = self.registry.get(function_id)
@@ -165,6 +171,12 @@ class Receivers:
             )
 
     def refused(self, problem: HttpProblem) -> Answer:
+        if problem.status == 400 and not (self.state.ready and self.runtime.usable):
+            problem = HttpProblem(
+                503,
+                f"not ready; retry later ({problem.detail})",
+                retry_after=self.config.retry_after_s,
+            )
         self.metrics.rejected(problem.status)
         return problem.status, problem.headers(), problem.to_bytes()
 
@@ -181,16 +193,27 @@ class Receivers:
         content_type = request.content_type
         events = parse_request(content_type, request.ce_headers, body)
         traceparent = request.traceparent
-        work = [(event, target) for event in events for target in self._targets(event, plugin)]
+        batch = is_batch(content_type)
+        work = [
+            (
+                event,
+                target,
+                event.data  # untyped: as decoded, no call
+                if target.event_model is None
+                else argument_of(event, target, index if batch else None),
+            )
+            for index, event in enumerate(events)
+            for target in self._targets(event, plugin)
+        ]
         results = await self._run(work, traceparent, sender) if work else []
         worst = worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
             return problem.status, problem.headers(), problem.to_bytes()
-        if is_batch(content_type):
+        if batch:
             replies = [
                 structured_reply(event, result)
-                for (event, _), result in zip(work, results, strict=True)
+                for (event, _, _), result in zip(work, results, strict=True)
                 if has_reply(result)
             ]
             if not replies:
@@ -228,7 +251,7 @@ class Receivers:
 
     async def _run(
         self,
-        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        work: list[Work],
         traceparent: str | None,
         sender: Sender | None = None,
     ) -> list[FunctionResult]:
@@ -239,9 +262,13 @@ class Receivers:
         deadline = deadlines.start()
         try:
             if len(work) == 1:
-                event, plugin = work[0]
+                event, plugin, argument = work[0]
                 context = context_of(event, traceparent, sender)
-                return [await self.runtime.invoke(plugin.function_id, event.data, context)]
+                return [
+                    await self.runtime.invoke(
+                        plugin.function_id, event.data, context, argument=argument
+                    )
+                ]
             return await self._invoke_all(work, traceparent, sender)
         except asyncio.CancelledError:
             if not deadline.expired:
@@ -264,16 +291,23 @@ class Receivers:
             if event.type not in plugin.trigger_events:
                 raise HttpProblem(
                     400,
-                    f"function {plugin.function_id!r} does not handle event type {event.type!r}",
+                    f"function {plugin.function_id!r} does not handle event type "
+                    f"{event.type!r} (it handles: {', '.join(plugin.trigger_events)})",
                     attribute="type",
                     function_id=plugin.function_id,
+                    accepted_types=list(plugin.trigger_events),
                 )
             targets = [plugin]
         else:
             targets = list(self.registry.by_trigger(event.type))
             if not targets:
+                kinds = self.registry.trigger_kinds()
                 raise HttpProblem(
-                    400, f"no function handles event type {event.type!r}", attribute="type"
+                    400,
+                    f"no function handles event type {event.type!r} (handled here: "
+                    f"{', '.join(kinds) or 'none'})",
+                    attribute="type",
+                    accepted_types=kinds,
                 )
         for target in targets:
             if target.gsap_required and not event.attributes.get("gsapcontextid"):
@@ -287,7 +321,7 @@ class Receivers:
 
     async def _invoke_all(
         self,
-        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        work: list[Work],
         traceparent: str | None,
         sender: Sender | None,
     ) -> list[FunctionResult]:
@@ -295,9 +329,12 @@ class Receivers:
             await asyncio.gather(
                 *(
                     self.runtime.invoke(
-                        plugin.function_id, event.data, context_of(event, traceparent, sender)
+                        plugin.function_id,
+                        event.data,
+                        context_of(event, traceparent, sender),
+                        argument=argument,
                     )
-                    for event, plugin in work
+                    for event, plugin, argument in work
                 )
             )
         )
