@@ -241,7 +241,7 @@ class FunctionRuntime:
                 **ids,
             )
         if claim.status == "replay" and claim.result is not None:
-            return FunctionResult.from_dict(claim.result, replayed=True)
+            return await self._replay(FunctionResult.from_dict(claim.result, replayed=True))
         if claim.status == "in_progress":
             return FunctionResult.failure(
                 f"event {context.event_source} {context.event_id} is being processed "
@@ -292,6 +292,27 @@ class FunctionRuntime:
         else:  # kept (its settlement with it), or a ledger apart from the store: the
             await store.complete(key, outcome)  # handler ran, so its outcome stands
         return delivery.durable
+
+    async def _replay(self, result: FunctionResult) -> FunctionResult:
+        """The stored result of an earlier run, if its COMPLETED record is durable: a
+        delivery is never acknowledged with lineage that only a process's memory holds
+        (that process may die before it hands the record over). Otherwise UNAVAILABLE."""
+        cid = result.lineage_cid
+        if cid is None or self.backstop is None:
+            return result
+        try:
+            durable = await self.backstop.durable(cid)
+        except Exception as exc:
+            log.error("cannot tell whether record %s is durable: %s", cid, exc)
+            durable = False
+        if durable:
+            return result
+        return FunctionResult.failure(
+            "the earlier run's record is not durable yet; retry later",
+            ErrorKind.UNAVAILABLE,
+            function_id=result.function_id,
+            invocation_id=result.invocation_id,
+        )
 
     async def _recorded(self, cid: str) -> bool:
         """Whether the Chronicle holds the record `cid` (asked when a claim is taken over

@@ -64,6 +64,7 @@ class Backstop:
         self.failures = 0
         self._kept: deque[Record] = deque()
         self._settlements: dict[str, Settlement] = {}  # by the CID of the record carrying it
+        self._in_memory: set[str] = set()  # CIDs of kept records no spool holds
         self._retry_at = 0.0
         self._delay = _FIRST_DELAY_S
         self._adopted: list[Path] = []
@@ -101,7 +102,22 @@ class Backstop:
             if self._kept[index] is record:
                 del self._kept[index]
                 self._settlements.pop(record.cid, None)
+                self._in_memory.discard(record.cid)
                 return
+
+    async def durable(self, cid: str) -> bool:
+        """Whether the record `cid` may be acknowledged: spooled here, or (after handing
+        kept records over, when memory alone holds it) in the client's ledger. A client
+        with no ledger to read is trusted with what it took. Raises what the ledger raises."""
+        if cid in self._in_memory:
+            await self.flush(force=True)
+            return cid not in self._in_memory
+        if any(record.cid == cid for record in self._kept):
+            return True  # in the spool
+        ledger = getattr(self.client, "ledger", None)
+        if ledger is None:
+            return True
+        return await asyncio.to_thread(ledger.get, cid) is not None
 
     async def holds(self, cid: str) -> bool:
         """Whether the record with `cid` is durable: kept here, or in the client's ledger
@@ -146,6 +162,7 @@ class Backstop:
                 if self._kept and self._kept[0] is record:
                     self._kept.popleft()
                     self._settlements.pop(record.cid, None)
+                    self._in_memory.discard(record.cid)
         finally:
             self._flushing = False
         self._delay = _FIRST_DELAY_S
@@ -190,6 +207,7 @@ class Backstop:
         spool = self._spool_file()
         if spool is None:
             self.usable = False
+            self._in_memory.add(record.cid)
             return Delivery.IN_MEMORY
         line = record.to_json_line()
         settlement = self._settlements.get(record.cid)
@@ -205,6 +223,7 @@ class Backstop:
             # The record stays in memory; the log line is the last copy outside the process.
             log.error("chronicle spool write failed (%s); record %s", exc, line)
             self.usable = False
+            self._in_memory.add(record.cid)
             return Delivery.IN_MEMORY
         return Delivery.SPOOLED
 
