@@ -9,7 +9,7 @@ TOOLS  := .tools
 INTEROP := tests/interop/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench clean interop-deps fuzz audit browser
+.PHONY: run test lint bench clean interop-deps fuzz audit browser chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ $(CHROMIUM):
 ## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)
 	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/receiver/test_receiver_fuzz.py tests/server/test_wire.py tests/server/test_wire_fuzz.py
+
+## chaos: seeded fault-injection runs (billing pods, PostgreSQL, a broker's retries); the table goes
+## to .bench/results/chaos.md (README "Billed once under faults"). RUNS=N for more or fewer runs.
+RUNS ?= 20
+chaos: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m support.chaos --runs $(RUNS) --write .bench/results/chaos.md
 
 ## lint: ruff (src and tests), mypy strict, and the import contracts of .importlinter
 lint: $(STAMP)

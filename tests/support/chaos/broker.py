@@ -2,8 +2,10 @@
 `copies` times (at-least-once), `concurrency` at once, each attempt to any live pod, and
 retried on 404, 408, 409, 429, 5xx, a connection error or a timeout, with the backoff of
 `RetryPolicy` (Knative's `retry`, `backoffPolicy`, `backoffDelay`, `retryAfterMax`,
-`timeout`). A delivery whose attempts run out stays unanswered (its last status is kept),
-as the broker would hand it to the dead-letter sink.
+`timeout`). With a `rate`, deliveries begin at most that many a second (events arriving
+over time, so that faults meet traffic before and after them). A delivery whose attempts
+run out stays unanswered (its last status is kept), as the broker would hand it to the
+dead-letter sink.
 """
 
 from __future__ import annotations
@@ -96,26 +98,33 @@ class Broker:
         self.policy = policy
         self.seed = seed
         self.deliveries: list[Delivery] = []
+        self.started = 0
         self.finished = 0
         self._lock = threading.Lock()
 
-    def run(self, crs: int, copies: int, concurrency: int) -> list[Delivery]:
+    def run(
+        self, crs: int, copies: int, concurrency: int, rate: float | None = None
+    ) -> list[Delivery]:
         """Deliver every CR `copies` times in an order the seed shuffles; returns once every
         delivery is answered or has run out of attempts (bounded by the policy's budget)."""
         order = [(cr, copy) for cr in range(crs) for copy in range(copies)]
         random.Random(self.seed).shuffle(order)
         self.deliveries = [Delivery(cr, copy) for cr, copy in order]
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            futures = [
-                pool.submit(self._deliver, delivery, random.Random(self.seed * 1_000_003 + n))
-                for n, delivery in enumerate(self.deliveries)
-            ]
+            futures = []
+            for n, delivery in enumerate(self.deliveries):
+                rng = random.Random(self.seed * 1_000_003 + n)
+                futures.append(pool.submit(self._deliver, delivery, rng))
+                if rate:
+                    time.sleep(1 / rate)
             for future in futures:
                 future.result(timeout=self.policy.budget_s + 60)
         return self.deliveries
 
     def _deliver(self, delivery: Delivery, rng: random.Random) -> None:
         headers, body = cr_event(delivery.cr)
+        with self._lock:
+            self.started += 1
         began = time.monotonic()
         answer: dict[str, str] = {}
         for retry in range(self.policy.retry + 1):

@@ -10,7 +10,7 @@
 | `slow-db`    | the proxy delays every chunk by 20-100 ms each way, for 1.5-3 s                 |
 | `spool-full` | every pod's spool disk full (ENOSPC) while PostgreSQL is down, 1-2.5 s; freed   |
 
-A fault begins once a fraction `at` of the deliveries has finished (its first chance after
+A fault begins once a fraction `at` of the deliveries has begun (its first chance after
 that), and the run's faults follow one another in one thread. `note` says what was done.
 """
 
@@ -32,7 +32,7 @@ _BUSY_WAIT_S = 3.0
 @dataclass
 class Fault:
     kind: str
-    at: float  # the fraction of deliveries finished when it begins
+    at: float  # the fraction of deliveries begun when it begins
     began_s: float | None = None  # seconds into the run; None: never injected
     note: str = ""
 

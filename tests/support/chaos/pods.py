@@ -12,6 +12,7 @@ mounting is refused, `fill_spool` points the spool files of the pod's workers at
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import os
@@ -111,10 +112,8 @@ class Pods:
             self.gone.append(pod)
         workers = _workers(pod.server) or pod.workers
         for pid in [pod.server.process.pid, *workers]:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         pod.server.process.wait(10)
         deadline = time.monotonic() + 10
         while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ One thread accepts, two threads pump each connection; every socket is closed by 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -80,10 +81,8 @@ class TcpProxy:
         for sock in sockets:
             with self._lock:
                 self._open.discard(sock)
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def cut(self) -> int:

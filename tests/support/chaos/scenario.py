@@ -3,7 +3,8 @@ each delivered D times, K at once, by the broker, while the faults of the plan a
 injected; then scale-to-zero and the checks. Every broken promise is a line in
 `Report.violations` (an empty list is a pass):
 
-- every delivery answered 2xx within the retry policy;
+- every delivery answered 2xx within the retry policy, and within `max_delivery_s` (a
+  dead holder's claim is taken over in seconds, not after a 60 s lease);
 - one reply id per CR, and none shared by two CRs;
 - exactly one successful billing execution per CR: FUNCTION_COMPLETED with success, for
   function billing, joined to its CR through FUNCTION_INVOKED's invocation id and event id;
@@ -40,9 +41,13 @@ class Scenario:
     crs: int = 40
     copies: int = 3
     concurrency: int = 8
+    rate: float | None = 25.0  # deliveries begun a second at most
     faults: tuple[str, ...] | None = None  # kinds in order; None: `fault_count` drawn
     fault_count: int = 2
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # A delivery answered later waited for something it should not have (a dead pod's
+    # claim held to a fixed lease, say); None: the policy's budget alone.
+    max_delivery_s: float | None = 30.0
 
 
 @dataclass
@@ -95,13 +100,15 @@ def run(scenario: Scenario, database: PostgresServer, root: Path) -> Report:
         injector = Injector(Target(pods, database, name, proxy), scenario.seed)
         side = threading.Thread(target=_inject_all, args=(injector, faults, broker, total, began))
         side.start()
-        deliveries = broker.run(scenario.crs, scenario.copies, scenario.concurrency)
+        deliveries = broker.run(scenario.crs, scenario.copies, scenario.concurrency, scenario.rate)
         side.join(timeout=120)
         if not database.running():  # a fault thread that failed half-way
             database.start()
         pods.scale_to_zero()
         violations = [f"fault {f.kind} never injected" for f in faults if f.began_s is None]
-        violations += [f"{pod} exited {code} at SIGTERM" for pod, code in pods.exits.items() if code]
+        violations += [
+            f"{pod} exited {code} at SIGTERM" for pod, code in pods.exits.items() if code
+        ]
         violations += _check_deliveries(deliveries, scenario)
         executions, ledger_violations = _check_ledger(database.uri(name), deliveries, scenario)
         violations += ledger_violations
@@ -121,7 +128,7 @@ def _start_pods(pods: Pods, count: int) -> None:
     def one() -> None:
         try:
             pods.start()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=one) for _ in range(count)]
@@ -137,7 +144,7 @@ def _inject_all(
     injector: Injector, faults: list[Fault], broker: Broker, total: int, began: float
 ) -> None:
     for fault in faults:
-        while broker.finished < fault.at * total and broker.finished < total:
+        while broker.started < fault.at * total and broker.finished < total:
             time.sleep(0.005)
         if broker.finished >= total:
             fault.note = "the deliveries were over first"
@@ -155,6 +162,13 @@ def _check_deliveries(deliveries: list[Delivery], scenario: Scenario) -> list[st
                 f"cr-{d.cr} delivery {d.copy}: no 2xx in {len(d.statuses)} of {attempts}"
                 f" attempts ({d.seconds:.1f} s), statuses {d.statuses} on {d.pods}"
             )
+    bound = scenario.max_delivery_s
+    violations += [
+        f"cr-{d.cr} delivery {d.copy}: answered after {d.seconds:.1f} s (> {bound:.0f} s),"
+        f" statuses {d.statuses}"
+        for d in deliveries
+        if d.answered and bound is not None and d.seconds > bound
+    ]
     replies: dict[int, set[str]] = {}
     for d in deliveries:
         if d.answered:
