@@ -1,7 +1,7 @@
 """Billed once and lineage kept, under each fault kind: three real `govfn serve --function
 billing` pods on one real PostgreSQL, 30 CRs delivered three times each, eight at once, with
-a Knative broker's retries landing on any live pod, while one kind of fault is injected
-(`support.chaos.faults`). Short runs of the harness that `make chaos` runs seeded and long."""
+a Knative broker's retries landing on any live pod, while faults are injected
+(`support.chaos.faults`: every kind once, in four runs). Short runs of the harness that `make chaos` runs seeded and long."""
 
 from __future__ import annotations
 
@@ -31,10 +31,9 @@ def database() -> Iterator[PostgresServer]:
     "faults",
     [
         ("kill-same", "kill-fresh"),
-        ("db-restart",),
-        ("terminate", "cut"),
+        ("db-restart", "kill-same"),  # issue 19's: a pod dies while outcomes wait in memory
+        ("terminate", "cut", "slow-db"),
         ("spool-full",),
-        ("slow-db",),
     ],
     ids=lambda kinds: "+".join(kinds),
 )

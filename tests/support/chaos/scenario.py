@@ -47,7 +47,7 @@ class Scenario:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     # A delivery answered later waited for something it should not have (a dead pod's
     # claim held to a fixed lease, say); None: the policy's budget alone.
-    max_delivery_s: float | None = 30.0
+    max_delivery_s: float | None = 60.0
 
 
 @dataclass
