@@ -64,6 +64,8 @@ class FunctionContext:
     event_subject: str | None = None
     event_time: str | None = None
     traceparent: str | None = None
+    sender_issuer: str | None = None  # who sent the event, from its verified OIDC token
+    sender_subject: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -30,12 +30,13 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
-from govfn.chronicle.backstop import Backstop
+from govfn.chronicle import records
+from govfn.chronicle.backstop import Backstop, Delivery
 from govfn.chronicle.cid import content_cid
 from govfn.chronicle.client import ChronicleClient
-from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
+from govfn.chronicle.records import Record
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, IdempotencyUnavailable, idempotency_key
@@ -240,7 +241,7 @@ class FunctionRuntime:
         except ValueError:
             return (await self._run(plugin, event, context))[0]  # fails as "not JSON"
         try:
-            claim = await store.claim(key, fingerprint, plugin.timeout)
+            claim = await store.claim(key, fingerprint, plugin.timeout, recorded=self._recorded)
         except IdempotencyUnavailable as exc:
             log.error("%s; %s not run", exc, plugin.function_id)
             return FunctionResult.failure(
@@ -265,57 +266,90 @@ class FunctionRuntime:
                 **ids,
             )
         try:
-            result, durable = await self._run(plugin, event, context, input_cid=fingerprint)
+            run = await self._execute(plugin, event, context, fingerprint)
+            if not run.result.success:
+                durable = run.invoked_durable and await self._record(run.completed)
+                await store.release(key)
+            elif run.completed is None:  # not recorded: the result is the whole outcome
+                durable = True
+                await store.complete(key, run.result.to_dict())
+            else:
+                durable = await self._record_outcome(store, key, run.result, run.completed)
         except BaseException:
             await store.release(key)
             raise
-        if result.success:
-            await store.complete(key, result.to_dict())
-        else:
-            await store.release(key)
-        return result if durable else _unrecorded(result)
+        if run.cancelled is not None:
+            raise run.cancelled
+        return run.result if durable else _unrecorded(run.result)
+
+    async def _record_outcome(
+        self, store: IdempotencyStore, key: str, result: FunctionResult, completed: Record
+    ) -> bool:
+        """Emit a claimed success's COMPLETED record and settle the claim with it: in the
+        same commit when the store shares the ledger's database, otherwise noted beside the
+        claim first (a holder that dies in between leaves the answer to whoever takes the
+        claim over), then marked done. A record only memory holds still settles the claim
+        (the handler ran), but the invocation is not acknowledged."""
+        assert self.backstop is not None
+        outcome = result.to_dict()
+        settlement = store.settlement(key, outcome)
+        if settlement is None:
+            await store.note_outcome(key, outcome, completed.cid)
+        delivery = await self.backstop.deliver(completed, settlement)
+        if delivery is Delivery.DELIVERED and settlement is not None:
+            store.settled(key)
+        else:  # kept (its settlement with it), or a ledger apart from the store: the
+            await store.complete(key, outcome)  # handler ran, so its outcome stands
+        return delivery.durable
+
+    async def _recorded(self, cid: str) -> bool:
+        """Whether the Chronicle holds the record `cid` (asked when a claim is taken over
+        from a holder that died after noting its outcome)."""
+        if self.backstop is None:
+            return False
+        try:
+            return await self.backstop.holds(cid)
+        except Exception as exc:
+            raise IdempotencyUnavailable(
+                f"cannot read the Chronicle to settle a claim taken over: {exc}"
+            ) from exc
 
     async def _run(
-        self,
-        plugin: FunctionPlugin,
-        event: Any,
-        context: FunctionContext,
-        *,
-        input_cid: str | None = None,
+        self, plugin: FunctionPlugin, event: Any, context: FunctionContext
     ) -> tuple[FunctionResult, bool]:
-        """The result, and whether its records are durable (delivered or spooled). When
-        FUNCTION_INVOKED is not, the handler does not run (the result is UNAVAILABLE)."""
-        if input_cid is None:
-            try:
-                input_cid = content_cid(event)
-            except ValueError as exc:
-                failure = FunctionResult.failure(
-                    f"event is not JSON: {exc}",
-                    ErrorKind.PERMANENT,
-                    function_id=plugin.function_id,
-                    invocation_id=context.invocation_id,
-                )
-                return failure, True
-        trigger_cid = context.trigger_event_cid or input_cid
-        invoked_cid = None
-        if plugin.chronicle_enabled and self.backstop:
-            invoked = function_record(
-                FUNCTION_INVOKED,
+        """The result, and whether its records are durable (delivered or spooled)."""
+        try:
+            input_cid = content_cid(event)
+        except ValueError as exc:
+            failure = FunctionResult.failure(
+                f"event is not JSON: {exc}",
+                ErrorKind.PERMANENT,
                 function_id=plugin.function_id,
-                function_version=plugin.version,
                 invocation_id=context.invocation_id,
-                trigger_event_kind=context.trigger_event_kind,
-                trigger_event_cid=trigger_cid,
-                input_cid=input_cid,
-                gsap_context_id=context.gsap_context_id,
-                chronicle_session_id=context.chronicle_session_id,
-                pipeline_run_id=context.pipeline_run_id,
-                event_id=context.event_id,
-                event_source=context.event_source,
-                traceparent=context.traceparent,
-                invoked_at=_now(),
             )
-            invoked_cid = invoked.cid
+            return failure, True
+        run = await self._execute(plugin, event, context, input_cid)
+        durable = run.invoked_durable and await self._record(run.completed)
+        if run.cancelled is not None:
+            raise run.cancelled
+        return run.result, durable
+
+    async def _record(self, record: Record | None) -> bool:
+        return record is None or self.backstop is None or await self.backstop.emit(record)
+
+    async def _execute(
+        self, plugin: FunctionPlugin, event: Any, context: FunctionContext, input_cid: str
+    ) -> _Execution:
+        """Record FUNCTION_INVOKED, run the handler, and build the result and the
+        FUNCTION_COMPLETED record naming it (emitting that is the caller's: it may carry
+        the claim's settlement). When FUNCTION_INVOKED is not durable, the handler does not
+        run (the result is UNAVAILABLE)."""
+        trigger_cid = context.trigger_event_cid or input_cid
+        recording = plugin.chronicle_enabled and self.backstop is not None
+        invoked = None
+        if recording:
+            assert self.backstop is not None
+            invoked = records.invoked(plugin, context, trigger_cid, input_cid, _now())
             if not await self.backstop.emit(invoked):
                 self.backstop.withdraw(invoked)
                 refused = FunctionResult.failure(
@@ -324,7 +358,7 @@ class FunctionRuntime:
                     function_id=plugin.function_id,
                     invocation_id=context.invocation_id,
                 )
-                return refused, False
+                return _Execution(refused, None, None, invoked_durable=False)
 
         started = time.perf_counter()
         cancelled: asyncio.CancelledError | None = None
@@ -349,9 +383,8 @@ class FunctionRuntime:
             reply_type = reply_type or plugin.reply_type
             reply_is_event = reply_is_event or plugin.reply_is_event
 
-        lineage_cid = None
-        durable = True
-        if plugin.chronicle_enabled and self.backstop:
+        completed = None
+        if recording:
             reply = None
             if is_reply(success, outcome.data, reply_type):
                 reply = identity_of(
@@ -362,40 +395,33 @@ class FunctionRuntime:
                     context.event_source,
                     context.event_id,
                 )
-            completed = function_record(
-                FUNCTION_COMPLETED,
-                function_id=plugin.function_id,
-                invocation_id=context.invocation_id,
-                invoked_cid=invoked_cid,
-                trigger_event_cid=trigger_cid,
+            completed = records.completed(
+                plugin.function_id,
+                context.invocation_id,
+                invoked.cid if invoked is not None else None,
+                trigger_cid,
+                outcome,
                 success=success,
                 duration_ms=duration_ms,
                 output_cid=output_cid,
-                reply_id=reply.id if reply else None,
-                reply_source=reply.source if reply else None,
-                reply_cid=reply.data_cid if reply else None,
-                error=outcome.error,
-                error_kind=None if error_kind is None else error_kind.value,
+                error_kind=error_kind,
+                reply=reply,
                 completed_at=_now(),
             )
-            lineage_cid = completed.cid
-            durable = await self.backstop.emit(completed)
-        if cancelled is not None:
-            raise cancelled
         result = FunctionResult(
             success=success,
             data=outcome.data,
             error=outcome.error,
             error_kind=error_kind,
             duration_ms=duration_ms,
-            lineage_cid=lineage_cid,
+            lineage_cid=completed.cid if completed is not None else None,
             function_id=plugin.function_id,
             invocation_id=context.invocation_id,
             reply_type=reply_type,
             reply_is_event=reply_is_event,
             _output_cid=output_cid,
         )
-        return result, durable
+        return _Execution(result, completed, cancelled)
 
     async def _call_handler(
         self, plugin: FunctionPlugin, event: Any, context: FunctionContext
@@ -436,6 +462,17 @@ class FunctionRuntime:
                 observer(plugin, context, result)
             except Exception:
                 log.exception("runtime observer %r failed", observer)
+
+
+class _Execution(NamedTuple):
+    """One run of a handler: its result, the COMPLETED record still to emit (None when
+    not recorded), the cancellation to raise once it is, and whether FUNCTION_INVOKED was
+    durable (when not, the handler did not run)."""
+
+    result: FunctionResult
+    completed: Record | None
+    cancelled: asyncio.CancelledError | None
+    invoked_durable: bool = True
 
 
 def _unrecorded(result: FunctionResult) -> FunctionResult:

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
 from govfn.chronicle.ledger import Ledger
 from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
+from govfn.identity import OidcConfig
 from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Settings(NamedTuple):
     telemetry: Mapping[str, str] = MappingProxyType({})
     openlineage_url: str | None = None
     namespace: str = "govfn"
+    oidc: OidcConfig | None = None  # GOVFN_OIDC_*: verify who sends each event
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +157,7 @@ class Settings(NamedTuple):
             chronicle_origin=env.get("GOVFN_CHRONICLE_ORIGIN") or None,
             checkpoint_interval_s=interval,
             traces=traces_requested(env),
+            oidc=OidcConfig.from_env(env),
             telemetry=MappingProxyType(
                 {k: v for k, v in env.items() if k.startswith("OTEL_") or k == "K_SERVICE"}
             ),
@@ -201,7 +204,12 @@ class Settings(NamedTuple):
         return str(Path(chronicle).parent / "idempotency.db")
 
     def idempotency_store(self) -> IdempotencyStore:
-        return open_store(self.idempotency_target(), expiry_s=self.idempotency_ttl_s)
+        target = self.idempotency_target()
+        return open_store(
+            target,
+            expiry_s=self.idempotency_ttl_s,
+            settles_with_records=target == self.chronicle_uri,
+        )
 
     def checkpoint_publisher(
         self, sink: SinkSender | None = None, ledger: Ledger | PostgresLedger | None = None

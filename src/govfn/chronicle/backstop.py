@@ -8,14 +8,18 @@ file behind; the next backstop that starts in the same spool directory adopts it
 Records are idempotent by CID, so a record delivered twice (once before a crash and
 once from the spool) is stored once by the ledger and carries the same id to a sink.
 
-`emit` says whether the record is durable: delivered, or written to the spool. A record
-only memory holds (no spool, or the spool failed too) is not: the runtime then refuses the
-invocation rather than acknowledge lineage nothing keeps, and `usable` turns false until
-`check()` (or a delivery) finds the client taking records again.
+`deliver` says what became of a record (`Delivery`): delivered, written to the spool, or
+held in memory only (no spool, or the spool failed too), which is not durable: the runtime
+then refuses the invocation rather than acknowledge lineage nothing keeps, and `usable`
+turns false until `check()` (or a delivery) finds the client taking records again. A record
+may carry the settlement of an idempotency claim (`settlement.py`): it is kept, spooled
+and handed over with its record, so the two are committed together whenever that is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import json
 import logging
 import os
@@ -27,8 +31,20 @@ from typing import Any
 
 from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import Record
+from govfn.chronicle.settlement import Settlement
 
 log = logging.getLogger("govfn.chronicle")
+
+
+class Delivery(enum.Enum):
+    DELIVERED = "delivered"  # the client took it
+    SPOOLED = "spooled"  # kept, and on disk in the spool
+    IN_MEMORY = "in memory"  # kept in memory only: not durable
+
+    @property
+    def durable(self) -> bool:
+        return self is not Delivery.IN_MEMORY
+
 
 _FIRST_DELAY_S = 0.05
 _MAX_DELAY_S = 5.0
@@ -42,6 +58,7 @@ class Backstop:
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self.failures = 0
         self._kept: deque[Record] = deque()
+        self._settlements: dict[str, Settlement] = {}  # by the CID of the record carrying it
         self._retry_at = 0.0
         self._delay = _FIRST_DELAY_S
         self._adopted: list[Path] = []
@@ -56,6 +73,12 @@ class Backstop:
 
     async def emit(self, record: Record) -> bool:
         """Deliver `record`, or keep it; True when it is durable (delivered or spooled)."""
+        return (await self.deliver(record)).durable
+
+    async def deliver(self, record: Record, settlement: Settlement | None = None) -> Delivery:
+        """Deliver `record` (with `settlement`, committed together), or keep both."""
+        if settlement is not None:
+            self._settlements[record.cid] = settlement
         if self._kept and not await self.flush():
             return self._keep(record)
         try:
@@ -63,15 +86,27 @@ class Backstop:
         except Exception as exc:
             self._failed(exc)
             return self._keep(record)
+        self._settlements.pop(record.cid, None)
         self.usable = True
-        return True
+        return Delivery.DELIVERED
 
     def withdraw(self, record: Record) -> None:
         """Forget a kept record whose invocation was refused (it never ran)."""
         for index in range(len(self._kept) - 1, -1, -1):
             if self._kept[index] is record:
                 del self._kept[index]
+                self._settlements.pop(record.cid, None)
                 return
+
+    async def holds(self, cid: str) -> bool:
+        """Whether the record with `cid` is durable: kept here, or in the client's ledger
+        (read in a thread). Raises what the ledger raises when it cannot be read."""
+        if any(record.cid == cid for record in self._kept):
+            return True
+        ledger = getattr(self.client, "ledger", None)
+        if ledger is None:
+            return False
+        return await asyncio.to_thread(ledger.get, cid) is not None
 
     async def check(self) -> bool:
         """Ask the client whether it takes records (its `check()`, when it has one), then
@@ -105,6 +140,7 @@ class Backstop:
                     return False
                 if self._kept and self._kept[0] is record:
                     self._kept.popleft()
+                    self._settlements.pop(record.cid, None)
         finally:
             self._flushing = False
         self._delay = _FIRST_DELAY_S
@@ -115,6 +151,9 @@ class Backstop:
 
     def _deliver(self, record: Record) -> Awaitable[Any]:
         """The client's own awaitable for `record` (no coroutine of the backstop's around it)."""
+        settlement = self._settlements.get(record.cid) if self._settlements else None
+        if settlement is not None:
+            return self.client.emit_record(record, settlement)  # type: ignore[attr-defined,no-any-return]
         if self._emit_record is not None:
             return self._emit_record(record)  # type: ignore[no-any-return]
         return self.client.emit(record.type, record.payload)
@@ -137,25 +176,29 @@ class Backstop:
             return None
         return self.spool_dir / f"spool-{os.getpid()}.jsonl"
 
-    def _keep(self, record: Record) -> bool:
-        """Keep `record` in memory and in the spool; True when the spool has it."""
+    def _keep(self, record: Record) -> Delivery:
+        """Keep `record` (and its settlement) in memory and in the spool."""
         self._kept.append(record)
         spool = self._spool_file()
         if spool is None:
             self.usable = False
-            return False
+            return Delivery.IN_MEMORY
+        line = record.to_json_line()
+        settlement = self._settlements.get(record.cid)
+        if settlement is not None:
+            line = f'{line[:-1]},"settlement":{json.dumps(settlement.to_dict())}}}'
         try:
             spool.parent.mkdir(parents=True, exist_ok=True)
             with spool.open("a", encoding="utf-8") as handle:
-                handle.write(record.to_json_line() + "\n")
+                handle.write(line + "\n")
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             # The record stays in memory; the log line is the last copy outside the process.
-            log.error("chronicle spool write failed (%s); record %s", exc, record.to_json_line())
+            log.error("chronicle spool write failed (%s); record %s", exc, line)
             self.usable = False
-            return False
-        return True
+            return Delivery.IN_MEMORY
+        return Delivery.SPOOLED
 
     def _forget_spool(self) -> None:
         spool = self._spool_file()
@@ -181,6 +224,8 @@ class Backstop:
                 try:
                     entry = json.loads(line)
                     record = Record.build(entry["type"], entry["payload"])
+                    if "settlement" in entry:
+                        self._settlements[record.cid] = Settlement.from_dict(entry["settlement"])
                 except (ValueError, KeyError, TypeError):
                     log.error("chronicle spool %s: unreadable line skipped: %r", claimed, line)
                     continue

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import Record
+from govfn.chronicle.settlement import Settlement
 from govfn.chronicle.store import LedgerError
 
 
@@ -71,7 +72,9 @@ class LedgerChronicle:
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
 
-    async def emit_record(self, record: Record) -> str:
+    async def emit_record(self, record: Record, settlement: Settlement | None = None) -> str:
+        if settlement is not None:  # a SQLite ledger shares no database with a claim
+            raise LedgerError("the SQLite ledger cannot settle an idempotency claim")
         thread = threading.get_ident()
         batch = self._batches.get(thread)
         if batch is not None and batch.loop.is_running():  # a batch is open: wait for its commit
@@ -116,7 +119,9 @@ class AsyncLedger(Protocol):
 
     commit_lanes: int
 
-    async def append_async(self, records: Sequence[Record], lane: int = 0) -> None: ...
+    async def append_async(
+        self, records: Sequence[Record], lane: int = 0, settlements: Sequence[Settlement] = ()
+    ) -> None: ...
 
     def prepare(self) -> None: ...
 
@@ -124,10 +129,11 @@ class AsyncLedger(Protocol):
 
 
 class _Waiting:
-    __slots__ = ("committers", "free_lanes", "lanes", "records")
+    __slots__ = ("committers", "free_lanes", "lanes", "records", "settlements")
 
     def __init__(self, lanes: int) -> None:
         self.records: list[tuple[Record, asyncio.Future[None]]] = []
+        self.settlements: list[Settlement] = []  # committed with the records they wait with
         self.lanes = lanes
         self.free_lanes = list(range(lanes - 1, -1, -1))  # lane 0 is taken first
         self.committers: set[asyncio.Task[None]] = set()  # referenced until they finish
@@ -160,13 +166,16 @@ class AsyncLedgerChronicle:
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
 
-    async def emit_record(self, record: Record) -> str:
+    async def emit_record(self, record: Record, settlement: Settlement | None = None) -> str:
+        """Commit `record` (and `settlement`, in the same statement); the CID once durable."""
         loop = asyncio.get_running_loop()
         waiting = self._waiting.get(loop)
         if waiting is None:
             waiting = self._waiting[loop] = _Waiting(max(1, self.ledger.commit_lanes))
         done: asyncio.Future[None] = loop.create_future()
         waiting.records.append((record, done))
+        if settlement is not None:
+            waiting.settlements.append(settlement)
         if waiting.free_lanes:
             lane = waiting.free_lanes.pop()
             committer = loop.create_task(self._commit_while_waiting(waiting, lane))
@@ -180,8 +189,13 @@ class AsyncLedgerChronicle:
         try:
             while waiting.records:
                 batch, waiting.records = waiting.records, []
+                settlements, waiting.settlements = waiting.settlements, []
+                records = [record for record, _ in batch]
                 try:
-                    await self.ledger.append_async([record for record, _ in batch], lane)
+                    if settlements:
+                        await self.ledger.append_async(records, lane, settlements)
+                    else:
+                        await self.ledger.append_async(records, lane)
                 except Exception as exc:
                     _settle(batch, exc)
                     continue
@@ -193,7 +207,7 @@ class AsyncLedgerChronicle:
             _settle(batch, cancelled)
             if len(waiting.free_lanes) == waiting.lanes - 1:  # no other lane will take them
                 _settle(waiting.records, cancelled)
-                waiting.records = []
+                waiting.records, waiting.settlements = [], []
             raise
         finally:
             waiting.free_lanes.append(lane)

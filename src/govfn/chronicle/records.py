@@ -48,3 +48,67 @@ def function_record(record_type: str, **fields: Any) -> Record:
     payload = {"event_type": record_type, "event_code": EVENT_CODES[record_type], **fields}
     canonical = canonical_flat(payload)
     return Record(record_type, payload, canonical, cid_of_canonical(canonical))
+
+
+def invoked(
+    plugin: Any, context: Any, trigger_event_cid: str, input_cid: str, invoked_at: str
+) -> Record:
+    """The FUNCTION_INVOKED record of `plugin` (a `FunctionPlugin`) run in `context` (a
+    `FunctionContext`): written before the handler runs. It names the verified sender
+    when there is one (a record without a sender has no `sender` field: older CIDs stand)."""
+    sender = (
+        {"sender": {"iss": context.sender_issuer, "sub": context.sender_subject}}
+        if context.sender_subject is not None
+        else {}
+    )
+    return function_record(
+        FUNCTION_INVOKED,
+        function_id=plugin.function_id,
+        function_version=plugin.version,
+        invocation_id=context.invocation_id,
+        trigger_event_kind=context.trigger_event_kind,
+        trigger_event_cid=trigger_event_cid,
+        input_cid=input_cid,
+        gsap_context_id=context.gsap_context_id,
+        chronicle_session_id=context.chronicle_session_id,
+        pipeline_run_id=context.pipeline_run_id,
+        event_id=context.event_id,
+        event_source=context.event_source,
+        traceparent=context.traceparent,
+        invoked_at=invoked_at,
+        **sender,
+    )
+
+
+def completed(
+    function_id: str,
+    invocation_id: str | None,
+    invoked_cid: str | None,
+    trigger_event_cid: str,
+    outcome: Any,
+    *,
+    success: bool,
+    duration_ms: float,
+    output_cid: str | None,
+    error_kind: Any,
+    reply: Any,
+    completed_at: str,
+) -> Record:
+    """The FUNCTION_COMPLETED record of an invocation: how `outcome` (the handler's
+    `FunctionResult`) ended, and the reply event (`replies.ReplyIdentity`) it names."""
+    return function_record(
+        FUNCTION_COMPLETED,
+        function_id=function_id,
+        invocation_id=invocation_id,
+        invoked_cid=invoked_cid,
+        trigger_event_cid=trigger_event_cid,
+        success=success,
+        duration_ms=duration_ms,
+        output_cid=output_cid,
+        reply_id=reply.id if reply else None,
+        reply_source=reply.source if reply else None,
+        reply_cid=reply.data_cid if reply else None,
+        error=outcome.error,
+        error_kind=None if error_kind is None else error_kind.value,
+        completed_at=completed_at,
+    )

@@ -15,7 +15,13 @@ new holder's claim. When the database fails:
   as the database answers (the holder makes that release touch only this claim).
 - `complete` / `release` keep the outcome in memory and retry it in the background; until
   it is written, redeliveries see the claim running (409) and this process answers them
-  from the kept result. A process that dies first leaves the claim to expire at its lease.
+  from the kept result, and keeps renewing the claim's lease. A process that dies first
+  leaves the claim to lapse one lease later (`LEASE_S`).
+
+When the Chronicle is in the same database (`settles_with_records`), a success is not
+written here at all: `settlement` hands the outcome to the ledger, whose append commits it
+with the FUNCTION_COMPLETED record (`govfn.chronicle.settlement`), so no delivery can find
+the record stored and the claim still running.
 
 Connections come from a psycopg_pool pool opened on the event loop that first uses the
 store (one per process and loop; a forked worker opens its own).
@@ -34,7 +40,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from govfn.idempotency.claims import DEFAULT_EXPIRY_S, MIN_LEASE_S, Claim, IdempotencyUnavailable
+from govfn.chronicle.settlement import Settlement
+from govfn.idempotency.claims import (
+    DEFAULT_EXPIRY_S,
+    LEASE_S,
+    Claim,
+    Heartbeat,
+    IdempotencyUnavailable,
+    Recorded,
+)
 from govfn.postgres import (
     Schema,
     SchemaError,
@@ -48,10 +62,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("govfn.idempotency")
 
-SCHEMA = Schema(
-    component="idempotency",
-    version=1,
-    ddl="""
+_DDL_V1 = """
 CREATE SCHEMA IF NOT EXISTS idempotency;
 CREATE TABLE idempotency.schema_version (
     version    integer     PRIMARY KEY,
@@ -66,39 +77,90 @@ CREATE TABLE idempotency.claims (
     until       timestamptz NOT NULL
 );
 CREATE INDEX claims_by_until ON idempotency.claims (until);
-""",
+"""
+# Version 2: the lease a claim was taken with (renewed by its holder's heartbeat), and the
+# CID of the COMPLETED record whose outcome a holder noted before emitting it.
+_TO_V2 = """
+ALTER TABLE idempotency.claims
+    ADD COLUMN lease  double precision NOT NULL DEFAULT 60,
+    ADD COLUMN record text;
+"""
+
+
+def _upgrade(conn: psycopg.Connection[Any], version: int) -> None:
+    if version != 1:
+        raise SchemaError(f"no upgrade from idempotency schema version {version}")
+    conn.execute(_TO_V2)
+
+
+SCHEMA = Schema(
+    component="idempotency",
+    version=2,
+    ddl=_DDL_V1 + _TO_V2,
     version_table="idempotency.schema_version",
     lock_key=int.from_bytes(b"govfnidm", "big") - (1 << 63),
     init_hint="run `govfn chronicle init`",
+    upgrade=_upgrade,
 )
 
+# A claim's holder is gone when its lease ended and the database has been up for a whole
+# lease since it last started: after a restart, every holder gets one lease to renew its
+# claims before another pod may take them over (it could not renew while the database
+# was down).
+_LAPSED = (
+    "({c}until <= now() AND pg_postmaster_start_time() <= now() - make_interval(secs => {c}lease))"
+)
 # The first branch returns a row when this claim inserted or took over the key (or is
-# this very claim, committed by an attempt whose answer the connection lost); the second
-# reads the live claim otherwise. (A claim committed by another transaction after
-# this statement's snapshot is invisible to the second branch: the caller reads again.)
-_CLAIM = """
+# this very claim, committed by an attempt whose answer the connection lost): a claim
+# whose holder is gone, unless that holder noted an outcome, which the caller checks
+# against the ledger first. The second reads the claim otherwise. (A claim committed by
+# another transaction after this statement's snapshot is invisible to the second branch:
+# the caller reads again.)
+_CLAIM = f"""
 WITH taken AS (
-    INSERT INTO idempotency.claims AS c (key, fingerprint, state, holder, result, until)
+    INSERT INTO idempotency.claims AS c (key, fingerprint, state, holder, result, until, lease)
     VALUES (%(key)s, %(fingerprint)s, 'running', %(holder)s, NULL,
-            now() + make_interval(secs => %(lease)s))
+            now() + make_interval(secs => %(lease)s), %(lease)s)
     ON CONFLICT (key) DO UPDATE
         SET fingerprint = EXCLUDED.fingerprint, state = 'running', holder = EXCLUDED.holder,
-            result = NULL, until = EXCLUDED.until
-        WHERE c.until <= now() OR c.holder = EXCLUDED.holder  -- expired, or this claim sent again
-    RETURNING 'run'::text AS state, NULL::text AS fingerprint, NULL::text AS result
+            result = NULL, record = NULL, until = EXCLUDED.until, lease = EXCLUDED.lease
+        WHERE c.holder = EXCLUDED.holder
+           OR (c.until <= now() AND c.state = 'done')
+           OR ({_LAPSED.format(c="c.")} AND c.record IS NULL)
+    RETURNING 'run'::text AS state, NULL::text AS fingerprint, NULL::text AS result,
+              NULL::text AS holder, NULL::text AS record, false AS lapsed
 )
-SELECT state, fingerprint, result FROM taken
+SELECT * FROM taken
 UNION ALL
-SELECT state, fingerprint, result FROM idempotency.claims
-WHERE key = %(key)s AND until > now() AND NOT EXISTS (SELECT 1 FROM taken)
+SELECT state, fingerprint, result, holder, record, {_LAPSED.format(c="")} AS lapsed
+FROM idempotency.claims WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)
 """
-_READ = "SELECT state, fingerprint, result FROM idempotency.claims WHERE key = %s AND until > now()"
+_READ = (
+    f"SELECT state, fingerprint, result, holder, record, {_LAPSED.format(c='')} "
+    "FROM idempotency.claims WHERE key = %s"
+)
+_FINISH_LAPSED = (
+    "UPDATE idempotency.claims SET state = 'done', until = now() + make_interval(secs => %s) "
+    "WHERE key = %s AND holder = %s AND state = 'running'"
+)
+_TAKE_LAPSED = (
+    "UPDATE idempotency.claims SET holder = %s, result = NULL, record = NULL, "
+    "until = now() + make_interval(secs => %s), lease = %s "
+    "WHERE key = %s AND holder = %s AND state = 'running'"
+)
+_RENEW = (
+    "UPDATE idempotency.claims SET until = now() + make_interval(secs => lease) "
+    "WHERE holder = ANY(%s) AND state = 'running'"
+)
+_NOTE = "UPDATE idempotency.claims SET result = %s, record = %s WHERE key = %s AND holder = %s"
 _COMPLETE = (
     "UPDATE idempotency.claims SET state = 'done', result = %s, "
     "until = now() + make_interval(secs => %s) WHERE key = %s AND holder = %s"
 )
 _RELEASE = "DELETE FROM idempotency.claims WHERE key = %s AND holder = %s AND state = 'running'"
-_PURGE = "DELETE FROM idempotency.claims WHERE until <= now()"
+_PURGE = (
+    "DELETE FROM idempotency.claims WHERE until <= now() AND (state = 'done' OR record IS NULL)"
+)
 
 _CLAIM_ATTEMPTS = 3  # a claim that vanishes between the two reads is claimed again
 _FIRST_RETRY_S, _MAX_RETRY_S = 0.1, 5.0
@@ -127,14 +189,16 @@ class PostgresIdempotencyStore:
         uri: str,
         *,
         expiry_s: float = DEFAULT_EXPIRY_S,
-        min_lease_s: float = MIN_LEASE_S,
+        min_lease_s: float = LEASE_S,
         max_connections: int = 4,
         wait_s: float = 2.0,
+        settles_with_records: bool = False,
     ) -> None:
         self.uri = uri
         self.where = describe_database(uri)
         self.expiry_s = expiry_s
-        self.min_lease_s = min_lease_s
+        self.lease_s = min_lease_s
+        self.settles_with_records = settles_with_records
         self.max_connections = max_connections
         self.wait_s = wait_s  # longest wait for a connection before a claim gives up
         self._connect_options: dict[str, Any] = {"autocommit": True}
@@ -147,6 +211,7 @@ class PostgresIdempotencyStore:
         # by (key, holder): two claims of one key that both lost their answer owe two releases
         self._kept: dict[tuple[str, str], _Outcome] = {}
         self._retry: asyncio.Task[None] | None = None
+        self._heartbeat = Heartbeat(min_lease_s, self._renew)
 
     @property
     def kept(self) -> int:
@@ -224,7 +289,14 @@ class PostgresIdempotencyStore:
 
     # -- claims ---------------------------------------------------------------------------
 
-    async def claim(self, key: str, fingerprint: str, lease_s: float | None = None) -> Claim:
+    async def claim(
+        self,
+        key: str,
+        fingerprint: str,
+        lease_s: float | None = None,
+        *,
+        recorded: Recorded | None = None,
+    ) -> Claim:
         owed = [outcome for outcome in self._kept.values() if outcome.key == key]
         for outcome in owed:
             if outcome.result is not None:  # done here; not yet written
@@ -232,12 +304,7 @@ class PostgresIdempotencyStore:
                     return Claim("conflict", key)
                 return Claim("replay", key, json.loads(outcome.result))
         holder = os.urandom(12).hex()
-        params = {
-            "key": key,
-            "fingerprint": fingerprint,
-            "holder": holder,
-            "lease": max(lease_s or 0.0, self.min_lease_s),
-        }
+        params = {"key": key, "fingerprint": fingerprint, "holder": holder, "lease": self.lease_s}
         try:
             for outcome in owed:  # earlier claims here whose outcome is unknown: free them first
                 await self._write(outcome)
@@ -257,15 +324,59 @@ class PostgresIdempotencyStore:
             raise self._unavailable(exc) from exc
         if not rows:
             raise IdempotencyUnavailable(f"idempotency store in {self.where}: claim of {key} raced")
-        state, stored_fingerprint, result = rows[0]
+        state, stored_fingerprint, result, earlier, record, lapsed = rows[0]
         if state == "run":
-            self._held[key] = (holder, fingerprint)
-            return Claim("run", key)
+            return self._hold(key, holder, fingerprint)
         if stored_fingerprint != fingerprint:
             return Claim("conflict", key)
         if state == "done":
             return Claim("replay", key, json.loads(result))
+        if lapsed and record is not None:  # its holder is gone after noting an outcome
+            done = recorded is not None and await recorded(record)
+            try:
+                if done:
+                    _, count = await self._execute(_FINISH_LAPSED, (self.expiry_s, key, earlier))
+                    return (
+                        Claim("replay", key, json.loads(result))
+                        if count
+                        else Claim("in_progress", key)
+                    )
+                taken = (holder, self.lease_s, self.lease_s, key, earlier)
+                _, count = await self._execute(_TAKE_LAPSED, taken)
+            except (psycopg.Error, SchemaError) as exc:
+                raise self._unavailable(exc) from exc
+            if count:
+                return self._hold(key, holder, fingerprint)
         return Claim("in_progress", key)
+
+    def _hold(self, key: str, holder: str, fingerprint: str) -> Claim:
+        self._held[key] = (holder, fingerprint)
+        self._heartbeat.hold(key, holder)
+        return Claim("run", key)
+
+    async def _renew(self, holders: list[str]) -> None:
+        await self._execute(_RENEW, (holders,))
+
+    def settlement(self, key: str, result: dict[str, Any]) -> Settlement | None:
+        held = self._held.get(key)
+        if held is None or not self.settles_with_records:
+            return None
+        return Settlement(key, held[0], json.dumps(result, separators=(",", ":")), self.expiry_s)
+
+    def settled(self, key: str) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            self._heartbeat.drop(held[0])
+
+    async def note_outcome(self, key: str, result: dict[str, Any], record_cid: str) -> None:
+        held = self._held.get(key)
+        if held is None:
+            return
+        text = json.dumps(result, separators=(",", ":"))
+        try:
+            await self._execute(_NOTE, (text, record_cid, key, held[0]))
+        except (psycopg.Error, SchemaError) as exc:
+            log.warning("idempotency: could not note the outcome of %s (%s)", key, _reason(exc))
 
     async def complete(self, key: str, result: dict[str, Any]) -> None:
         await self._settle(key, json.dumps(result, separators=(",", ":")))
@@ -302,6 +413,7 @@ class PostgresIdempotencyStore:
                 log.warning("idempotency: the claim of %s was taken over before it completed", key)
         if self._kept.get((key, outcome.holder)) is outcome:
             del self._kept[key, outcome.holder]
+        self._heartbeat.drop(outcome.holder)  # kept outcomes keep their claim alive till now
 
     # -- outcomes kept while the database failed -----------------------------------------
 
@@ -336,6 +448,7 @@ class PostgresIdempotencyStore:
 
     async def aclose(self) -> None:
         """Stop retrying and close this loop's pool (kept outcomes are dropped: flush first)."""
+        await self._heartbeat.stop()
         if self._retry is not None and not self._retry.done():
             self._retry.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from govfn.identity import OidcConfig
 from govfn.settings import Settings
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -20,6 +21,7 @@ class HttpConfig:
     `api_token` (GOVFN_API_TOKEN) opens the direct-invoke API to bearers of it; `dev`
     opens it to everyone and makes the invocation log readable. `request_timeout_s` caps
     how long a request waits for its invocations when a function sets no timeout of its own.
+    `oidc` makes every delivery prove its sender (`govfn.identity`).
     """
 
     function_id: str | None = None
@@ -29,6 +31,7 @@ class HttpConfig:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
     request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    oidc: OidcConfig | None = None  # set: every delivery must carry a valid sender token
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
@@ -57,4 +60,5 @@ class HttpConfig:
             request_timeout_s=float(
                 given(settings.request_timeout_s, int(DEFAULT_REQUEST_TIMEOUT_S))
             ),
+            oidc=settings.oidc,
         )

@@ -19,11 +19,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
 from govfn.cloudevents.encode import binary_reply, structured_reply
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
+from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
 from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
@@ -34,6 +35,9 @@ from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
 from govfn.runtime import FunctionRuntime, new_invocation_id
 
+if TYPE_CHECKING:
+    from govfn.identity.verifier import SenderVerifier
+
 log = logging.getLogger("govfn.receiver")
 
 StartResponse = Callable[..., Any]
@@ -43,7 +47,7 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 class EventRequest:
     """What a receiver reads from a request's head, whichever server parsed it."""
 
-    __slots__ = ("ce_headers", "content_type", "method", "traceparent")
+    __slots__ = ("authorization", "ce_headers", "content_type", "method", "traceparent")
 
     def __init__(
         self,
@@ -51,11 +55,13 @@ class EventRequest:
         content_type: str,
         ce_headers: dict[str, str],  # lower-case text after `ce-` -> raw (Latin-1) value
         traceparent: str | None,
+        authorization: str | None = None,
     ) -> None:
         self.method = method
         self.content_type = content_type
         self.ce_headers = ce_headers
         self.traceparent = traceparent
+        self.authorization = authorization
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any]) -> EventRequest:
@@ -64,6 +70,7 @@ class EventRequest:
             environ.get("CONTENT_TYPE") or "",
             ce_headers(environ),
             environ.get("HTTP_TRACEPARENT") or None,
+            environ.get("HTTP_AUTHORIZATION") or None,
         )
 
 
@@ -85,6 +92,11 @@ class Receivers:
         self.loop = loop
         self.metrics = metrics
         self._deadlines: dict[asyncio.AbstractEventLoop, Deadlines] = {}  # loops with requests
+        self.senders: SenderVerifier | None = None
+        if config.oidc is not None:
+            from govfn.identity.verifier import SenderVerifier
+
+            self.senders = SenderVerifier(config.oidc)
 
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, function_id: str | None
@@ -158,11 +170,12 @@ class Receivers:
         self, request: EventRequest, body: bytes, plugin: FunctionPlugin | None
     ) -> Answer:
         """Validate, invoke, reply. Raises HttpProblem for what it refuses."""
+        sender = await self._sender(request.authorization) if self.senders is not None else None
         content_type = request.content_type
         events = parse_request(content_type, request.ce_headers, body)
         traceparent = request.traceparent
         work = [(event, target) for event in events for target in self._targets(event, plugin)]
-        results = await self._run(work, traceparent) if work else []
+        results = await self._run(work, traceparent, sender) if work else []
         worst = worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
@@ -184,8 +197,33 @@ class Receivers:
             return 200, headers, payload
         return 202, [], b""
 
+    async def _sender(self, authorization: str | None) -> Sender:
+        """The verified sender of a delivery; HttpProblem 401, 403 or 503 otherwise."""
+        from govfn.identity.verifier import SenderRefused
+
+        assert self.senders is not None
+        try:
+            return await self.senders.verify(authorization)
+        except SenderRefused as refused:
+            if refused.status == 503:
+                raise HttpProblem(
+                    503, refused.detail, retry_after=self.config.retry_after_s
+                ) from None
+            challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
+            if refused.status == 403:
+                challenge = 'Bearer error="insufficient_scope"'
+            raise HttpProblem(
+                refused.status,
+                refused.detail,
+                attribute="authorization",
+                extra_headers=[("WWW-Authenticate", challenge)],
+            ) from None
+
     async def _run(
-        self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
+        self,
+        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        traceparent: str | None,
+        sender: Sender | None = None,
     ) -> list[FunctionResult]:
         loop = asyncio.get_running_loop()
         deadlines = self._deadlines.get(loop)
@@ -195,9 +233,9 @@ class Receivers:
         try:
             if len(work) == 1:
                 event, plugin = work[0]
-                context = context_of(event, traceparent)
+                context = context_of(event, traceparent, sender)
                 return [await self.runtime.invoke(plugin.function_id, event.data, context)]
-            return await self._invoke_all(work, traceparent)
+            return await self._invoke_all(work, traceparent, sender)
         except asyncio.CancelledError:
             if not deadline.expired:
                 raise
@@ -241,13 +279,16 @@ class Receivers:
         return targets
 
     async def _invoke_all(
-        self, work: list[tuple[IncomingEvent, FunctionPlugin]], traceparent: str | None
+        self,
+        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        traceparent: str | None,
+        sender: Sender | None,
     ) -> list[FunctionResult]:
         return list(
             await asyncio.gather(
                 *(
                     self.runtime.invoke(
-                        plugin.function_id, event.data, context_of(event, traceparent)
+                        plugin.function_id, event.data, context_of(event, traceparent, sender)
                     )
                     for event, plugin in work
                 )
@@ -255,7 +296,9 @@ class Receivers:
         )
 
 
-def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext:
+def context_of(
+    event: IncomingEvent, traceparent: str | None, sender: Sender | None = None
+) -> FunctionContext:
     """The context of one invocation of `event`, its invocation id drawn already (the
     runtime would otherwise copy the context to set it)."""
     attributes = event.attributes
@@ -270,6 +313,8 @@ def context_of(event: IncomingEvent, traceparent: str | None) -> FunctionContext
         event_subject=attributes.get("subject"),
         event_time=attributes.get("time"),
         traceparent=traceparent or attributes.get("traceparent"),
+        sender_issuer=sender.iss if sender is not None else None,
+        sender_subject=sender.sub if sender is not None else None,
     )
 
 

@@ -77,13 +77,14 @@ _JSON = [("Content-Type", "application/json")]
 
 
 def event_request(head: RequestHead) -> EventRequest:
-    """The receiver's view of a head: Content-Type, `ce-*` fields, traceparent.
+    """The receiver's view of a head: Content-Type, `ce-*` fields, traceparent, Authorization.
 
     Field names holding `_` are dropped, as gunicorn drops them from a WSGI environ; a
     repeated `ce-*` field is joined with "," as in a WSGI environ.
     """
     content_type = ""
     traceparent = None
+    authorization = None
     ce: dict[str, str] = {}
     for name, value in head.headers:
         if name[:3] == "ce-":
@@ -95,7 +96,9 @@ def event_request(head: RequestHead) -> EventRequest:
             content_type = value
         elif name == "traceparent":
             traceparent = value or None
-    return EventRequest(head.method, content_type, ce, traceparent)
+        elif name == "authorization":
+            authorization = value or None
+    return EventRequest(head.method, content_type, ce, traceparent, authorization)
 
 
 def wsgi_environ(request: Request, multiprocess: bool) -> dict[str, Any]:

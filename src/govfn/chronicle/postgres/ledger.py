@@ -36,6 +36,7 @@ from govfn.chronicle import merkle, tree
 from govfn.chronicle.cid import cid_of_canonical
 from govfn.chronicle.postgres.schema import ensure_schema, ensure_schema_async
 from govfn.chronicle.records import Record
+from govfn.chronicle.settlement import Settlement
 from govfn.chronicle.store import (
     GENESIS,
     ConsistencyProof,
@@ -98,6 +99,30 @@ _STATEMENTS = {
     ]
     for outbox in (False, True)
 }  # [outbox][rows]: the VALUES statement of that many rows; [outbox][0]: the arrays
+# Claims of the idempotency store (same database) settled by the statement that appends
+# their COMPLETED records (`govfn.chronicle.settlement`): keys, holders, results, expiries.
+_SETTLE = (
+    "UPDATE idempotency.claims AS c SET state = 'done', result = v.result, "
+    "until = now() + make_interval(secs => v.expiry) "
+    "FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) "
+    "AS v(key, holder, result, expiry) WHERE c.key = v.key AND c.holder = v.holder "
+    "AND c.state = 'running'"
+)
+
+
+def _settling(
+    statement: str, params: list[Any], settlements: Sequence[Settlement]
+) -> tuple[str, list[Any]]:
+    """`statement` that also settles `settlements`, in one statement (one transaction)."""
+    settle = "WITH settled AS (" + _SETTLE + ") "
+    if statement.startswith("WITH "):
+        statement = settle + ", " + statement[len("WITH ") :]
+    else:
+        statement = settle + statement
+    columns = [list(column) for column in zip(*settlements, strict=True)]
+    return statement, [*columns, *params]
+
+
 _REGISTER = "INSERT INTO chronicle.logs (writer) VALUES (%s) RETURNING log_id"
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
@@ -417,9 +442,12 @@ class PostgresLedger:
 
     # -- writing, on the event loop -----------------------------------------------------
 
-    async def append_async(self, records: Sequence[Record], lane: int = 0) -> None:
+    async def append_async(
+        self, records: Sequence[Record], lane: int = 0, settlements: Sequence[Settlement] = ()
+    ) -> None:
         """`append` on the caller's event loop: one statement, one commit, through the
-        connection and log of `lane` (see `commit_lanes`)."""
+        connection and log of `lane` (see `commit_lanes`); the same statement settles
+        `settlements`."""
         import psycopg
 
         if not records:
@@ -435,7 +463,9 @@ class PostgresLedger:
             for attempt in (1, 2):
                 reused = writer.conn is not None
                 try:
-                    await asyncio.wait_for(self._append_on(writer, records), COMMIT_TIMEOUT_S)
+                    await asyncio.wait_for(
+                        self._append_on(writer, records, settlements), COMMIT_TIMEOUT_S
+                    )
                     return
                 except BaseException as exc:
                     if writer.log is not None:
@@ -453,7 +483,9 @@ class PostgresLedger:
                         ) from exc
                     raise
 
-    async def _append_on(self, writer: _AsyncWriter, records: Sequence[Record]) -> None:
+    async def _append_on(
+        self, writer: _AsyncWriter, records: Sequence[Record], settlements: Sequence[Settlement]
+    ) -> None:
         conn = await self._async_connection(writer)
         if writer.log is None:
             cursor = await conn.execute(_REGISTER, (_writer_name(),))
@@ -475,9 +507,13 @@ class PostgresLedger:
             cursor = await conn.execute(_STORED_SINCE, (log.log_id, known))
             stored = {row[0] for row in await cursor.fetchall()}
             records = [r for r in records if r.cid not in stored]
-            if not records:
+            if not records:  # committed: its settlements with it (sent again, they change nothing)
+                if settlements:
+                    await conn.execute(_SETTLE, [list(c) for c in zip(*settlements, strict=True)])
                 return
         statement, params, seq, chain = log.rows(records, self.outbox)
+        if settlements:
+            statement, params = _settling(statement, params, settlements)
         await conn.execute(statement, params)
         log.seq, log.chain = seq, chain
 
