@@ -105,6 +105,7 @@ def run(scenario: Scenario, database: PostgresServer, root: Path) -> Report:
         if not database.running():  # a fault thread that failed half-way
             database.start()
         pods.scale_to_zero()
+        _count_enospc(faults, pods)
         violations = [f"fault {f.kind} never injected" for f in faults if f.began_s is None]
         violations += [
             f"{pod} exited {code} at SIGTERM" for pod, code in pods.exits.items() if code
@@ -151,6 +152,16 @@ def _inject_all(
             continue
         fault.began_s = round(time.monotonic() - began, 2)
         injector.inject(fault)
+
+
+def _count_enospc(faults: list[Fault], pods: Pods) -> None:
+    """Say in each spool-full fault's note how many spool writes the pods logged as failed
+    with ENOSPC (requests whose claim was refused never reach the spool)."""
+    logs = [path.read_text(errors="replace") for path in pods.logs.glob("*.log")]
+    failed = sum(text.count("No space left on device") for text in logs)
+    for fault in faults:
+        if fault.kind == "spool-full" and fault.began_s is not None:
+            fault.note += f"; {failed} spool write(s) failed with ENOSPC"
 
 
 def _check_deliveries(deliveries: list[Delivery], scenario: Scenario) -> list[str]:
