@@ -26,7 +26,7 @@ POLICY = RetryPolicy(retry=10, backoff_delay_s=0.2)
         # issue 19's: pods die after an outage (outcomes waited in memory before the fix)
         ("db-restart", "kill-same", "kill-fresh"),
         ("terminate", "cut", "slow-db"),
-        ("spool-full",),
+        ("spool-full", "ledger-refuses"),
     ],
     ids=lambda kinds: "+".join(kinds),
 )

@@ -9,6 +9,9 @@
 | `cut`        | the proxy between pods and PostgreSQL drops every connection, 1-3x              |
 | `slow-db`    | the proxy delays every chunk by 20-100 ms each way, for 1.5-3 s                 |
 | `spool-full` | every pod's spool disk full (ENOSPC) while PostgreSQL is down, 1-2.5 s; freed   |
+| `ledger-refuses` | spools full, and the ledger's INSERTs refused (a trigger) while the claims |
+|              | still work, 1-2.5 s; then every pod SIGKILLed at once (a node lost) and started |
+|              | again on its folder: what only memory held is gone                              |
 
 A fault begins once a fraction `at` of the deliveries has begun (its first chance after
 that), and the run's faults follow one another in one thread. `note` says what was done.
@@ -17,6 +20,7 @@ that), and the run's faults follow one another in one thread. `note` says what w
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +29,23 @@ from support.chaos.pods import Pod, Pods
 from support.chaos.proxy import TcpProxy
 from support.postgres import PostgresServer
 
-KINDS = ("kill-same", "kill-fresh", "db-restart", "terminate", "cut", "slow-db", "spool-full")
+KINDS = (
+    "kill-same",
+    "kill-fresh",
+    "db-restart",
+    "terminate",
+    "cut",
+    "slow-db",
+    "spool-full",
+    "ledger-refuses",
+)
+_REFUSE = """
+CREATE OR REPLACE FUNCTION public.chaos_refuse() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN RAISE EXCEPTION 'chaos: the ledger refuses records'; END $$;
+CREATE TRIGGER chaos_refuse BEFORE INSERT ON chronicle.records
+    FOR EACH ROW EXECUTE FUNCTION public.chaos_refuse();
+"""
+_ACCEPT = "DROP TRIGGER IF EXISTS chaos_refuse ON chronicle.records"
 _BUSY_WAIT_S = 3.0
 
 
@@ -74,6 +94,7 @@ class Injector:
             "cut": self.cut,
             "slow-db": self.slow_db,
             "spool-full": self.spool_full,
+            "ledger-refuses": self.ledger_refuses,
         }
 
     def inject(self, fault: Fault) -> None:
@@ -157,3 +178,32 @@ class Injector:
                 pods.free_spool(pod)
         how = sorted({way for _, way in filled})
         return f"{len(filled)} spools full ({', '.join(how)}), database down {down:.1f} s"
+
+    def ledger_refuses(self) -> str:
+        pods, database = self.target.pods, self.target.database
+        lasting = self.rng.uniform(1.0, 2.5)
+        filled = [(pod, pods.fill_spool(pod)) for pod in pods.ready()]
+        try:
+            with database.connect(self.target.database_name) as conn:
+                conn.execute(_REFUSE)
+            time.sleep(lasting)
+            victims = pods.ready()
+            for pod in victims:
+                pods.kill(pod)
+        finally:
+            with database.connect(self.target.database_name) as conn:
+                conn.execute(_ACCEPT)
+            for pod, _ in filled:
+                pods.free_spool(pod)
+        threads = [
+            threading.Thread(target=pods.restart, args=(pod,), kwargs={"same_folder": True})
+            for pod in victims
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        return (
+            f"{len(filled)} spools full, ledger refusing {lasting:.1f} s, then"
+            f" {len(victims)} pods SIGKILLed and started again"
+        )

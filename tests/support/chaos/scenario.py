@@ -91,7 +91,7 @@ def run(scenario: Scenario, database: PostgresServer, root: Path) -> Report:
     pods = Pods(
         root / name,
         f"postgresql://{SUPERUSER}@127.0.0.1:{proxy.port}/{name}",
-        small_spool=any(f.kind == "spool-full" for f in faults),
+        small_spool=any(f.kind in ("spool-full", "ledger-refuses") for f in faults),
     )
     try:
         _start_pods(pods, scenario.pods)
@@ -160,7 +160,7 @@ def _count_enospc(faults: list[Fault], pods: Pods) -> None:
     logs = [path.read_text(errors="replace") for path in pods.logs.glob("*.log")]
     failed = sum(text.count("No space left on device") for text in logs)
     for fault in faults:
-        if fault.kind == "spool-full" and fault.began_s is not None:
+        if fault.kind in ("spool-full", "ledger-refuses") and fault.began_s is not None:
             fault.note += f"; {failed} spool write(s) failed with ENOSPC"
 
 
