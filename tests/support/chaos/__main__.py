@@ -3,15 +3,18 @@
     PYTHONPATH=tests python -m support.chaos --runs 20 --write .bench/results/chaos.md
 
 Run n uses seed `--seed` + n, which draws its faults (`--faults` of them, from every kind
-of `faults.KINDS`, or only `--kinds`) and their moments, the delivery order and where each
-attempt lands. A run that breaks a promise prints its story (pod logs kept) and the exit
-status is 1. Rerun one with `--seed S --runs 1`.
+of `faults.KINDS`, or only `--kinds`; or `--plan` the same kinds in every run) and their
+moments, the delivery order and where each attempt lands. Issue 19's run, for instance:
+`--pods 4 --crs 300 --rate 0 --plan db-restart kill-same`. A run that breaks a promise
+prints its story (pod logs kept) and the exit status is 1. Rerun one with `--seed S
+--runs 1`.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -64,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--crs", type=int, default=100)
     parser.add_argument("--copies", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rate", type=float, default=50.0, help="deliveries begun a second")
+    parser.add_argument(
+        "--rate", type=float, default=50.0, help="deliveries begun a second (0: no limit)"
+    )
     parser.add_argument("--faults", type=int, default=2, help="faults a run, drawn by seed")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, help="draw only these kinds")
+    parser.add_argument("--plan", nargs="+", choices=KINDS, help="these faults in every run")
     parser.add_argument("--write", type=Path, help="also write the table here (markdown)")
     args = parser.parse_args(argv)
     policy = RetryPolicy(retry=10, backoff_delay_s=0.2)
@@ -77,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for n in range(args.runs):
             seed = args.seed + n
-            kinds = None
-            if args.kinds:
+            kinds = tuple(args.plan) if args.plan else None
+            if args.kinds and not args.plan:
                 rng = random.Random(f"kinds-{seed}")
                 kinds = tuple(rng.choice(args.kinds) for _ in range(args.faults))
             scenario = Scenario(
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 crs=args.crs,
                 copies=args.copies,
                 concurrency=args.concurrency,
-                rate=args.rate,
+                rate=args.rate or None,
                 faults=kinds,
                 fault_count=args.faults,
                 policy=policy,
@@ -98,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             if report.violations:
                 failed += 1
                 print(report.story(), flush=True)
+            else:
+                shutil.rmtree(report.logs.parent, ignore_errors=True)
     finally:
         database.destroy()
     summary = (
         f"{len(rows)} runs, {failed} with violations; {args.pods} pods, {args.crs} CRs x"
-        f" {args.copies} deliveries, {args.concurrency} at once, {args.rate:g} a second at most;"
+        f" {args.copies} deliveries, {args.concurrency} at once,"
+        f" {f'{args.rate:g} a second at most' if args.rate else 'no rate limit'};"
         f" broker retry {policy.retry}, exponential from {policy.backoff_delay_s} s,"
         f" Retry-After up to {policy.retry_after_max_s:g} s ({datetime.now(UTC):%Y-%m-%d})"
     )
