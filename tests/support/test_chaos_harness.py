@@ -47,7 +47,7 @@ def test_a_cr_billed_twice_or_never_is_a_violation() -> None:
     records = [invoked("i0", 0), completed("i0"), invoked("i1", 0), completed("i1")]
     _, violations = check_records(records, [], crs=2)
     assert violations == [
-        "cr-0: billing ran 2 times (one expected)",
+        "cr-0: billing ran 2 times (one expected) [i0: b-done-i0; i1: b-done-i1]",
         "cr-1: billing ran 0 times (one expected)",
     ]
 

@@ -216,6 +216,7 @@ def check_records(
         if r["type"] == "FUNCTION_INVOKED" and payload.get("function_id") == "billing":
             cr_of[payload["invocation_id"]] = int(str(payload["event_id"]).removeprefix("cr-"))
     executions: Counter[int] = Counter()
+    seen: dict[int, list[str]] = {}  # CR -> "invocation id: record CID" of each success
     for r in records:
         payload = r["payload"]
         if r["type"] != "FUNCTION_COMPLETED" or payload.get("function_id") != "billing":
@@ -223,10 +224,15 @@ def check_records(
         if payload["invocation_id"] not in cr_of:
             violations.append(f"COMPLETED {r['cid']} without its FUNCTION_INVOKED")
         elif payload.get("success"):
-            executions[cr_of[payload["invocation_id"]]] += 1
+            cr = cr_of[payload["invocation_id"]]
+            executions[cr] += 1
+            seen.setdefault(cr, []).append(f"{payload['invocation_id']}: {r['cid']}")
     for cr in range(crs):
         if executions[cr] != 1:
-            violations.append(f"cr-{cr}: billing ran {executions[cr]} times (one expected)")
+            violations.append(
+                f"cr-{cr}: billing ran {executions[cr]} times (one expected)"
+                + (f" [{'; '.join(seen[cr])}]" if executions[cr] > 1 else "")
+            )
     for d in deliveries:
         if d.answered and d.lineage_cid not in stored:
             violations.append(f"cr-{d.cr}: acknowledged lineage {d.lineage_cid!r} not in ledger")
