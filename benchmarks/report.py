@@ -1,7 +1,7 @@
 """The Markdown report of the last benchmark run, and writing it into README's Performance section.
 
     python -m benchmarks.report                      print it
-    python -m benchmarks.report --write-readme README.md
+    python -m benchmarks.report --write-readme benchmarks/README.md
 
 Ratios are computed within each round (govfn and its peers measured minutes apart on the
 same machine), then the median over the rounds is reported, as are the medians of req/s,
@@ -20,7 +20,7 @@ from typing import Any
 from benchmarks import chart, results
 
 HEADING = "## Performance"
-CHART = "benchmarks/performance.svg"  # relative to the README
+CHART = "performance.svg"  # beside the README it is written into (benchmarks/README.md)
 GOAL_X_LIMIT = 0.5  # issue 14: govfn 1x8 at half the limit's req/s
 WIDTH = 100
 

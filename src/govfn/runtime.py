@@ -10,7 +10,11 @@
 
 Records go through a `Backstop`, so a Chronicle client that raises never breaks an
 invocation and never loses the record. Functions declared `idempotent` run once per
-trigger event (source + id) when the runtime has an `IdempotencyStore`.
+trigger event (source + id) when the runtime has an `IdempotencyStore`: a success's
+outcome is committed with its FUNCTION_COMPLETED record (in the same statement when the
+store is in the ledger's PostgreSQL database; noted beside the claim first otherwise), so
+once that record is durable no later delivery runs the function again, whatever dies when
+(`govfn.idempotency.claims` tells how).
 
 What a failing dependency makes of an invocation (ErrorKind.UNAVAILABLE, which the
 receivers answer 503 with Retry-After so that the broker retries):

@@ -113,3 +113,28 @@ def test_health_probes_stay_open(server: Server) -> None:
 def test_serve_refuses_an_issuer_without_audience(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="GOVFN_OIDC_AUDIENCE"):
         start_server(tmp_path, env={"GOVFN_OIDC_ISSUER": "https://kubernetes.default.svc"})
+
+
+def test_the_lineage_shows_the_sender(server: Server, issuer: Issuer) -> None:
+    """`govfn chronicle lineage` (text and JSON) and the OpenLineage export name the sender."""
+    import subprocess
+    import sys
+
+    answer = post(server, f"Bearer {issuer.token(aud=AUDIENCE)}", event_id="traced")
+    assert answer.status == 200
+    lineage_cid = answer.getheader("ce-lineagecid") or ""
+
+    def govfn(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "govfn", "chronicle", *args, "--ledger", str(server.ledger)],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    assert f"sent by {TRIGGER}" in govfn("lineage", lineage_cid)
+    graph = json.loads(govfn("lineage", "--format", "json", lineage_cid))
+    (node,) = [n for n in graph["nodes"] if n["kind"] == "invoked"]
+    assert node["sender"] == {"iss": ISSUER, "sub": TRIGGER}
+    events = [json.loads(line) for line in govfn("export", "--format", "openlineage").splitlines()]
+    facets = [e["run"]["facets"]["govfn_chronicle"] for e in events if e["eventType"] == "START"]
+    assert facets[0]["sender"] == {"iss": ISSUER, "sub": TRIGGER}

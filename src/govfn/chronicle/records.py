@@ -11,6 +11,10 @@ from typing import Any, NamedTuple
 
 from govfn.chronicle.cid import canonical_flat, canonical_json, cid_of_canonical
 
+# An error's text in a FUNCTION_COMPLETED record is cut to this many characters (the rest
+# is in the server log): a record must fit a transparency-log entry (65,535 bytes).
+MAX_ERROR_CHARS = 2048
+
 FUNCTION_INVOKED = "FUNCTION_INVOKED"
 FUNCTION_COMPLETED = "FUNCTION_COMPLETED"
 
@@ -108,7 +112,13 @@ def completed(
         reply_id=reply.id if reply else None,
         reply_source=reply.source if reply else None,
         reply_cid=reply.data_cid if reply else None,
-        error=outcome.error,
+        error=_cut(outcome.error),
         error_kind=None if error_kind is None else error_kind.value,
         completed_at=completed_at,
     )
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_ERROR_CHARS:
+        return text
+    return text[: MAX_ERROR_CHARS - 1] + "…"

@@ -26,6 +26,18 @@ from govfn.problem import HttpProblem
 
 REQUIRED = ("id", "source", "specversion", "type")
 NON_EMPTY_OPTIONAL = ("datacontenttype", "dataschema", "subject", "time")
+# The attributes a Chronicle record keeps, each at most this many characters, so that every
+# record fits a transparency-log entry (65,535 bytes) whatever an event carries.
+RECORDED = (
+    "id",
+    "source",
+    "type",
+    "gsapcontextid",
+    "chroniclesessionid",
+    "pipelinerunid",
+    "traceparent",
+)
+MAX_RECORDED_CHARS = 1024
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
@@ -347,6 +359,13 @@ def _check_attributes(attributes: dict[str, str], where: str) -> None:
     for name in NON_EMPTY_OPTIONAL:
         if name in attributes and not attributes[name]:
             raise HttpProblem(400, f"attribute {name!r} is empty", attribute=where + name)
+    for name in RECORDED:
+        if len(attributes.get(name, "")) > MAX_RECORDED_CHARS:
+            raise HttpProblem(
+                400,
+                f"attribute {name!r} is over {MAX_RECORDED_CHARS} characters",
+                attribute=where + name,
+            )
     if _CONTROL.search("".join(attributes.values())):
         for name, value in attributes.items():
             if _CONTROL.search(value):

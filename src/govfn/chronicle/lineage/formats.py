@@ -45,7 +45,9 @@ def to_text(graph: LineageGraph) -> str:
 
     def line(node: Node) -> str:
         mark = "  <- start" if node.cid == graph.root else ""
-        return f"{node.label}  {node.cid}{mark}"
+        sender = node.details.get("sender")
+        sent_by = f"  sent by {sender.get('sub')}" if isinstance(sender, dict) else ""
+        return f"{node.label}  {node.cid}{sent_by}{mark}"
 
     def walk(cid: str, prefix: str) -> None:
         edges = children.get(cid, [])

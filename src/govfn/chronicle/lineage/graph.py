@@ -47,6 +47,7 @@ class Invoked(NamedTuple):
     event_id: str | None
     event_source: str | None
     invoked_at: str | None
+    sender: dict[str, str] | None = None  # the verified sender {"iss", "sub"}, if any
 
 
 class Completed(NamedTuple):
@@ -87,7 +88,15 @@ def _invoked(cid: str, payload: dict[str, Any], strings: _Strings) -> Invoked:
         text(payload, "event_id"),
         text(payload, "event_source"),
         text(payload, "invoked_at", unique=True),
+        _sender(payload),
     )
+
+
+def _sender(payload: dict[str, Any]) -> dict[str, str] | None:
+    sender = payload.get("sender")
+    if not isinstance(sender, dict):
+        return None
+    return {name: str(sender[name]) for name in ("iss", "sub") if isinstance(sender.get(name), str)}
 
 
 def _completed(cid: str, payload: dict[str, Any], strings: _Strings) -> Completed:
@@ -320,6 +329,7 @@ class LineageIndex:
                     "event_id": run.event_id,
                     "event_source": run.event_source,
                     "at": run.invoked_at,
+                    **({"sender": run.sender} if run.sender else {}),
                 },
             )
         if cid in self.completed:

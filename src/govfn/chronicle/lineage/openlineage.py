@@ -136,6 +136,7 @@ class OpenLineageExport:
                 eventSource=p.get("event_source"),
                 gsapContextId=p.get("gsap_context_id"),
                 traceparent=p.get("traceparent"),
+                sender=p.get("sender"),
             ),
         )
         return {
