@@ -52,6 +52,13 @@ def test_a_cr_billed_twice_or_never_is_a_violation() -> None:
     ]
 
 
+def test_a_record_stored_twice_is_one_execution_and_a_violation() -> None:
+    records = [invoked("i0", 0), completed("i0"), completed("i0")]
+    executions, violations = check_records(records, [], crs=1)
+    assert executions == {0: 1}
+    assert violations == ["FUNCTION_COMPLETED b-done-i0 (cr-0) stored 2 times (once expected)"]
+
+
 def test_an_acknowledged_lineage_missing_from_the_ledger_is_a_violation() -> None:
     records = [invoked("i0", 0), completed("i0")]
     _, violations = check_records(records, [answered(0, 0, "r0", "b-lost")], crs=1)

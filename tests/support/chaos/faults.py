@@ -8,6 +8,8 @@
 | `terminate`  | every client connection of the database ended (`pg_terminate_backend`), 1-3x   |
 | `cut`        | the proxy between pods and PostgreSQL drops every connection, 1-3x              |
 | `slow-db`    | the proxy delays every chunk by 20-100 ms each way, for 1.5-3 s                 |
+| `answer-lost`| the proxy delays every chunk by 50 ms and cuts every connection every 0.2-0.5 s |
+|              | for 2-3 s: commits are cut after the database got them, before their answer    |
 | `spool-full` | every pod's spool disk full (ENOSPC) while PostgreSQL is down, 1-2.5 s; freed   |
 | `ledger-refuses` | spools full, and the ledger's INSERTs refused (a trigger) while the claims |
 |              | still work, 1-2.5 s; then every pod SIGKILLed at once (a node lost) and started |
@@ -36,6 +38,7 @@ KINDS = (
     "terminate",
     "cut",
     "slow-db",
+    "answer-lost",
     "spool-full",
     "ledger-refuses",
 )
@@ -93,6 +96,7 @@ class Injector:
             "terminate": self.terminate,
             "cut": self.cut,
             "slow-db": self.slow_db,
+            "answer-lost": self.answer_lost,
             "spool-full": self.spool_full,
             "ledger-refuses": self.ledger_refuses,
         }
@@ -163,6 +167,20 @@ class Injector:
         finally:
             self.target.proxy.latency_s = 0.0
         return f"+{latency * 1000:.0f} ms a chunk each way for {lasting:.1f} s"
+
+    def answer_lost(self) -> str:
+        proxy = self.target.proxy
+        lasting, cut, rounds = self.rng.uniform(2.0, 3.0), 0, 0
+        ends = time.monotonic() + lasting
+        proxy.latency_s = 0.05
+        try:
+            while time.monotonic() < ends:
+                time.sleep(self.rng.uniform(0.2, 0.5))
+                cut += proxy.cut()
+                rounds += 1
+        finally:
+            proxy.latency_s = 0.0
+        return f"+50 ms a chunk, {cut} connections cut in {rounds} rounds over {lasting:.1f} s"
 
     def spool_full(self) -> str:
         pods = self.target.pods

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from support.chaos.broker import Broker, Delivery, RetryPolicy
 from support.chaos.faults import Fault, Injector, Target, plan
 from support.chaos.pods import Pods
@@ -195,7 +197,20 @@ def check_deliveries(deliveries: list[Delivery], scenario: Scenario) -> list[str
 def _check_ledger(
     uri: str, deliveries: list[Delivery], scenario: Scenario
 ) -> tuple[Counter[int], list[str]]:
-    executions, violations = check_records(_export(uri), deliveries, scenario.crs)
+    records = _export(uri)
+    executions, violations = check_records(records, deliveries, scenario.crs)
+    twice = [cid for cid, n in Counter(r["cid"] for r in records).items() if n > 1]
+    if twice:  # where the copies are: (log, seq) of each row
+        with psycopg.connect(uri, connect_timeout=10) as conn:
+            rows = conn.execute(
+                "SELECT cid, log_id, seq FROM chronicle.records WHERE cid = ANY(%s)"
+                " ORDER BY cid, log_id, seq",
+                (twice,),
+            ).fetchall()
+        places: dict[str, list[str]] = {}
+        for cid, log_id, seq in rows:
+            places.setdefault(cid, []).append(f"log {log_id} seq {seq}")
+        violations += [f"{cid} is at {', '.join(at)}" for cid, at in places.items()]
     verified = _govfn("chronicle", "verify", "--ledger", uri)
     if verified.returncode != 0 or not verified.stdout.startswith("ok:"):
         violations.append(f"chronicle verify: {(verified.stdout + verified.stderr).strip()}")
@@ -205,18 +220,19 @@ def _check_ledger(
 def check_records(
     records: list[dict[str, Any]], deliveries: list[Delivery], crs: int
 ) -> tuple[Counter[int], list[str]]:
-    """Successful billing executions per CR in the exported `records` (each must be 1),
-    and every lineage CID a delivery was answered with among them. A failed execution
-    (the handler's own failure, released for the retry by design) is not counted."""
+    """Successful billing executions per CR in the exported `records` (each must be 1:
+    distinct FUNCTION_COMPLETED records with success), every record stored once (records
+    are idempotent by CID), and every lineage CID a delivery was answered with among them.
+    A failed execution (the handler's own failure, released for the retry by design) is
+    not counted."""
     violations: list[str] = []
-    stored = {r["cid"] for r in records}
+    copies = Counter(r["cid"] for r in records)
     cr_of: dict[str, int] = {}  # invocation id -> CR
     for r in records:
         payload = r["payload"]
         if r["type"] == "FUNCTION_INVOKED" and payload.get("function_id") == "billing":
             cr_of[payload["invocation_id"]] = int(str(payload["event_id"]).removeprefix("cr-"))
-    executions: Counter[int] = Counter()
-    seen: dict[int, list[str]] = {}  # CR -> "invocation id: record CID" of each success
+    successes: dict[int, set[str]] = {}  # CR -> "invocation id: record CID" of each success
     for r in records:
         payload = r["payload"]
         if r["type"] != "FUNCTION_COMPLETED" or payload.get("function_id") != "billing":
@@ -225,16 +241,23 @@ def check_records(
             violations.append(f"COMPLETED {r['cid']} without its FUNCTION_INVOKED")
         elif payload.get("success"):
             cr = cr_of[payload["invocation_id"]]
-            executions[cr] += 1
-            seen.setdefault(cr, []).append(f"{payload['invocation_id']}: {r['cid']}")
+            successes.setdefault(cr, set()).add(f"{payload['invocation_id']}: {r['cid']}")
+    executions = Counter({cr: len(runs) for cr, runs in successes.items()})
     for cr in range(crs):
         if executions[cr] != 1:
             violations.append(
                 f"cr-{cr}: billing ran {executions[cr]} times (one expected)"
-                + (f" [{'; '.join(seen[cr])}]" if executions[cr] > 1 else "")
+                + (f" [{'; '.join(sorted(successes[cr]))}]" if executions[cr] > 1 else "")
             )
+    for r in records:
+        if copies[r["cid"]] > 1:
+            cr = cr_of.get(r["payload"].get("invocation_id", ""), -1)
+            violations.append(
+                f"{r['type']} {r['cid']} (cr-{cr}) stored {copies[r['cid']]} times (once expected)"
+            )
+            copies[r["cid"]] = 1  # named once
     for d in deliveries:
-        if d.answered and d.lineage_cid not in stored:
+        if d.answered and d.lineage_cid not in copies:
             violations.append(f"cr-{d.cr}: acknowledged lineage {d.lineage_cid!r} not in ledger")
     return executions, violations
 
