@@ -30,6 +30,7 @@ from support.http_server import Server, start_server, stop_server, worker_pids
 
 SPOOL_BYTES = 64 * 1024
 _READY_TIMEOUT_S = 60.0
+_START_ATTEMPTS = 3
 
 
 @dataclass
@@ -88,15 +89,23 @@ class Pods:
             (folder / "server.log").rename(self.logs / f"{folder.name}.before-{number}.log")
         spool = folder / "var" / "spool"
         mounted = self.small_spool and (os.path.ismount(spool) or _mount_small_spool(spool))
-        server = start_server(
-            folder,
-            "--function",
-            "billing",
-            cwd=folder,
-            env={"GOVFN_CHRONICLE": self.uri},
-            wait_for="/health/liveness",
-            timeout_s=60,
-        )
+        for attempt in range(_START_ATTEMPTS):
+            try:
+                server = start_server(
+                    folder,
+                    "--function",
+                    "billing",
+                    cwd=folder,
+                    env={"GOVFN_CHRONICLE": self.uri},
+                    wait_for="/health/liveness",
+                    timeout_s=60,
+                )
+                break
+            except AssertionError as failed:
+                # The free port it was given was taken before it bound it (an outgoing
+                # connection's ephemeral port, say): another port.
+                if "Address already in use" not in str(failed) or attempt == _START_ATTEMPTS - 1:
+                    raise
         pod = Pod(f"pod-{number}", folder, server, spool_mounted=mounted)
         pod.workers = _workers(server)
         _wait_ready(server)
