@@ -8,8 +8,11 @@ PORT   ?= 8080
 TOOLS  := .tools
 INTEROP := tests/interop/node_modules/.package-lock.json
 CHROMIUM := /usr/bin/chromium
+ETCD     := /usr/bin/etcd
+APISERVER_XZ := ../shared/bin/kube-apiserver.xz
+APISERVER    := .tools/bin/kube-apiserver
 
-.PHONY: run test lint bench clean interop-deps fuzz audit browser chaos
+.PHONY: run test lint bench clean interop-deps fuzz audit browser apiserver chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +25,7 @@ run: $(STAMP)
 	$(BIN)/govfn serve --host $(HOST) --port $(PORT) --dev
 
 ## test: the whole test suite (real processes on loopback)
-test: $(STAMP) $(TOOLS)/bin/helm $(INTEROP) $(CHROMIUM)
+test: $(STAMP) $(TOOLS)/bin/helm $(INTEROP) $(CHROMIUM) $(ETCD) $(APISERVER)
 	$(BIN)/python -m pytest -q
 
 ## interop-deps: the JavaScript CloudEvents SDK for tests/interop (node_modules/ is ignored)
@@ -35,6 +38,21 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	apt-get install -y --no-install-recommends chromium || \
 		(apt-get update && apt-get install -y --no-install-recommends chromium)
+
+## apiserver: a real kube-apiserver on Debian's etcd (tests/support/kube_apiserver.py) for the tests of
+## govfn apply, the chart and sender identity; the binary is unpacked from ../shared/bin, beside the
+## repository (without it those tests skip, saying so; under CI=true they fail)
+apiserver: $(ETCD) $(APISERVER)
+$(ETCD):
+	apt-get install -y --no-install-recommends etcd-server || \
+		(apt-get update && apt-get install -y --no-install-recommends etcd-server)
+$(APISERVER): $(wildcard $(APISERVER_XZ))
+	@if [ -f $(APISERVER_XZ) ]; then \
+		command -v xz >/dev/null || apt-get install -y --no-install-recommends xz-utils; \
+		mkdir -p $(dir $@) && xz -dc $(APISERVER_XZ) > $@.part && chmod 0755 $@.part && mv $@.part $@; \
+	else \
+		echo "$(APISERVER_XZ) is absent: the tests against a real kube-apiserver will skip"; \
+	fi
 
 ## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)

@@ -1,6 +1,7 @@
 """Fixtures shared by every test: a fresh default registry, a temporary ledger, a
-CloudEvents sink double on loopback, and a real PostgreSQL (one server per session, a
-fresh database per test)."""
+CloudEvents sink double on loopback, a real PostgreSQL (one server per session, a
+fresh database per test), and (`support.kube_fixtures`) a real kube-apiserver on etcd (one
+per session, a fresh namespace per test)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,12 @@ from govfn.registry import FunctionRegistry, use_registry
 from support.postgres import PostgresServer
 from support.sink_double import SinkDouble
 
-pytest_plugins = ["support.app_fixtures", "support.asyncio_leaks", "support.lineage_pipeline"]
+pytest_plugins = [
+    "support.app_fixtures",
+    "support.asyncio_leaks",
+    "support.kube_fixtures",
+    "support.lineage_pipeline",
+]
 
 
 @pytest.fixture(autouse=True)

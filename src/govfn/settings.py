@@ -20,6 +20,10 @@ GOVFN_IDEMPOTENCY        idempotency store: a file, or a libpq URI (postgresql:/
                          default: beside a ledger file, or the ledger's database for a URI
 GOVFN_IDEMPOTENCY_TTL_S  how long a stored result answers redeliveries (default 7 days)
 K_SINK, K_CE_OVERRIDES, K_CA_CERTS   set by Knative's SinkBinding: records also go there
+GOVFN_SINK_TOKEN_FILE    the OIDC token sent to K_SINK, read for each request
+                         (default /oidc/token, where the SinkBinding mounts it; no file: none)
+GOVFN_SINK_CA_DIR        more CA bundles (*.crt) for an https K_SINK
+                         (default /knative-custom-certs, where Knative mounts them)
 GOVFN_CHRONICLE_SIGNING_KEY   file holding a signed-note signer key (PRIVATE+KEY+...): a
                               serving process then signs checkpoints of its log (on
                               PostgreSQL: of each log it writes)
@@ -91,6 +95,8 @@ class Settings(NamedTuple):
     sink_url: str | None = None
     sink_extensions: Mapping[str, str] = MappingProxyType({})
     sink_ca_certs: str | None = None
+    sink_token_file: Path | None = None  # None: where the SinkBinding mounts it
+    sink_ca_dir: Path | None = None  # None: where Knative mounts the bundles
     function_id: str | None = None
     dev: bool = False
     api_token: str | None = None
@@ -145,6 +151,8 @@ class Settings(NamedTuple):
             sink_url=env.get("K_SINK") or None,
             sink_extensions=parse_ce_overrides(env.get("K_CE_OVERRIDES")),
             sink_ca_certs=env.get("K_CA_CERTS") or None,
+            sink_token_file=_optional_path(env, "GOVFN_SINK_TOKEN_FILE"),
+            sink_ca_dir=_optional_path(env, "GOVFN_SINK_CA_DIR"),
             function_id=env.get("GOVFN_FUNCTION") or None,
             dev=env.get("GOVFN_DEV", "").lower() in ("1", "true", "yes"),
             api_token=env.get("GOVFN_API_TOKEN") or None,
@@ -235,6 +243,7 @@ class Settings(NamedTuple):
         if not self.sink_url:
             return None
         from govfn.chronicle.sink import SinkSender
+        from govfn.chronicle.sink_auth import CA_DIR, TOKEN_FILE
 
         outbox = None
         if self.chronicle_uri:
@@ -246,6 +255,8 @@ class Settings(NamedTuple):
             self.sink_url,
             extensions=self.sink_extensions,
             ca_certs=self.sink_ca_certs,
+            token_file=self.sink_token_file or TOKEN_FILE,
+            ca_dir=self.sink_ca_dir or CA_DIR,
             outbox=outbox,
         )
 
@@ -271,6 +282,11 @@ def _optional_int(env: Mapping[str, str], name: str) -> int | None:
         return int(text)
     except ValueError:
         raise ValueError(f"{name} must be an integer, got {text!r}") from None
+
+
+def _optional_path(env: Mapping[str, str], name: str) -> Path | None:
+    text = env.get(name)
+    return Path(text) if text else None
 
 
 def read_signer(path: Path, variable: str = "GOVFN_CHRONICLE_SIGNING_KEY") -> Signer:

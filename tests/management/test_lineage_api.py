@@ -63,7 +63,8 @@ def test_unknown_and_malformed_cids_are_problems_not_errors(
 
 def test_a_process_without_a_ledger_says_so() -> None:
     registry = load_functions(("govfn.functions",), FunctionRegistry(), include_entry_points=False)
-    app = create_app(runtime=FunctionRuntime(registry, MemoryChronicle()), config=HttpConfig())
+    config = HttpConfig(dev=True)  # the lineage routes want --dev or GOVFN_API_TOKEN
+    app = create_app(runtime=FunctionRuntime(registry, MemoryChronicle()), config=config)
     try:
         answer = testing.test_client(app).get("/chronicle/lineage/bagaaiera")
         assert answer.status_code == 404

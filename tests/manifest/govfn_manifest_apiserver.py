@@ -15,8 +15,10 @@ Knative Services, Triggers, Brokers and SinkBindings:
 - HTTPS when given a certificate and key, as a pod's service account reaches it.
 
 Objects become Ready after `ready_after` GETs (never when it is None), so `--wait` can be
-tested both ways. It does not run Knative's controllers or webhooks: no real cluster is
-exercised.
+tested both ways; `failures` makes a request of a method on a resource answer an error
+status. It does not run Knative's controllers or webhooks. Everything else about `govfn
+apply` is tested against a real kube-apiserver (`test_apiserver_*.py`): this double is kept
+for what a real server cannot be made to do, such as answering 500.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class ApiServerState:
     gets: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     ready_after: int | None = 1
+    failures: dict[tuple[str, str], int] = field(default_factory=dict)  # (method, plural)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def seed(self, obj: dict[str, Any], namespace: str, manager: str = "govfn") -> None:
@@ -210,6 +213,9 @@ class Handler(BaseHTTPRequestHandler):
         if "dryRun" in query and query["dryRun"] != "All":
             return 400, status(400, "BadRequest", f"invalid dryRun {query['dryRun']!r}")
         key = (group, namespace, plural, name)
+        failure = self.state.failures.get((method, plural))
+        if failure is not None:
+            return failure, status(failure, "InternalError", f"{method} {plural}: injected")
         if method == "GET":
             return self.get(key, kind)
         if method == "PATCH":

@@ -250,3 +250,25 @@ def test_after_a_database_restart_holders_get_a_lease_to_renew(
             await other.aclose()
 
     assert asyncio.run(scenario()) == ["run", "in_progress", "run"]
+
+
+def test_a_record_handed_over_again_is_stored_once(postgres_uri: str) -> None:
+    """A commit cut off in one lane may have landed: the backstop hands the record over
+    again, perhaps through the other lane (another log); it is stored once."""
+    ledger = PostgresLedger(postgres_uri)
+    record = Record.build("FUNCTION_COMPLETED", {"success": True, "n": 7})
+    other = Record.build("FUNCTION_COMPLETED", {"success": True, "n": 8})
+
+    async def scenario() -> None:
+        await ledger.append_async([record], lane=0)
+        await ledger.append_async([record, other], lane=1, dedupe=True)
+        backstop = Backstop(AsyncLedgerChronicle(ledger), None)
+        backstop._kept.append(record)  # kept after a failure that had committed after all
+        assert await backstop.flush(force=True)
+
+    try:
+        asyncio.run(scenario())
+        cids = [r.cid for r in ledger.records()]
+    finally:
+        ledger.close()
+    assert sorted(cids) == sorted([record.cid, other.cid])

@@ -58,3 +58,51 @@ labels:
 annotations:
   {{- toYaml $annotations | nindent 2 }}
 {{- end -}}
+
+{{/*
+Knative sender identity (govfn.manifest.oidc). The OIDC service account of a Trigger is
+kmeta.ChildName(name, "-oidc-eventing.knative.dev-Trigger"), lower-cased: a name of up to 29
+characters keeps the suffix; a longer one is cut to 31 and given an md5, which Helm cannot
+compute: `govfn manifests --format helm-values` writes those in functions[].triggerServiceAccounts.
+*/}}
+{{- define "govfn.oidcNamespace" -}}
+{{- .Values.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{- define "govfn.audience" -}}
+{{- $root := index . 0 -}}{{- $service := index . 1 -}}
+{{- printf "serving.knative.dev/service/%s/%s" (include "govfn.oidcNamespace" $root) $service | lower -}}
+{{- end -}}
+
+{{- define "govfn.triggerServiceAccount" -}}
+{{- $fn := index . 0 -}}{{- $trigger := index . 1 -}}
+{{- $given := get ($fn.triggerServiceAccounts | default dict) $trigger -}}
+{{- if $given -}}
+{{- $given -}}
+{{- else if le (len $trigger) 29 -}}
+{{- printf "%s-oidc-eventing.knative.dev-trigger" $trigger | lower -}}
+{{- else -}}
+{{- fail (printf "functions[%s].triggerServiceAccounts: Trigger %q is longer than 29 characters, so Knative names its OIDC service account with an md5 Helm cannot compute; write the values with govfn manifests --oidc-issuer ... --format helm-values" $fn.id $trigger) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* GOVFN_EVENT_SENDERS of a function: `triggers` stands for its own Triggers' subjects. */}}
+{{- define "govfn.eventSenders" -}}
+{{- $root := index . 0 -}}{{- $fn := index . 1 -}}{{- $service := index . 2 -}}
+{{- $namespace := include "govfn.oidcNamespace" $root -}}
+{{- $subjects := list -}}
+{{- range $sender := $root.Values.oidc.eventSenders -}}
+{{- if eq $sender "triggers" -}}
+{{- if not $fn.triggers -}}
+{{- fail (printf "oidc.eventSenders: Service %q has no Triggers: 'triggers' would allow no sender" $service) -}}
+{{- end -}}
+{{- range $type := $fn.triggers -}}
+{{- $account := include "govfn.triggerServiceAccount" (list $fn (include "govfn.triggerName" (list $service $type))) -}}
+{{- $subjects = append $subjects (printf "system:serviceaccount:%s:%s" $namespace $account) -}}
+{{- end -}}
+{{- else -}}
+{{- $subjects = append $subjects $sender -}}
+{{- end -}}
+{{- end -}}
+{{- join "," ($subjects | uniq) -}}
+{{- end -}}

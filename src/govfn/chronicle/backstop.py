@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import inspect
 import json
 import logging
 import os
@@ -53,8 +54,12 @@ _MAX_DELAY_S = 5.0
 class Backstop:
     def __init__(self, client: ChronicleClient, spool_dir: str | os.PathLike[str] | None) -> None:
         self.client = client
-        # The client's `emit_record` (it takes the canonical Record as it is), found once.
+        # The client's `emit_record` (it takes the canonical Record as it is), found once,
+        # and whether it can be told a record is handed over again (stored once).
         self._emit_record = getattr(client, "emit_record", None)
+        self._says_again = self._emit_record is not None and "again" in (
+            inspect.signature(self._emit_record).parameters
+        )
         self.spool_dir = Path(spool_dir) if spool_dir is not None else None
         self.failures = 0
         self._kept: deque[Record] = deque()
@@ -134,7 +139,7 @@ class Backstop:
             while self._kept:
                 record = self._kept[0]
                 try:
-                    await self._deliver(record)
+                    await self._deliver(record, again=True)
                 except Exception as exc:
                     self._failed(exc)
                     return False
@@ -149,9 +154,12 @@ class Backstop:
         log.info("chronicle recovered: kept records delivered")
         return True
 
-    def _deliver(self, record: Record) -> Awaitable[Any]:
-        """The client's own awaitable for `record` (no coroutine of the backstop's around it)."""
+    def _deliver(self, record: Record, *, again: bool = False) -> Awaitable[Any]:
+        """The client's own awaitable for `record` (no coroutine of the backstop's around it).
+        `again`: a kept record, whose first delivery may have been stored after all."""
         settlement = self._settlements.get(record.cid) if self._settlements else None
+        if self._says_again and (settlement is not None or again):
+            return self.client.emit_record(record, settlement, again=again)  # type: ignore[attr-defined,no-any-return]
         if settlement is not None:
             return self.client.emit_record(record, settlement)  # type: ignore[attr-defined,no-any-return]
         if self._emit_record is not None:

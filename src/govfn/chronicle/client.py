@@ -72,9 +72,16 @@ class LedgerChronicle:
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
 
-    async def emit_record(self, record: Record, settlement: Settlement | None = None) -> str:
+    async def emit_record(
+        self, record: Record, settlement: Settlement | None = None, *, again: bool = False
+    ) -> str:
+        """Commit `record`; `again` for one handed over after a failure (stored once)."""
         if settlement is not None:  # a SQLite ledger shares no database with a claim
             raise LedgerError("the SQLite ledger cannot settle an idempotency claim")
+        if again:
+            self.ledger.append([record], dedupe=True)
+            self.commits += 1
+            return record.cid
         thread = threading.get_ident()
         batch = self._batches.get(thread)
         if batch is not None and batch.loop.is_running():  # a batch is open: wait for its commit
@@ -120,7 +127,12 @@ class AsyncLedger(Protocol):
     commit_lanes: int
 
     async def append_async(
-        self, records: Sequence[Record], lane: int = 0, settlements: Sequence[Settlement] = ()
+        self,
+        records: Sequence[Record],
+        lane: int = 0,
+        settlements: Sequence[Settlement] = (),
+        *,
+        dedupe: bool = False,
     ) -> None: ...
 
     def prepare(self) -> None: ...
@@ -129,11 +141,12 @@ class AsyncLedger(Protocol):
 
 
 class _Waiting:
-    __slots__ = ("committers", "free_lanes", "lanes", "records", "settlements")
+    __slots__ = ("committers", "dedupe", "free_lanes", "lanes", "records", "settlements")
 
     def __init__(self, lanes: int) -> None:
         self.records: list[tuple[Record, asyncio.Future[None]]] = []
         self.settlements: list[Settlement] = []  # committed with the records they wait with
+        self.dedupe = False  # a record handed over again waits: skip what any log stores
         self.lanes = lanes
         self.free_lanes = list(range(lanes - 1, -1, -1))  # lane 0 is taken first
         self.committers: set[asyncio.Task[None]] = set()  # referenced until they finish
@@ -166,8 +179,12 @@ class AsyncLedgerChronicle:
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
 
-    async def emit_record(self, record: Record, settlement: Settlement | None = None) -> str:
-        """Commit `record` (and `settlement`, in the same statement); the CID once durable."""
+    async def emit_record(
+        self, record: Record, settlement: Settlement | None = None, *, again: bool = False
+    ) -> str:
+        """Commit `record` (and `settlement`, in the same statement); the CID once durable.
+        `again`: handed over again after a failure, its first commit perhaps landed in
+        another lane's log, so the commit skips CIDs stored in any log."""
         loop = asyncio.get_running_loop()
         waiting = self._waiting.get(loop)
         if waiting is None:
@@ -176,6 +193,8 @@ class AsyncLedgerChronicle:
         waiting.records.append((record, done))
         if settlement is not None:
             waiting.settlements.append(settlement)
+        if again:
+            waiting.dedupe = True
         if waiting.free_lanes:
             lane = waiting.free_lanes.pop()
             committer = loop.create_task(self._commit_while_waiting(waiting, lane))
@@ -190,10 +209,11 @@ class AsyncLedgerChronicle:
             while waiting.records:
                 batch, waiting.records = waiting.records, []
                 settlements, waiting.settlements = waiting.settlements, []
+                dedupe, waiting.dedupe = waiting.dedupe, False
                 records = [record for record, _ in batch]
                 try:
-                    if settlements:
-                        await self.ledger.append_async(records, lane, settlements)
+                    if settlements or dedupe:
+                        await self.ledger.append_async(records, lane, settlements, dedupe=dedupe)
                     else:
                         await self.ledger.append_async(records, lane)
                 except Exception as exc:

@@ -15,6 +15,16 @@ process that died is posted by another once its lease ends.
 Signed checkpoints (`note_outbox`) travel the same way after the records they cover:
 `type` CHRONICLE_CHECKPOINT, `id` the CID (raw codec) of the note, the note itself as
 `text/plain` data.
+
+Each request carries the SinkBinding's OIDC token, and an https sink is verified with the
+CA bundles Knative mounts as well as the system's (`sink_auth.py`). A sink that answers 401
+or 403 refuses the sender itself, not the record: retrying soon cannot help (a missing or
+wrong token, an EventPolicy that does not allow it). Such an answer is logged as an error
+and counted (`refused`, the metric `govfn_chronicle_sink_refused`); the records stay in the
+outbox (the ledger holds them anyway) and nobody claims them for `refused_hold_s` (5 min),
+after which one request tries again, re-reading the token: a fixed policy or a refreshed
+token lets everything through without a restart, and a lasting refusal costs one request
+per hold and process.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from urllib.parse import urlsplit
 
 from govfn.binary_mode import binary_headers
 from govfn.chronicle.outbox import Claimed, ClaimedNote, OutboxQueue, SqliteOutbox
+from govfn.chronicle.sink_auth import bearer_token, trust_context
 from govfn.chronicle.store import LedgerError
 
 if TYPE_CHECKING:
@@ -42,6 +53,15 @@ log = logging.getLogger("govfn.chronicle.sink")
 SOURCE = "/govfn/chronicle"
 CHECKPOINT_TYPE = "CHRONICLE_CHECKPOINT"
 _IDLE_POLL_S = 0.5
+REFUSED = (401, 403)  # the sender is not allowed: not retried until refused_hold_s passed
+
+
+class SinkRefused(Exception):
+    """The sink answered 401 or 403: it refuses this sender, whatever the record."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the sink answered {status}")
+        self.status = status
 
 
 @dataclass
@@ -53,13 +73,17 @@ class SinkSender:
     sink_url: str
     extensions: Mapping[str, str] = field(default_factory=dict)
     ca_certs: str | None = None
+    token_file: Path | None = None  # the SinkBinding's OIDC token, read for each request
+    ca_dir: Path | None = None  # more CA bundles: every *.crt file in it
     batch: int = 64
     lease_s: float = 30.0
     first_delay_s: float = 0.2
     max_delay_s: float = 10.0
     timeout_s: float = 5.0
+    refused_hold_s: float = 300.0
     sent: int = 0
     failures: int = 0
+    refused: int = 0  # answers 401/403
     outbox: OutboxQueue | None = None  # default: the outbox tables of the file at ledger_path
 
     setting: ClassVar[str] = "K_SINK"  # how errors and logs name the destination
@@ -147,7 +171,12 @@ class SinkSender:
         if not rows:
             return self._send_checkpoints()
         for position, row in enumerate(rows):
-            if not self.deliver(row):
+            try:
+                delivered = self.deliver(row)
+            except SinkRefused as refusal:
+                self._refused(refusal, rows[position:], self._queue.release)
+                return "failed"
+            if not delivered:
                 self._failed(rows[position:], self._queue.release)
                 return "failed"
             self._queue.sent(row.key)
@@ -163,7 +192,14 @@ class SinkSender:
         from govfn.chronicle.cid import cid_of_bytes
 
         for position, note in enumerate(notes):
-            if not self._post(cid_of_bytes(note.body), CHECKPOINT_TYPE, note.body, "text/plain"):
+            try:
+                delivered = self._post(
+                    cid_of_bytes(note.body), CHECKPOINT_TYPE, note.body, "text/plain"
+                )
+            except SinkRefused as refusal:
+                self._refused(refusal, notes[position:], self._queue.release_notes)
+                return "failed"
+            if not delivered:
                 self._failed(notes[position:], self._queue.release_notes)
                 return "failed"
             self._queue.note_sent(note.key)
@@ -181,6 +217,30 @@ class SinkSender:
         self._delay = min(self._delay * 2, self.max_delay_s)
         release([item.key for item in pending], self._delay)
         self._warn_depth()
+
+    def _refused(
+        self,
+        refusal: SinkRefused,
+        pending: Sequence[Claimed | ClaimedNote],
+        release: Callable[[Sequence[Hashable], float], None],
+    ) -> None:
+        """The sink refuses the sender: keep everything queued, unclaimed by anyone for
+        `refused_hold_s`, and wait as long before the next request."""
+        self.refused += 1
+        self._delay = self.refused_hold_s
+        release([item.key for item in pending], self._delay)
+        token = "with" if bearer_token(self.token_file) else "without"
+        log.error(
+            "chronicle %s %s answered %d to a request sent %s a token: the sender is not "
+            "allowed (for K_SINK: Knative's authentication-oidc feature, the sink's "
+            "EventPolicy); %d item(s) stay queued, next attempt in %.0f s",
+            self.setting,
+            self.sink_url,
+            refusal.status,
+            token,
+            max(self.depth(), len(pending)),
+            self._delay,
+        )
 
     def _warn_depth(self) -> None:
         depth = self.depth()
@@ -203,12 +263,16 @@ class SinkSender:
         return self.send(self._parts.path or "/", body, headers, cid)
 
     def send(self, path: str, body: bytes, headers: Mapping[str, str], name: str) -> bool:
-        """POST on the kept-alive connection; True on a 2xx answer."""
+        """POST on the kept-alive connection; True on a 2xx answer, SinkRefused on 401/403."""
         import http.client
 
+        headers = dict(headers)
+        token = bearer_token(self.token_file)
+        if token is not None:
+            headers["authorization"] = f"Bearer {token}"
         try:
             connection = self._connection()
-            connection.request("POST", path, body=body, headers=dict(headers))
+            connection.request("POST", path, body=body, headers=headers)
             response = connection.getresponse()
             response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -217,6 +281,10 @@ class SinkSender:
             return False
         if 200 <= response.status < 300:
             return True
+        if response.will_close:
+            self._close_http()
+        if response.status in REFUSED:
+            raise SinkRefused(response.status)
         log.warning(
             "chronicle %s %s answered %d for %s",
             self.setting,
@@ -224,8 +292,6 @@ class SinkSender:
             response.status,
             name,
         )
-        if response.will_close:
-            self._close_http()
         return False
 
     def _event_head(
@@ -251,10 +317,8 @@ class SinkSender:
         if self._http is None:
             host, port = self._parts.hostname or "", self._parts.port
             if self._parts.scheme == "https":
-                import ssl
-
-                # SinkBinding passes the sink's CA bundle as PEM text in K_CA_CERTS.
-                context = ssl.create_default_context(cadata=self.ca_certs or None)
+                # The system's CAs, K_CA_CERTS (PEM text) and the bundles in ca_dir.
+                context = trust_context(self.ca_certs, self.ca_dir)
                 self._http = http.client.HTTPSConnection(
                     host, port, timeout=self.timeout_s, context=context
                 )

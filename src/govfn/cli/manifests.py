@@ -37,6 +37,10 @@ def _pairs(flag: str) -> Callable[[click.Context, click.Parameter, tuple[str, ..
     return parse
 
 
+def _given(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    return values or None  # not given: the config file's list, if any
+
+
 _OPTIONS: list[Callable[[F], F]] = [
     click.option("--image", help="Container image holding the project (required)."),
     click.option("--namespace", help="Namespace (manifests: none set; apply: the context's)."),
@@ -71,6 +75,14 @@ _OPTIONS: list[Callable[[F], F]] = [
                       "[default key: uri]; the emptyDir then holds only the spool."),
     click.option("--var-size-limit", metavar="QUANTITY",
                  help="sizeLimit of the ledger/spool emptyDir [default: 1Gi]."),
+    click.option("--oidc-issuer", metavar="URL",
+                 help="Receivers accept only Knative OIDC tokens from this issuer "
+                      "(e.g. https://kubernetes.default.svc); Triggers name their audience. "
+                      "Needs Knative's authentication-oidc feature [default: off]."),
+    click.option("--event-sender", "event_senders", multiple=True, callback=_given,
+                 metavar="SUB", help="A subject allowed to send events (a trailing * makes it a "
+                 "prefix), or `triggers`: the function's own Triggers (repeatable; "
+                 "default: any valid token)."),
     click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
                  help="govfn.yaml or pyproject.toml [tool.govfn] (default: either, in the cwd)."),
     click.option("--allow-reply-loops", is_flag=True, default=None,
@@ -136,6 +148,15 @@ def manifests(
         output.write_text(text, encoding="utf-8")
 
 
+def _with_some_namespace(options: ManifestOptions) -> ManifestOptions:
+    """`options` for a check before the context names the namespace (which OIDC needs)."""
+    from dataclasses import replace
+
+    if options.namespace or options.oidc_issuer is None:
+        return options
+    return replace(options, namespace="default")
+
+
 @click.command()
 @manifest_options
 @click.option("--dry-run", is_flag=True, help="Server-side dry run (dryRun=All).")
@@ -162,7 +183,7 @@ def apply(
 
     try:
         options, registry = _resolve(modules, flags)
-        render_all(registry, options)  # refuse before connecting
+        render_all(registry, _with_some_namespace(options))  # refuse before connecting
         api_client, default_namespace = connect(Target(kubeconfig=kubeconfig, context=context))
         try:
             namespace = options.namespace or default_namespace

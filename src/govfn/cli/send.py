@@ -2,7 +2,9 @@
 
 The request is encoded by the CloudEvents SDK (`cloudevents`), an encoder independent of
 govfn's own, and posted with `http.client`. `--repeat N --concurrency C` sends N events
-(`govfn.cli.load_check`) and prints a latency summary instead of the reply.
+(`govfn.cli.load_check`) and prints a latency summary instead of the reply. `--token` or
+`--token-file` sends `Authorization: Bearer <token>` with each (a receiver that verifies
+Knative's OIDC tokens wants one; `kubectl create token SA --audience AUD` makes one).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ CORE_ATTRIBUTES = frozenset(
 )
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,27 @@ def parse_data(data_text: str | None, data_file: Path | None) -> Any:
         raise click.BadParameter(f"not JSON: {exc}", param_hint=hint) from None
 
 
+def parse_token(token: str | None, token_file: Path | None) -> str | None:
+    """The bearer token from --token or --token-file (`-` is stdin), stripped."""
+    if token is not None and token_file is not None:
+        raise click.UsageError("give --token or --token-file, not both")
+    hint = "--token"
+    if token_file is not None:
+        hint = "--token-file"
+        try:
+            token = sys.stdin.read() if str(token_file) == "-" else token_file.read_text("ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(f"cannot read {token_file}: {exc}", param_hint=hint) from None
+    if token is None:
+        return None
+    token = token.strip()
+    if not _BEARER_TOKEN.fullmatch(token):
+        raise click.BadParameter(
+            "not a bearer token (letters, digits and -._~+/, then = padding)", param_hint=hint
+        )
+    return token
+
+
 def parse_extensions(values: tuple[str, ...], gsap_context: str | None) -> dict[str, str]:
     """`--extension name=value` pairs; a name must be a CloudEvents attribute name."""
     extensions: dict[str, str] = {}
@@ -140,6 +164,7 @@ class EventEncoder:
         structured: bool,
         event_id: str | None = None,
         traceparent: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.event_class, self.binding, self.format = sdk()
         self.attributes: dict[str, Any] = {
@@ -154,6 +179,7 @@ class EventEncoder:
         self.structured = structured
         self.event_id = event_id
         self.traceparent = traceparent
+        self.token = token
         self.encode()  # refuse bad attributes before anything is sent
 
     def encode(self) -> tuple[dict[str, str], bytes]:
@@ -170,6 +196,8 @@ class EventEncoder:
         headers = dict(message.headers)
         if self.traceparent is not None:  # HTTP's trace context, not a CloudEvents attribute
             headers["traceparent"] = self.traceparent
+        if self.token is not None:
+            headers["authorization"] = f"Bearer {self.token}"
         return headers, bytes(message.body)
 
     def reply_event(self, reply: Reply) -> Any | None:
@@ -253,6 +281,10 @@ def _pretty(body: bytes) -> str:
 @click.option("--gsap-context", default=None, metavar="ID", help="GSAP context (gsapcontextid).")
 @click.option("--traceparent", default=None, metavar="TP",
               help="W3C trace context of the delivery (00-TRACEID-SPANID-FLAGS).")  # fmt: skip
+@click.option("--token", default=None, metavar="TOKEN",
+              help="Send Authorization: Bearer TOKEN (e.g. a Knative OIDC token).")  # fmt: skip
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="As --token, read from a file (- for stdin), out of sight of ps.")  # fmt: skip
 @click.option("--timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
               help="Seconds to wait for each answer.")  # fmt: skip
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
@@ -271,6 +303,8 @@ def send(
     extensions: tuple[str, ...],
     gsap_context: str | None,
     traceparent: str | None,
+    token: str | None,
+    token_file: Path | None,
     timeout: float,
     repeat: int,
     concurrency: int,
@@ -290,6 +324,7 @@ def send(
         structured=mode == "structured",
         event_id=event_id,
         traceparent=traceparent,
+        token=parse_token(token, token_file),
     )
     if repeat > 1:
         from govfn.cli.load_check import run_load_check

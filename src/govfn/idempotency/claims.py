@@ -18,7 +18,7 @@ How a success is settled depends on where the Chronicle lives:
   record, the noted result is the answer and the function does not run again.
 
 A failure releases the key (`release`) so the broker's retry can run. A holder renews the
-lease of every claim it holds (`Heartbeat`, every third of the lease) while its handler
+lease of every claim it holds (`Heartbeat`, every fifth of the lease) while its handler
 runs, so a claim whose holder died is taken over one lease later (`LEASE_S`, seconds, not
 the function's whole timeout). Stored results expire after `expiry_s`. A store that cannot
 be reached raises `IdempotencyUnavailable` from `claim`: without a claim the function must
@@ -103,8 +103,10 @@ class IdempotencyStore(Protocol):
 
 
 class Heartbeat:
-    """Renews the leases of the claims a process holds, every third of the lease, while it
-    holds any: `renew(holders)` is the store's one statement for all of them."""
+    """Renews the leases of the claims a process holds, every fifth of the lease, while it
+    holds any: `renew(holders)` is the store's one statement for all of them. A renewal that
+    fails is tried again a tenth of a beat later, so that a few broken connections in a row
+    do not let a live holder's lease lapse."""
 
     def __init__(self, lease_s: float, renew: Callable[[list[str]], Awaitable[None]]) -> None:
         self.lease_s = lease_s
@@ -123,15 +125,19 @@ class Heartbeat:
         self.holders.pop(holder, None)
 
     async def _beat(self) -> None:
+        beat = self.lease_s / 5
+        wait = beat
         while self.holders:
-            await asyncio.sleep(self.lease_s / 3)
+            await asyncio.sleep(wait)
             holders = list(self.holders)
             if not holders:
                 return
             try:
                 await self._renew(holders)
-            except Exception as exc:  # the next beat tries again; the lease may lapse
+                wait = beat
+            except Exception as exc:  # tried again soon; the lease may lapse meanwhile
                 log.warning("idempotency: could not renew %d claim(s): %s", len(holders), exc)
+                wait = beat / 10
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -83,7 +83,10 @@ class Issuer:
         self.issuer, self._keys = issuer, usable
 
     def _get_json(self, url: str) -> dict[str, Any]:
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        # a kube-apiserver serves its keys as application/jwk-set+json and answers a request
+        # that accepts only application/json with 406
+        accept = "application/json, application/jwk-set+json"
+        request = urllib.request.Request(url, headers={"Accept": accept})
         token = self._read("token")
         if token:
             request.add_header("Authorization", f"Bearer {token.strip()}")

@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from govfn.errors import GovfnError
 from govfn.function import FunctionContext, FunctionResult
-from govfn.management.auth import authorize
+from govfn.management.auth import LINEAGE, authorize
 from govfn.management.lineage import LineageViews
 from govfn.management.openapi import openapi_document, openapi_path
 from govfn.outcome import ErrorKind
@@ -129,6 +129,7 @@ def build_management_app(app: GovfnApp) -> Flask:
             in_flight=app.state.in_flight,
             outbox_depth=app.sink.depth() if app.sink else None,
             sink_failures=app.sink.failures if app.sink else None,
+            sink_refused=app.sink.refused if app.sink else None,
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -136,12 +137,24 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.get("/chronicle/lineage/<cid>")
     def lineage_graph(cid: str) -> Response:
-        return _json(lineage.graph(cid).to_dict())
+        authorize(app.config, request.headers.get("Authorization"), LINEAGE)
+        response = _json(lineage.graph(cid).to_dict())
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
     @flask.get("/chronicle/lineage/<cid>/view")
     def lineage_page(cid: str) -> Response:
+        """Without --dev or the token (a browser sends none when it opens a link), the page
+        comes without the graph and asks for the token, then fetches the graph with it."""
+        headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
+        try:
+            authorize(app.config, request.headers.get("Authorization"), LINEAGE)
+        except HttpProblem as problem:
+            status, html = lineage.locked_page(cid, problem)
+            challenge = [h for h in problem.headers() if h[0] == "WWW-Authenticate"]
+            return Response(html, status, headers + challenge)
         status, html = lineage.page(cid)
-        return Response(html, status, {"Content-Type": "text/html; charset=utf-8"})
+        return Response(html, status, headers)
 
     @flask.get("/openapi.json")
     def openapi() -> Response:

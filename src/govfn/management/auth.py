@@ -1,5 +1,6 @@
-"""Who may run code directly (`invoke`, `dispatch`): everyone with `--dev`, otherwise
-bearers of GOVFN_API_TOKEN, compared in constant time."""
+"""Who may use the management routes that run code (`invoke`, `dispatch`) or show what the
+Chronicle holds of the events (the lineage routes: event ids, sources, subjects):
+everyone with `--dev`, otherwise bearers of GOVFN_API_TOKEN, compared in constant time."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from govfn.problem import HttpProblem
 from govfn.receiver.config import HttpConfig
 
 _CHALLENGE = [("WWW-Authenticate", 'Bearer realm="govfn"')]
+DIRECT_INVOKE = "the direct-invoke API"
+LINEAGE = "the lineage API"
 
 
-def authorize(config: HttpConfig, authorization: str | None) -> None:
-    """Return if the request may run a function; raise 401 or 403 otherwise."""
+def authorize(config: HttpConfig, authorization: str | None, what: str = DIRECT_INVOKE) -> None:
+    """Return if the request may use `what`; raise 401 or 403 otherwise."""
     if config.dev:
         return
     if not authorization:
         raise HttpProblem(
             401,
-            "the direct-invoke API needs Authorization: Bearer <GOVFN_API_TOKEN>",
+            f"{what} needs Authorization: Bearer <GOVFN_API_TOKEN>",
             attribute="authorization",
             extra_headers=_CHALLENGE,
         )
@@ -33,7 +36,7 @@ def authorize(config: HttpConfig, authorization: str | None) -> None:
     if config.api_token is None:
         raise HttpProblem(
             403,
-            "the direct-invoke API is closed: serve with --dev or set GOVFN_API_TOKEN",
+            f"{what} is closed: serve with --dev or set GOVFN_API_TOKEN",
             attribute="authorization",
         )
     if not hmac.compare_digest(token.strip().encode("utf-8"), config.api_token.encode("utf-8")):

@@ -73,6 +73,14 @@ class LineageViews:
         if size > self._index.records:
             self._index.add_all(islice(log.records(), self._index.records, size))
 
+    def locked_page(self, key: str, problem: HttpProblem) -> tuple[int, str]:
+        """The page without any graph, for a request `problem` refused: it asks for the
+        token and fetches the graph of `key` with it."""
+        data: dict[str, Any] = {"colours": COLOURS, "api": API_PREFIX, "token": True}
+        data["query"] = key if _KEY.fullmatch(key) else ""
+        data["error"] = problem.detail
+        return problem.status, page_html(data)
+
     def page(self, key: str) -> tuple[int, str]:
         """The page for `key` (its graph, or the problem that stops it) and its status."""
         data: dict[str, Any] = {"colours": COLOURS, "api": API_PREFIX}

@@ -53,6 +53,13 @@ _CID = {
     "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"},
 }
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_REFUSED = {"401": _PROBLEM, "403": _PROBLEM}  # what guarded routes answer without the token
+_LOCKED_PAGE = {"description": "HTML page asking for the token, without the graph"}
+
+
+def _query(name: str) -> dict[str, Any]:
+    required = name == "image"
+    return {"name": name, "in": "query", "required": required, "schema": {"type": "string"}}
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -124,8 +131,7 @@ OPERATIONS: dict[str, dict[str, Any]] = {
             },
             "responses": {
                 "200": _json(_RESULT),
-                "401": _PROBLEM,
-                "403": _PROBLEM,
+                **_REFUSED,
                 "404": _PROBLEM,
                 "422": _PROBLEM,
                 "500": _PROBLEM,
@@ -162,24 +168,14 @@ OPERATIONS: dict[str, dict[str, Any]] = {
                         },
                     }
                 ),
-                "401": _PROBLEM,
-                "403": _PROBLEM,
+                **_REFUSED,
             },
         }
     },
     "/functions/{function_id}/manifest": {
         "get": {
             "summary": "Knative Service and Triggers as YAML",
-            "parameters": [_FUNCTION_ID]
-            + [
-                {
-                    "name": name,
-                    "in": "query",
-                    "required": name == "image",
-                    "schema": {"type": "string"},
-                }
-                for name in ("image", "namespace", "broker")
-            ],
+            "parameters": [_FUNCTION_ID, *map(_query, ("image", "namespace", "broker"))],
             "responses": {
                 "200": {
                     "description": "YAML",
@@ -210,25 +206,31 @@ OPERATIONS: dict[str, dict[str, Any]] = {
     "/chronicle/lineage/{cid}": {
         "get": {
             "summary": "Lineage graph of a CID (record, trigger event, output, reply) "
-            "or an invocation id: where it came from and what it led to",
+            "or an invocation id: where it came from and what it led to "
+            "(--dev or bearer token)",
             "parameters": [_CID],
+            "security": _BEARER,
             "responses": {
                 "200": _json({"$ref": "#/components/schemas/LineageGraph"}),
                 "400": _PROBLEM,
+                **_REFUSED,
                 "404": _PROBLEM,
             },
         }
     },
     "/chronicle/lineage/{cid}/view": {
         "get": {
-            "summary": "A page that draws the lineage graph (self-contained HTML and SVG)",
+            "summary": "A page that draws the lineage graph (self-contained HTML and SVG); "
+            "without --dev or the bearer token it asks for the token and fetches the graph",
             "parameters": [_CID],
+            "security": _BEARER,
             "responses": {
                 "200": {
                     "description": "HTML page",
                     "content": {"text/html": {"schema": {"type": "string"}}},
                 },
                 "400": {"description": "HTML page naming the problem"},
+                **dict.fromkeys(("401", "403"), _LOCKED_PAGE),
                 "404": {"description": "HTML page naming the problem"},
             },
         }

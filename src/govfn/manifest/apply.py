@@ -31,6 +31,11 @@ KINDS = {  # kind -> (group, version, plural); plural is confirmed by discovery
     "SinkBinding": ("sources.knative.dev", "v1", "sinkbindings"),
 }
 PRUNE_ORDER = ("Trigger", "SinkBinding", "Service")
+ROLE_HINT = (
+    "govfn apply needs get, list, create, patch and delete on services.serving.knative.dev, "
+    "triggers.eventing.knative.dev and sinkbindings.sources.knative.dev in the namespace "
+    "(the chart's rbac.create renders that Role)"
+)
 
 
 class ApplyError(ManifestError):
@@ -117,7 +122,10 @@ class Applier:
         try:
             return fn(*args, **kwargs)
         except ApiException as exc:
-            raise ApplyError(what, f"HTTP {exc.status}: {_status_message(exc)}") from None
+            message = f"HTTP {exc.status}: {_status_message(exc)}"
+            if exc.status == 403:  # the server does not always name the verb (create in an apply)
+                message = f"{message.rstrip(': ')}; {ROLE_HINT}"
+            raise ApplyError(what, message) from None
         except (HTTPError, OSError) as exc:
             raise ApplyError(what, f"cannot reach the API server: {exc}") from None
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from govfn.manifest.checks import CONFIG_KEY
 from govfn.manifest.errors import ManifestError
+from govfn.manifest.oidc import check_issuer, check_senders
 from govfn.manifest.quantity import parse_quantity
 from govfn.names import DNS1123_SUBDOMAIN
 
@@ -168,6 +169,8 @@ class ManifestOptions:
     chronicle_sink: str | None = None  # None: the Triggers' broker
     database_secret: str | None = None  # NAME[:KEY] of a Secret holding the libpq URI
     var_size_limit: str = DEFAULT_VAR_SIZE_LIMIT
+    oidc_issuer: str | None = None  # None: receivers verify no Knative token
+    event_senders: tuple[str, ...] = ()  # subjects, or `triggers`; empty: any valid token
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, str) or not self.image.strip():
@@ -209,6 +212,13 @@ class ManifestOptions:
             raise ManifestError(
                 "var_size_limit",
                 f"{self.var_size_limit!r} is not a positive quantity string such as '1Gi'",
+            )
+        if self.oidc_issuer is not None:
+            check_issuer(self.oidc_issuer)
+        object.__setattr__(self, "event_senders", check_senders(self.event_senders))
+        if self.event_senders and self.oidc_issuer is None:
+            raise ManifestError(
+                "event_senders", "needs --oidc-issuer: without it no sender is verified"
             )
 
     def chronicle_sink_destination(self) -> dict[str, Any] | None:

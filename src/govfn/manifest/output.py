@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from govfn.function import FunctionPlugin
+from govfn.manifest.oidc import helm_trigger_accounts
 from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions
 from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.registry import FunctionRegistry
@@ -99,6 +100,7 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
             "module": function_module(plugin),
             "descriptorCid": plugin.descriptor()["descriptor_cid"],
             "triggers": list(plugin.trigger_events),
+            **helm_trigger_accounts(plugin, options),
         }
         for plugin in sorted(plugins, key=lambda plugin: plugin.function_id)
     ]
@@ -131,6 +133,7 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
         "chronicleSink": options.chronicle_sink or "",
         "databaseSecret": {"name": name, "key": key},
         "varSizeLimit": options.var_size_limit,
+        "oidc": {"issuer": options.oidc_issuer or "", "eventSenders": list(options.event_senders)},
         "functions": functions,
     }
 

@@ -19,6 +19,7 @@ from govfn.function import FunctionPlugin
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.loops import check_record_loops, check_reply_loops
 from govfn.manifest.names import check_unique, service_name, sink_binding_name, trigger_name
+from govfn.manifest.oidc import ENV_NAMES, oidc_env, service_audience
 from govfn.manifest.options import ManifestOptions
 from govfn.manifest.validate import validate_objects
 from govfn.registry import FunctionRegistry
@@ -106,8 +107,9 @@ def _template_annotations(options: ManifestOptions) -> dict[str, str]:
     return annotations
 
 
-def _env(options: ManifestOptions) -> list[dict[str, Any]]:
-    """The container's env, sorted by name: the Chronicle's location, then the user's.
+def _env(plugin: FunctionPlugin, options: ManifestOptions, service: str) -> list[dict[str, Any]]:
+    """The container's env, sorted by name: the Chronicle's location, the receiver's OIDC
+    settings (with `--oidc-issuer`), then the user's.
 
     With a database Secret, GOVFN_CHRONICLE comes from the Secret and the emptyDir keeps
     only the spool; a user's GOVFN_CHRONICLE would silently replace the Secret, so it is
@@ -137,12 +139,32 @@ def _env(options: ManifestOptions) -> list[dict[str, Any]]:
                     "is injected by the SinkBinding (--chronicle-sink); "
                     "use --chronicle-sink none to set it yourself",
                 )
+    for name in ENV_NAMES:
+        if name in options.env:
+            raise ManifestError(
+                f"env[{name}]",
+                "is set by --oidc-issuer and --event-sender, which also give the Triggers "
+                "their audience",
+            )
+    if options.oidc_issuer is not None:
+        triggers = [trigger_name(service, kind) for kind in plugin.trigger_events]
+        for name, value in oidc_env(options, _oidc_namespace(options), service, triggers):
+            entries[name] = {"name": name, "value": value}
     for name, value in options.env.items():
         entries[name] = {"name": name, "value": value}
     return [entries[name] for name in sorted(entries)]
 
 
-def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, Any]:
+def _oidc_namespace(options: ManifestOptions) -> str:
+    if not options.namespace:
+        raise ManifestError(
+            "namespace",
+            "--oidc-issuer needs --namespace: the audience and the Triggers' OIDC subjects name it",
+        )
+    return options.namespace
+
+
+def _container(plugin: FunctionPlugin, options: ManifestOptions, service: str) -> dict[str, Any]:
     probe = {"httpGet": {"path": "/health/readiness"}}
     return {
         "name": CONTAINER_NAME,
@@ -157,7 +179,7 @@ def _container(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, An
             "--single-process",  # Knative scales pods; the kubelet restarts what exits
         ],
         "ports": [{"name": "http1", "containerPort": CONTAINER_PORT}],
-        "env": _env(options),
+        "env": _env(plugin, options, service),
         "readinessProbe": probe,
         "livenessProbe": {"httpGet": {"path": "/health/liveness"}},
         "resources": {
@@ -199,7 +221,7 @@ def render_service(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str
         pod_spec["containerConcurrency"] = options.container_concurrency
     if options.timeout_seconds is not None:
         pod_spec["timeoutSeconds"] = options.timeout_seconds
-    pod_spec["containers"] = [_container(plugin, options)]
+    pod_spec["containers"] = [_container(plugin, options, name)]
     pod_spec["volumes"] = [
         {"name": LEDGER_VOLUME, "emptyDir": {"sizeLimit": options.var_size_limit}},
         {"name": TMP_VOLUME, "emptyDir": {}},
@@ -220,10 +242,13 @@ def render_trigger(
     subscriber_ref: dict[str, Any] = {"apiVersion": SERVICE_API, "kind": "Service", "name": service}
     if options.namespace:
         subscriber_ref["namespace"] = options.namespace
+    subscriber: dict[str, Any] = {"ref": subscriber_ref}
+    if options.oidc_issuer is not None:  # a Service publishes no audience: the Trigger names it
+        subscriber["audience"] = service_audience(_oidc_namespace(options), service)
     spec: dict[str, Any] = {
         "broker": options.broker,
         "filter": {"attributes": dict(sorted(attributes.items()))},
-        "subscriber": {"ref": subscriber_ref},
+        "subscriber": subscriber,
     }
     delivery = options.delivery.to_spec()
     if delivery is not None:

@@ -135,13 +135,19 @@ class Metrics:
         in_flight: int,
         outbox_depth: int | None = None,
         sink_failures: int | None = None,
+        sink_refused: int | None = None,
     ) -> str:
         """The text exposition: the counters (the pod's with `pod`), then this worker's
         Chronicle, sink and in-flight figures."""
         from govfn.observability.prometheus import LiveFigures
 
         figures = LiveFigures(
-            chronicle_failures, chronicle_pending, in_flight, outbox_depth, sink_failures
+            chronicle_failures,
+            chronicle_pending,
+            in_flight,
+            outbox_depth,
+            sink_failures,
+            sink_refused,
         )
         counters = self.load()
         self.publish()

@@ -32,6 +32,7 @@ class LiveFigures(NamedTuple):
     in_flight: int
     outbox_depth: int | None = None  # only with K_SINK
     sink_failures: int | None = None
+    sink_refused: int | None = None
 
 
 class _Live(Collector):
@@ -61,6 +62,11 @@ class _Live(Collector):
                 "govfn_chronicle_sink_failures",
                 "Sends the sink refused.",
                 value=figures.sink_failures or 0,
+            )
+            yield CounterMetricFamily(
+                "govfn_chronicle_sink_refused",
+                "Sends the sink refused with 401 or 403 (the records stay queued).",
+                value=figures.sink_refused or 0,
             )
 
 

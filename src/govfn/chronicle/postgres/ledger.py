@@ -443,11 +443,18 @@ class PostgresLedger:
     # -- writing, on the event loop -----------------------------------------------------
 
     async def append_async(
-        self, records: Sequence[Record], lane: int = 0, settlements: Sequence[Settlement] = ()
+        self,
+        records: Sequence[Record],
+        lane: int = 0,
+        settlements: Sequence[Settlement] = (),
+        *,
+        dedupe: bool = False,
     ) -> None:
         """`append` on the caller's event loop: one statement, one commit, through the
         connection and log of `lane` (see `commit_lanes`); the same statement settles
-        `settlements`."""
+        `settlements`. With `dedupe` (records handed over again after a failure, whose
+        first commit may have landed in another lane's log), CIDs stored in any log are
+        skipped."""
         import psycopg
 
         if not records:
@@ -464,7 +471,7 @@ class PostgresLedger:
                 reused = writer.conn is not None
                 try:
                     await asyncio.wait_for(
-                        self._append_on(writer, records, settlements), COMMIT_TIMEOUT_S
+                        self._append_on(writer, records, settlements, dedupe), COMMIT_TIMEOUT_S
                     )
                     return
                 except BaseException as exc:
@@ -484,7 +491,11 @@ class PostgresLedger:
                     raise
 
     async def _append_on(
-        self, writer: _AsyncWriter, records: Sequence[Record], settlements: Sequence[Settlement]
+        self,
+        writer: _AsyncWriter,
+        records: Sequence[Record],
+        settlements: Sequence[Settlement],
+        dedupe: bool,
     ) -> None:
         conn = await self._async_connection(writer)
         if writer.log is None:
@@ -507,10 +518,14 @@ class PostgresLedger:
             cursor = await conn.execute(_STORED_SINCE, (log.log_id, known))
             stored = {row[0] for row in await cursor.fetchall()}
             records = [r for r in records if r.cid not in stored]
-            if not records:  # committed: its settlements with it (sent again, they change nothing)
-                if settlements:
-                    await conn.execute(_SETTLE, [list(c) for c in zip(*settlements, strict=True)])
-                return
+        if dedupe and records:
+            cursor = await conn.execute(_STORED_ANYWHERE, ([r.cid for r in records],))
+            stored = {row[0] for row in await cursor.fetchall()}
+            records = [r for r in records if r.cid not in stored]
+        if not records:  # committed: its settlements with it (sent again, they change nothing)
+            if settlements:
+                await conn.execute(_SETTLE, [list(c) for c in zip(*settlements, strict=True)])
+            return
         statement, params, seq, chain = log.rows(records, self.outbox)
         if settlements:
             statement, params = _settling(statement, params, settlements)

@@ -1,0 +1,69 @@
+"""Sender identity against the real token issuer: a kube-apiserver's service-account tokens
+from the TokenRequest API (as Knative's broker gets them), its discovery and keys read with
+the pod's own token and CA (anonymous reads are refused there), `iss` as discovery reports it
+(`https://kubernetes.default.svc.cluster.local`), not the URL discovered from."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from govfn.identity.config import OidcConfig, Sender
+from govfn.identity.verifier import SenderRefused, SenderVerifier
+
+from support.kube_apiserver import ISSUER, KubeApiServer
+from support.kube_fixtures import TokenFor
+
+pytestmark = pytest.mark.slow
+
+AUDIENCE = "http://billing.functions.svc.cluster.local"
+
+
+def pod_account(kube_apiserver: KubeApiServer, token: str, folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "token").write_text(token, encoding="utf-8")
+    (folder / "ca.crt").write_bytes(kube_apiserver.ca_file.read_bytes())
+    return folder
+
+
+def test_a_broker_token_from_the_token_request_api(
+    kube_apiserver: KubeApiServer, kube_namespace: str, kube_token: TokenFor, tmp_path: Path
+) -> None:
+    broker = f"system:serviceaccount:{kube_namespace}:mt-broker-filter"
+    config = OidcConfig(
+        issuer_url=kube_apiserver.url,  # discovered from here; `iss` is the issuer it reports
+        audience=AUDIENCE,
+        senders=(broker,),
+        service_account_dir=pod_account(kube_apiserver, kube_token("billing"), tmp_path / "sa"),
+    )
+    verifier = SenderVerifier(config)
+
+    sent = kube_token("mt-broker-filter", audience=AUDIENCE)
+    assert asyncio.run(verifier.verify(f"Bearer {sent}")) == Sender(ISSUER, broker)
+
+    other_audience = kube_token("mt-broker-filter", audience="http://echo.example")
+    with pytest.raises(SenderRefused) as wrong_audience:
+        asyncio.run(verifier.verify(f"Bearer {other_audience}"))
+    assert wrong_audience.value.status == 401
+
+    stranger = kube_token("someone-else", audience=AUDIENCE)
+    with pytest.raises(SenderRefused) as not_allowed:
+        asyncio.run(verifier.verify(f"Bearer {stranger}"))
+    assert not_allowed.value.status == 403
+
+
+def test_without_the_pod_s_token_discovery_is_refused(
+    kube_apiserver: KubeApiServer, kube_token: TokenFor, tmp_path: Path
+) -> None:
+    """The API server answers anonymous discovery with 403: the verifier cannot read keys."""
+    account = tmp_path / "sa"
+    account.mkdir()
+    (account / "ca.crt").write_bytes(kube_apiserver.ca_file.read_bytes())
+    verifier = SenderVerifier(OidcConfig(kube_apiserver.url, AUDIENCE, service_account_dir=account))
+    sent = kube_token("mt-broker-filter", audience=AUDIENCE)
+    with pytest.raises(SenderRefused) as refused:
+        asyncio.run(verifier.verify(f"Bearer {sent}"))
+    assert refused.value.status == 503
+    assert "403" in refused.value.detail
