@@ -221,7 +221,8 @@ class Injector:
             thread.start()
         for thread in threads:
             thread.join(timeout=120)
+        how = ", ".join(sorted({way for _, way in filled}))
         return (
-            f"{len(filled)} spools full, ledger refusing {lasting:.1f} s, then"
+            f"{len(filled)} spools full ({how}), ledger refusing {lasting:.1f} s, then"
             f" {len(victims)} pods SIGKILLed and started again"
         )

@@ -163,7 +163,7 @@ def _count_enospc(faults: list[Fault], pods: Pods) -> None:
     failed = sum(text.count("No space left on device") for text in logs)
     for fault in faults:
         if fault.kind in ("spool-full", "ledger-refuses") and fault.began_s is not None:
-            fault.note += f"; {failed} spool write(s) failed with ENOSPC"
+            fault.note += f"; {failed} spool write(s) in the run failed with ENOSPC"
 
 
 def check_deliveries(deliveries: list[Delivery], scenario: Scenario) -> list[str]:
