@@ -67,3 +67,51 @@ def test_without_the_pod_s_token_discovery_is_refused(
         asyncio.run(verifier.verify(f"Bearer {sent}"))
     assert refused.value.status == 503
     assert "403" in refused.value.detail
+
+
+def test_govfn_serve_takes_the_trigger_token_the_api_server_issued(
+    kube_apiserver: KubeApiServer, kube_namespace: str, kube_token: TokenFor, tmp_path: Path
+) -> None:
+    """A real `govfn serve` whose issuer is the API server (https, its CA from the pod's
+    service-account folder) runs what the Trigger's own token sends, records that sender,
+    and refuses a token for another audience and a sender it does not allow."""
+    import http.client
+
+    from govfn.chronicle.ledger import Ledger
+
+    from support.http_server import binary_headers, start_server, stop_server
+
+    trigger = "billing-gsap-cr-received-oidc-eventing.knative.dev-trigger"
+    subject = f"system:serviceaccount:{kube_namespace}:{trigger}"
+    account = pod_account(kube_apiserver, kube_token("billing"), tmp_path / "sa")
+    server = start_server(
+        tmp_path,
+        env={
+            "GOVFN_FUNCTION": "echo",
+            "GOVFN_OIDC_ISSUER": kube_apiserver.url,
+            "GOVFN_OIDC_AUDIENCE": AUDIENCE,
+            "GOVFN_EVENT_SENDERS": subject,
+            "GOVFN_SERVICE_ACCOUNT_DIR": str(account),
+        },
+    )
+
+    def post(token: str, event_id: str) -> int:
+        headers = binary_headers(event_id=event_id) | {"Authorization": f"Bearer {token}"}
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            connection.request("POST", "/", body=b"{}", headers=headers)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    try:
+        assert post(kube_token(trigger, audience=AUDIENCE), "sent") == 200
+        assert post(kube_token(trigger, audience="http://echo.example"), "other-aud") == 401
+        assert post(kube_token("someone-else", audience=AUDIENCE), "stranger") == 403
+    finally:
+        stop_server(server)
+    with Ledger(server.ledger) as ledger:
+        invoked = [r.payload for r in ledger.records() if r.type == "FUNCTION_INVOKED"]
+    assert [record["sender"] for record in invoked] == [{"iss": ISSUER, "sub": subject}]

@@ -243,6 +243,10 @@ def test_chart_values_for_sinks_secrets_and_size(helm: Path, tmp_path: Path) -> 
             "env[GOVFN_CHRONICLE]: conflicts with databaseSecret",
         ),
         (["--set", "env.K_SINK=http://x"], "env[K_SINK]: is injected by the SinkBinding"),
+        (["--set", "serviceAccount=Bad_Name"], "/serviceAccount"),
+        (["--set", "image=UPPER/govfn:1"], "/image"),
+        (["--set", "image=registry.example/govfn@sha256:abc"], "/image"),
+        (["--set", "image=registry.example/govfn :1"], "/image"),
     ],
 )
 def test_chart_refuses_what_govfn_manifests_refuses(

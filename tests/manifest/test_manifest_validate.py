@@ -171,8 +171,8 @@ SERVICE_CASES: list[tuple[str, Callable[[Obj], object], str]] = [
     ),
     (
         "unknown volume",
-        lambda o: _c(o)["volumeMounts"][0].update(name="cache"),
-        f"{C}.volumeMounts[0].name",
+        lambda o: _c(o)["volumeMounts"].append({"name": "cache", "mountPath": "/cache"}),
+        f"{C}.volumeMounts[2].name",
     ),
     ("name too long", lambda o: o["metadata"].update(name="x" * 64), "metadata.name"),
     ("name upper case", lambda o: o["metadata"].update(name="Billing"), "metadata.name"),

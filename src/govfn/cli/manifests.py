@@ -188,7 +188,9 @@ def apply(
         try:
             namespace = options.namespace or default_namespace
             objects = render_all(registry, replace(options, namespace=namespace))
-            applier = Applier(api_client, namespace, echo=click.echo)
+            applier = Applier(
+                api_client, namespace, echo=click.echo, warn=lambda line: click.echo(line, err=True)
+            )
             applier.apply(objects, dry_run=dry_run)
             if prune:
                 applier.prune(objects, options.app, dry_run=dry_run)

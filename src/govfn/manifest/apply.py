@@ -10,12 +10,18 @@ only once `connect()` has run, so rendering manifests never pays for it. Steps:
 3. prune: list this app's govfn-managed Triggers, SinkBindings and Services by label and
    delete those no longer rendered (Services last, so nothing points at a deleted one);
 4. wait: poll each object until its `Ready` condition is True, or the timeout.
+
+When the kubeconfig turns TLS verification off (`insecure-skip-tls-verify: true`), one line
+says so and urllib3's InsecureRequestWarning (one per request) is silenced for these calls.
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,21 +112,48 @@ class Applier:
     """Apply, prune and wait for one namespace's govfn objects of one app."""
 
     def __init__(
-        self, api_client: Any, namespace: str, echo: Callable[[str], None] = print
+        self,
+        api_client: Any,
+        namespace: str,
+        echo: Callable[[str], None] = print,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         from kubernetes import client
 
         self.api = client.CustomObjectsApi(api_client)
         self.namespace = namespace
         self.echo = echo
+        self.warn = warn or (lambda line: print(line, file=sys.stderr))
         self.plurals: dict[str, str] = {}
+        configuration = getattr(api_client, "configuration", None)
+        self.insecure = getattr(configuration, "verify_ssl", True) is False
+        self._warned = False
+
+    @contextmanager
+    def _unverified_quietly(self) -> Iterator[None]:
+        """Without TLS verification: say so once, and not once per request as urllib3 does."""
+        if not self.insecure:
+            yield
+            return
+        from urllib3.exceptions import InsecureRequestWarning
+
+        if not self._warned:
+            self._warned = True
+            self.warn(
+                "Warning: TLS verification is off (insecure-skip-tls-verify in the kubeconfig): "
+                "the API server's certificate is not checked"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InsecureRequestWarning)
+            yield
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
         try:
-            return fn(*args, **kwargs)
+            with self._unverified_quietly():
+                return fn(*args, **kwargs)
         except ApiException as exc:
             message = f"HTTP {exc.status}: {_status_message(exc)}"
             if exc.status == 403:  # the server does not always name the verb (create in an apply)

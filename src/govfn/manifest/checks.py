@@ -17,7 +17,9 @@ FILTER_DIALECTS = ("exact", "prefix", "suffix", "all", "any", "not", "cesql")
 AUTOSCALING_PREFIX = "autoscaling.knative.dev/"
 MAX_CONTAINER_CONCURRENCY = 1000
 MAX_TIMEOUT_SECONDS = 600
+INT32_MAX = 2**31 - 1
 
+_DIGITS = re.compile(r"^[0-9]+$")
 _QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9]*$")
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -43,20 +45,24 @@ def check_qualified_key(key: object, path: str) -> None:
     if not isinstance(key, str):
         fail(path, f"key {key!r} is not a string")
     prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.fullmatch(prefix)):
         fail(f"{path}[{key}]", f"prefix {prefix!r} is not a DNS-1123 subdomain")
-    if not name or len(name) > 63 or not _QUALIFIED_NAME.match(name):
+    if not name or len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         fail(f"{path}[{key}]", f"name {name!r} is not a qualified name (63 chars max)")
 
 
 def check_metadata(metadata: Any, path: str = "metadata") -> None:
     meta = as_mapping(metadata, path)
     name = meta.get("name")
-    if not isinstance(name, str) or len(name) > DNS1123_LABEL_MAX or not DNS1123_LABEL.match(name):
+    if (
+        not isinstance(name, str)
+        or len(name) > DNS1123_LABEL_MAX
+        or not DNS1123_LABEL.fullmatch(name)
+    ):
         fail(f"{path}.name", f"{name!r} is not a DNS-1123 label of at most 63 characters")
     namespace = meta.get("namespace")
     if namespace is not None and (
-        not isinstance(namespace, str) or not DNS1123_LABEL.match(namespace)
+        not isinstance(namespace, str) or not DNS1123_LABEL.fullmatch(namespace)
     ):
         fail(f"{path}.namespace", f"{namespace!r} is not a DNS-1123 label")
     check_labels(meta.get("labels", {}), f"{path}.labels")
@@ -68,7 +74,7 @@ def check_labels(labels: Any, path: str) -> None:
         check_qualified_key(key, path)
         if not isinstance(value, str):
             fail(f"{path}[{key}]", f"value {value!r} must be a string (quote it)")
-        if value and (len(value) > 63 or not _QUALIFIED_NAME.match(value)):
+        if value and (len(value) > 63 or not _QUALIFIED_NAME.fullmatch(value)):
             fail(f"{path}[{key}]", f"value {value!r} is not a valid label value")
 
 
@@ -92,10 +98,10 @@ def check_autoscaling(annotations: Mapping[str, Any], path: str) -> None:
         value = annotations.get(AUTOSCALING_PREFIX + key)
         if value is None:
             continue
-        if not isinstance(value, str) or not value.isdigit():
+        if not isinstance(value, str) or not _DIGITS.fullmatch(value) or int(value) > INT32_MAX:
             fail(
                 f"{path}[{AUTOSCALING_PREFIX}{key}]",
-                f"{value!r} must be a non-negative integer string",
+                f"{value!r} must be a non-negative integer string of at most {INT32_MAX}",
             )
         scales[key] = int(value)
     low, high = scales.get("min-scale", 0), scales.get("max-scale", 0)

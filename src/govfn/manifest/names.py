@@ -37,7 +37,7 @@ def bounded(name: str, key: str | None = None) -> str:
 
 def service_name(prefix: str, function_id: str) -> str:
     """`prefix` + the function id (itself a DNS-1123 label), cut to 63 if need be."""
-    if not _PREFIX.match(prefix):
+    if not _PREFIX.fullmatch(prefix):
         raise ManifestError(
             "name_prefix", f"{prefix!r} must be lower-case letters, digits and '-', not first"
         )

@@ -80,7 +80,7 @@ def parse_chronicle_sink(value: str | None, broker: str) -> dict[str, Any] | Non
         raise ManifestError(
             field_name, f"{value!r} is neither broker:NAME, an http(s) URL nor none"
         )
-    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         raise ManifestError(field_name, f"Broker name {name!r} is not a DNS-1123 subdomain")
     return {"ref": {"apiVersion": _SINK_KINDS["broker"][0], "kind": "Broker", "name": name}}
 
@@ -93,12 +93,12 @@ def parse_secret_ref(value: str) -> tuple[str, str]:
     name, sep, key = value.partition(":")
     if not sep:
         key = DEFAULT_SECRET_KEY
-    if len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+    if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         raise ManifestError(
             field_name,
             f"Secret name {name!r} is not a DNS-1123 subdomain (lower case, digits, '-', '.')",
         )
-    if len(key) > 253 or not CONFIG_KEY.match(key):
+    if len(key) > 253 or not CONFIG_KEY.fullmatch(key):
         raise ManifestError(
             field_name, f"Secret key {key!r} must be letters, digits, '-', '_' or '.'"
         )

@@ -2,7 +2,9 @@
 
 Output is byte-identical across runs: the objects have a fixed key order, YAML uses
 libyaml's C dumper when present (same bytes as the pure-Python one, about ten times
-faster), and JSON is written with sorted keys.
+faster), and JSON is written with sorted keys. In YAML every string, key or value, that
+some YAML reader could take for a boolean, null, number or timestamp is single-quoted
+(`yaml_scalars.py`), so that Go's YAML (kubectl, Helm) reads back the string govfn wrote.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from govfn.function import FunctionPlugin
 from govfn.manifest.oidc import helm_trigger_accounts
 from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions
 from govfn.manifest.render import function_module, gc_paused, render_all
+from govfn.manifest.yaml_scalars import plain_is_ambiguous
 from govfn.registry import FunctionRegistry
 
 FORMATS = ("yaml", "json", "helm-values")
@@ -50,11 +53,32 @@ class _StreamDumper(Dumper):  # type: ignore[misc, valid-type]
         return found
 
 
+class _Styles(dict[str, str | None]):
+    """The style of each string: single quotes when a YAML reader could take it for something
+    else (the emitter still picks double quotes when single ones cannot hold it), else the
+    emitter's choice. A hit is one dict lookup: the same keys and values recur in every
+    object. A new node is still built each time: the serializer writes a node met twice as
+    an alias."""
+
+    def __missing__(self, text: str) -> str | None:
+        if len(self) > 65536:  # a bound for long-lived processes (the management API)
+            self.clear()
+        style = self[text] = "'" if plain_is_ambiguous(text) else None
+        return style
+
+
+_STYLES = _Styles()
+_STR = _TAGS[str]
+
+
 def _node(value: Any) -> yaml.Node:
     """The node SafeRepresenter would build, without its alias bookkeeping (none is needed:
-    rendered objects share no sub-objects)."""
+    rendered objects share no sub-objects), with strings quoted as `_STYLES` says."""
     if isinstance(value, Mapping):
-        items = [(yaml.ScalarNode(_TAGS[str], key), _node(item)) for key, item in value.items()]
+        items = [
+            (yaml.ScalarNode(_STR, key, style=_STYLES[key]), _node(item))
+            for key, item in value.items()
+        ]
         return yaml.MappingNode(_MAP, items, flow_style=False)
     if isinstance(value, list | tuple):
         return yaml.SequenceNode(_SEQ, [_node(item) for item in value], flow_style=False)
@@ -65,21 +89,21 @@ def _node(value: Any) -> yaml.Node:
     if value is None:
         return yaml.ScalarNode(_TAGS[type(None)], "null")
     if isinstance(value, str):
-        return yaml.ScalarNode(_TAGS[str], value)
+        return yaml.ScalarNode(_STR, value, style=_STYLES[value])
     raise TypeError(f"cannot write {type(value).__name__} {value!r} into a manifest")
 
 
-def dump_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
+def dump_yaml(objects: Iterable[Mapping[str, Any]], *, explicit_start: bool = True) -> str:
     """Objects as a YAML stream, one `---` document each (what `kubectl apply -f -` reads).
 
-    Same bytes as `yaml.dump_all(..., Dumper=SafeDumper, sort_keys=False)` with these
-    settings, several times faster."""
+    The bytes of `yaml.dump_all(..., Dumper=SafeDumper, sort_keys=False)` with these
+    settings, but for the quoting of `_STYLES`, several times faster."""
     with gc_paused():
         text: str = yaml.serialize_all(
             [_node(obj) for obj in objects],
             Dumper=_StreamDumper,
             allow_unicode=True,
-            explicit_start=True,
+            explicit_start=explicit_start,
             width=4096,
         )
     return text
@@ -152,9 +176,7 @@ def render_output(
         return dump_json_list(objects)
     if output_format == "helm-values":
         header = "# Values for charts/govfn, written by `govfn manifests --format helm-values`.\n"
-        return header + yaml.dump(
-            helm_values(plugins, options), Dumper=Dumper, sort_keys=False, width=4096
-        )
+        return header + dump_yaml([helm_values(plugins, options)], explicit_start=False)
     raise ValueError(f"unknown format {output_format!r}; expected one of {', '.join(FORMATS)}")
 
 

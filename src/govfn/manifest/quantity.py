@@ -34,7 +34,7 @@ def parse_quantity(value: object) -> Decimal | None:
         return Decimal(value)
     if not isinstance(value, str):
         return None
-    match = _QUANTITY.match(value)
+    match = _QUANTITY.fullmatch(value)
     if match is None:
         return None
     number = Decimal(match["number"])
@@ -43,6 +43,6 @@ def parse_quantity(value: object) -> Decimal | None:
         return number * _BINARY[suffix]
     if suffix in _DECIMAL:
         return number * _DECIMAL[suffix]
-    if _EXPONENT.match(suffix):
+    if _EXPONENT.fullmatch(suffix):
         return number * Decimal(10) ** int(suffix[1:])
     return None

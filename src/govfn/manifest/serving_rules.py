@@ -1,13 +1,14 @@
 """Knative Serving's admission rules for a `serving.knative.dev/v1` Service, plus the
-restricted Pod Security Standard govfn always asks for (see `validate.py` for the list)."""
+restricted Pod Security Standard govfn always asks for (see `validate.py` for the list;
+metadata and annotations are in `serving_metadata.py`)."""
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
 from govfn.manifest.checks import (
-    AUTOSCALING_PREFIX,
     CONFIG_KEY,
     ENV_NAME,
     MAX_CONTAINER_CONCURRENCY,
@@ -17,39 +18,26 @@ from govfn.manifest.checks import (
     RESERVED_ENV,
     RESERVED_PORTS,
     as_mapping,
-    check_annotations,
-    check_autoscaling,
     check_int_range,
-    check_labels,
     fail,
 )
+from govfn.manifest.image_ref import image_problem
 from govfn.manifest.quantity import parse_quantity
-from govfn.names import DNS1123_SUBDOMAIN
+from govfn.manifest.serving_metadata import check_service_metadata, check_template_metadata
+from govfn.names import DNS1123_LABEL, DNS1123_SUBDOMAIN
 
-VISIBILITY_LABEL = "networking.knative.dev/visibility"
 TEMPLATE = "spec.template"
 POD = "spec.template.spec"
 ENV_SOURCES = ("secretKeyRef", "configMapKeyRef", "fieldRef", "resourceFieldRef")
 FLAGGED_ENV_SOURCES = ("fieldRef", "resourceFieldRef")
+RESERVED_MOUNT_PATHS = ("/", "/dev", "/dev/log")
+RESERVED_CONTAINER_NAMES = ("queue-proxy",)
 
 
 def check_service(obj: Mapping[str, Any]) -> None:
-    metadata = as_mapping(obj["metadata"], "metadata")
-    for key in metadata.get("annotations", {}):
-        if key.startswith(AUTOSCALING_PREFIX):
-            fail(
-                f"metadata.annotations[{key}]",
-                "autoscaling annotations are allowed only on spec.template.metadata.annotations",
-            )
-    visibility = metadata.get("labels", {}).get(VISIBILITY_LABEL)
-    if visibility is not None and visibility != "cluster-local":
-        fail(f"metadata.labels[{VISIBILITY_LABEL}]", f"{visibility!r} must be 'cluster-local'")
+    check_service_metadata(as_mapping(obj["metadata"], "metadata"))
     template = as_mapping(as_mapping(obj.get("spec"), "spec").get("template"), TEMPLATE)
-    template_meta = as_mapping(template.get("metadata", {}), f"{TEMPLATE}.metadata")
-    check_labels(template_meta.get("labels", {}), f"{TEMPLATE}.metadata.labels")
-    annotations = template_meta.get("annotations", {})
-    check_annotations(annotations, f"{TEMPLATE}.metadata.annotations")
-    check_autoscaling(annotations, f"{TEMPLATE}.metadata.annotations")
+    check_template_metadata(as_mapping(template.get("metadata", {}), f"{TEMPLATE}.metadata"))
     check_pod_spec(as_mapping(template.get("spec"), POD))
 
 
@@ -60,21 +48,54 @@ def check_pod_spec(pod: Mapping[str, Any]) -> None:
         )
     if "timeoutSeconds" in pod:
         check_int_range(pod["timeoutSeconds"], f"{POD}.timeoutSeconds", 0, MAX_TIMEOUT_SECONDS)
+    account = pod.get("serviceAccountName")
+    if account is not None and (
+        not isinstance(account, str)
+        or len(account) > 253
+        or not DNS1123_SUBDOMAIN.fullmatch(account)
+    ):
+        fail(
+            f"{POD}.serviceAccountName",
+            f"{account!r} is not a DNS-1123 subdomain (lower case, digits, '-', '.')",
+        )
     containers = pod.get("containers")
     if not isinstance(containers, list) or len(containers) != 1:
         fail(f"{POD}.containers", "exactly one container is expected")
-    volumes = set()
-    for i, volume in enumerate(pod.get("volumes", [])):
+    container = as_mapping(containers[0], f"{POD}.containers[0]")
+    volumes = check_volumes(pod.get("volumes", []), container.get("volumeMounts", []))
+    check_container(container, f"{POD}.containers[0]", volumes)
+
+
+def check_volumes(volumes: Any, mounts: Any) -> set[str]:
+    """Each volume named by a DNS-1123 label, once, and mounted; returns the names."""
+    if not isinstance(volumes, list) or not isinstance(mounts, list):
+        fail(f"{POD}.volumes", "volumes and volumeMounts must be lists")
+    mounted = {mount.get("name") for mount in mounts if isinstance(mount, Mapping)}
+    names: set[str] = set()
+    for i, volume in enumerate(volumes):
         declared = as_mapping(volume, f"{POD}.volumes[{i}]")
-        volumes.add(declared.get("name"))
+        name = declared.get("name")
+        if not isinstance(name, str) or len(name) > 63 or not DNS1123_LABEL.fullmatch(name):
+            fail(f"{POD}.volumes[{i}].name", f"{name!r} is not a DNS-1123 label")
+        if name in names:
+            fail(f"{POD}.volumes[{i}].name", f"duplicate volume name {name!r}")
+        if name not in mounted:
+            fail(f"{POD}.volumes[{i}].name", f"volume {name!r} is not mounted")
+        names.add(name)
         if "emptyDir" in declared:
             check_empty_dir(declared["emptyDir"], f"{POD}.volumes[{i}].emptyDir")
-    check_container(
-        as_mapping(containers[0], f"{POD}.containers[0]"), f"{POD}.containers[0]", volumes
-    )
+    return names
 
 
-def check_container(container: Mapping[str, Any], path: str, volumes: set[Any]) -> None:
+def check_container(container: Mapping[str, Any], path: str, volumes: set[str]) -> None:
+    if container.get("name") in RESERVED_CONTAINER_NAMES:
+        fail(f"{path}.name", f"{container['name']!r} is a reserved container name")
+    image = container.get("image")
+    if not isinstance(image, str) or not image:
+        fail(f"{path}.image", "is required")
+    problem = image_problem(image)
+    if problem:
+        fail(f"{path}.image", f"{image!r} does not parse as an image reference: {problem}")
     port = check_ports(container.get("ports", []), f"{path}.ports")
     for probe_name in ("readinessProbe", "livenessProbe", "startupProbe"):
         if probe_name in container:
@@ -82,7 +103,7 @@ def check_container(container: Mapping[str, Any], path: str, volumes: set[Any]) 
     for i, variable in enumerate(container.get("env", [])):
         entry = as_mapping(variable, f"{path}.env[{i}]")
         name = entry.get("name")
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             fail(f"{path}.env[{i}].name", f"{name!r} is not a valid environment variable name")
         if name in RESERVED_ENV:
             fail(f"{path}.env[{i}].name", f"{name} is reserved (Knative sets it)")
@@ -96,10 +117,22 @@ def check_container(container: Mapping[str, Any], path: str, volumes: set[Any]) 
         as_mapping(container.get("resources", {}), f"{path}.resources"), f"{path}.resources"
     )
     check_security_context(container.get("securityContext"), f"{path}.securityContext")
+    paths: set[str] = set()
     for i, mount in enumerate(container.get("volumeMounts", [])):
-        name = as_mapping(mount, f"{path}.volumeMounts[{i}]").get("name")
+        entry = as_mapping(mount, f"{path}.volumeMounts[{i}]")
+        name, mount_path = entry.get("name"), entry.get("mountPath")
         if name not in volumes:
             fail(f"{path}.volumeMounts[{i}].name", f"{name!r} is not a volume of the pod")
+        where = f"{path}.volumeMounts[{i}].mountPath"
+        if not isinstance(mount_path, str) or not mount_path.startswith("/"):
+            fail(where, f"{mount_path!r} must be an absolute path")
+        clean = posixpath.normpath(mount_path)
+        clean = "/" + clean.lstrip("/")  # normpath keeps a leading "//"; Go's path.Clean does not
+        if clean in RESERVED_MOUNT_PATHS:
+            fail(where, f"{clean!r} is a reserved path")
+        if clean in paths:
+            fail(where, f"{mount_path!r} must be unique")
+        paths.add(clean)
 
 
 def check_env_source(source: Any, path: str) -> None:
@@ -115,13 +148,16 @@ def check_env_source(source: Any, path: str) -> None:
         )
     selector = as_mapping(source[kind], f"{path}.{kind}")
     name, key = selector.get("name"), selector.get("key")
-    if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.match(name):
+    if not isinstance(name, str) or len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
         fail(f"{path}.{kind}.name", f"{name!r} is not a DNS-1123 subdomain")
-    if not isinstance(key, str) or len(key) > 253 or not CONFIG_KEY.match(key):
+    if not isinstance(key, str) or len(key) > 253 or not CONFIG_KEY.fullmatch(key):
         fail(f"{path}.{kind}.key", f"{key!r} must be letters, digits, '-', '_' or '.'")
 
 
 def check_empty_dir(source: Any, path: str) -> None:
+    medium = as_mapping(source, path).get("medium", "")
+    if medium not in ("", "Memory"):
+        fail(f"{path}.medium", f"{medium!r} must be empty or 'Memory'")
     limit = as_mapping(source, path).get("sizeLimit")
     if limit is None:
         return

@@ -11,6 +11,8 @@ Order of refusals: method (405), draining (503), unknown function (404), overloa
 size (413), media type (415), malformed event (400), unhandled type or missing GSAP
 context (400). Every check happens before any function runs, batch elements included.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
+On the WSGI path an answer given before the body is read lingers (`linger.py`), so that a
+client still sending reads it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from govfn.problem import HttpProblem, status_line
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.deadlines import Deadlines
 from govfn.receiver.delivery import failure_problem, worst_failure
+from govfn.receiver.linger import LingeringAnswer, rest_may_be_large
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
@@ -103,11 +106,13 @@ class Receivers:
     ) -> Iterable[bytes]:
         """The WSGI path: the request thread waits while the loop thread invokes."""
         request = EventRequest.from_environ(environ)
+        body_read = False
         try:
             plugin = self.admit(request.method, function_id)
             self.enter()
             try:
                 body = read_body(environ, self.config.max_body_bytes)
+                body_read = True
                 status, headers, payload = self.loop.run(self.answer(request, body, plugin))
             finally:
                 self.state.leave()
@@ -117,6 +122,8 @@ class Receivers:
             status, headers, payload = self.internal_error()
         headers.append(("Content-Length", str(len(payload))))
         start_response(status_line(status), headers)
+        if not body_read and rest_may_be_large(environ):  # an early answer (RFC 9112 §9.6)
+            return LingeringAnswer(payload, environ, start_response)
         return [payload]
 
     async def respond(self, request: EventRequest, body: bytes, function_id: str | None) -> Answer:

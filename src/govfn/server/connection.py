@@ -5,6 +5,12 @@ Reads a request head (bounded: 414, 431, 400), then its body by Content-Length o
 `Handler` and writes its reply. Requests on a connection are answered in order, one at a
 time: pipelined requests wait in the buffer, and reading pauses when too much waits.
 HTTP/1.0 and `Connection: close` close after the reply.
+
+An answer given before the request is read in full (413, and the 4xx of a request that
+cannot be read) closes with a lingering close (RFC 9112 §9.6, `govfn.receiver.linger`): the
+answer, then a FIN (`write_eof`, shutdown(SHUT_WR) once the answer is flushed), then what
+the client still sends is read and discarded until it closes its side or a bound is reached
+(`Limits.linger_*`; the worker's sweep closes a connection past its linger deadline).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from govfn.server.wire import (
 log = logging.getLogger("govfn.server")
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-_HEAD, _BODY, _CHUNKED, _BUSY, _CLOSED = range(5)
+_HEAD, _BODY, _CHUNKED, _BUSY, _CLOSED, _LINGER = range(6)
 
 
 class HttpConnection(asyncio.Protocol):
@@ -53,6 +59,8 @@ class HttpConnection(asyncio.Protocol):
         self._reading = True
         self._writing = True
         self._eof = False
+        self._linger_end = 0.0
+        self._discarded = 0
 
     def expired(self, now: float) -> bool:
         """Past its deadline with no request being answered."""
@@ -74,7 +82,7 @@ class HttpConnection(asyncio.Protocol):
         connections = self.connections
         connections.open.add(self)
         if len(connections.open) > self.limits.max_connections:
-            self._fail(503, "too many connections; retry later")
+            self._fail(503, "too many connections; retry later", linger=False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.open.discard(self)
@@ -83,7 +91,8 @@ class HttpConnection(asyncio.Protocol):
         self.transport = None
 
     def eof_received(self) -> bool:
-        # A client that half-closes after its request still gets the reply, then the close.
+        # A client that half-closes after its request still gets the reply, then the close;
+        # a lingering connection closes now (False: the transport closes itself).
         self._eof = True
         return self.state == _BUSY
 
@@ -120,6 +129,12 @@ class HttpConnection(asyncio.Protocol):
         elif state == _BUSY:
             self.buffer = self.buffer + data if self.buffer else data
             self._hold()
+        elif state == _LINGER:
+            self._discarded += len(data)
+            if self._discarded > self.limits.linger_max_bytes:
+                self.close()
+            else:
+                self.deadline = min(self._linger_end, self.loop.time() + self.limits.linger_idle_s)
 
     def _hold(self) -> None:
         """Stop reading while more than `max_buffered` bytes wait for their turn (a request
@@ -286,14 +301,38 @@ class HttpConnection(asyncio.Protocol):
     def _refuse_too_large(self, head: RequestHead, declared: int | None) -> None:
         status, headers, body = self.handler.too_large(head, declared, self.limits.max_body)
         self._write(response_head(status, headers, len(body), keep_alive=False) + body)
-        self.close()
+        self._linger()
 
-    def _fail(self, status: int, detail: str, attribute: str | None = None) -> None:
-        """Answer a request that cannot be read, then close."""
+    def _fail(
+        self, status: int, detail: str, attribute: str | None = None, *, linger: bool = True
+    ) -> None:
+        """Answer a request that cannot be read, then close (lingering, unless told not to)."""
         problem = HttpProblem(status, detail, attribute=attribute)
         body = problem.to_bytes()
         self._write(response_head(status_line(status), problem.headers(), len(body), False) + body)
-        self.close()
+        if linger:
+            self._linger()
+        else:
+            self.close()
+
+    def _linger(self) -> None:
+        """FIN after the answer, then read and discard until the client closes or a bound."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._eof:
+            self.close()
+            return
+        if not transport.can_write_eof():
+            self.close()
+            return
+        self.state = _LINGER
+        self.buffer, self._body, self._chunked, self._head = b"", bytearray(), None, None
+        now = self.loop.time()
+        self._linger_end = now + self.limits.linger_s
+        self.deadline = min(self._linger_end, now + self.limits.linger_idle_s)
+        transport.write_eof()
+        if not self._reading:
+            self._reading = True
+            transport.resume_reading()
 
     def _write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Protocol
 
+from govfn.receiver.linger import LINGER_IDLE_S, LINGER_MAX_BYTES, LINGER_S
 from govfn.server.wire import RequestHead
 
 if TYPE_CHECKING:
@@ -43,7 +44,16 @@ class Handler(Protocol):
 class Limits:
     """How much a connection may send, and how long it may take."""
 
-    __slots__ = ("body_timeout_s", "keepalive_s", "max_body", "max_buffered", "max_connections")
+    __slots__ = (
+        "body_timeout_s",
+        "keepalive_s",
+        "linger_idle_s",
+        "linger_max_bytes",
+        "linger_s",
+        "max_body",
+        "max_buffered",
+        "max_connections",
+    )
 
     def __init__(
         self,
@@ -52,12 +62,18 @@ class Limits:
         body_timeout_s: float = 30.0,
         max_connections: int = 1000,
         max_buffered: int = 256 * 1024,  # pipelined bytes held while a request is answered
+        linger_s: float = LINGER_S,  # after an early answer (govfn.receiver.linger)
+        linger_idle_s: float = LINGER_IDLE_S,
+        linger_max_bytes: int = LINGER_MAX_BYTES,
     ) -> None:
         self.max_body = max_body
         self.keepalive_s = keepalive_s
         self.body_timeout_s = body_timeout_s
         self.max_connections = max_connections
         self.max_buffered = max_buffered
+        self.linger_s = linger_s
+        self.linger_idle_s = linger_idle_s
+        self.linger_max_bytes = linger_max_bytes
 
 
 class Connections:
