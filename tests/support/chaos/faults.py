@@ -1,19 +1,17 @@
 """The faults a run injects, while the broker delivers, each chosen and timed by the seed:
 
-| kind         | what happens                                                                   |
-|--------------|--------------------------------------------------------------------------------|
-| `kill-same`  | a pod with requests in flight is SIGKILLed; a new one starts on its folder     |
-| `kill-fresh` | the same, the new pod on a fresh folder (the emptyDir died with the pod)       |
-| `db-restart` | PostgreSQL stopped (`pg_ctl stop -m immediate`), started again 1-3 s later      |
-| `terminate`  | every client connection of the database ended (`pg_terminate_backend`), 1-3x   |
-| `cut`        | the proxy between pods and PostgreSQL drops every connection, 1-3x              |
-| `slow-db`    | the proxy delays every chunk by 20-100 ms each way, for 1.5-3 s                 |
-| `answer-lost`| the proxy delays every chunk by 50 ms and cuts every connection every 0.2-0.5 s |
-|              | for 2-3 s: commits are cut after the database got them, before their answer    |
-| `spool-full` | every pod's spool disk full (ENOSPC) while PostgreSQL is down, 1-2.5 s; freed   |
-| `ledger-refuses` | spools full, and the ledger's INSERTs refused (a trigger) while the claims |
-|              | still work, 1-2.5 s; then every pod SIGKILLed at once (a node lost) and started |
-|              | again on its folder: what only memory held is gone                              |
+- `kill-same`: a pod with requests in flight SIGKILLed; a new one starts on its folder.
+- `kill-fresh`: the same, the new pod on a fresh folder (the emptyDir died with the pod).
+- `db-restart`: PostgreSQL stopped (`pg_ctl stop -m immediate`), started again 1-3 s later.
+- `terminate`: every client connection of the database ended (`pg_terminate_backend`), 1-3x.
+- `cut`: the proxy between the pods and PostgreSQL drops every connection, 1-3x.
+- `slow-db`: the proxy delays every chunk by 20-100 ms each way, for 1.5-3 s.
+- `answer-lost`: the proxy delays every chunk by 50 ms and cuts every connection every
+  0.2-0.5 s for 2-3 s: commits are cut after the database got them, before their answer.
+- `spool-full`: every pod's spool disk full (ENOSPC) while PostgreSQL is down 1-2.5 s.
+- `ledger-refuses`: the spools full and the ledger's INSERTs refused (a trigger) while the
+  claims still work, 1-2.5 s; then every pod SIGKILLed at once (a node lost) and started
+  again on its folder: what only memory held is gone.
 
 A fault begins once a fraction `at` of the deliveries has begun (its first chance after
 that), and the run's faults follow one another in one thread. `note` says what was done.
