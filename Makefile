@@ -12,17 +12,24 @@ ETCD     := /usr/bin/etcd
 APISERVER_XZ := ../shared/bin/kube-apiserver.xz
 APISERVER    := .tools/bin/kube-apiserver
 
-.PHONY: run test lint bench clean interop-deps fuzz audit browser apiserver chaos
+.PHONY: run test lint bench clean interop-deps fuzz audit browser apiserver dist chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[apply,send,test,lint,bench,otel]'
+	$(BIN)/python -m pip install --quiet -e '.[apply,send,test,lint,bench,otel,release]'
 	touch $(STAMP)
 
 ## run: serve the built-in functions on localhost with the embedded Chronicle ledger
 run: $(STAMP)
 	$(BIN)/govfn serve --host $(HOST) --port $(PORT) --dev
+
+## dist: the wheel and the sdist in dist/ (version: src/govfn/version.py), checked by twine
+dist: $(STAMP)
+	rm -rf dist build
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	rm -rf build src/*.egg-info
 
 ## test: the whole test suite (real processes on loopback)
 test: $(STAMP) $(TOOLS)/bin/helm $(INTEROP) $(CHROMIUM) $(ETCD) $(APISERVER)

@@ -30,8 +30,8 @@ from typing import Any
 
 from benchmarks import event, results
 from govfn.chronicle.client import LedgerChronicle
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record, function_record
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.functions.echo import EchoFunction
 from govfn.observability.metrics import Metrics, PodMetrics

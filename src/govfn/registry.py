@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -161,33 +163,70 @@ def load_functions(
     *,
     include_entry_points: bool = True,
 ) -> FunctionRegistry:
-    """Register the functions of `modules` (the built-ins when none is named) and of the
-    `govfn.functions` entry points into `registry` (default: the default registry)."""
+    """Register the functions of `modules` and of the `govfn.functions` entry points into
+    `registry` (default: the default registry). With no module named and no entry point
+    installed, the built-ins (`echo`, `billing`) are loaded; an installed project's entry
+    points stand alone (`govfn.functions` named as a module adds the built-ins)."""
     registry = registry if registry is not None else default_registry()
-    names = [name.strip() for name in modules if name.strip()] or [BUILTIN_MODULE]
+    names = [name.strip() for name in modules if name.strip()]
+    entries = entry_points(ENTRY_POINT_GROUP) if include_entry_points else []
+    if not names and not entries:
+        names = [BUILTIN_MODULE]
     with use_registry(registry):
         for name in names:
             try:
                 module = importlib.import_module(name)
             except Exception as exc:
                 raise FunctionLoadError(
-                    f"cannot import functions module {name!r}: {type(exc).__name__}: {exc}"
+                    f"cannot import functions module {name!r}: {import_problem(exc, name)}"
                 ) from exc
             for plugin in plugins_in(module):
                 registry.register(plugin)
-        if include_entry_points:
-            for entry in entry_points(ENTRY_POINT_GROUP):
-                try:
-                    value = entry.load()
-                except Exception as exc:
+        for entry in entries:
+            try:
+                value = entry.load()
+            except Exception as exc:
+                raise FunctionLoadError(
+                    f"cannot load entry point {entry.name!r} ({entry.value}): "
+                    f"{import_problem(exc, entry.value.partition(':')[0].strip())}"
+                ) from exc
+            found = plugins_in(value) if inspect.ismodule(value) else [_as_plugin(value, None)]
+            for candidate in found:
+                if candidate is None:
                     raise FunctionLoadError(
-                        f"cannot load entry point {entry.name!r} ({entry.value}): {exc}"
-                    ) from exc
-                found = plugins_in(value) if inspect.ismodule(value) else [_as_plugin(value, None)]
-                for candidate in found:
-                    if candidate is None:
-                        raise FunctionLoadError(
-                            f"entry point {entry.name!r} ({entry.value}) is not a govfn function"
-                        )
-                    registry.register(candidate)
+                        f"entry point {entry.name!r} ({entry.value}) is not a govfn function"
+                    )
+                registry.register(candidate)
     return registry
+
+
+def import_problem(exc: BaseException, module: str) -> str:
+    """What went wrong importing `module`, with the file and line where it did: a
+    SyntaxError's own position, else the innermost frame outside the import machinery;
+    a module that is not there gets a hint to install the project."""
+    what = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError) and exc.filename:
+        detail = exc.msg or what
+        return f"{_relative(exc.filename)}, line {exc.lineno}: {type(exc).__name__}: {detail}"
+    if isinstance(exc, ModuleNotFoundError) and exc.name and module.startswith(exc.name):
+        return (
+            f"{what} (is its project installed? `pip install -e .` in the project installs "
+            "it and registers its govfn.functions entry point)"
+        )
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<") and "importlib" not in frame.filename
+    ]
+    if not frames:
+        return what
+    return f"{_relative(frames[-1].filename)}, line {frames[-1].lineno}: {what}"
+
+
+def _relative(path: str) -> str:
+    """`path` from the working directory when it is under it (as an editor shows it)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative

@@ -1,11 +1,13 @@
-"""Settings: one record, read from the environment in one place (`Settings.from_env`).
+"""Settings: one record, read from the environment in one place (`Settings.from_env`) and
+validated there; nothing is built here (`assembly` builds what a process runs from them).
 
 This is the only module that reads `os.environ`; the serving options (`HttpConfig`), the
 command line and the factory receive their values from a `Settings`.
 
 GOVFN_FUNCTIONS          comma-separated modules defining functions
 GOVFN_FUNCTION           single-function mode: `POST /` is this function's receiver
-GOVFN_DEV                1/true/yes: open the direct-invoke API, log readably
+GOVFN_DEV                1/true/yes: open the direct-invoke API to loopback clients, log
+                         readably (the `--dev` option also reloads and binds loopback)
 GOVFN_API_TOKEN          bearer token that opens the direct-invoke API
 GOVFN_MAX_BODY_BYTES, GOVFN_MAX_IN_FLIGHT, GOVFN_RETRY_AFTER, GOVFN_REQUEST_TIMEOUT
                          serving limits (integers; unset: the defaults of HttpConfig)
@@ -43,45 +45,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
-from govfn.chronicle.ledger import Ledger
-from govfn.idempotency import DEFAULT_EXPIRY_S, IdempotencyStore, open_store
+from govfn.chronicle.backends import chronicle_backend
+from govfn.idempotency import DEFAULT_EXPIRY_S
 from govfn.identity import OidcConfig
-from govfn.postgres import is_uri
 
 if TYPE_CHECKING:
-    from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
-    from govfn.chronicle.postgres.ledger import PostgresLedger
     from govfn.chronicle.signing.note import Signer
-    from govfn.chronicle.signing.publisher import CheckpointPublisher
-    from govfn.chronicle.sink import SinkSender
 
 DEFAULT_CHRONICLE = "var/chronicle.db"
-
-
-def chronicle_backend(value: str) -> Literal["postgres", "sqlite"]:
-    """Which backend a GOVFN_CHRONICLE / --ledger value names: a libpq URI
-    (postgresql:// or postgres://) is PostgreSQL, anything else a SQLite file path."""
-    return "postgres" if is_uri(value) else "sqlite"
-
-
-def chronicle_ledger(
-    value: str,
-    *,
-    sync: str = "normal",
-    outbox: bool | None = None,
-    openlineage: bool | None = None,
-) -> Ledger | PostgresLedger:
-    """The ledger a GOVFN_CHRONICLE / --ledger value names (nothing is opened yet).
-    `outbox` / `openlineage` None (anything but a serving process): a SQLite file keeps
-    the queueing settings it has; its records are queued as its serving process said."""
-    if chronicle_backend(value) == "postgres":
-        from govfn.chronicle.postgres.ledger import PostgresLedger
-
-        return PostgresLedger(value, outbox=bool(outbox))
-    return Ledger(value, sync=sync, outbox=outbox, openlineage=openlineage)
 
 
 class Settings(NamedTuple):
@@ -182,25 +155,6 @@ class Settings(NamedTuple):
         """GOVFN_CHRONICLE as given: the ledger file or the database URI."""
         return self.chronicle_uri or str(self.chronicle_path)
 
-    def ledger(self, *, serving: bool = False) -> Ledger | PostgresLedger:
-        """The ledger. A serving process sets from K_SINK (GOVFN_OPENLINEAGE_URL) whether
-        a SQLite file queues its appends for the sink (the OpenLineage backend); anything
-        else (the CLI) leaves the file's settings alone. On PostgreSQL each process
-        queues its own appends when K_SINK is set."""
-        sink = bool(self.sink_url) if serving or self.chronicle_uri else None
-        return chronicle_ledger(
-            self.chronicle_location,
-            sync=self.chronicle_sync,
-            outbox=sink,
-            openlineage=bool(self.openlineage_url) if serving else None,
-        )
-
-    def chronicle_client(self, *, serving: bool = False) -> LedgerChronicle | AsyncLedgerChronicle:
-        ledger = self.ledger(serving=serving)
-        if isinstance(ledger, Ledger):
-            return LedgerChronicle(ledger)
-        return AsyncLedgerChronicle(ledger)
-
     def idempotency_target(self, chronicle: str | None = None) -> str:
         """Where the idempotency store of the ledger at `chronicle` (default GOVFN_CHRONICLE)
         lives: GOVFN_IDEMPOTENCY, else the ledger's own database, else a file beside it."""
@@ -210,68 +164,6 @@ class Settings(NamedTuple):
         if chronicle_backend(chronicle) == "postgres":
             return chronicle
         return str(Path(chronicle).parent / "idempotency.db")
-
-    def idempotency_store(self) -> IdempotencyStore:
-        target = self.idempotency_target()
-        return open_store(
-            target,
-            expiry_s=self.idempotency_ttl_s,
-            settles_with_records=target == self.chronicle_uri,
-        )
-
-    def checkpoint_publisher(
-        self, sink: SinkSender | None = None, ledger: Ledger | PostgresLedger | None = None
-    ) -> CheckpointPublisher | None:
-        """The checkpoint signer of a serving process when a signing key is configured. On
-        PostgreSQL it signs the logs `ledger` writes: pass the runtime's own ledger."""
-        if self.signing_key_path is None:
-            return None
-        from govfn.chronicle.signing.publisher import CheckpointPublisher
-
-        ledger = self.ledger(serving=True) if ledger is None else ledger  # (empty is falsy)
-        signer = read_signer(self.signing_key_path)
-        return CheckpointPublisher(
-            ledger,
-            signer,
-            self.chronicle_origin or signer.name,
-            interval_s=self.checkpoint_interval_s,
-            on_published=sink.notify if sink is not None else None,
-        )
-
-    def sink_sender(self) -> SinkSender | None:
-        """The outbox sender when K_SINK is set; start it in each serving process."""
-        if not self.sink_url:
-            return None
-        from govfn.chronicle.sink import SinkSender
-        from govfn.chronicle.sink_auth import CA_DIR, TOKEN_FILE
-
-        outbox = None
-        if self.chronicle_uri:
-            from govfn.chronicle.postgres.outbox import PostgresOutbox
-
-            outbox = PostgresOutbox(self.chronicle_uri)
-        return SinkSender(
-            self.chronicle_path,
-            self.sink_url,
-            extensions=self.sink_extensions,
-            ca_certs=self.sink_ca_certs,
-            token_file=self.sink_token_file or TOKEN_FILE,
-            ca_dir=self.sink_ca_dir or CA_DIR,
-            outbox=outbox,
-        )
-
-    def openlineage_sender(self) -> OpenLineageSender | None:
-        """The RunEvent sender when GOVFN_OPENLINEAGE_URL is set; start it in each
-        serving process."""
-        if not self.openlineage_url:
-            return None
-        if self.chronicle_uri:
-            raise ValueError("GOVFN_OPENLINEAGE_URL needs the SQLite Chronicle")
-        from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
-
-        return OpenLineageSender(
-            self.chronicle_path, self.openlineage_url, namespace=self.namespace
-        )
 
 
 def _optional_int(env: Mapping[str, str], name: str) -> int | None:

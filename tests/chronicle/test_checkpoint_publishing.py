@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from govfn import assembly
 from govfn.chronicle import Ledger, Record
 from govfn.chronicle.cid import cid_of_bytes
 from govfn.chronicle.signing.note import Signer
@@ -81,20 +82,20 @@ def test_a_worker_whose_head_is_older_never_stores_its_note_after_a_newer_one(
 
 
 def test_settings_build_a_publisher_only_with_a_key(tmp_path: Path) -> None:
-    assert Settings.from_env({}).checkpoint_publisher() is None
+    assert assembly.checkpoint_publisher(Settings.from_env({})) is None
     key = tmp_path / "pod.key"
     key.write_text(Signer.generate("govfn.example/pod").encode() + "\n")
     env = {"GOVFN_CHRONICLE": str(tmp_path / "c.db"), "GOVFN_CHRONICLE_SIGNING_KEY": str(key)}
-    publisher = Settings.from_env(env).checkpoint_publisher()
+    publisher = assembly.checkpoint_publisher(Settings.from_env(env))
     assert publisher is not None and publisher.origin == "govfn.example/pod"
     env["GOVFN_CHRONICLE_ORIGIN"] = "pods.example/a"
-    publisher = Settings.from_env(env).checkpoint_publisher()
+    publisher = assembly.checkpoint_publisher(Settings.from_env(env))
     assert publisher is not None and publisher.origin == "pods.example/a"
     with pytest.raises(ValueError, match="GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S"):
         Settings.from_env({**env, "GOVFN_CHRONICLE_CHECKPOINT_INTERVAL_S": "soon"})
     key.write_text("not a key")
     with pytest.raises(ValueError, match=r"GOVFN_CHRONICLE_SIGNING_KEY.*signer key"):
-        Settings.from_env(env).checkpoint_publisher()
+        assembly.checkpoint_publisher(Settings.from_env(env))
 
 
 def signed_sizes(sink: SinkDouble, vkey: str) -> list[int]:

@@ -10,8 +10,8 @@ import pytest
 
 from govfn.chronicle import Ledger, LedgerChronicle, Record
 from govfn.chronicle.client import AsyncLedgerChronicle
-from govfn.chronicle.ledger import LedgerError
 from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.sqlite.ledger import LedgerError
 
 from support.ledgers import chronicle_for, open_ledger
 

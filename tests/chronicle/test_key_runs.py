@@ -1,4 +1,4 @@
-"""The SQLite ledger's lookup keys filed in sorted runs (`govfn.chronicle.key_runs`): every
+"""The SQLite ledger's lookup keys filed in sorted runs (`govfn.chronicle.sqlite.key_runs`): every
 record is found by its CID, exactly once, at every stage of filing (recent, in a run, while
 runs merge, after merged-away runs are deleted), across connections, and in a ledger whose
 keys were filed before runs existed. Real SQLite files."""
@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from govfn.chronicle import Ledger, Record, key_runs
+from govfn.chronicle import Ledger, Record
+from govfn.chronicle.sqlite import key_runs
 
 
 def make(n: int, tag: str = "k") -> list[Record]:

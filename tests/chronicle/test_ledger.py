@@ -5,13 +5,7 @@ Tests marked BOTH_BACKENDS run against SQLite and PostgreSQL; the rest are about
 
 from __future__ import annotations
 
-import json
-import multiprocessing
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from contextlib import closing
@@ -19,37 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.ledger import LedgerError
-from govfn.settings import chronicle_ledger
-
-from support.ledgers import BOTH_BACKENDS, location, tamper
+from govfn.chronicle import Ledger, Record
+from govfn.chronicle.sqlite.ledger import LedgerError
 
 
 def make(n: int, tag: str = "r") -> list[Record]:
     return [Record.build("TEST", {"tag": tag, "n": i}) for i in range(n)]
-
-
-@BOTH_BACKENDS
-def test_append_then_read_back(ledger: Ledger) -> None:
-    records = make(5)
-    ledger.append(records[:2])
-    ledger.append(records[2:3])
-    ledger.append(records[3:])
-    assert [r.cid for r in ledger.records()] == [r.cid for r in records]
-    assert ledger.get(records[3].cid) == records[3]
-    assert ledger.get("bnothere") is None
-    report = ledger.verify()
-    assert report.ok and report.records == 5
-
-
-@BOTH_BACKENDS
-def test_dedupe_skips_stored_cids(ledger: Ledger) -> None:
-    records = make(3)
-    ledger.append(records)
-    ledger.append([records[1], *make(1, "new")], dedupe=True)
-    assert len(ledger) == 4
-    assert ledger.verify().ok
 
 
 def test_triggers_refuse_update_and_delete(ledger: Ledger) -> None:
@@ -61,175 +30,11 @@ def test_triggers_refuse_update_and_delete(ledger: Ledger) -> None:
             conn.execute("DELETE FROM records WHERE seq = 1")
 
 
-@BOTH_BACKENDS
-def test_edited_body_is_named(ledger: Ledger) -> None:
-    records = make(6)
-    ledger.append(records)
-    tamper(ledger, [("UPDATE records SET body = ? WHERE seq = 4", (b'{"n":99,"tag":"r"}',))])
-    report = ledger.verify()
-    assert not report.ok
-    assert report.bad_seq == 4 and report.bad_cid == records[3].cid
-    assert "CID" in (report.problem or "")
-
-
-@BOTH_BACKENDS
-def test_consistent_rewrite_breaks_the_chain(ledger: Ledger) -> None:
-    ledger.append(make(6))
-    forged = Record.build("TEST", {"tag": "forged"})
-    tamper(
-        ledger,
-        [("UPDATE records SET body = ?, cid = ? WHERE seq = 2", (forged.canonical, forged.cid))],
-    )
-    report = ledger.verify()
-    assert not report.ok and report.bad_seq == 2 and "chain" in (report.problem or "")
-
-
-@BOTH_BACKENDS
-def test_removed_row_is_named(ledger: Ledger) -> None:
-    ledger.append(make(6))
-    tamper(ledger, [("DELETE FROM records WHERE seq = 3", ())])
-    report = ledger.verify()
-    assert not report.ok and "record 3 is missing" in (report.problem or "")
-
-
-@BOTH_BACKENDS
-def test_reordered_rows_are_detected(ledger: Ledger) -> None:
-    records = make(4)
-    ledger.append(records)
-    pair = tamper(
-        ledger, [("SELECT seq, cid, body, chain FROM records WHERE seq IN (2, 3) ORDER BY seq", ())]
-    )
-    tamper(
-        ledger,
-        [
-            (
-                "UPDATE records SET cid = ?, body = ?, chain = ? WHERE seq = ?",
-                (cid, body, chain, seq),
-            )
-            for (seq, *_), (_, cid, body, chain) in zip(pair, reversed(pair), strict=True)
-        ],
-    )
-    report = ledger.verify()
-    assert not report.ok and report.bad_seq == 2
-
-
-@BOTH_BACKENDS
-def test_truncated_tail_fails_against_checkpoint(ledger: Ledger) -> None:
-    ledger.append(make(5))
-    [(_, size, _)] = ledger.checkpoint_logs()
-    assert size == 5 and ledger.verify().ok
-    tamper(ledger, [("DELETE FROM records WHERE seq = 5", ())])
-    report = ledger.verify()
-    assert not report.ok and "checkpoint" in (report.problem or "")
-
-
-@BOTH_BACKENDS
-def test_inclusion_proof_checks_independently(ledger: Ledger) -> None:
-    records = make(9)
-    ledger.append(records)
-    proof = ledger.proof(records[6].cid).to_dict()
-    leaf = merkle.leaf_hash(records[6].canonical)
-    path = [bytes.fromhex(node) for node in proof["audit_path"]]  # type: ignore[union-attr]
-    assert proof["leaf_hash"] == leaf.hex()
-    assert merkle.verify_inclusion(6, 9, leaf, path, bytes.fromhex(str(proof["root"])))
-    assert proof["root"] == ledger.tree_heads()[0].root
-    with pytest.raises(KeyError):
-        ledger.proof("bnothere")
-
-
 def test_unwritable_location_raises_ledger_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(LedgerError), Ledger(blocker / "chronicle.db") as ledger:
         ledger.append(make(1))
-
-
-@BOTH_BACKENDS
-def test_eight_threads_lose_and_duplicate_nothing(ledger: Ledger) -> None:
-    batches = [make(50, f"t{i}") for i in range(8)]
-
-    def write(batch: list[Record]) -> None:
-        for record in batch:
-            ledger.append([record])
-
-    threads = [threading.Thread(target=write, args=(b,)) for b in batches]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    cids = [r.cid for r in ledger.records()]
-    assert sorted(cids) == sorted(r.cid for b in batches for r in b)
-    assert ledger.verify().ok
-
-
-def _write_in_process(where: str, tag: str, count: int) -> None:
-    with chronicle_ledger(where) as ledger:
-        for record in make(count, tag):
-            ledger.append([record])
-
-
-@BOTH_BACKENDS
-def test_two_processes_lose_and_duplicate_nothing(ledger: Ledger) -> None:
-    ledger.append(make(1, "init"))
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_write_in_process, args=(location(ledger), f"p{i}", 200))
-        for i in range(2)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-        assert worker.exitcode == 0
-    cids = [r.cid for r in ledger.records()]
-    expected = [r.cid for r in make(1, "init") + make(200, "p0") + make(200, "p1")]
-    assert len(cids) == len(set(cids)) == 401
-    assert set(cids) == set(expected)
-    assert ledger.verify().ok
-
-
-WRITER = """
-import sys
-from govfn.chronicle import Record
-from govfn.settings import chronicle_ledger
-ledger = chronicle_ledger(sys.argv[1])
-print("ready", flush=True)
-i = 0
-while True:
-    ledger.append([Record.build("TEST", {"i": i, "pad": "x" * 2000})])
-    i += 1
-"""
-
-
-@BOTH_BACKENDS
-def test_kill_9_mid_write_leaves_a_ledger_that_verifies(ledger: Ledger, tmp_path: Path) -> None:
-    where = location(ledger)
-    errors = tmp_path / "writer.err"
-    with errors.open("w") as stderr:
-        writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, where],
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    try:
-        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
-        deadline = time.monotonic() + 20
-        with chronicle_ledger(where) as watcher:
-            while time.monotonic() < deadline and len(watcher) < 300:
-                time.sleep(0.05)
-            seen_before_kill = len(watcher)
-    finally:
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(timeout=10)
-        writer.stdout.close()  # type: ignore[union-attr]
-    with chronicle_ledger(where) as ledger:
-        count = len(ledger)
-        assert count >= seen_before_kill >= 300, errors.read_text()  # nothing committed lost
-        report = ledger.verify()
-        assert report.ok, report
-        payloads = [json.loads(r.canonical)["i"] for r in ledger.records()]
-    assert payloads == list(range(count))  # every committed record kept, in order
 
 
 def test_wal_checkpoints_run_off_the_writers_path(ledger: Ledger) -> None:
@@ -303,7 +108,7 @@ def test_a_writer_waits_for_another_process_lock_in_small_steps(
         waited = time.monotonic() - started
         releaser.join()
     assert 0.15 <= waited < 5 and len(ledger) == 2 and ledger.verify().ok
-    monkeypatch.setattr("govfn.chronicle.ledger._LOCK_WAIT_S", 0.1)
+    monkeypatch.setattr("govfn.chronicle.sqlite.ledger._LOCK_WAIT_S", 0.1)
     with closing(sqlite3.connect(ledger.path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(LedgerError, match="locked"):

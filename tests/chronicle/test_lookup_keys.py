@@ -8,9 +8,9 @@ import sqlite3
 from pathlib import Path
 
 from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.ledger import _BY_CID
 from govfn.chronicle.lookup_keys import LINKS, link_keys, lookup_key
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED
+from govfn.chronicle.sqlite.ledger import _BY_CID
 
 
 def pipeline(n: int) -> list[Record]:

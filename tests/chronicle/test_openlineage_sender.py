@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from govfn import FunctionContext
+from govfn import FunctionContext, assembly
 from govfn.chronicle import Ledger, LedgerChronicle, Record
 from govfn.chronicle.lineage.openlineage import OpenLineageExport
 from govfn.chronicle.lineage.openlineage_sender import OpenLineageSender
@@ -81,19 +81,21 @@ def test_only_a_serving_process_turns_the_queue_on_or_off(tmp_path: Path) -> Non
     path = tmp_path / "chronicle.db"
     env = {"GOVFN_CHRONICLE": str(path), "GOVFN_OPENLINEAGE_URL": "http://127.0.0.1:9"}
     settings = Settings.from_env(env)
-    with settings.ledger(serving=True) as serving:
+    with assembly.ledger(settings, serving=True) as serving:
         serving.append([Record.build("FUNCTION_INVOKED", {"invocation_id": "a"})])
-    with settings.ledger() as cli_style:  # what `govfn chronicle ...` opens
+    with assembly.ledger(settings) as cli_style:  # what `govfn chronicle ...` opens
         cli_style.append([Record.build("FUNCTION_INVOKED", {"invocation_id": "b"})])
-    with Settings.from_env({"GOVFN_CHRONICLE": str(path)}).ledger(serving=True) as without:
+    with assembly.ledger(
+        Settings.from_env({"GOVFN_CHRONICLE": str(path)}), serving=True
+    ) as without:
         without.append([Record.build("FUNCTION_INVOKED", {"invocation_id": "c"})])
         queued = without._connection().execute("SELECT seq FROM openlineage_outbox")
         assert queued.fetchall() == [(1,), (2,)]
-    sender = settings.openlineage_sender()
+    sender = assembly.openlineage_sender(settings)
     assert sender is not None and sender.endpoint == "/api/v1/lineage"
-    assert Settings.from_env({}).openlineage_sender() is None
+    assert assembly.openlineage_sender(Settings.from_env({})) is None
     with pytest.raises(ValueError, match="GOVFN_OPENLINEAGE_URL"):
-        Settings.from_env(env | {"GOVFN_OPENLINEAGE_URL": "ftp://x"}).openlineage_sender()
+        assembly.openlineage_sender(Settings.from_env(env | {"GOVFN_OPENLINEAGE_URL": "ftp://x"}))
 
 
 def test_a_serving_pod_sends_run_events_live(tmp_path: Path, backend: OpenLineageBackend) -> None:

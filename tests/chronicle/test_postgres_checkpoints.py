@@ -80,7 +80,7 @@ def test_heads_and_proofs_from_stored_hashes_match_the_reference_at_every_size(
 
         asyncio.run(append_all())
         assert len(ledger.logs()) == 2
-        for log_id in ledger.logs():
+        for log_id in ledger.log_ids():
             leaves = leaves_of(ledger, log_id)
             log = ledger.log(log_id)
             total = len(leaves)
@@ -113,7 +113,7 @@ def test_heads_and_proofs_from_stored_hashes_match_the_reference_at_every_size(
 def test_a_head_and_a_proof_need_only_a_logarithmic_number_of_rows(postgres_uri: str) -> None:
     with PostgresLedger(postgres_uri) as ledger:
         ledger.append(make(1024))
-        (log_id,) = ledger.logs()
+        (log_id,) = ledger.log_ids()
         leaves = leaves_of(ledger, log_id)
         # The audit path of the last leaf is one subtree per level: [1022, 1023),
         # [1020, 1022), ..., [0, 512); each is stored with its last record. The root is
@@ -152,7 +152,7 @@ def test_a_commit_in_doubt_resumes_the_tree_from_the_database(postgres_uri: str)
 
         asyncio.run(doubtful_async())
         assert ledger.verify().ok
-        for log_id in ledger.logs():
+        for log_id in ledger.log_ids():
             leaves = leaves_of(ledger, log_id)
             assert ledger.log(log_id).head() == (len(leaves), merkle.root(leaves).hex())
         assert len(leaves_of(ledger, writer_log)) == 9

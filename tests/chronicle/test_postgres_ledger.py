@@ -16,14 +16,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from govfn import assembly
 from govfn.chronicle import Backstop, Ledger, Record, merkle
+from govfn.chronicle.backends import chronicle_backend
 from govfn.chronicle.client import AsyncLedgerChronicle
-from govfn.chronicle.postgres.ledger import PostgresLedger, describe_database
+from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.postgres.outbox import PostgresOutbox
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, function_record
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.store import LedgerError
-from govfn.settings import Settings, chronicle_backend
+from govfn.databases.postgres import describe_database
+from govfn.settings import Settings
 
 from support.postgres import PostgresServer
 from support.sink_double import SinkDouble
@@ -372,10 +375,10 @@ def test_with_a_uri_the_pod_local_folder_holds_the_spool_only(
     settings = Settings.from_env({"GOVFN_CHRONICLE": uri})
     assert settings.chronicle_uri == uri and settings.chronicle_location == uri
     assert settings.spool_dir == Path("var/spool")
-    ledger = settings.ledger()
+    ledger = assembly.ledger(settings)
     assert isinstance(ledger, PostgresLedger) and ledger.uri == uri
-    assert isinstance(settings.chronicle_client(), AsyncLedgerChronicle)
-    assert isinstance(Settings.from_env({}).ledger(), Ledger)  # SQLite stays the default
+    assert isinstance(assembly.chronicle_client(settings), AsyncLedgerChronicle)
+    assert isinstance(assembly.ledger(Settings.from_env({})), Ledger)  # SQLite stays the default
 
 
 def test_the_database_is_described_without_its_password() -> None:
@@ -556,7 +559,7 @@ def test_settings_build_a_checkpoint_publisher_for_a_postgres_chronicle(tmp_path
     key.write_text(Signer.generate("govfn.example/pods").encode() + "\n")
     env = {"GOVFN_CHRONICLE": "postgresql://app@127.0.0.1:1/govfn"}
     settings = Settings.from_env(env | {"GOVFN_CHRONICLE_SIGNING_KEY": str(key)})
-    publisher = settings.checkpoint_publisher()
+    publisher = assembly.checkpoint_publisher(settings)
     assert publisher is not None and publisher.origin == "govfn.example/pods"
     assert isinstance(publisher.log, PostgresLedger)
     assert publisher.publish_once() is None  # it has written no log: nothing to sign

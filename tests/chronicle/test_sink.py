@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from govfn import assembly
 from govfn.chronicle import Ledger, Record
 from govfn.settings import Settings, parse_ce_overrides
 
@@ -90,11 +91,11 @@ def test_settings_wire_the_sink(tmp_path: Path) -> None:
         "K_CE_OVERRIDES": '{"extensions": {"cluster": "east", "n": 1}}',
     }
     settings = Settings.from_env(env)
-    sender = settings.sink_sender()
+    sender = assembly.sink_sender(settings)
     assert sender is not None and dict(sender.extensions) == {"cluster": "east", "n": "1"}
-    assert settings.ledger(serving=True).outbox
-    assert settings.ledger().outbox is None  # the CLI leaves the file's setting alone
-    assert Settings.from_env({}).ledger(serving=True).outbox is False
-    assert Settings.from_env({}).sink_sender() is None
+    assert assembly.ledger(settings, serving=True).outbox
+    assert assembly.ledger(settings).outbox is None  # the CLI leaves the file's setting alone
+    assert assembly.ledger(Settings.from_env({}), serving=True).outbox is False
+    assert assembly.sink_sender(Settings.from_env({})) is None
     with pytest.raises(ValueError, match="K_SINK"):
-        Settings.from_env(env | {"K_SINK": "ftp://x"}).sink_sender()
+        assembly.sink_sender(Settings.from_env(env | {"K_SINK": "ftp://x"}))

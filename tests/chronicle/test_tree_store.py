@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from govfn.chronicle import Ledger, Record, merkle
-from govfn.chronicle.ledger import LedgerError
+from govfn.chronicle.sqlite.ledger import LedgerError
 
 
 def make(n: int, tag: str) -> list[Record]:

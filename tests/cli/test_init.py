@@ -33,6 +33,7 @@ GENERATED = {
     "src/hello_fn/function.py",
     "tests/test_events.py",
     "tests/test_function.py",
+    "wheels/README.md",
 }
 # What building and testing the project leaves beside its files (all in its .gitignore).
 ARTIFACTS = ("build", ".egg-info", "__pycache__", ".pytest_cache")
@@ -163,11 +164,35 @@ def test_the_dockerfile_builds_the_project_on_a_pinned_base_as_a_non_root_user(
         image, _, tag = base.partition(":")
         assert image == "python" and tag.count(".") == 2, base  # an exact release, not 3.11
     assert "COPY src ./src" in lines
-    assert any("pip install --no-cache-dir ." in line for line in lines)
+    assert any("pip install --no-cache-dir --find-links wheels ." in line for line in lines)
+    assert "COPY wheels ./wheels" in lines  # govfn from a wheel put there, before the index
     assert any("python -m compileall" in line for line in lines)
     user = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert user == ["10001:10001"]
     assert lines[-1] == f'CMD ["serve", "--function", "{NAME}"]'
+
+
+def test_git_ignores_signing_keys_and_wheels(project: Project, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / ".gitignore").write_bytes(project.files[".gitignore"])
+    subprocess.run(["git", "init", "-q", str(copy)], check=True, timeout=30)
+    paths = ["keys/chronicle.key", "keys/signer", "wheels/govfn-0.1.0-py3-none-any.whl"]
+    for path in [*paths, "wheels/README.md", "src/hello_fn/function.py"]:
+        (copy / path).parent.mkdir(parents=True, exist_ok=True)
+        (copy / path).write_text("x")
+    checked = subprocess.run(
+        ["git", "check-ignore", *paths, "wheels/README.md", "src/hello_fn/function.py"],
+        cwd=copy, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert checked.stdout.split() == paths
+    assert {"keys", "*.key"} <= set(project.files[".dockerignore"].decode().splitlines())
+
+
+def test_the_test_extra_is_slim(project: Project) -> None:
+    pyproject = project.files["pyproject.toml"].decode()
+    assert 'test = ["pytest>=8", "govfn[send]"]' in pyproject  # no Kubernetes client
+    assert 'deploy = ["govfn[apply]"]' in pyproject
 
 
 def test_the_installed_project_is_found_through_its_entry_point(project: Project) -> None:
@@ -176,6 +201,9 @@ def test_the_installed_project_is_found_through_its_entry_point(project: Project
     descriptors = json.loads(listed.stdout)
     assert [d["function_id"] for d in descriptors] == [NAME]
     assert descriptors[0]["trigger_events"] == ["HELLO_FN_REQUESTED"]
+    alone = project.run("-m", "govfn", "functions", "--json")  # the built-ins stay out
+    assert alone.returncode == 0, alone.stderr
+    assert [d["function_id"] for d in json.loads(alone.stdout)] == [NAME]
     found = project.run(
         "-c",
         "from govfn.entry_points import entry_points; "

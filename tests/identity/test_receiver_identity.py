@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from govfn.chronicle.ledger import Ledger
+from govfn.chronicle.sqlite.ledger import Ledger
 
 from support.http_server import Server, binary_headers, start_server, stop_server
 from support.oidc_issuer import ISSUER, TRIGGER, Issuer, running_issuer

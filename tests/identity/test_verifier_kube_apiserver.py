@@ -77,7 +77,7 @@ def test_govfn_serve_takes_the_trigger_token_the_api_server_issued(
     and refuses a token for another audience and a sender it does not allow."""
     import http.client
 
-    from govfn.chronicle.ledger import Ledger
+    from govfn.chronicle.sqlite.ledger import Ledger
 
     from support.http_server import binary_headers, start_server, stop_server
 

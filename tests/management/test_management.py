@@ -112,6 +112,25 @@ def test_direct_invoke_is_closed_without_dev_or_token(
     assert right.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/functions/echo/invoke", "/functions/dispatch"])
+def test_dev_opens_direct_invoke_to_loopback_clients_only(
+    make_app: Callable[..., GovfnApp], path: str
+) -> None:
+    body = {"event": {}} if path.endswith("invoke") else {"event_kind": "ECHO_REQUESTED"}
+    client = make_app(dev=True).test_client()
+    for peer in ("127.0.0.1", "::1", "127.0.0.9"):
+        assert client.post(path, json=body, environ_base={"REMOTE_ADDR": peer}).status_code == 200
+    for peer in ("192.0.2.7", "2001:db8::1", "10.0.0.1"):
+        answer = client.post(path, json=body, environ_base={"REMOTE_ADDR": peer})
+        assert answer.status_code == 401, peer  # as without --dev: a token is needed
+    guarded = make_app(dev=True, api_token=TOKEN).test_client()
+    remote = {"REMOTE_ADDR": "192.0.2.7"}
+    answer = guarded.post(
+        path, json=body, environ_base=remote, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert answer.status_code == 200
+
+
 def test_manifest_needs_an_image(app: GovfnApp) -> None:
     answer = app.test_client().get("/functions/echo/manifest")
     assert answer.status_code == 400 and answer.json["attribute"] == "image"

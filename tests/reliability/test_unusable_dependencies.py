@@ -1,18 +1,22 @@
-"""A real `govfn serve` whose Chronicle or database cannot be used: it says so in one log
-line naming where (never a password), is not ready, answers events 503 with Retry-After
-(never a 2xx with a lineagecid nothing holds), and becomes ready once the database answers."""
+"""A real server whose Chronicle or database cannot be used: it says so in one log line naming
+where (never a password), is not ready, answers events 503 with Retry-After (never a 2xx with
+a lineagecid nothing holds), and becomes ready once the database answers. `govfn serve` itself
+refuses to start on an embedded Chronicle it cannot write, naming GOVFN_CHRONICLE (a fix no
+wait brings); a gunicorn of your own serving `create_app()` waits for it, not ready."""
 
 from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from support.http_server import Server, binary_headers, start_server, stop_server
-from support.postgres import PostgresServer
+from support.postgres import PostgresServer, free_port
 
 CR = {"customer_id": "cust-1"}
 
@@ -35,10 +39,27 @@ def readiness(server: Server) -> int:
         return int(refused.code)
 
 
+def test_govfn_serve_refuses_an_unwritable_chronicle_naming_the_variable(tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "govfn", "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+        env={"GOVFN_CHRONICLE": "/proc/x/c.db", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "cannot write '/proc/x'" in done.stderr and "set GOVFN_CHRONICLE" in done.stderr
+    assert "serving" not in done.stderr
+    assert time.monotonic() - started < 20
+
+
 def test_an_unwritable_chronicle_is_never_acknowledged(tmp_path: Path) -> None:
     server = start_server(
-        tmp_path, env={"GOVFN_CHRONICLE": "/proc/x/c.db"}, wait_for="/health/liveness"
-    )
+        tmp_path,
+        "-k", "govfn.server.worker.GovfnWorker", "--no-control-socket",
+        gunicorn_app="govfn.app:create_app()",
+        env={"GOVFN_CHRONICLE": "/proc/x/c.db"},
+        wait_for="/health/liveness",
+    )  # fmt: skip
     try:
         assert readiness(server) == 503
         for function, event_type, data in (

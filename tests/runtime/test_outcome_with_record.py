@@ -22,9 +22,9 @@ from govfn.chronicle import Record
 from govfn.chronicle.backstop import Backstop, Delivery
 from govfn.chronicle.cid import content_cid
 from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
 from govfn.chronicle.settlement import Settlement
+from govfn.chronicle.sqlite.ledger import Ledger
 from govfn.idempotency import IdempotencyStore, idempotency_key, open_store
 
 from support.postgres import PostgresServer

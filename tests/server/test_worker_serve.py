@@ -217,9 +217,7 @@ def test_single_process_names_a_port_in_use(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(
-            AssertionError, match=f"(?s)exited with 1.*{port}.* Address already in use"
-        ):
+        with pytest.raises(AssertionError, match=f"(?s)exited with 1.*{port}: the port is in use"):
             start_server(
                 tmp_path, "--single-process", "--port", str(port), port_from_env=True, timeout_s=10
             )

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.sqlite.ledger import Ledger
 
 # For tests taking the `ledger` fixture: run them once per backend.
 BOTH_BACKENDS = pytest.mark.parametrize("ledger", ["sqlite", "postgres"], indirect=True)
@@ -71,8 +71,4 @@ def sink_sender(ledger: AnyLedger, sink_url: str, **options: Any) -> Any:
 
 def chronicle_for(ledger: AnyLedger) -> Any:
     """The group-commit client the runtime would use for `ledger`."""
-    from govfn.chronicle.client import AsyncLedgerChronicle, LedgerChronicle
-
-    if isinstance(ledger, Ledger):
-        return LedgerChronicle(ledger)
-    return AsyncLedgerChronicle(ledger)
+    return ledger.client()

@@ -13,7 +13,6 @@ import weakref
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from govfn.chronicle.ledger import Ledger
 from govfn.chronicle.records import Record
 from govfn.chronicle.settlement import Settlement
 from govfn.chronicle.store import LedgerError
@@ -32,6 +31,16 @@ class _Batch:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.joined: list[tuple[Record, asyncio.Future[None]]] = []
+
+
+class SyncLedger(Protocol):
+    """A ledger whose appends are local writes, made off the event loop's I/O (SQLite)."""
+
+    def append(self, records: Sequence[Record], *, dedupe: bool = False) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class LedgerChronicle:
@@ -56,7 +65,7 @@ class LedgerChronicle:
     the batch does not.
     """
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: SyncLedger) -> None:
         self.ledger = ledger
         self.commits = 0
         self._batches: dict[int, _Batch] = {}  # by thread id

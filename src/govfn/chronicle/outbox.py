@@ -2,7 +2,7 @@
 
 `SinkSender` works with any `OutboxQueue`: `SqliteOutbox` here (the `outbox` and
 `note_outbox` tables of the SQLite ledger file, or another queue table of it such as
-`openlineage_outbox`, without notes) or `postgres_outbox.PostgresOutbox` (shared by
+`openlineage_outbox`, without notes) or `postgres.outbox.PostgresOutbox` (shared by
 every pod). A claim carries a lease, so two senders never post the same
 record at the same time, and a record claimed by a process that died is claimed again
 once its lease ends.

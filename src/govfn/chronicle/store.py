@@ -1,18 +1,13 @@
-"""What every Chronicle ledger offers, whichever database holds it.
-
-Two backends implement `ChronicleLedger`: `ledger.Ledger`, one SQLite file (the embedded
-default, one log), and `postgres_ledger.PostgresLedger`, shared tables in PostgreSQL where
-each writing process appends to a log of its own. Both store the same records under the
-same CIDs, chain each log's rows with `chain_next`, and build one RFC 6962 tree per log.
+"""The values every Chronicle backend shares: the chain rule (`chain_next`), tree heads,
+proofs, verify reports and the ledger's error. Both backends store the same records under
+the same CIDs, chain each log's rows with `chain_next`, and build one RFC 6962 tree per
+log (`log.Log`; the whole Chronicle: `chronicle.Chronicle`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from typing import NamedTuple, Protocol
-
-from govfn.chronicle.records import Record
+from typing import NamedTuple
 
 GENESIS = b"\x00" * 32
 
@@ -85,30 +80,3 @@ class ConsistencyProof(NamedTuple):
 
 def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
     return hashlib.sha256((previous or GENESIS) + leaf).digest()
-
-
-class ChronicleLedger(Protocol):
-    """The surface the runtime, the CLI and the tests use, on either backend."""
-
-    def prepare(self) -> None:
-        """Create the store and its schema now; raise LedgerError when it cannot be reached."""
-
-    def close(self) -> None: ...
-
-    def append(self, records: Sequence[Record], *, dedupe: bool = False) -> None: ...
-
-    def records(self) -> Iterator[Record]: ...
-
-    def get(self, cid: str) -> Record | None: ...
-
-    def proof(self, cid: str) -> InclusionProof: ...
-
-    def verify(self) -> VerifyReport: ...
-
-    def tree_heads(self) -> list[TreeHead]:
-        """The current head of every log."""
-
-    def checkpoint_logs(self) -> list[TreeHead]:
-        """Store the current head of every log (later verification must reproduce it)."""
-
-    def __len__(self) -> int: ...

@@ -11,57 +11,64 @@ a log's checkpoints carry the origin `<origin>/<log id>`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from govfn.chronicle.ledger import Ledger, LedgerError
+from govfn.chronicle.backends import open_chronicle
+from govfn.chronicle.store import LedgerError
+from govfn.cli.checkpoint_notes import (
+    check_note_format,
+    read_note,
+    stored_notes_by,
+    verifier_from,
+    verify_logs,
+    write_key_pair,
+)
+from govfn.databases.postgres import is_uri
 from govfn.idempotency import IdempotencyUnavailable
-from govfn.postgres import is_uri
-from govfn.settings import Settings, chronicle_ledger, read_signer
+from govfn.settings import Settings, read_signer
 
 if TYPE_CHECKING:
-    from govfn.chronicle.postgres.ledger import PostgresLedger
-    from govfn.chronicle.signing.note import Verifier
-    from govfn.chronicle.signing.witness import CheckpointLog
+    from govfn.chronicle.chronicle import Chronicle
+    from govfn.chronicle.log import Log
 
 
-def _ledger(location: str | None) -> Ledger | PostgresLedger:
+def _ledger(location: str | None) -> Chronicle:
     """The ledger `location` names, reachable and with its schema, else a one-line error
     (reading creates nothing: `init` does)."""
     settings = Settings.from_env()
-    ledger = chronicle_ledger(location or settings.chronicle_location, sync=settings.chronicle_sync)
-    if isinstance(ledger, Ledger):
-        if not ledger.path.exists():
-            raise click.ClickException(f"no Chronicle ledger at {str(ledger.path)!r}")
-        return ledger
-    ledger.create_schema = False
-    ledger.prepare()
+    ledger = open_chronicle(location or settings.chronicle_location, sync=settings.chronicle_sync)
+    ledger.require()
     return ledger
 
 
-def _logs(
-    ledger: Ledger | PostgresLedger, log_id: int | None
-) -> list[tuple[str | None, CheckpointLog]]:
+def _unnamed(logs: list[Log]) -> bool:
+    """Whether the Chronicle is one log without a name (a SQLite file): its reports name
+    no log."""
+    return len(logs) == 1 and logs[0].log_id is None
+
+
+def _logs(ledger: Chronicle, log_id: int | None) -> list[tuple[str | None, Log]]:
     """(name, log) of the log `--log` names, or of every log: the one log of a SQLite file
     (named None), each log of PostgreSQL by its id."""
-    if isinstance(ledger, Ledger):
-        if log_id is not None:
-            raise click.UsageError("--log names a log of a PostgreSQL Chronicle; a file is one log")
-        return [(None, ledger)]
-    ids = ledger.logs()
+    logs = ledger.logs()
+    if log_id is not None and _unnamed(logs):
+        raise click.UsageError(
+            f"--log names one of several logs; the Chronicle {ledger.where} is one log"
+        )
+    named = [(None if log.log_id is None else str(log.log_id), log) for log in logs]
     if log_id is None:
-        return [(str(i), ledger.log(i)) for i in ids]
-    if log_id not in ids:
-        known = ", ".join(map(str, ids)) or "none"
+        return named
+    if not any(log.log_id == log_id for log in logs):
+        known = ", ".join(str(name) for name, _ in named) or "none"
         raise click.UsageError(f"no log {log_id} in the Chronicle {ledger.where} (logs: {known})")
-    return [(str(log_id), ledger.log(log_id))]
+    return [(name, log) for name, log in named if log.log_id == log_id]
 
 
-def _one_log(ledger: Ledger | PostgresLedger, log_id: int | None) -> CheckpointLog:
+def _one_log(ledger: Chronicle, log_id: int | None) -> Log:
     logs = _logs(ledger, log_id)
     if len(logs) != 1:
         ids = ", ".join(str(name) for name, _ in logs) or "none"
@@ -110,14 +117,9 @@ def init(path: str | None) -> None:
     idempotency store's tables when it lives in PostgreSQL (GOVFN_IDEMPOTENCY, or by
     default the ledger's database)."""
     settings = Settings.from_env()
-    ledger = chronicle_ledger(path or settings.chronicle_location, sync=settings.chronicle_sync)
+    ledger = open_chronicle(path or settings.chronicle_location, sync=settings.chronicle_sync)
     try:
-        if isinstance(ledger, Ledger):
-            ledger.prepare()
-            click.echo(f"ok: Chronicle ledger {str(ledger.path)!r} ready")
-        else:
-            ledger.init_schema()
-            click.echo(f"ok: Chronicle schema ready in {ledger.where}")
+        click.echo(f"ok: {ledger.init()}")
     finally:
         ledger.close()
     store = settings.idempotency_target(path)
@@ -156,12 +158,12 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: i
     that today's log extends each of them (on PostgreSQL: each note's log, from --log or
     the note's origin `<origin>/<log id>`)."""
     ledger = _ledger(path)
-    verifier = _verifier(vkey) if vkey is not None else None
+    verifier = verifier_from(vkey) if vkey is not None else None
     if notes and verifier is None:
         raise click.UsageError("--checkpoint needs --verifier to check its signature")
-    texts = [_read_note(name) for name in notes]
+    texts = [read_note(name) for name in notes]
     for name, text in zip(notes, texts, strict=True):
-        _check_note_format(name, text)
+        check_note_format(name, text)
     report = ledger.verify()
     if not report.ok:
         click.echo(
@@ -181,127 +183,16 @@ def verify(path: str | None, notes: tuple[str, ...], vkey: str | None, log_id: i
         return
     from govfn.chronicle.signing.witness import check_checkpoints
 
-    if isinstance(ledger, Ledger):
-        _logs(ledger, log_id)  # refuses --log
-        result = check_checkpoints(ledger, texts or _stored_notes_by(ledger, verifier), verifier)
+    logs = _logs(ledger, log_id)
+    if _unnamed([log for _, log in logs]):
+        log = logs[0][1]
+        result = check_checkpoints(log, texts or stored_notes_by(log, verifier), verifier)
         if not result.ok:
             click.echo(f"FAILED: {result.message}", err=True)
             sys.exit(1)
         click.echo(f"ok: {report.records} records, root {report.root}; {result.message[4:]}")
         return
-    _verify_logs(ledger, report.records, texts, verifier, log_id)
-
-
-def _verify_logs(
-    ledger: PostgresLedger,
-    records: int,
-    texts: list[str],
-    verifier: Verifier,
-    log_id: int | None,
-) -> None:
-    """Check signed checkpoints log by log: the notes given, each against the log --log or
-    its origin names, or else the notes stored beside each log."""
-    from govfn.chronicle.signing.witness import check_checkpoints
-
-    logs = dict(_logs(ledger, log_id))
-    by_log: dict[str | None, list[str]] = {}
-    for number, text in enumerate(texts, start=1):
-        named = _log_of_note(text)
-        if log_id is not None and named is not None and named != str(log_id):
-            click.echo(
-                f"FAILED: checkpoint {number} is for log {named}, not log {log_id}", err=True
-            )
-            sys.exit(1)
-        named = str(log_id) if log_id is not None else named
-        if named is None:
-            raise click.UsageError(
-                f"checkpoint {number}'s origin names no log (<origin>/<log id>): give --log"
-            )
-        if named not in logs:
-            click.echo(
-                f"FAILED: checkpoint {number} is for log {named}, not in the Chronicle", err=True
-            )
-            sys.exit(1)
-        by_log.setdefault(named, []).append(text)
-    if not texts:
-        for name, log in logs.items():
-            notes = _stored_notes_by(log, verifier)
-            if notes:
-                by_log[name] = notes
-    if not by_log:
-        click.echo("FAILED: no signed checkpoint to check the logs against", err=True)
-        sys.exit(1)
-    lines = []
-    for name, log in logs.items():
-        if name not in by_log:
-            lines.append(f"  log {name}: no checkpoint signed by {verifier.name}")
-            continue
-        result = check_checkpoints(log, by_log[name], verifier)
-        if not result.ok:
-            click.echo(f"FAILED: log {name}: {result.message}", err=True)
-            sys.exit(1)
-        lines.append(f"  log {name}: {result.message[4:]}")
-    click.echo(f"ok: {records} records in {len(logs)} logs")
-    for line in lines:
-        click.echo(line)
-
-
-def _log_of_note(text: str) -> str | None:
-    """The log id at the end of a checkpoint's origin (`<origin>/<log id>`), if any."""
-    from govfn.chronicle.signing.note import parse
-
-    origin = parse(text).text.split("\n", 1)[0]
-    last = origin.rsplit("/", 1)[-1]
-    return last if "/" in origin and last.isdigit() else None
-
-
-def _stored_notes_by(ledger: CheckpointLog, verifier: Verifier) -> list[str]:
-    """The notes stored beside the log that claim a signature by `verifier` (others may
-    be by a rotated-out key or a witness)."""
-    from govfn.chronicle.signing.note import NoteError, parse
-
-    claimed = []
-    for text in ledger.signed_checkpoints():
-        try:
-            signatures = parse(text).signatures
-        except NoteError:
-            claimed.append(text)  # a damaged note is reported, not skipped
-            continue
-        if any((s.name, s.key_id) == (verifier.name, verifier.key_id) for s in signatures):
-            claimed.append(text)
-    return claimed
-
-
-def _verifier(vkey: str) -> Verifier:
-    from govfn.chronicle.signing.note import NoteError, Verifier
-
-    text = vkey
-    if os.path.isfile(vkey):
-        text = Path(vkey).read_text(encoding="utf-8")
-    try:
-        return Verifier.from_key(text)
-    except NoteError as exc:
-        raise click.BadParameter(str(exc), param_hint="--verifier") from None
-
-
-def _check_note_format(name: str, text: str) -> None:
-    from govfn.chronicle.signing.checkpoint import Checkpoint, CheckpointError
-    from govfn.chronicle.signing.note import NoteError, parse
-
-    try:
-        Checkpoint.parse(parse(text).text)
-    except (NoteError, CheckpointError) as exc:
-        raise click.BadParameter(f"{name!r}: {exc}", param_hint="--checkpoint") from None
-
-
-def _read_note(name: str) -> str:
-    try:
-        if name == "-":
-            return sys.stdin.read()
-        return Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        message = f"cannot read {name!r}: {exc}"
-        raise click.BadParameter(message, param_hint="--checkpoint") from None
+    verify_logs(logs, report.records, texts, verifier, log_id)
 
 
 @chronicle.command()
@@ -383,7 +274,7 @@ def consistency(path: str | None, log_id: int | None, old_size: int, new_size: i
         printed = log.consistency(old_size, new_size)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    named = {} if isinstance(ledger, Ledger) else {"log": getattr(log, "log_id", None)}
+    named = {} if log.log_id is None else {"log": log.log_id}
     click.echo(json.dumps(named | printed.to_dict(), indent=2))
 
 
@@ -448,7 +339,7 @@ def checkpoint(
     ledger = _ledger(path)
     if key_path is None and log_id is None:
         heads = ledger.checkpoint_logs()
-        if isinstance(ledger, Ledger):
+        if len(heads) == 1 and heads[0].log is None:
             click.echo(json.dumps(heads[0].to_dict()))
         else:
             click.echo(json.dumps({"logs": [head.to_dict() for head in heads]}))
@@ -475,7 +366,7 @@ def checkpoint(
         raise click.BadParameter(str(exc), param_hint="--origin") from None
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
-    if isinstance(ledger, Ledger) or log_id is not None:
+    if _unnamed([log for _, log in logs]) or log_id is not None:
         if not signed:
             raise click.ClickException(f"log {log_id} holds no record to sign")
         click.echo(signed[0][2], nl=False)
@@ -499,20 +390,4 @@ def checkpoint(
 def keygen(name: str, out_dir: Path) -> None:
     """Make an Ed25519 signed-note key pair named NAME (a schema-less URL such as
     example.com/billing is recommended); '/' in NAME becomes '_' in the file names."""
-    from govfn.chronicle.signing.note import NoteError, Signer
-
-    try:
-        signer = Signer.generate(name)
-    except NoteError as exc:
-        raise click.BadParameter(str(exc), param_hint="NAME") from None
-    stem = name.replace("/", "_")
-    key_file, pub_file = out_dir / f"{stem}.key", out_dir / f"{stem}.pub"
-    for existing in (key_file, pub_file):
-        if existing.exists():
-            raise click.UsageError(f"{str(existing)!r} exists; not overwriting a key")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(signer.encode() + "\n")
-    pub_file.write_text(signer.verifier().encode() + "\n", encoding="utf-8")
-    click.echo(f"signer key   {key_file}\nverifier key {pub_file}: {signer.verifier().encode()}")
+    click.echo(write_key_pair(name, out_dir))

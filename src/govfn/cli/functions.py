@@ -9,7 +9,7 @@ import uuid
 
 import click
 
-from govfn.assembly import runtime_from
+from govfn import assembly
 from govfn.chronicle.store import LedgerError
 from govfn.cli.options import functions_option, load_settings
 from govfn.function import FunctionContext
@@ -65,15 +65,15 @@ def invoke(
         event_source=source,
         event_subject=subject,
     )
-    chronicle = settings.chronicle_client()
+    ledger = assembly.ledger(settings)
     try:
-        chronicle.ledger.prepare()
+        ledger.prepare()
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from None
-    runtime = runtime_from(settings, registry, chronicle)
+    runtime = assembly.runtime_from(settings, registry, ledger.client())
     try:
         result = asyncio.run(runtime.invoke(function_id, data, context))
     finally:
-        chronicle.ledger.close()
+        ledger.close()
     click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     sys.exit(0 if result.success else 1)

@@ -30,6 +30,7 @@ LAYOUT = {
     "Dockerfile.tmpl": "Dockerfile",
     "dockerignore.tmpl": ".dockerignore",
     "gitignore.tmpl": ".gitignore",
+    "wheels_readme.md.tmpl": "wheels/README.md",
     "init.py.tmpl": "src/{package}/__init__.py",
     "function.py.tmpl": "src/{package}/function.py",
     "test_function.py.tmpl": "tests/test_function.py",
@@ -105,4 +106,5 @@ def init(name: str, directory: Path | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(templates.joinpath(template).read_text("utf-8"), values), "utf-8")
     click.echo(f"Created {name} in {target}/. Next:", err=True)
-    click.echo(f"  cd {target} && pip install -e '.[test]' && pytest", err=True)
+    click.echo(f"  cd {target} && pip install --find-links wheels -e '.[test]' && pytest", err=True)
+    click.echo("  (until govfn is on PyPI, put its wheel in wheels/ first)", err=True)

@@ -15,14 +15,19 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import click
 
-if TYPE_CHECKING:
-    from govfn.cli.send import EventEncoder, Target
+from govfn.cli.target import Target, connection_error, post
 
 QUANTILES = (0.5, 0.9, 0.99)
+
+
+class Encoder(Protocol):
+    """Each request's headers and body (`send.EventEncoder`: a new event id every call)."""
+
+    def encode(self) -> tuple[dict[str, str], bytes]: ...
 
 
 @dataclass
@@ -50,11 +55,10 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
 
 
 def run_load_check(
-    target: Target, encoder: EventEncoder, repeat: int, concurrency: int, timeout: float
+    target: Target, encoder: Encoder, repeat: int, concurrency: int, timeout: float
 ) -> int:
     """Send `repeat` events on `concurrency` connections, print the summary; the exit
     status is 0 when every answer was 2xx."""
-    from govfn.cli.send import connection_error, post
 
     tally = Tally()
     remaining = iter(range(repeat))

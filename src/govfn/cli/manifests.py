@@ -159,7 +159,12 @@ def _with_some_namespace(options: ManifestOptions) -> ManifestOptions:
 
 @click.command()
 @manifest_options
-@click.option("--dry-run", is_flag=True, help="Server-side dry run (dryRun=All).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Server-side dry run (dryRun=All); with no cluster configured, the client-side "
+    "checks alone.",
+)
 @click.option("--prune", is_flag=True, help="Delete this app's govfn objects no longer rendered.")
 @click.option("--wait", is_flag=True, help="Wait until every object is Ready.")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="--wait limit (s).")
@@ -183,8 +188,18 @@ def apply(
 
     try:
         options, registry = _resolve(modules, flags)
-        render_all(registry, _with_some_namespace(options))  # refuse before connecting
-        api_client, default_namespace = connect(Target(kubeconfig=kubeconfig, context=context))
+        checked = render_all(registry, _with_some_namespace(options))  # refuse before connecting
+        try:
+            api_client, default_namespace = connect(Target(kubeconfig=kubeconfig, context=context))
+        except ApplyError as exc:
+            if not dry_run:
+                raise ApplyError(
+                    exc.field,
+                    f"{exc.reason.rstrip('.')}; `govfn manifests` renders the objects "
+                    "without a cluster, `govfn apply --dry-run` checks them client-side",
+                ) from None
+            _checked_client_side(checked, exc.reason)
+            return
         try:
             namespace = options.namespace or default_namespace
             objects = render_all(registry, replace(options, namespace=namespace))
@@ -198,8 +213,18 @@ def apply(
                 applier.wait(objects, timeout)
         finally:
             api_client.close()
-    except ApplyError as exc:  # the cluster's answer, not a refused manifest
+    except ApplyError as exc:  # the cluster's answer (or its absence), not a refused manifest
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except ManifestError as exc:
         refuse(exc)
+
+
+def _checked_client_side(objects: list[dict[str, Any]], reason: str) -> None:
+    """`apply --dry-run` with no cluster: what passed govfn's own checks, and where to go."""
+    click.echo(f"No cluster to dry-run against ({reason.rstrip('.')}).", err=True)
+    click.echo("Checked client-side (the rules of Knative's admission webhooks); nothing sent:")
+    for item in objects:
+        click.echo(f"  {item['kind']} {item['metadata']['name']} (checked, client side)")
+    click.echo("`govfn manifests` prints these objects; with a kubeconfig, --dry-run asks the "
+               "cluster too.")  # fmt: skip

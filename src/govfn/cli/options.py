@@ -20,7 +20,8 @@ def functions_option(fn: F) -> F:
         "modules",
         multiple=True,
         metavar="MODULE",
-        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS or the built-ins).",
+        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS, else the "
+        "installed projects' govfn.functions entry points, else the built-ins echo and billing).",
     )(fn)
 
 

@@ -14,12 +14,13 @@ import json
 import re
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 import click
+
+from govfn.cli.target import Reply, Target, connection_error, post
 
 CORE_ATTRIBUTES = frozenset(
     {"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time"}
@@ -27,47 +28,6 @@ CORE_ATTRIBUTES = frozenset(
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 b64token
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where events go: one HTTP(S) origin and a path."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str
-
-    @classmethod
-    def parse(cls, url: str) -> Target:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="URL")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise click.BadParameter(f"{url!r} has an invalid port", param_hint="URL") from None
-        path = parts.path or "/"
-        return cls(
-            parts.scheme, parts.hostname, port, path + ("?" + parts.query if parts.query else "")
-        )
-
-    def connect(self, timeout: float) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            import ssl
-
-            return http.client.HTTPSConnection(
-                self.host, self.port, timeout=timeout, context=ssl.create_default_context()
-            )
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    status: int
-    reason: str
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
 
 
 def sdk() -> tuple[Any, Any, Any]:
@@ -211,22 +171,6 @@ class EventEncoder:
             return self.binding.from_http(message, self.format)
         except Exception:  # shown as a plain body instead
             return None
-
-
-def post(
-    connection: http.client.HTTPConnection, target: Target, headers: dict[str, str], body: bytes
-) -> Reply:
-    connection.request("POST", target.path, body=body, headers=headers)
-    answer = connection.getresponse()
-    content = answer.read()
-    return Reply(
-        answer.status, answer.reason, {k.lower(): v for k, v in answer.getheaders()}, content
-    )
-
-
-def connection_error(target: Target, exc: OSError) -> str:
-    reason = exc.strerror or str(exc) or type(exc).__name__
-    return f"cannot reach {target.scheme}://{target.host}:{target.port}: {reason}"
 
 
 def show(reply: Reply, encoder: EventEncoder) -> None:

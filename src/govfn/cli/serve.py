@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import gc
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,14 +25,17 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 
 from govfn.app import GovfnApp, create_app
+from govfn.cli.preflight import check_writable, listen
 from govfn.errors import GovfnError
 from govfn.lifecycle import worker_started, worker_stopping
+from govfn.management.auth import is_loopback
 from govfn.observability.invocation_log import configure_logging
 from govfn.receiver.config import HttpConfig
 from govfn.registry import FunctionRegistry, load_functions
 from govfn.server.gunicorn_log import GunicornLog
 from govfn.settings import Settings
 
+LOOPBACK = "127.0.0.1"
 WORKER_CLASSES = {"govfn": "govfn.server.worker.GovfnWorker", "gthread": "gthread"}
 
 # Header limits: gunicorn refuses longer request lines / headers with 4xx itself, and so
@@ -57,11 +61,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             port = PORT(settings.port or "8080")
         except argparse.ArgumentTypeError as exc:
             cli.error(f"argument --port: {exc}")
+    host = args.host or (LOOPBACK if args.dev else "0.0.0.0")
+    if args.dev and not args.no_reload and args.listen_fd is None:
+        sys.exit(supervise(list(argv if argv is not None else sys.argv[2:]), host, port))
     serve(
         settings=settings,
         modules=tuple(args.modules),
         function_id=args.function_id or settings.function_id,
-        host=args.host,
+        host=host,
         port=port,
         workers=args.workers,
         threads=args.threads,
@@ -71,7 +78,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_in_flight=args.max_in_flight,
         dev=args.dev,
         single_process=args.single_process,
+        listen_fd=args.listen_fd,
+        ready_fd=args.ready_fd,
     )
+
+
+def supervise(argv: list[str], host: str, port: int) -> int:
+    """`--dev`: serve through the live-reload supervisor (`govfn.cli.reload`)."""
+    from govfn.cli.reload import Supervisor
+
+    try:
+        listener = listen(host, port)
+    except ValueError as exc:
+        sys.exit(f"Error: {exc}")
+    return Supervisor(argv, listener).run()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,7 +105,8 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS or the built-ins).",
+        help="Module defining functions (repeatable; default: GOVFN_FUNCTIONS, else the "
+        "installed projects' govfn.functions entry points, else the built-ins echo and billing).",
     )
     cli.add_argument(
         "--function",
@@ -93,7 +114,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="Single-function mode: POST / is this function's receiver (env GOVFN_FUNCTION).",
     )
-    cli.add_argument("--host", default="0.0.0.0", help="Address to bind (default 0.0.0.0).")
+    cli.add_argument(
+        "--host",
+        help="Address to bind (default 0.0.0.0; with --dev 127.0.0.1, loopback only).",
+    )
     cli.add_argument(
         "--port",
         type=PORT,
@@ -142,8 +166,17 @@ def parser() -> argparse.ArgumentParser:
         "pod's memory and start-up for one process, where the kubelet restarts what exits.",
     )
     cli.add_argument(
-        "--dev", action="store_true", help="Open the direct-invoke API and log readably."
+        "--dev",
+        action="store_true",
+        help="Development: listen on loopback unless --host says otherwise, open the "
+        "direct-invoke API to loopback clients, log readably, and reload edited code.",
     )
+    cli.add_argument(
+        "--no-reload", action="store_true", help="With --dev: do not reload edited code."
+    )
+    # Set by the live-reload supervisor for the server it starts.
+    cli.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    cli.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
     return cli
 
 
@@ -162,10 +195,16 @@ def serve(
     max_in_flight: int | None = None,
     dev: bool = False,
     single_process: bool = False,
+    listen_fd: int | None = None,
+    ready_fd: int | None = None,
 ) -> None:
-    """Serve the functions until gunicorn stops; exit 1 with a message when they cannot load."""
+    """Serve the functions until gunicorn stops; exit 1 with a message when they cannot load,
+    the port cannot be bound or the embedded Chronicle cannot be written."""
     configure_logging(dev)
+    listener: socket.socket | None = None
     try:
+        if listen_fd is None:  # bound now: a port in use fails before anything loads
+            listener = listen(host, port)
         settings = settings or Settings.from_env()
         if single_process and workers != 1:
             raise ValueError(f"--single-process serves one worker, not --workers {workers}")
@@ -181,19 +220,25 @@ def serve(
             overrides["max_in_flight"] = max_in_flight
         config = dataclasses.replace(config, **overrides)
         settings = settings.with_functions(modules)
+        check_writable(settings)
+        before = set(sys.modules)
         registry = load_functions(settings.functions, FunctionRegistry())
         app = create_app(registry, config=config, settings=settings)
     except (GovfnError, ValueError) as exc:
         sys.exit(f"Error: {exc}")
+    fd = listen_fd if listener is None else listener.detach()  # gunicorn takes it over
     mode = f"function {config.function_id}" if config.function_id else "all functions"
     layout = "single process" if single_process else f"{workers} {worker_class} worker(s)"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     print(
-        f"govfn: serving {mode} ({len(app.registry)}) on http://{host}:{port} "
+        f"govfn: serving {mode} ({len(app.registry)}) on http://{where} "
         f"[{layout} x {threads} threads{', dev' if config.dev else ''}]",
         file=sys.stderr,
     )
+    if config.dev:
+        print(f"govfn: {_dev_note(host)}", file=sys.stderr)
     options: dict[str, Any] = {
-        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "bind": f"fd://{fd}",
         "workers": workers,
         "threads": threads,
         "worker_class": WORKER_CLASSES[worker_class],
@@ -218,11 +263,25 @@ def serve(
         options["post_worker_init"] = post_worker_init
         options["worker_exit"] = lambda arbiter, worker: worker_stopping(app)
     server = GunicornServer(app, options)
+    if ready_fd is not None:
+        from govfn.cli.reload import report_ready, watched_files
+
+        report_ready(ready_fd, watched_files(before, registry))
     if single_process:
         server.run_single_process()
     else:
         server.run()
     sys.exit(0)
+
+
+def _dev_note(host: str) -> str:
+    """What --dev opens, and to whom."""
+    if is_loopback(host):
+        return "dev: loopback only; the direct-invoke API is open without a token"
+    return (
+        f"dev: listening on {host}, beyond loopback; the direct-invoke API stays open only to "
+        "loopback clients (others need GOVFN_API_TOKEN)"
+    )
 
 
 def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
@@ -276,7 +335,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
         cfg = self.cfg
         log = cfg.logger_class(cfg)
-        listeners = create_sockets(cfg, log)  # retries a port in use, then exits 1, as the arbiter
+        listeners = create_sockets(cfg, log)  # the socket `serve` bound (bind = fd://N)
         worker = GovfnWorker(1, os.getppid(), listeners, self, cfg.timeout, cfg, log)
         worker.pid = os.getpid()
         worker.supervised = False

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-import math
 import re
-import sys
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from govfn.cloudevents.ijson import parse_json
 from govfn.percent import percent_decode
 from govfn.problem import HttpProblem
 
@@ -74,122 +72,6 @@ def media_type(content_type: str) -> str:
 
 def is_json_media_type(mt: str) -> bool:
     return mt in ("application/json", "text/json") or mt.endswith("+json")
-
-
-def parse_json(data: bytes, what: str, *, members: bool = False) -> Any:
-    """Strict JSON (I-JSON, RFC 7493): UTF-8, no duplicate object keys, numbers that are
-    finite (no NaN, Infinity or 1e400) and integers Python can read, strings of valid
-    Unicode (no lone surrogate), nesting the parser can handle. `what` names the part of
-    the request at fault; with `members`, a flaw inside an event names the event's member
-    that holds it (`data`, `batch[2].id`) instead."""
-    try:
-        text = data.decode("utf-8")
-        value = _STRICT.decode(text)
-    except UnicodeDecodeError:
-        raise HttpProblem(400, f"{what} is not valid UTF-8", attribute=what) from None
-    except RecursionError:
-        raise HttpProblem(400, f"{what} is nested too deeply", attribute=what) from None
-    except json.JSONDecodeError as exc:
-        raise HttpProblem(400, f"{what} is not valid JSON: {exc}", attribute=what) from None
-    except ValueError as exc:  # one of the I-JSON rules (int() refuses a too long literal)
-        detail = f"{what} is not I-JSON: {_flaw_of(exc)}"
-        raise HttpProblem(400, detail, attribute=_at(text, what, members)) from None
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _is_flawed(value):
-        detail = f"{what} is not I-JSON: a string holds a lone surrogate (not Unicode)"
-        raise HttpProblem(400, detail, attribute=_at(text, what, members))
-    return value
-
-
-class _Flaw(ValueError):
-    """What breaks an I-JSON rule: raised by the strict decoder, returned by the lenient
-    one (which only runs to find where a refused document's flaw is)."""
-
-
-def _flaw_of(exc: ValueError) -> str:
-    if isinstance(exc, _Flaw):
-        return str(exc)
-    return f"an integer has more than {sys.get_int_max_str_digits()} digits"
-
-
-def _constant(name: str) -> _Flaw:
-    return _Flaw(f"{name} is not a JSON number")
-
-
-def _float(literal: str) -> float | _Flaw:
-    number = float(literal)
-    return number if math.isfinite(number) else _Flaw(f"the number {literal[:40]} is out of range")
-
-
-def _int(literal: str) -> int | _Flaw:
-    if len(literal.lstrip("-")) > sys.get_int_max_str_digits():
-        return _Flaw(f"an integer has more than {sys.get_int_max_str_digits()} digits")
-    return int(literal)
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                document[key] = _Flaw(f"the key {key!r} appears twice in one object")
-            seen.add(key)
-    return document
-
-
-def _strict_constant(name: str) -> Any:
-    raise _constant(name)
-
-
-def _strict_float(literal: str) -> float:
-    number = _float(literal)
-    if isinstance(number, _Flaw):
-        raise number
-    return number
-
-
-def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = _object(pairs)
-    if len(document) != len(pairs):
-        flaw = next(value for value in document.values() if isinstance(value, _Flaw))
-        raise flaw
-    return document
-
-
-_STRICT = json.JSONDecoder(
-    parse_constant=_strict_constant, parse_float=_strict_float, object_pairs_hook=_strict_object
-)
-_LENIENT = json.JSONDecoder(
-    parse_constant=_constant, parse_float=_float, parse_int=_int, object_pairs_hook=_object
-)
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # \uD800 to \uDFFF, escaped in JSON
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _is_flawed(value: Any) -> bool:
-    """True when `value` holds a flaw, or a string (a key or a value) with a lone surrogate."""
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_is_flawed(key) or _is_flawed(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(_is_flawed(item) for item in value)
-    return isinstance(value, _Flaw)
-
-
-def _at(text: str, what: str, members: bool) -> str:
-    """Where a refused document's flaw is: `what`, or with `members` the event member."""
-    if not members:
-        return what
-    document = _LENIENT.decode(text)
-    events = enumerate(document) if isinstance(document, list) else [(-1, document)]
-    for index, event in events:
-        if isinstance(event, dict):
-            for key, item in event.items():
-                if _is_flawed(key) or _is_flawed(item):
-                    prefix = f"batch[{index}]." if index >= 0 else ""
-                    return f"{prefix}{key}"
-    return what
 
 
 # -- the three content modes ------------------------------------------------------------

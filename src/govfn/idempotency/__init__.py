@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from govfn.chronicle.settlement import Settlement
+from govfn.databases.postgres import is_uri
 from govfn.idempotency.claims import (
     DEFAULT_EXPIRY_S,
     LEASE_S,
@@ -23,7 +24,6 @@ from govfn.idempotency.claims import (
     idempotency_key,
 )
 from govfn.idempotency.sqlite import SqliteIdempotencyStore
-from govfn.postgres import is_uri
 
 __all__ = [
     "DEFAULT_EXPIRY_S",

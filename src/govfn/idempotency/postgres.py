@@ -41,6 +41,13 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from govfn.chronicle.settlement import Settlement
+from govfn.databases.postgres import (
+    SchemaError,
+    describe_database,
+    ensure_schema,
+    ensure_schema_async,
+)
+from govfn.idempotency import postgres_sql as sql
 from govfn.idempotency.claims import (
     DEFAULT_EXPIRY_S,
     LEASE_S,
@@ -49,118 +56,11 @@ from govfn.idempotency.claims import (
     IdempotencyUnavailable,
     Recorded,
 )
-from govfn.postgres import (
-    Schema,
-    SchemaError,
-    describe_database,
-    ensure_schema,
-    ensure_schema_async,
-)
 
 if TYPE_CHECKING:
     from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger("govfn.idempotency")
-
-_DDL_V1 = """
-CREATE SCHEMA IF NOT EXISTS idempotency;
-CREATE TABLE idempotency.schema_version (
-    version    integer     PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE idempotency.claims (
-    key         text        PRIMARY KEY,
-    fingerprint text        NOT NULL,
-    state       text        NOT NULL CHECK (state IN ('running', 'done')),
-    holder      text        NOT NULL,
-    result      text,
-    until       timestamptz NOT NULL
-);
-CREATE INDEX claims_by_until ON idempotency.claims (until);
-"""
-# Version 2: the lease a claim was taken with (renewed by its holder's heartbeat), and the
-# CID of the COMPLETED record whose outcome a holder noted before emitting it.
-_TO_V2 = """
-ALTER TABLE idempotency.claims
-    ADD COLUMN lease  double precision NOT NULL DEFAULT 60,
-    ADD COLUMN record text;
-"""
-
-
-def _upgrade(conn: psycopg.Connection[Any], version: int) -> None:
-    if version != 1:
-        raise SchemaError(f"no upgrade from idempotency schema version {version}")
-    conn.execute(_TO_V2)
-
-
-SCHEMA = Schema(
-    component="idempotency",
-    version=2,
-    ddl=_DDL_V1 + _TO_V2,
-    version_table="idempotency.schema_version",
-    lock_key=int.from_bytes(b"govfnidm", "big") - (1 << 63),
-    init_hint="run `govfn chronicle init`",
-    upgrade=_upgrade,
-)
-
-# A claim's holder is gone when its lease ended and the database has been up for a whole
-# lease since it last started: after a restart, every holder gets one lease to renew its
-# claims before another pod may take them over (it could not renew while the database
-# was down).
-_LAPSED = (
-    "({c}until <= now() AND pg_postmaster_start_time() <= now() - make_interval(secs => {c}lease))"
-)
-# The first branch returns a row when this claim inserted or took over the key (or is
-# this very claim, committed by an attempt whose answer the connection lost): a claim
-# whose holder is gone, unless that holder noted an outcome, which the caller checks
-# against the ledger first. The second reads the claim otherwise. (A claim committed by
-# another transaction after this statement's snapshot is invisible to the second branch:
-# the caller reads again.)
-_CLAIM = f"""
-WITH taken AS (
-    INSERT INTO idempotency.claims AS c (key, fingerprint, state, holder, result, until, lease)
-    VALUES (%(key)s, %(fingerprint)s, 'running', %(holder)s, NULL,
-            now() + make_interval(secs => %(lease)s), %(lease)s)
-    ON CONFLICT (key) DO UPDATE
-        SET fingerprint = EXCLUDED.fingerprint, state = 'running', holder = EXCLUDED.holder,
-            result = NULL, record = NULL, until = EXCLUDED.until, lease = EXCLUDED.lease
-        WHERE c.holder = EXCLUDED.holder
-           OR (c.until <= now() AND c.state = 'done')
-           OR ({_LAPSED.format(c="c.")} AND c.record IS NULL)
-    RETURNING 'run'::text AS state, NULL::text AS fingerprint, NULL::text AS result,
-              NULL::text AS holder, NULL::text AS record, false AS lapsed
-)
-SELECT * FROM taken
-UNION ALL
-SELECT state, fingerprint, result, holder, record, {_LAPSED.format(c="")} AS lapsed
-FROM idempotency.claims WHERE key = %(key)s AND NOT EXISTS (SELECT 1 FROM taken)
-"""
-_READ = (
-    f"SELECT state, fingerprint, result, holder, record, {_LAPSED.format(c='')} "
-    "FROM idempotency.claims WHERE key = %s"
-)
-_FINISH_LAPSED = (
-    "UPDATE idempotency.claims SET state = 'done', until = now() + make_interval(secs => %s) "
-    "WHERE key = %s AND holder = %s AND state = 'running'"
-)
-_TAKE_LAPSED = (
-    "UPDATE idempotency.claims SET holder = %s, result = NULL, record = NULL, "
-    "until = now() + make_interval(secs => %s), lease = %s "
-    "WHERE key = %s AND holder = %s AND state = 'running'"
-)
-_RENEW = (
-    "UPDATE idempotency.claims SET until = now() + make_interval(secs => lease) "
-    "WHERE holder = ANY(%s) AND state = 'running'"
-)
-_NOTE = "UPDATE idempotency.claims SET result = %s, record = %s WHERE key = %s AND holder = %s"
-_COMPLETE = (
-    "UPDATE idempotency.claims SET state = 'done', result = %s, "
-    "until = now() + make_interval(secs => %s) WHERE key = %s AND holder = %s"
-)
-_RELEASE = "DELETE FROM idempotency.claims WHERE key = %s AND holder = %s AND state = 'running'"
-_PURGE = (
-    "DELETE FROM idempotency.claims WHERE until <= now() AND (state = 'done' OR record IS NULL)"
-)
 
 _CLAIM_ATTEMPTS = 3  # a claim that vanishes between the two reads is claimed again
 _FIRST_RETRY_S, _MAX_RETRY_S = 0.1, 5.0
@@ -250,7 +150,7 @@ class PostgresIdempotencyStore:
         pool = await self._open_pool()
         async with pool.connection() as conn:
             if not self._schema_ready:
-                await ensure_schema_async(conn, SCHEMA, self.where)
+                await ensure_schema_async(conn, sql.SCHEMA, self.where)
                 self._schema_ready = True
             yield conn
 
@@ -276,7 +176,7 @@ class PostgresIdempotencyStore:
         server when the database cannot be reached or used."""
         try:
             with psycopg.connect(self.uri, **self._connect_options) as conn:
-                ensure_schema(conn, SCHEMA, self.where)
+                ensure_schema(conn, sql.SCHEMA, self.where)
         except (psycopg.Error, SchemaError) as exc:
             raise self._unavailable(exc) from exc
         self._schema_ready = True
@@ -313,9 +213,9 @@ class PostgresIdempotencyStore:
         try:
             rows: list[tuple[Any, ...]] = []
             for _ in range(_CLAIM_ATTEMPTS):
-                rows, _ = await self._execute(_CLAIM, params)
+                rows, _ = await self._execute(sql.CLAIM, params)
                 if not rows:
-                    rows, _ = await self._execute(_READ, (key,))
+                    rows, _ = await self._execute(sql.READ, (key,))
                 if rows:
                     break
         except (psycopg.Error, SchemaError) as exc:
@@ -335,14 +235,14 @@ class PostgresIdempotencyStore:
             done = recorded is not None and await recorded(record)
             try:
                 if done:
-                    _, count = await self._execute(_FINISH_LAPSED, (self.expiry_s, key, earlier))
+                    _, count = await self._execute(sql.FINISH_LAPSED, (self.expiry_s, key, earlier))
                     return (
                         Claim("replay", key, json.loads(result))
                         if count
                         else Claim("in_progress", key)
                     )
                 taken = (holder, self.lease_s, self.lease_s, key, earlier)
-                _, count = await self._execute(_TAKE_LAPSED, taken)
+                _, count = await self._execute(sql.TAKE_LAPSED, taken)
             except (psycopg.Error, SchemaError) as exc:
                 raise self._unavailable(exc) from exc
             if count:
@@ -355,7 +255,7 @@ class PostgresIdempotencyStore:
         return Claim("run", key)
 
     async def _renew(self, holders: list[str]) -> None:
-        await self._execute(_RENEW, (holders,))
+        await self._execute(sql.RENEW, (holders,))
 
     def settlement(self, key: str, result: dict[str, Any]) -> Settlement | None:
         held = self._held.get(key)
@@ -374,7 +274,7 @@ class PostgresIdempotencyStore:
             return
         text = json.dumps(result, separators=(",", ":"))
         try:
-            await self._execute(_NOTE, (text, record_cid, key, held[0]))
+            await self._execute(sql.NOTE, (text, record_cid, key, held[0]))
         except (psycopg.Error, SchemaError) as exc:
             log.warning("idempotency: could not note the outcome of %s (%s)", key, _reason(exc))
 
@@ -404,10 +304,10 @@ class PostgresIdempotencyStore:
     async def _write(self, outcome: _Outcome) -> None:
         key = outcome.key
         if outcome.result is None:
-            await self._execute(_RELEASE, (key, outcome.holder))
+            await self._execute(sql.RELEASE, (key, outcome.holder))
         else:
             _, count = await self._execute(
-                _COMPLETE, (outcome.result, self.expiry_s, key, outcome.holder)
+                sql.COMPLETE, (outcome.result, self.expiry_s, key, outcome.holder)
             )
             if count == 0:
                 log.warning("idempotency: the claim of %s was taken over before it completed", key)
@@ -441,7 +341,7 @@ class PostgresIdempotencyStore:
 
     async def purge_expired(self) -> int:
         try:
-            _, count = await self._execute(_PURGE, None)
+            _, count = await self._execute(sql.PURGE, None)
         except (psycopg.Error, SchemaError) as exc:
             raise self._unavailable(exc) from exc
         return count

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from govfn.chronicle.settlement import Settlement
+from govfn.databases.sqlite import open_shared
 from govfn.idempotency.claims import (
     DEFAULT_EXPIRY_S,
     LEASE_S,
@@ -31,7 +32,6 @@ from govfn.idempotency.claims import (
     IdempotencyUnavailable,
     Recorded,
 )
-from govfn.sqlite import open_shared
 
 log = logging.getLogger("govfn.idempotency")
 

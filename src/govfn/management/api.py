@@ -6,7 +6,7 @@ Imported on the first management request only; the receivers never load Flask.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
@@ -21,10 +21,32 @@ from govfn.problem import HttpProblem
 from govfn.receiver.delivery import status_for
 
 if TYPE_CHECKING:
-    from govfn.app import GovfnApp
+    from govfn.chronicle.chronicle import Chronicle
+    from govfn.chronicle.sink import SinkSender
+    from govfn.observability.metrics import Metrics
+    from govfn.receiver.config import HttpConfig
+    from govfn.receiver.loop_thread import LoopThread
+    from govfn.receiver.state import ServerState
+    from govfn.registry import FunctionRegistry
+    from govfn.runtime import FunctionRuntime
 
 
-def build_management_app(app: GovfnApp) -> Flask:
+class ManagedApp(Protocol):
+    """What the management API serves from (`app.GovfnApp` is one): it does not import the
+    app, which builds it on first use."""
+
+    registry: FunctionRegistry
+    runtime: FunctionRuntime
+    config: HttpConfig
+    state: ServerState
+    loop: LoopThread
+    metrics: Metrics
+    sink: SinkSender | None
+    ledger: Chronicle | None
+    OWN_ROUTES: tuple[tuple[str, str], ...]  # what the app serves without Flask
+
+
+def build_management_app(app: ManagedApp) -> Flask:
     flask = Flask("govfn.management.api")
     flask.config["MAX_CONTENT_LENGTH"] = app.config.max_body_bytes
     registry = app.registry
@@ -71,7 +93,7 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.post("/functions/<function_id>/invoke")
     def invoke(function_id: str) -> Response:
-        authorize(app.config, request.headers.get("Authorization"))
+        authorize(app.config, request.headers.get("Authorization"), remote_addr=request.remote_addr)
         body = _json_body()
         unknown = set(body) - {"event", "context"}
         if unknown:
@@ -89,7 +111,7 @@ def build_management_app(app: GovfnApp) -> Flask:
 
     @flask.post("/functions/dispatch")
     def dispatch() -> Response:
-        authorize(app.config, request.headers.get("Authorization"))
+        authorize(app.config, request.headers.get("Authorization"), remote_addr=request.remote_addr)
         body = _json_body()
         kind = body.get("event_kind")
         if not isinstance(kind, str) or not kind:
@@ -133,11 +155,16 @@ def build_management_app(app: GovfnApp) -> Flask:
         )
         return Response(text, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
-    lineage = LineageViews(getattr(getattr(runtime.backstop, "client", None), "ledger", None))
+    lineage = LineageViews(app.ledger)
 
     @flask.get("/chronicle/lineage/<cid>")
     def lineage_graph(cid: str) -> Response:
-        authorize(app.config, request.headers.get("Authorization"), LINEAGE)
+        authorize(
+            app.config,
+            request.headers.get("Authorization"),
+            LINEAGE,
+            remote_addr=request.remote_addr,
+        )
         response = _json(lineage.graph(cid).to_dict())
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -148,7 +175,12 @@ def build_management_app(app: GovfnApp) -> Flask:
         comes without the graph and asks for the token, then fetches the graph with it."""
         headers = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store")]
         try:
-            authorize(app.config, request.headers.get("Authorization"), LINEAGE)
+            authorize(
+                app.config,
+                request.headers.get("Authorization"),
+                LINEAGE,
+                remote_addr=request.remote_addr,
+            )
         except HttpProblem as problem:
             status, html = lineage.locked_page(cid, problem)
             challenge = [h for h in problem.headers() if h[0] == "WWW-Authenticate"]

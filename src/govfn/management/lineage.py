@@ -1,12 +1,12 @@
 """`GET /chronicle/lineage/<cid>` (the graph as JSON) and `.../view` (a page that draws it).
 
-A ledger that finds records by the CIDs they name (the SQLite ledger, through its lookup
-keys) answers each request with the records around the graph alone (`LedgerLineage`):
-nothing of the log is kept between requests. For any other log, a lineage index is
-built in one pass over it on the first request and kept, so a request costs a
-dictionary lookup per hop; when the log has grown (`len`), it is read again and only the
-records past those already indexed are added (a log is append-only). The page is
-`static/lineage.html` with the graph inlined: it draws with no request of its own and
+A Chronicle that finds records by the CIDs they name (`Chronicle.finds_by_name`: the
+SQLite ledger, through its lookup keys) answers each request with the records around the
+graph alone (`LedgerLineage`): nothing of the log is kept between requests. For any other
+Chronicle, a lineage index is built in one pass over it on the first request and kept, so a
+request costs a dictionary lookup per hop; when the log has grown (`len`), it is read again
+and only the records past those already indexed are added (a log is append-only). The page
+is `static/lineage.html` with the graph inlined: it draws with no request of its own and
 loads nothing from elsewhere.
 """
 
@@ -15,29 +15,24 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator, Sized
 from importlib import resources
 from itertools import islice
-from typing import Any, Protocol, cast
+from typing import Any
 
+from govfn.chronicle.chronicle import Chronicle
 from govfn.chronicle.lineage.formats import COLOURS
 from govfn.chronicle.lineage.graph import LineageGraph, LineageIndex
-from govfn.chronicle.lineage.lookup import LedgerLineage, NamingLog, finds_by_name
-from govfn.chronicle.records import Record
+from govfn.chronicle.lineage.lookup import LedgerLineage
 from govfn.problem import HttpProblem
 
 API_PREFIX = "/chronicle/lineage/"
 _KEY = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
-class Log(Sized, Protocol):
-    def records(self) -> Iterator[Record]: ...
-
-
 class LineageViews:
     """The lineage of one process's ledger, for the management API."""
 
-    def __init__(self, log: Log | None) -> None:
+    def __init__(self, log: Chronicle | None) -> None:
         self.log = log
         self._index = LineageIndex()
         self._lock = threading.Lock()
@@ -50,8 +45,8 @@ class LineageViews:
             )
         if self.log is None:
             raise HttpProblem(404, "this process keeps no Chronicle ledger", attribute="cid")
-        if finds_by_name(self.log):
-            index: LineageIndex = LedgerLineage(cast("NamingLog", self.log))
+        if self.log.finds_by_name:
+            index: LineageIndex = LedgerLineage(self.log)
             return self._walk(index, key, len(self.log))
         with self._lock:
             self._catch_up(self.log)
@@ -68,7 +63,7 @@ class LineageViews:
                 attribute="cid",
             ) from None
 
-    def _catch_up(self, log: Log) -> None:
+    def _catch_up(self, log: Chronicle) -> None:
         size = len(log)
         if size > self._index.records:
             self._index.add_all(islice(log.records(), self._index.records, size))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from govfn.manifest.errors import ManifestError
@@ -25,7 +25,6 @@ from govfn.manifest.names import service_name, trigger_name
 
 if TYPE_CHECKING:
     from govfn.function import FunctionPlugin
-    from govfn.manifest.options import ManifestOptions
 
 SERVICE_AUDIENCE = "serving.knative.dev/service"
 TRIGGER_GROUP, TRIGGER_KIND = "eventing.knative.dev", "Trigger"
@@ -132,8 +131,19 @@ def expand_senders(senders: Iterable[str], namespace: str, triggers: Iterable[st
     return ",".join(subjects)
 
 
+class OidcOptions(Protocol):
+    """What of `options.ManifestOptions` sender identity reads (options imports this module)."""
+
+    @property
+    def oidc_issuer(self) -> str | None: ...
+    @property
+    def event_senders(self) -> Sequence[str]: ...
+    @property
+    def name_prefix(self) -> str: ...
+
+
 def oidc_env(
-    options: ManifestOptions, namespace: str, service: str, triggers: Sequence[str]
+    options: OidcOptions, namespace: str, service: str, triggers: Sequence[str]
 ) -> list[tuple[str, str]]:
     """The receiver's GOVFN_OIDC_* and GOVFN_EVENT_SENDERS for the Service `service`."""
     if options.oidc_issuer is None:
@@ -152,7 +162,7 @@ def oidc_env(
     return env
 
 
-def helm_trigger_accounts(plugin: FunctionPlugin, options: ManifestOptions) -> dict[str, Any]:
+def helm_trigger_accounts(plugin: FunctionPlugin, options: OidcOptions) -> dict[str, Any]:
     """`triggerServiceAccounts` of a function's Helm values: the OIDC service accounts of
     its Triggers whose names Knative shortens with an md5, which Helm cannot compute."""
     if options.oidc_issuer is None:

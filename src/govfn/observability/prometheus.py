@@ -21,7 +21,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from govfn.observability.metrics import DURATION_BUCKETS_S, Tally
+from govfn.observability.tally import DURATION_BUCKETS_S, Tally
 
 
 class LiveFigures(NamedTuple):

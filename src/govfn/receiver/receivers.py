@@ -7,9 +7,12 @@
 `Receivers.respond()` runs on the event loop of govfn's own worker; `Receivers.__call__`
 is the WSGI path (a request thread hands the same coroutine to the loop thread).
 
-Order of refusals: method (405), draining (503), unknown function (404), overload (429),
-size (413), media type (415), malformed event (400), unhandled type or missing GSAP
-context (400). Every check happens before any function runs, batch elements included.
+Order of refusals: method (405), starting or draining (503), unknown function (404),
+overload (429), size (413), media type (415), malformed event (400), unhandled type or
+missing GSAP context (400). Every check happens before any function runs, batch elements
+included. A server that is not ready (starting, draining, or its Chronicle or idempotency
+store not answering) never answers 400, which Knative's broker does not retry: it answers
+503 with Retry-After, and a ready pod gives the final answer.
 (govfn's worker refuses a declared oversized body (413) as soon as it has read the head.)
 On the WSGI path an answer given before the body is read lingers (`linger.py`), so that a
 client still sending reads it.
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from govfn.cloudevents.decode import IncomingEvent, is_batch, parse_request
 from govfn.cloudevents.encode import binary_reply, structured_reply
+from govfn.execution import new_invocation_id
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
@@ -36,7 +40,7 @@ from govfn.receiver.linger import LingeringAnswer, rest_may_be_large
 from govfn.receiver.loop_thread import LoopThread
 from govfn.receiver.state import ServerState
 from govfn.replies import has_reply
-from govfn.runtime import FunctionRuntime, new_invocation_id
+from govfn.runtime import FunctionRuntime
 
 if TYPE_CHECKING:
     from govfn.identity.verifier import SenderVerifier
@@ -144,10 +148,9 @@ class Receivers:
         """Refusals that need neither the body nor a slot: 405, 503, 404."""
         if method != "POST":
             raise HttpProblem(405, "receivers accept POST only", extra_headers=[("Allow", "POST")])
-        if self.state.draining:
-            raise HttpProblem(
-                503, "shutting down; retry later", retry_after=self.config.retry_after_s
-            )
+        if not self.state.ready:
+            why = "shutting down" if self.state.draining else "starting"
+            raise HttpProblem(503, f"{why}; retry later", retry_after=self.config.retry_after_s)
         if function_id is None:
             return None
         plugin = self.registry.get(function_id)
@@ -165,6 +168,12 @@ class Receivers:
             )
 
     def refused(self, problem: HttpProblem) -> Answer:
+        if problem.status == 400 and not (self.state.ready and self.runtime.usable):
+            problem = HttpProblem(
+                503,
+                f"not ready; retry later ({problem.detail})",
+                retry_after=self.config.retry_after_s,
+            )
         self.metrics.rejected(problem.status)
         return problem.status, problem.headers(), problem.to_bytes()
 
@@ -264,16 +273,23 @@ class Receivers:
             if event.type not in plugin.trigger_events:
                 raise HttpProblem(
                     400,
-                    f"function {plugin.function_id!r} does not handle event type {event.type!r}",
+                    f"function {plugin.function_id!r} does not handle event type "
+                    f"{event.type!r} (it handles: {', '.join(plugin.trigger_events)})",
                     attribute="type",
                     function_id=plugin.function_id,
+                    accepted_types=list(plugin.trigger_events),
                 )
             targets = [plugin]
         else:
             targets = list(self.registry.by_trigger(event.type))
             if not targets:
+                kinds = self.registry.trigger_kinds()
                 raise HttpProblem(
-                    400, f"no function handles event type {event.type!r}", attribute="type"
+                    400,
+                    f"no function handles event type {event.type!r} (handled here: "
+                    f"{', '.join(kinds) or 'none'})",
+                    attribute="type",
+                    accepted_types=kinds,
                 )
         for target in targets:
             if target.gsap_required and not event.attributes.get("gsapcontextid"):

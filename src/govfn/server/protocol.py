@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from govfn.receiver.linger import LINGER_IDLE_S, LINGER_MAX_BYTES, LINGER_S
 from govfn.server.wire import RequestHead
-
-if TYPE_CHECKING:
-    from govfn.server.connection import HttpConnection
 
 Reply = tuple[str, list[tuple[str, str]], bytes]  # WSGI-style status text, headers, body
 
@@ -39,6 +36,17 @@ class Handler(Protocol):
     def handle(self, request: Request) -> Awaitable[Reply]: ...
 
     def too_large(self, head: RequestHead, declared: int | None, limit: int) -> Reply: ...
+
+
+class OpenConnection(Protocol):
+    """What `Connections` asks of a connection (`connection.HttpConnection` is one)."""
+
+    @property
+    def idle(self) -> bool: ...
+
+    def expired(self, now: float) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class Limits:
@@ -83,7 +91,7 @@ class Connections:
         self.loop = loop
         self.handler = handler
         self.limits = limits
-        self.open: set[HttpConnection] = set()
+        self.open: set[OpenConnection] = set()
         self.running: set[asyncio.Task[None]] = set()  # requests being answered
         self.draining = False
         self.requests = 0

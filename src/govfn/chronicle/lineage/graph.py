@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
+from govfn.chronicle.lineage.runs import Completed, Invoked, Strings, completed_run, invoked_run
 from govfn.chronicle.records import FUNCTION_COMPLETED, FUNCTION_INVOKED, Record
 
 MAX_NODES = 2000
@@ -34,88 +35,6 @@ class RecordSource(Protocol):
     """What lineage reads from a log: its records, in order."""
 
     def records(self) -> Iterator[Record]: ...
-
-
-class Invoked(NamedTuple):
-    cid: str
-    function_id: str
-    function_version: str | None
-    invocation_id: str | None
-    trigger_event_kind: str | None
-    trigger_event_cid: str | None
-    input_cid: str | None
-    event_id: str | None
-    event_source: str | None
-    invoked_at: str | None
-    sender: dict[str, str] | None = None  # the verified sender {"iss", "sub"}, if any
-
-
-class Completed(NamedTuple):
-    cid: str
-    function_id: str
-    invocation_id: str | None
-    invoked_cid: str | None
-    success: bool
-    duration_ms: float | None
-    output_cid: str | None
-    error_kind: str | None
-    reply_id: str | None
-    reply_source: str | None
-    reply_cid: str | None
-    completed_at: str | None
-
-
-class _Strings(dict[str, str]):
-    """One object per distinct string: a CID named by several records is held once."""
-
-    def of(self, payload: dict[str, Any], name: str, *, unique: bool = False) -> str | None:
-        value = payload.get(name)
-        if not isinstance(value, str) or not value:
-            return None
-        return value if unique else self.setdefault(value, value)
-
-
-def _invoked(cid: str, payload: dict[str, Any], strings: _Strings) -> Invoked:
-    text = strings.of
-    return Invoked(
-        strings.setdefault(cid, cid),
-        text(payload, "function_id") or "",
-        text(payload, "function_version"),
-        text(payload, "invocation_id"),
-        text(payload, "trigger_event_kind"),
-        text(payload, "trigger_event_cid"),
-        text(payload, "input_cid"),
-        text(payload, "event_id"),
-        text(payload, "event_source"),
-        text(payload, "invoked_at", unique=True),
-        _sender(payload),
-    )
-
-
-def _sender(payload: dict[str, Any]) -> dict[str, str] | None:
-    sender = payload.get("sender")
-    if not isinstance(sender, dict):
-        return None
-    return {name: str(sender[name]) for name in ("iss", "sub") if isinstance(sender.get(name), str)}
-
-
-def _completed(cid: str, payload: dict[str, Any], strings: _Strings) -> Completed:
-    text = strings.of
-    duration = payload.get("duration_ms")
-    return Completed(
-        strings.setdefault(cid, cid),
-        text(payload, "function_id") or "",
-        text(payload, "invocation_id"),
-        text(payload, "invoked_cid"),
-        payload.get("success") is True,
-        float(duration) if isinstance(duration, int | float) else None,
-        text(payload, "output_cid"),
-        text(payload, "error_kind"),
-        text(payload, "reply_id"),
-        text(payload, "reply_source"),
-        text(payload, "reply_cid"),
-        text(payload, "completed_at", unique=True),
-    )
 
 
 @dataclass
@@ -132,7 +51,7 @@ class LineageIndex:
     _completions: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     _invoked_by_run: dict[str, str] = field(default_factory=dict)
     _completed_by_run: dict[str, str] = field(default_factory=dict)
-    _strings: _Strings = field(default_factory=_Strings)
+    _strings: Strings = field(default_factory=Strings)
 
     @classmethod
     def build(cls, *sources: RecordSource) -> LineageIndex:
@@ -156,7 +75,7 @@ class LineageIndex:
     def add(self, record: Record) -> None:
         self.records += 1
         if record.type == FUNCTION_INVOKED:
-            invoked = _invoked(record.cid, record.payload, self._strings)
+            invoked = invoked_run(record.cid, record.payload, self._strings)
             cid = invoked.cid
             self.invoked[cid] = invoked
             if invoked.trigger_event_cid:
@@ -166,7 +85,7 @@ class LineageIndex:
             if invoked.invocation_id:
                 self._invoked_by_run.setdefault(invoked.invocation_id, cid)
         elif record.type == FUNCTION_COMPLETED:
-            completed = _completed(record.cid, record.payload, self._strings)
+            completed = completed_run(record.cid, record.payload, self._strings)
             cid = completed.cid
             self.completed[cid] = completed
             if completed.output_cid:

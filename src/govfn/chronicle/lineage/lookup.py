@@ -29,12 +29,6 @@ class NamingLog(Protocol):
     def __len__(self) -> int: ...
 
 
-def finds_by_name(log: object) -> bool:
-    return callable(getattr(log, "records_naming", None)) and callable(
-        getattr(log, "file_links", None)
-    )
-
-
 class LedgerLineage(LineageIndex):
     """The lineage of one ledger, read on demand (one instance per walk)."""
 

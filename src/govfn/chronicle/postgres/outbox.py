@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 
 from govfn.chronicle.outbox import Claimed, ClaimedNote
-from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.postgres.database import Database
 from govfn.chronicle.store import LedgerError
 
 _CLAIM = """
@@ -55,7 +55,7 @@ _RELEASE_NOTES = (
 
 class PostgresOutbox:
     def __init__(self, uri: str) -> None:
-        self.database = PostgresLedger(uri)  # for its connection pool and error handling
+        self.database = Database(uri)  # its connection pool and error handling
 
     def claim(self, batch: int, lease_s: float) -> list[Claimed]:
         with self.database.connection() as conn:

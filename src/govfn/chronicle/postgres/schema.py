@@ -19,9 +19,9 @@ checkpoint_notes, whoever asks.
 Version 2 added `records.tree`, `checkpoint_notes` and `note_outbox`. Upgrading a version 1
 database (under the advisory lock, in one transaction) computes the stored hashes of every
 record already written, log by log.
-The schema is created on first use while holding an advisory lock (`govfn.postgres`, which
-the idempotency store's tables use too), so processes starting together wait for the first
-one instead of racing it; `govfn chronicle init` creates it ahead of time for deployments
+The schema is created on first use while holding an advisory lock (`govfn.databases.postgres`,
+which the idempotency store's tables use too), so processes starting together wait for the
+first one instead of racing it; `govfn chronicle init` creates it ahead of time for deployments
 whose serving role may not run DDL.
 """
 
@@ -29,10 +29,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from govfn import postgres
 from govfn.chronicle import merkle, tree
 from govfn.chronicle.store import LedgerError
-from govfn.postgres import Schema, SchemaError
+from govfn.databases import postgres
+from govfn.databases.postgres import Schema, SchemaError
 
 if TYPE_CHECKING:
     import psycopg
@@ -170,7 +170,7 @@ CHRONICLE_SCHEMA = Schema(
 
 def ensure_schema(conn: psycopg.Connection[Any], where: str, *, create: bool = True) -> None:
     """Make sure the schema exists, creating it under the advisory lock when absent
-    (`govfn.postgres.ensure_schema`); LedgerError says what is wrong."""
+    (`govfn.databases.postgres.ensure_schema`); LedgerError says what is wrong."""
     try:
         postgres.ensure_schema(conn, CHRONICLE_SCHEMA, where, create=create)
     except SchemaError as exc:

@@ -1,8 +1,8 @@
 """Signing a log's tree head as a C2SP checkpoint, and checking today's log against
 checkpoints signed earlier (held by a witness outside the pod).
 
-Backend-neutral: a `CheckpointLog` is anything with the few methods below (the SQLite
-`Ledger`; `postgres_ledger.PostgresLog`, one log of the PostgreSQL ledger, whose
+Backend-neutral: a `CheckpointLog` is anything with the few methods below (a
+`log.Log`: the one log of a SQLite file, or one log of the PostgreSQL ledger, whose
 checkpoints carry the origin `<origin>/<log id>`). A rewritten history cannot be consistent with
 a checkpoint signed before the rewrite, so `check_checkpoints` names the first
 checkpointed tree size that today's log no longer extends.

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from govfn.sqlite import PAGE_CACHE_KIB
+from govfn.databases.sqlite import PAGE_CACHE_KIB
 
 log = logging.getLogger("govfn.chronicle")
 
