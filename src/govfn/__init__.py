@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from govfn.decorator import governed_function
-    from govfn.errors import GovfnError, PermanentError, RegistrationError
+    from govfn.delivery import Delivery
+    from govfn.errors import EventDataError, GovfnError, PermanentError, RegistrationError
     from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
     from govfn.outcome import ErrorKind
     from govfn.registry import FunctionRegistry, default_registry, load_functions, use_registry
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "governed_function": "govfn.decorator",
+    "Delivery": "govfn.delivery",
+    "EventDataError": "govfn.errors",
     "GovfnError": "govfn.errors",
     "PermanentError": "govfn.errors",
     "RegistrationError": "govfn.errors",
@@ -41,7 +44,9 @@ _HOMES = {
 }
 
 __all__ = [
+    "Delivery",
     "ErrorKind",
+    "EventDataError",
     "FunctionContext",
     "FunctionPlugin",
     "FunctionRegistry",

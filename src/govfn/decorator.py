@@ -13,6 +13,8 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from govfn.delivery import Delivery
+from govfn.event_data import event_model_of
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.registry import FunctionRegistry, default_registry
 
@@ -33,6 +35,8 @@ class DecoratedFunction(FunctionPlugin):
             value = await run_sync(self.fn, event, context)
         if isinstance(value, FunctionResult):
             return value
+        if self.event_model is not None:  # a typed handler may answer with an instance too
+            value = self.event_model.dump(value)
         return FunctionResult(success=True, data=value)
 
     def __repr__(self) -> str:
@@ -62,12 +66,21 @@ def governed_function(
     idempotent: bool = False,
     chronicle_enabled: bool = True,
     description: str | None = None,
+    delivery: Delivery | None = None,
     registry: FunctionRegistry | None = None,
 ) -> Callable[[F], F]:
-    """Register `fn(event, context)` as a governed function triggered by `trigger_events`."""
+    """Register `fn(event, context)` as a governed function triggered by `trigger_events`.
+
+    `delivery` is the retry and dead-letter policy of its Triggers (see `govfn.Delivery`).
+    When `fn`'s event parameter is annotated with a dataclass or a pydantic model, `fn`
+    receives an instance of it (see `govfn.event_data`), and may return one."""
 
     def decorate(fn: F) -> F:
         doc = inspect.getdoc(fn) or ""
+        try:
+            event_model = event_model_of(fn)  # once: the hot path never looks at annotations
+        except TypeError as exc:
+            raise ValueError(f"{function_id}: event type: {exc}") from None
         attributes = {
             "function_id": function_id,
             "version": version,
@@ -78,6 +91,8 @@ def governed_function(
             "chronicle_enabled": chronicle_enabled,
             "timeout": timeout,
             "idempotent": idempotent,
+            "delivery": delivery,
+            "event_model": event_model,
             "__module__": fn.__module__,
             "__qualname__": f"governed_function[{function_id}]",
         }

@@ -3,7 +3,8 @@
     GovfnError
     ├── RegistrationError     a function cannot be registered (bad id, duplicate, registry frozen)
     ├── FunctionLoadError     a module named with --functions / GOVFN_FUNCTIONS cannot be imported
-    └── PermanentError        raised by a handler: the failure must not be retried
+    ├── PermanentError        raised by a handler: the failure must not be retried
+    └── EventDataError        event data that does not fit a typed handler (also a ValueError)
 
 A handler signals "do not retry" by raising `PermanentError`; any other exception is
 treated as transient (Knative's broker retries it).
@@ -26,3 +27,13 @@ class FunctionLoadError(GovfnError):
 
 class PermanentError(GovfnError):
     """A handler failure that retrying cannot fix (bad input, refused business rule)."""
+
+
+class EventDataError(GovfnError, ValueError):
+    """Event data that does not fit a handler's event type (a dataclass or a pydantic model);
+    `field` is the path at fault (`items[0].price`; `""` for the data as a whole)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.reason = message
+        super().__init__(f"{field}: {message}" if field else message)

@@ -76,10 +76,12 @@ async def execute(
     backstop: Backstop | None,
     plugin: FunctionPlugin,
     event: Any,
+    argument: Any,
     context: FunctionContext,
     input_cid: str,
 ) -> Execution:
-    """Record FUNCTION_INVOKED, run the handler, and build the result and the
+    """Record FUNCTION_INVOKED, run the handler on `argument` (`event` itself, or the
+    instance of a typed handler's event type built from it), and build the result and the
     FUNCTION_COMPLETED record naming it (emitting that is the caller's: it may carry
     the claim's settlement). When FUNCTION_INVOKED is not durable, the handler does not
     run (the result is UNAVAILABLE)."""
@@ -102,7 +104,7 @@ async def execute(
     started = time.perf_counter()
     cancelled: asyncio.CancelledError | None = None
     try:
-        outcome = await call_handler(plugin, event, context)
+        outcome = await call_handler(plugin, argument, context)
     except asyncio.CancelledError as exc:  # e.g. the caller gave up: still record the end
         cancelled = exc
         outcome = FunctionResult.failure("cancelled", ErrorKind.CANCELLED)

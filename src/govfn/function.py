@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from govfn.chronicle.cid import cid_of, content_cid
+from govfn.delivery import Delivery
+from govfn.event_data import EventModel, event_model_of
 from govfn.names import DNS1123_LABEL, DNS1123_LABEL_MAX
 from govfn.outcome import ErrorKind
 
@@ -177,6 +179,12 @@ class FunctionPlugin:
     # True when the handler's data is itself a CloudEvent-shaped dict (specversion, id,
     # source, type, subject, time, data): the reply is that event, not an envelope around it.
     reply_is_event: ClassVar[bool] = False
+    # How Knative delivers the trigger events (its Triggers' `spec.delivery`); None: as the
+    # operator's flags and the Broker say.
+    delivery: ClassVar[Delivery | None] = None
+    # The handler's event type (a dataclass or pydantic model), read once from the event
+    # parameter's annotation: `handle` receives an instance (see `govfn.event_data`).
+    event_model: ClassVar[EventModel | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -201,6 +209,15 @@ class FunctionPlugin:
             or cls.timeout <= 0
         ):
             raise ValueError(f"{cls.function_id}: timeout must be > 0 seconds, got {cls.timeout!r}")
+        if "handle" in cls.__dict__ and "event_model" not in cls.__dict__:
+            try:
+                cls.event_model = event_model_of(cls.handle, skip=1)
+            except TypeError as exc:
+                raise ValueError(f"{cls.function_id}: event type: {exc}") from None
+        if cls.delivery is not None and not isinstance(cls.delivery, Delivery):
+            raise ValueError(
+                f"{cls.function_id}: delivery must be a govfn.Delivery, got {cls.delivery!r}"
+            )
 
     async def handle(self, event: Any, context: FunctionContext) -> FunctionResult:
         raise NotImplementedError(f"{type(self).__name__}.handle")
@@ -223,6 +240,11 @@ class FunctionPlugin:
             "timeout_s": self.timeout,
             "idempotent": self.idempotent,
         }
+        if self.event_model is not None:  # only when typed, like delivery below
+            body["event_schema"] = self.event_model.json_schema()
+        delivery = self.delivery.describe() if self.delivery is not None else None
+        if delivery:  # only when set: other descriptors keep their CIDs
+            body["delivery"] = delivery
         body["descriptor_cid"] = cid_of(body)
         return body
 

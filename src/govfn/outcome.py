@@ -39,6 +39,7 @@ class ErrorKind(StrEnum):
     IN_PROGRESS = "in_progress", 409, 4  # an idempotent function is running the same event
     UNKNOWN_FUNCTION = "unknown_function", 404, 3  # it may be rolling out
     GSAP_REQUIRED = "gsap_required", 400, 1
+    INVALID_DATA = "invalid_data", 400, 1  # the data does not fit the handler's event type
     PERMANENT = "permanent", 422, 1  # the event will never succeed (PermanentError)
     CONFLICT = "conflict", 422, 1  # the same event id came again with another payload
 

@@ -2,6 +2,7 @@
 
     invoke(id, event, context)
       ├─ unknown id / missing GSAP context  → failed result, nothing executed, nothing recorded
+      ├─ data that does not fit the handler's event type → failed result (INVALID_DATA), likewise
       ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs
       ├─ handler (timeout enforced)         → exception / timeout become a failed result
       └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid;
@@ -38,6 +39,7 @@ from govfn.chronicle.backstop import Backstop, Delivery
 from govfn.chronicle.cid import content_cid
 from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import Record
+from govfn.errors import EventDataError
 from govfn.execution import execute, new_invocation_id
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.idempotency import IdempotencyStore, IdempotencyUnavailable, idempotency_key
@@ -52,6 +54,9 @@ Observer = Callable[[FunctionPlugin | None, FunctionContext, FunctionResult], No
 # Tracing opens a span here, current while the handler runs.
 InvocationEnd = Callable[[FunctionResult | None], None]
 InvocationStart = Callable[[str, FunctionContext], InvocationEnd]
+
+
+UNPARSED: Any = object()  # `invoke(argument=...)` not given: the runtime reads the event
 
 
 class FunctionRuntime:
@@ -109,17 +114,25 @@ class FunctionRuntime:
         return self.usable
 
     async def invoke(
-        self, function_id: str, event: Any, context: FunctionContext | None = None
+        self,
+        function_id: str,
+        event: Any,
+        context: FunctionContext | None = None,
+        *,
+        argument: Any = UNPARSED,
     ) -> FunctionResult:
+        """Run `function_id` on `event` (JSON data). `argument`, when given, is what the
+        handler receives instead: the instance of its event type the caller built already
+        from `event` (the receivers check every event before any function runs)."""
         context = context or FunctionContext()
         if context.invocation_id is None:
             context = context.with_invocation_id(new_invocation_id())
         if not self.on_start:
-            return await self._invoke(function_id, event, context)
+            return await self._invoke(function_id, event, context, argument)
         ends = self._started(function_id, context)
         result: FunctionResult | None = None
         try:
-            result = await self._invoke(function_id, event, context)
+            result = await self._invoke(function_id, event, context, argument)
             return result
         finally:
             for end in reversed(ends):
@@ -129,9 +142,17 @@ class FunctionRuntime:
                     log.exception("invocation end hook %r failed", end)
 
     async def _invoke(
-        self, function_id: str, event: Any, context: FunctionContext
+        self, function_id: str, event: Any, context: FunctionContext, argument: Any
     ) -> FunctionResult:
         plugin = self.registry.get(function_id)
+        invalid: EventDataError | None = None
+        if argument is UNPARSED and plugin is not None:
+            argument = event
+            if plugin.event_model is not None:
+                try:
+                    argument = plugin.event_model.parse(event)
+                except EventDataError as exc:
+                    argument, invalid = UNPARSED, exc
         if plugin is None:
             result = FunctionResult.failure(
                 f"Unknown function: {function_id}",
@@ -146,15 +167,22 @@ class FunctionRuntime:
                 function_id=function_id,
                 invocation_id=context.invocation_id,
             )
+        elif argument is UNPARSED:
+            result = FunctionResult.failure(
+                f"event data does not fit {plugin.event_model!r}: {invalid}",
+                ErrorKind.INVALID_DATA,
+                function_id=function_id,
+                invocation_id=context.invocation_id,
+            )
         elif (
             plugin.idempotent
             and self.idempotency is not None
             and context.event_id
             and context.event_source
         ):
-            result = await self._run_once(plugin, event, context, self.idempotency)
+            result = await self._run_once(plugin, event, argument, context, self.idempotency)
         else:
-            result, durable = await self._run(plugin, event, context)
+            result, durable = await self._run(plugin, event, argument, context)
             if not durable:
                 result = _unrecorded(result)
         self._notify(plugin, context, result)
@@ -192,6 +220,7 @@ class FunctionRuntime:
         self,
         plugin: FunctionPlugin,
         event: Any,
+        argument: Any,
         context: FunctionContext,
         store: IdempotencyStore,
     ) -> FunctionResult:
@@ -201,7 +230,7 @@ class FunctionRuntime:
         try:
             fingerprint = content_cid(event)
         except ValueError:
-            return (await self._run(plugin, event, context))[0]  # fails as "not JSON"
+            return (await self._run(plugin, event, argument, context))[0]  # fails: "not JSON"
         try:
             claim = await store.claim(key, fingerprint, plugin.timeout, recorded=self._recorded)
         except IdempotencyUnavailable as exc:
@@ -228,7 +257,7 @@ class FunctionRuntime:
                 **ids,
             )
         try:
-            run = await execute(self.backstop, plugin, event, context, fingerprint)
+            run = await execute(self.backstop, plugin, event, argument, context, fingerprint)
             if not run.result.success:
                 durable = run.invoked_durable and await self._record(run.completed)
                 await store.release(key)
@@ -277,7 +306,7 @@ class FunctionRuntime:
             ) from exc
 
     async def _run(
-        self, plugin: FunctionPlugin, event: Any, context: FunctionContext
+        self, plugin: FunctionPlugin, event: Any, argument: Any, context: FunctionContext
     ) -> tuple[FunctionResult, bool]:
         """The result, and whether its records are durable (delivered or spooled)."""
         try:
@@ -290,7 +319,7 @@ class FunctionRuntime:
                 invocation_id=context.invocation_id,
             )
             return failure, True
-        run = await execute(self.backstop, plugin, event, context, input_cid)
+        run = await execute(self.backstop, plugin, event, argument, context, input_cid)
         durable = run.invoked_durable and await self._record(run.completed)
         if run.cancelled is not None:
             raise run.cancelled

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from govfn import assembly
 from govfn.chronicle import Ledger, Record
 from govfn.chronicle.sink import SinkSender
 from govfn.chronicle.sink_auth import bearer_token, trust_context
@@ -201,11 +202,11 @@ def test_the_bundles_add_to_the_system_s_trust(
 
 def test_settings_wire_the_token_file_and_the_bundles(tmp_path: Path) -> None:
     env = {"GOVFN_CHRONICLE": str(tmp_path / "c.db"), "K_SINK": "https://127.0.0.1:9/"}
-    sender = Settings.from_env(env).sink_sender()
+    sender = assembly.sink_sender(Settings.from_env(env))
     assert sender is not None
     assert sender.token_file == Path("/oidc/token")
     assert sender.ca_dir == Path("/knative-custom-certs")
     env |= {"GOVFN_SINK_TOKEN_FILE": str(tmp_path / "t"), "GOVFN_SINK_CA_DIR": str(tmp_path)}
-    sender = Settings.from_env(env).sink_sender()
+    sender = assembly.sink_sender(Settings.from_env(env))
     assert sender is not None
     assert (sender.token_file, sender.ca_dir) == (tmp_path / "t", tmp_path)

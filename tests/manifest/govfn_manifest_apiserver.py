@@ -1,7 +1,7 @@
 """A double of the Kubernetes API server: the wire protocol `govfn apply` uses, nothing more.
 
 A real HTTP server on 127.0.0.1 (in a thread) that answers like kube-apiserver for
-Knative Services, Triggers, Brokers and SinkBindings:
+Knative Services, Triggers, Brokers, SinkBindings and EventTypes (v1beta2; the rest v1):
 
 - discovery: `GET /api`, `GET /apis`, `GET /apis/<group>/<version>`;
 - server-side apply: `PATCH .../namespaces/<ns>/<plural>/<name>` with
@@ -40,10 +40,22 @@ from govfn_manifest_schemas import schema_errors
 APPLY_PATCH = "application/apply-patch+yaml"
 RESOURCES = {
     "serving.knative.dev": {"services": ("Service", "service")},
-    "eventing.knative.dev": {"triggers": ("Trigger", "trigger"), "brokers": ("Broker", "broker")},
+    "eventing.knative.dev": {
+        "triggers": ("Trigger", "trigger"),
+        "brokers": ("Broker", "broker"),
+        "eventtypes": ("EventType", "eventtype"),
+    },
     "sources.knative.dev": {"sinkbindings": ("SinkBinding", "sinkbinding")},
 }
 SHORT_NAMES = {"services": ["kservice", "ksvc"]}
+VERSIONS = {"eventtypes": "v1beta2"}  # plural -> its version, where it is not v1
+
+
+def versions_of(plurals: dict[str, tuple[str, str]]) -> list[str]:
+    """The versions a group serves, the preferred (v1) first."""
+    return sorted({VERSIONS.get(plural, "v1") for plural in plurals}, key=lambda v: v != "v1")
+
+
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
 
@@ -169,16 +181,19 @@ class Handler(BaseHTTPRequestHandler):
                 "groups": [
                     {
                         "name": group,
-                        "versions": [{"groupVersion": f"{group}/v1", "version": "v1"}],
+                        "versions": [
+                            {"groupVersion": f"{group}/{version}", "version": version}
+                            for version in versions_of(plurals)
+                        ],
                         "preferredVersion": {"groupVersion": f"{group}/v1", "version": "v1"},
                     }
-                    for group in sorted(self.state.groups)
+                    for group, plurals in sorted(self.state.groups.items())
                 ],
             }
         if parts[0] != "apis" or len(parts) < 3 or parts[1] not in self.state.groups:
             return 404, status(404, "NotFound", "the server could not find the requested resource")
         group, version = parts[1], parts[2]
-        if version != "v1":
+        if version not in versions_of(self.state.groups[group]):
             return 404, status(404, "NotFound", f"{group}/{version} is not served")
         if len(parts) == 3:
             if method != "GET":
@@ -197,12 +212,13 @@ class Handler(BaseHTTPRequestHandler):
                         "shortNames": SHORT_NAMES.get(plural, []),
                     }
                     for plural, (kind, singular) in sorted(self.state.groups[group].items())
+                    if VERSIONS.get(plural, "v1") == version
                 ],
             }
         if len(parts) not in (6, 7) or parts[3] != "namespaces":
             return 404, status(404, "NotFound", "unsupported path")
         namespace, plural = parts[4], parts[5]
-        if plural not in self.state.groups[group]:
+        if plural not in self.state.groups[group] or VERSIONS.get(plural, "v1") != version:
             return 404, status(404, "NotFound", f"no resource {plural} in {group}/{version}")
         kind = self.state.groups[group][plural][0]
         if len(parts) == 6:
@@ -239,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
             and matches(obj["metadata"].get("labels", {}), selector)
         ]
         return {
-            "apiVersion": f"{group}/v1",
+            "apiVersion": f"{group}/{VERSIONS.get(plural, 'v1')}",
             "kind": f"{kind}List",
             "metadata": {"resourceVersion": "1"},
             "items": items,
@@ -266,7 +282,7 @@ class Handler(BaseHTTPRequestHandler):
     def apply(
         self, key: tuple[str, str, str, str], kind: str, query: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, Any]]:
-        group, namespace, _, name = key
+        group, namespace, plural, name = key
         if self.headers.get("Content-Type") != APPLY_PATCH:
             return 415, status(415, "UnsupportedMediaType", "expected an apply patch")
         manager = query.get("fieldManager")
@@ -281,7 +297,10 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(obj, dict):
             return 400, status(400, "BadRequest", "body is not an object")
         metadata = obj.get("metadata") or {}
-        if obj.get("kind") != kind or obj.get("apiVersion") != f"{group}/v1":
+        if (
+            obj.get("kind") != kind
+            or obj.get("apiVersion") != f"{group}/{VERSIONS.get(plural, 'v1')}"
+        ):
             return 400, status(
                 400, "BadRequest", f"body is {obj.get('apiVersion')}/{obj.get('kind')}"
             )

@@ -18,6 +18,7 @@ FILES = {
     ("eventing.knative.dev/v1", "Trigger"): "eventing-trigger.yaml",
     ("eventing.knative.dev/v1", "Broker"): "eventing-broker.yaml",
     ("sources.knative.dev/v1", "SinkBinding"): "eventing-sinkbinding.yaml",
+    ("eventing.knative.dev/v1beta2", "EventType"): "eventing-eventtype.yaml",
 }
 STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 OBJECT_META = {
@@ -58,8 +59,8 @@ def crd(api_version: str, kind: str) -> dict[str, Any]:
 @functools.cache
 def validator(api_version: str, kind: str) -> jsonschema.Draft7Validator:
     versions = crd(api_version, kind)["spec"]["versions"]
-    assert len(versions) == 1 and versions[0]["name"] == api_version.split("/")[1]
-    schema = copy.deepcopy(versions[0]["schema"]["openAPIV3Schema"])
+    [version] = [v for v in versions if v["name"] == api_version.split("/")[1] and v["served"]]
+    schema = copy.deepcopy(version["schema"]["openAPIV3Schema"])
     # Every object has these; the Trigger, Broker and SinkBinding schemas do not list them.
     schema["properties"].setdefault("apiVersion", {"type": "string"})
     schema["properties"].setdefault("kind", {"type": "string"})

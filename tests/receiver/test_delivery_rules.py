@@ -20,6 +20,7 @@ EXPECTED = {
     "in_progress": (409, True),
     "unknown_function": (404, True),
     "gsap_required": (400, False),
+    "invalid_data": (400, False),
     "permanent": (422, False),
     "conflict": (422, False),
 }

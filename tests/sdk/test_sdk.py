@@ -40,6 +40,8 @@ def test_exported_names() -> None:
         "FunctionRuntime",
         "governed_function",
         "PermanentError",
+        "Delivery",
+        "EventDataError",
     }
     for name in govfn.__all__:
         assert hasattr(govfn, name), name

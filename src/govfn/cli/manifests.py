@@ -87,6 +87,9 @@ _OPTIONS: list[Callable[[F], F]] = [
                  help="govfn.yaml or pyproject.toml [tool.govfn] (default: either, in the cwd)."),
     click.option("--allow-reply-loops", is_flag=True, default=None,
                  help="Render functions whose replies trigger themselves."),
+    click.option("--event-types", is_flag=True, default=None,
+                 help="Also render a Knative EventType (eventing.knative.dev/v1beta2) per "
+                      "trigger type of each typed function, with its data's JSON Schema."),
 ]  # fmt: skip
 
 

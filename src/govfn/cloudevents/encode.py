@@ -1,9 +1,11 @@
 """CloudEvents out: the reply event a function's result becomes.
 
 A single reply goes out in binary mode (`govfn.binary_mode`, which the Chronicle's outbox
-sender shares); a batch reply holds structured events. Who a reply is (its id, source and
-data) is `govfn.replies`; which status a result is answered with is not decided here: see
-`govfn.receiver.delivery`.
+sender shares); a batch reply holds structured events. A trigger event that carries a
+`correlationid` extension (Knative Eventing's RequestReply, 1.17+) gets a reply whose
+`replyid` is that value, in every mode, so that the RequestReply resource hands it to the
+requester. Who a reply is (its id, source and data) is `govfn.replies`; which status a
+result is answered with is not decided here: see `govfn.receiver.delivery`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from govfn.cloudevents.decode import IncomingEvent
 
 CARRIED_EXTENSIONS = ("gsapcontextid", "chroniclesessionid", "pipelinerunid")
+CORRELATION_ID = "correlationid"  # RequestReply: the request's extension ...
+REPLY_ID = "replyid"  # ... and the reply's, holding the same value
 
 
 def reply_id(trigger: IncomingEvent, function_id: str) -> str:
@@ -49,6 +53,9 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
         value = trigger.attributes.get(name)
         if value:
             attributes[name] = value
+    correlation = trigger.attributes.get(CORRELATION_ID)
+    if correlation:
+        attributes[REPLY_ID] = correlation
     return attributes
 
 

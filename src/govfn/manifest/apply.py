@@ -35,6 +35,7 @@ KINDS = {  # kind -> (group, version, plural); plural is confirmed by discovery
     "Trigger": ("eventing.knative.dev", "v1", "triggers"),
     "Broker": ("eventing.knative.dev", "v1", "brokers"),
     "SinkBinding": ("sources.knative.dev", "v1", "sinkbindings"),
+    "EventType": ("eventing.knative.dev", "v1beta2", "eventtypes"),  # --event-types
 }
 PRUNE_ORDER = ("Trigger", "SinkBinding", "Service")
 ROLE_HINT = (

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from govfn.function import FunctionPlugin
 from govfn.manifest.checks import CONFIG_KEY
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.oidc import check_issuer, check_senders
@@ -107,7 +108,10 @@ def parse_secret_ref(value: str) -> tuple[str, str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
-    """A Trigger's `spec.delivery`; all unset means the Trigger inherits the Broker's."""
+    """A Trigger's `spec.delivery`; all unset means the Trigger inherits the Broker's.
+
+    The operator's (flags, config file); a function declares its own with `govfn.Delivery`,
+    which `function_delivery` merges under this one."""
 
     retry: int | None = None
     backoff_policy: str | None = None
@@ -166,6 +170,7 @@ class ManifestOptions:
     labels: Mapping[str, str] = field(default_factory=dict)
     annotations: Mapping[str, str] = field(default_factory=dict)
     allow_reply_loops: bool = False
+    event_types: bool = False  # an EventType per trigger type of each typed function
     chronicle_sink: str | None = None  # None: the Triggers' broker
     database_secret: str | None = None  # NAME[:KEY] of a Secret holding the libpq URI
     var_size_limit: str = DEFAULT_VAR_SIZE_LIMIT
@@ -201,10 +206,9 @@ class ManifestOptions:
             raise ManifestError("delivery", f"expected a mapping, got {self.delivery!r}")
         for name in ("env", "requests", "limits", "filters", "labels", "annotations"):
             object.__setattr__(self, name, _string_map(name, getattr(self, name)))
-        if not isinstance(self.allow_reply_loops, bool):
-            raise ManifestError(
-                "allow_reply_loops", f"must be true or false, got {self.allow_reply_loops!r}"
-            )
+        for name in ("allow_reply_loops", "event_types"):
+            if not isinstance(getattr(self, name), bool):
+                raise ManifestError(name, f"must be true or false, got {getattr(self, name)!r}")
         self.chronicle_sink_destination()
         self.database_secret_ref()
         size = parse_quantity(self.var_size_limit) if isinstance(self.var_size_limit, str) else None
@@ -272,6 +276,29 @@ def delivery_from_mapping(values: Mapping[str, Any]) -> Delivery:
             raise ManifestError(f"delivery.{key}", "unknown delivery option")
         kwargs[aliases[key]] = value
     return Delivery(**kwargs)
+
+
+def function_delivery(plugin: FunctionPlugin, operator: Delivery) -> Delivery:
+    """The delivery of `plugin`'s Triggers: what the function declares (`govfn.Delivery`),
+    each field the operator set (flags, config file) overriding the function's."""
+    declared = declared_delivery(plugin)
+    if declared is None:
+        return operator
+    overrides = {
+        name: getattr(operator, name)
+        for name in DELIVERY_FIELDS
+        if getattr(operator, name) is not None
+    }
+    values = {name: getattr(declared, name) for name in DELIVERY_FIELDS}
+    return Delivery(**{**values, **overrides})
+
+
+def declared_delivery(plugin: FunctionPlugin) -> Delivery | None:
+    """What `plugin` declares, checked with the rules of the flags; None when nothing."""
+    return None if plugin.delivery is None else Delivery(**plugin.delivery.fields())
+
+
+DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
 
 
 def _check_int(name: str, value: object) -> None:

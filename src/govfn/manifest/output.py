@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from govfn.function import FunctionPlugin
+from govfn.manifest.errors import ManifestError
 from govfn.manifest.oidc import helm_trigger_accounts
-from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions
+from govfn.manifest.options import DEFAULT_SECRET_KEY, ManifestOptions, declared_delivery
 from govfn.manifest.render import function_module, gc_paused, render_all
 from govfn.manifest.yaml_scalars import plain_is_ambiguous
 from govfn.registry import FunctionRegistry
@@ -116,9 +117,13 @@ def dump_json_list(objects: Iterable[Mapping[str, Any]]) -> str:
 
 
 def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> dict[str, Any]:
-    """The values for `charts/govfn` that make `helm template` render the same objects."""
-    functions = [
-        {
+    """The values for `charts/govfn` that make `helm template` render the same objects.
+
+    A function's own delivery (`govfn.Delivery`) is its `delivery`; the chart lets each key
+    of the top-level `delivery` (the operator's) override it, as `govfn manifests` does."""
+    functions = []
+    for plugin in sorted(plugins, key=lambda plugin: plugin.function_id):
+        function: dict[str, Any] = {
             "id": plugin.function_id,
             "version": plugin.version,
             "module": function_module(plugin),
@@ -126,8 +131,11 @@ def helm_values(plugins: Iterable[FunctionPlugin], options: ManifestOptions) -> 
             "triggers": list(plugin.trigger_events),
             **helm_trigger_accounts(plugin, options),
         }
-        for plugin in sorted(plugins, key=lambda plugin: plugin.function_id)
-    ]
+        declared = declared_delivery(plugin)
+        spec = declared.to_spec() if declared is not None else None
+        if spec is not None:
+            function["delivery"] = spec
+        functions.append(function)
     delivery = options.delivery.to_spec() or {}
     name, key = options.database_secret_ref() or ("", DEFAULT_SECRET_KEY)
     return {
@@ -169,6 +177,10 @@ def render_output(
 ) -> str:
     """Render, check and serialise in one of FORMATS."""
     plugins = functions.all() if isinstance(functions, FunctionRegistry) else list(functions)
+    if options.event_types and output_format == "helm-values":
+        raise ManifestError(
+            "event_types", "the Helm chart renders no EventTypes; use --format yaml or json"
+        )
     objects = render_all(plugins, options)
     if output_format == "yaml":
         return dump_yaml(objects)

@@ -1,5 +1,7 @@
 """Render functions into Knative objects: one Service each, one Trigger per trigger type,
-and one SinkBinding per Service that gives it K_SINK (where the Chronicle's records go).
+and one SinkBinding per Service that gives it K_SINK (where the Chronicle's records go);
+with `event_types`, an EventType per trigger type of each typed function, holding the JSON
+Schema of the data it reads.
 
 The objects are plain dicts in a fixed key order, with every map sorted, so the same
 functions and options always give the same bytes. Everything rendered passes through
@@ -10,6 +12,7 @@ collisions and reply loops across the whole set.
 from __future__ import annotations
 
 import gc
+import json
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,13 +23,15 @@ from govfn.manifest.errors import ManifestError
 from govfn.manifest.loops import check_record_loops, check_reply_loops
 from govfn.manifest.names import check_unique, service_name, sink_binding_name, trigger_name
 from govfn.manifest.oidc import ENV_NAMES, oidc_env, service_audience
-from govfn.manifest.options import ManifestOptions
+from govfn.manifest.options import ManifestOptions, function_delivery
 from govfn.manifest.validate import validate_objects
 from govfn.registry import FunctionRegistry
 
 SERVICE_API = "serving.knative.dev/v1"
 TRIGGER_API = "eventing.knative.dev/v1"
 SINK_BINDING_API = "sources.knative.dev/v1"
+EVENT_TYPE_API = "eventing.knative.dev/v1beta2"  # the storage version of Knative 1.22's CRD
+BROKER_API = "eventing.knative.dev/v1"
 CONTAINER_NAME = "function"
 CONTAINER_PORT = 8080
 LEDGER_VOLUME = "ledger"
@@ -250,7 +255,7 @@ def render_trigger(
         "filter": {"attributes": dict(sorted(attributes.items()))},
         "subscriber": subscriber,
     }
-    delivery = options.delivery.to_spec()
+    delivery = function_delivery(plugin, options.delivery).to_spec()
     if delivery is not None:
         spec["delivery"] = delivery
     return {
@@ -293,16 +298,54 @@ def render_sink_binding(
     }
 
 
+def render_event_type(
+    plugin: FunctionPlugin, options: ManifestOptions, event_type: str, service: str
+) -> dict[str, Any] | None:
+    """The EventType of `event_type` as `plugin` reads it: the Triggers' Broker as its
+    reference, the JSON Schema of the handler's event type as `schemaData` (compact JSON,
+    sorted keys); None for an untyped function."""
+    model = plugin.event_model
+    if model is None:
+        return None
+    reference: dict[str, Any] = {"apiVersion": BROKER_API, "kind": "Broker", "name": options.broker}
+    if options.namespace:
+        reference["namespace"] = options.namespace
+    schema = json.dumps(model.json_schema(), sort_keys=True, separators=(",", ":"))
+    annotations = {**options.annotations, FUNCTION_ANNOTATION: plugin.function_id}
+    return {
+        "apiVersion": EVENT_TYPE_API,
+        "kind": "EventType",
+        "metadata": _metadata(
+            trigger_name(service, event_type),
+            options,
+            common_labels(plugin, options, "event-type"),
+            annotations,
+        ),
+        "spec": {
+            "type": event_type,
+            "reference": reference,
+            "description": f"{event_type} as function {plugin.function_id} reads it ({model.name})",
+            "schemaData": schema,
+        },
+    }
+
+
 def _render_unchecked(plugin: FunctionPlugin, options: ManifestOptions) -> list[dict[str, Any]]:
     service = render_service(plugin, options)
     name = service["metadata"]["name"]
     triggers = [render_trigger(plugin, options, kind, name) for kind in plugin.trigger_events]
     binding = render_sink_binding(plugin, options, name)
-    return [service, *triggers, *([binding] if binding is not None else [])]
+    objects = [service, *triggers, *([binding] if binding is not None else [])]
+    if options.event_types:
+        for kind in plugin.trigger_events:
+            event_type = render_event_type(plugin, options, kind, name)
+            if event_type is not None:
+                objects.append(event_type)
+    return objects
 
 
 def _check_names(objects: list[dict[str, Any]]) -> None:
-    for kind in ("Service", "Trigger", "SinkBinding"):
+    for kind in ("Service", "Trigger", "SinkBinding", "EventType"):
         pairs = []
         for obj in objects:
             if obj["kind"] == kind:
@@ -310,6 +353,8 @@ def _check_names(objects: list[dict[str, Any]]) -> None:
                 origin = f"function {metadata['annotations'][FUNCTION_ANNOTATION]!r}"
                 if kind == "Trigger":
                     origin += f" type {obj['spec']['filter']['attributes']['type']!r}"
+                if kind == "EventType":
+                    origin += f" type {obj['spec']['type']!r}"
                 pairs.append((metadata["name"], origin))
         check_unique(kind, pairs)
 

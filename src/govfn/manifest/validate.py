@@ -20,6 +20,8 @@ checked the same way. Rules, from knative/serving `pkg/apis/serving` and knative
 - Triggers: exactly one of broker/brokerRef, a subscriber, filter attribute names
   `^[a-z][a-z0-9]*$` with string values, one dialect per `filters` element, and a delivery
   with a known backoff policy, ISO-8601 durations and a sink with a ref or a uri;
+- EventTypes (`govfn manifests --event-types`): a `spec.type`, string fields, a reference
+  with apiVersion, kind and name;
 - SinkBindings: a subject with apiVersion, kind and exactly one of name or selector, in the
   binding's own namespace; a sink with a ref or a uri, a lone uri absolute with a host, and
   no absolute uri beside a ref.
@@ -33,6 +35,7 @@ from typing import Any
 from govfn.manifest.checks import check_metadata
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.eventing_rules import check_trigger
+from govfn.manifest.eventtype_rules import check_event_type
 from govfn.manifest.serving_rules import check_service
 from govfn.manifest.sources_rules import check_sink_binding
 
@@ -40,6 +43,7 @@ CHECKS = {
     ("serving.knative.dev/v1", "Service"): check_service,
     ("eventing.knative.dev/v1", "Trigger"): check_trigger,
     ("sources.knative.dev/v1", "SinkBinding"): check_sink_binding,
+    ("eventing.knative.dev/v1beta2", "EventType"): check_event_type,
 }
 
 

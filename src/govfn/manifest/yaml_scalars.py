@@ -14,7 +14,10 @@ that costs nothing but a pair of quotes:
   or a leading 0), hexadecimal, decimal or sexagesimal (`12:30`) integer, or a float with
   digits on either side of an optional point and an exponent with or without its sign;
   `.inf`, `-.Inf`, `.NaN` in any case;
-- timestamps: anything that starts like a date (`2001-12-14`, `2001-1-2T...`).
+- timestamps: anything that starts like a date (`2001-12-14`, `2001-1-2T...`);
+- anything YAML's own syntax would take apart when written plain (an anchor `&`, an alias
+  `*`, a tag `!`, a flow collection, `key: value`, a comment, edges of white space): PyYAML
+  reads such a text, and when it does not read back the same string, it is quoted.
 
 Keys go through the same test: Go's decoder turns the key `on` into `true` and `1e3`
 into `1000` before kubectl sees them.
@@ -23,6 +26,8 @@ into `1000` before kubectl sees them.
 from __future__ import annotations
 
 import re
+
+import yaml
 
 __all__ = ["plain_is_ambiguous"]
 
@@ -39,6 +44,7 @@ _NUMBER = re.compile(
     re.VERBOSE | re.IGNORECASE,
 )
 _DATE = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}")
+_SYNTAX = frozenset(":#&*!|>'\"%@`{}[],?-\n\r\t ")  # characters YAML's syntax may claim
 
 
 def plain_is_ambiguous(text: str) -> bool:
@@ -46,6 +52,17 @@ def plain_is_ambiguous(text: str) -> bool:
     boolean, null, number or timestamp (then it must be quoted)."""
     if text.lower() in _WORDS:
         return True
+    if "_" in text and _NUMBER.fullmatch(text.replace("_", "0")) is not None:
+        return True  # YAML 1.1 takes `0b_`, `1_` as numbers: underscores may stand for digits
     if _NUMBER.fullmatch(text.replace("_", "")) is not None:
         return True
-    return _DATE.match(text) is not None
+    if _DATE.match(text) is not None:
+        return True
+    return not _SYNTAX.isdisjoint(text) and not _reads_back(text)
+
+
+def _reads_back(text: str) -> bool:
+    try:
+        return bool(yaml.safe_load(text) == text)
+    except (yaml.YAMLError, ValueError):  # a number PyYAML resolves but cannot convert
+        return False

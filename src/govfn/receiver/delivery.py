@@ -43,6 +43,9 @@ def failure_problem(result: FunctionResult, retry_after_s: int) -> HttpProblem:
     if kind is ErrorKind.GSAP_REQUIRED:
         detail = result.error or "a GSAP context is required"
         return HttpProblem(kind.status, detail, attribute="gsapcontextid", **extra)
+    if kind is ErrorKind.INVALID_DATA:  # govfn's own words: never a handler's text
+        detail = result.error or "the event data does not fit the function's event type"
+        return HttpProblem(kind.status, detail, attribute="data", error_kind=kind.value, **extra)
     if kind is ErrorKind.UNKNOWN_FUNCTION:
         return HttpProblem(kind.status, f"unknown function {result.function_id!r}", **extra)
     if kind in (ErrorKind.PERMANENT, ErrorKind.CONFLICT):

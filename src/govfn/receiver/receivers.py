@@ -9,7 +9,8 @@ is the WSGI path (a request thread hands the same coroutine to the loop thread).
 
 Order of refusals: method (405), starting or draining (503), unknown function (404),
 overload (429), size (413), media type (415), malformed event (400), unhandled type or
-missing GSAP context (400). Every check happens before any function runs, batch elements
+missing GSAP context (400), data that does not fit a typed function's event type
+(400, naming the field). Every check happens before any function runs, batch elements
 included. A server that is not ready (starting, draining, or its Chronicle or idempotency
 store not answering) never answers 400, which Knative's broker does not retry: it answers
 503 with Retry-After, and a ready pod gives the final answer.
@@ -33,6 +34,7 @@ from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
 from govfn.identity import Sender
 from govfn.observability.metrics import Metrics
 from govfn.problem import HttpProblem, status_line
+from govfn.receiver.arguments import argument_of
 from govfn.receiver.config import HttpConfig
 from govfn.receiver.deadlines import Deadlines
 from govfn.receiver.delivery import failure_problem, worst_failure
@@ -49,6 +51,7 @@ log = logging.getLogger("govfn.receiver")
 
 StartResponse = Callable[..., Any]
 Answer = tuple[int, list[tuple[str, str]], bytes]
+Work = tuple[IncomingEvent, FunctionPlugin, Any]  # an event, a function, the handler's argument
 
 
 class EventRequest:
@@ -190,16 +193,27 @@ class Receivers:
         content_type = request.content_type
         events = parse_request(content_type, request.ce_headers, body)
         traceparent = request.traceparent
-        work = [(event, target) for event in events for target in self._targets(event, plugin)]
+        batch = is_batch(content_type)
+        work = [
+            (
+                event,
+                target,
+                event.data  # untyped: as decoded, no call
+                if target.event_model is None
+                else argument_of(event, target, index if batch else None),
+            )
+            for index, event in enumerate(events)
+            for target in self._targets(event, plugin)
+        ]
         results = await self._run(work, traceparent, sender) if work else []
         worst = worst_failure(results)
         if worst is not None:
             problem = failure_problem(worst, self.config.retry_after_s)
             return problem.status, problem.headers(), problem.to_bytes()
-        if is_batch(content_type):
+        if batch:
             replies = [
                 structured_reply(event, result)
-                for (event, _), result in zip(work, results, strict=True)
+                for (event, _, _), result in zip(work, results, strict=True)
                 if has_reply(result)
             ]
             if not replies:
@@ -237,7 +251,7 @@ class Receivers:
 
     async def _run(
         self,
-        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        work: list[Work],
         traceparent: str | None,
         sender: Sender | None = None,
     ) -> list[FunctionResult]:
@@ -248,9 +262,13 @@ class Receivers:
         deadline = deadlines.start()
         try:
             if len(work) == 1:
-                event, plugin = work[0]
+                event, plugin, argument = work[0]
                 context = context_of(event, traceparent, sender)
-                return [await self.runtime.invoke(plugin.function_id, event.data, context)]
+                return [
+                    await self.runtime.invoke(
+                        plugin.function_id, event.data, context, argument=argument
+                    )
+                ]
             return await self._invoke_all(work, traceparent, sender)
         except asyncio.CancelledError:
             if not deadline.expired:
@@ -303,7 +321,7 @@ class Receivers:
 
     async def _invoke_all(
         self,
-        work: list[tuple[IncomingEvent, FunctionPlugin]],
+        work: list[Work],
         traceparent: str | None,
         sender: Sender | None,
     ) -> list[FunctionResult]:
@@ -311,9 +329,12 @@ class Receivers:
             await asyncio.gather(
                 *(
                     self.runtime.invoke(
-                        plugin.function_id, event.data, context_of(event, traceparent, sender)
+                        plugin.function_id,
+                        event.data,
+                        context_of(event, traceparent, sender),
+                        argument=argument,
                     )
-                    for event, plugin in work
+                    for event, plugin, argument in work
                 )
             )
         )
