@@ -7,7 +7,6 @@ harness that `make chaos` runs seeded and long."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from support.postgres import PostgresServer
 pytestmark = pytest.mark.slow
 
 POLICY = RetryPolicy(retry=10, backoff_delay_s=0.2)
-
-
-# A replay answers 2xx from a claim settled while its FUNCTION_COMPLETED record was held only in
-# the memory of the pod that ran it (ledger refusing, spool full); that pod's SIGKILL loses it.
-LOST_WHILE_REPLAYED = re.compile(
-    r"cr-\d+: (acknowledged lineage '\w+' not in ledger|billing ran 0 times \(one expected\))"
-)
 
 
 @pytest.mark.parametrize(
@@ -48,14 +40,5 @@ def test_each_cr_is_billed_once_and_its_lineage_kept(
         seed=19, pods=3, crs=crs, copies=3, concurrency=8, faults=faults, policy=POLICY
     )
     report = run(scenario, postgres_server, tmp_path)  # stops and starts it: it is back after
-    if (
-        "ledger-refuses" in faults
-        and report.violations
-        and all(LOST_WHILE_REPLAYED.fullmatch(v) for v in report.violations)
-    ):
-        pytest.xfail(
-            "known: a replay acknowledged lineage that only a killed pod's memory held\n"
-            + report.story()
-        )
     assert not report.violations, report.story()
     assert all(fault.began_s is not None for fault in report.faults)

@@ -276,8 +276,9 @@ def test_a_record_handed_over_again_is_stored_once(postgres_uri: str) -> None:
 
 def test_a_replay_never_acknowledges_a_record_only_memory_holds(tmp_path: Path) -> None:
     """Pod A ran the function but could keep its COMPLETED record in memory only (ledger
-    refusing, no spool): its claim is settled (no second run), yet a redelivery to pod B
-    is not acknowledged until that record is in the ledger, since A may die first."""
+    refusing, no spool): it keeps holding the claim, so a redelivery to pod B runs nothing
+    and is not acknowledged (A may die before its record is anywhere durable); once A hands
+    the record over, the claim is settled and B answers from it."""
 
     class Refusing(LedgerChronicle):
         refusing = True
@@ -317,5 +318,5 @@ def test_a_replay_never_acknowledges_a_record_only_memory_holds(tmp_path: Path) 
     finally:
         ledger.close()
     assert first.error_kind == "unavailable" and a_calls == [{"cr": 9}]
-    assert before.error_kind == "unavailable" and b_calls == []
+    assert before.error_kind == "in_progress" and b_calls == []  # A holds the claim
     assert after.success and after.replayed and b_calls == []
