@@ -12,7 +12,7 @@ ETCD     := /usr/bin/etcd
 APISERVER_XZ := ../shared/bin/kube-apiserver.xz
 APISERVER    := .tools/bin/kube-apiserver
 
-.PHONY: run test lint bench clean interop-deps fuzz audit browser apiserver dist
+.PHONY: run test lint bench clean interop-deps fuzz audit browser apiserver dist chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,12 @@ $(APISERVER): $(wildcard $(APISERVER_XZ))
 ## fuzz: fuzzing of the receivers (WSGI path) and of the worker's HTTP parsing, 10,000 examples per property
 fuzz: $(STAMP)
 	GOVFN_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/receiver/test_receiver_fuzz.py tests/server/test_wire.py tests/server/test_wire_fuzz.py
+
+## chaos: seeded fault-injection runs (billing pods, PostgreSQL, a broker's retries); the table goes
+## to .bench/results/chaos.md (docs/operations.md, "Faults, tested"). RUNS=N for more or fewer runs.
+RUNS ?= 20
+chaos: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m support.chaos --runs $(RUNS) --write .bench/results/chaos.md
 
 ## lint: ruff (src and tests), mypy strict, and the import contracts of .importlinter
 lint: $(STAMP)

@@ -35,14 +35,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from govfn.chronicle.backstop import Backstop, Delivery
+from govfn.chronicle.backstop import Backstop
 from govfn.chronicle.cid import content_cid
 from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import Record
+from govfn.claim_outcomes import ClaimOutcomes
 from govfn.errors import EventDataError
 from govfn.execution import execute, new_invocation_id
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
-from govfn.idempotency import IdempotencyStore, IdempotencyUnavailable, idempotency_key
+from govfn.idempotency import Claim, IdempotencyStore, IdempotencyUnavailable, idempotency_key
 from govfn.outcome import ErrorKind
 from govfn.registry import FunctionRegistry
 
@@ -71,6 +72,7 @@ class FunctionRuntime:
         self.registry = registry
         self.backstop = Backstop(chronicle_client, spool_dir) if chronicle_client else None
         self.idempotency = idempotency
+        self.outcomes = ClaimOutcomes(self.backstop)
         self.observers: list[Observer] = []
         self.on_start: list[InvocationStart] = []
         self._store_answered = True
@@ -231,17 +233,14 @@ class FunctionRuntime:
             fingerprint = content_cid(event)
         except ValueError:
             return (await self._run(plugin, event, argument, context))[0]  # fails: "not JSON"
-        try:
-            claim = await store.claim(key, fingerprint, plugin.timeout, recorded=self._recorded)
-        except IdempotencyUnavailable as exc:
-            log.error("%s; %s not run", exc, plugin.function_id)
-            return FunctionResult.failure(
-                "the idempotency store cannot be reached; retry later",
-                ErrorKind.UNAVAILABLE,
-                **ids,
-            )
+        claim = await self._claim(store, key, fingerprint, plugin, ids)
+        in_progress = not isinstance(claim, FunctionResult) and claim.status == "in_progress"
+        if in_progress and await self.outcomes.settled_here(store, key):  # its own record
+            claim = await self._claim(store, key, fingerprint, plugin, ids)
+        if isinstance(claim, FunctionResult):
+            return claim
         if claim.status == "replay" and claim.result is not None:
-            return FunctionResult.from_dict(claim.result, replayed=True)
+            return await self.outcomes.replay(FunctionResult.from_dict(claim.result, replayed=True))
         if claim.status == "in_progress":
             return FunctionResult.failure(
                 f"event {context.event_source} {context.event_id} is being processed "
@@ -265,7 +264,7 @@ class FunctionRuntime:
                 durable = True
                 await store.complete(key, run.result.to_dict())
             else:
-                durable = await self._record_outcome(store, key, run.result, run.completed)
+                durable = await self.outcomes.record(store, key, run.result, run.completed)
         except BaseException:
             await store.release(key)
             raise
@@ -273,37 +272,26 @@ class FunctionRuntime:
             raise run.cancelled
         return run.result if durable else _unrecorded(run.result)
 
-    async def _record_outcome(
-        self, store: IdempotencyStore, key: str, result: FunctionResult, completed: Record
-    ) -> bool:
-        """Emit a claimed success's COMPLETED record and settle the claim with it: in the
-        same commit when the store shares the ledger's database, otherwise noted beside the
-        claim first (a holder that dies in between leaves the answer to whoever takes the
-        claim over), then marked done. A record only memory holds still settles the claim
-        (the handler ran), but the invocation is not acknowledged."""
-        assert self.backstop is not None
-        outcome = result.to_dict()
-        settlement = store.settlement(key, outcome)
-        if settlement is None:
-            await store.note_outcome(key, outcome, completed.cid)
-        delivery = await self.backstop.deliver(completed, settlement)
-        if delivery is Delivery.DELIVERED and settlement is not None:
-            store.settled(key)
-        else:  # kept (its settlement with it), or a ledger apart from the store: the
-            await store.complete(key, outcome)  # handler ran, so its outcome stands
-        return delivery.durable
-
-    async def _recorded(self, cid: str) -> bool:
-        """Whether the Chronicle holds the record `cid` (asked when a claim is taken over
-        from a holder that died after noting its outcome)."""
-        if self.backstop is None:
-            return False
+    async def _claim(
+        self,
+        store: IdempotencyStore,
+        key: str,
+        fingerprint: str,
+        plugin: FunctionPlugin,
+        ids: dict[str, Any],
+    ) -> Claim | FunctionResult:
+        """The claim of `key`, or UNAVAILABLE when the store cannot be reached."""
         try:
-            return await self.backstop.holds(cid)
-        except Exception as exc:
-            raise IdempotencyUnavailable(
-                f"cannot read the Chronicle to settle a claim taken over: {exc}"
-            ) from exc
+            return await store.claim(
+                key, fingerprint, plugin.timeout, recorded=self.outcomes.recorded
+            )
+        except IdempotencyUnavailable as exc:
+            log.error("%s; %s not run", exc, plugin.function_id)
+            return FunctionResult.failure(
+                "the idempotency store cannot be reached; retry later",
+                ErrorKind.UNAVAILABLE,
+                **ids,
+            )
 
     async def _run(
         self, plugin: FunctionPlugin, event: Any, argument: Any, context: FunctionContext

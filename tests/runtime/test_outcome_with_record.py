@@ -272,3 +272,51 @@ def test_a_record_handed_over_again_is_stored_once(postgres_uri: str) -> None:
     finally:
         ledger.close()
     assert sorted(cids) == sorted([record.cid, other.cid])
+
+
+def test_a_replay_never_acknowledges_a_record_only_memory_holds(tmp_path: Path) -> None:
+    """Pod A ran the function but could keep its COMPLETED record in memory only (ledger
+    refusing, no spool): it keeps holding the claim, so a redelivery to pod B runs nothing
+    and is not acknowledged (A may die before its record is anywhere durable); once A hands
+    the record over, the claim is settled and B answers from it."""
+
+    class Refusing(LedgerChronicle):
+        refusing = True
+
+        async def emit_record(self, record: Record, *args: Any, **kwargs: Any) -> str:
+            if self.refusing and record.type == "FUNCTION_COMPLETED":
+                raise ConnectionError("ledger refusing")
+            return await super().emit_record(record, *args, **kwargs)
+
+    def pod(client: Any) -> tuple[FunctionRuntime, list[Any]]:
+        registry, calls = FunctionRegistry(), []
+
+        def bill(event: Any, ctx: FunctionContext) -> Any:
+            calls.append(event)
+            return {"billed": 1}
+
+        governed_function("f", trigger_events=["T"], idempotent=True, registry=registry)(bill)
+        store = open_store(str(tmp_path / "idempotency.db"))
+        return FunctionRuntime(registry, client, idempotency=store), calls
+
+    ledger = Ledger(tmp_path / "chronicle.db")
+    refusing = Refusing(ledger)
+    a, a_calls = pod(refusing)
+    b, b_calls = pod(LedgerChronicle(ledger))
+    context = FunctionContext(event_id="cr-9", event_source="/crs")
+
+    async def scenario() -> list[Any]:
+        first = await a.invoke("f", {"cr": 9}, context)
+        before = await b.invoke("f", {"cr": 9}, context)
+        refusing.refusing = False
+        assert a.backstop is not None and await a.backstop.flush(force=True)
+        after = await b.invoke("f", {"cr": 9}, context)
+        return [first, before, after]
+
+    try:
+        first, before, after = asyncio.run(scenario())
+    finally:
+        ledger.close()
+    assert first.error_kind == "unavailable" and a_calls == [{"cr": 9}]
+    assert before.error_kind == "in_progress" and b_calls == []  # A holds the claim
+    assert after.success and after.replayed and b_calls == []

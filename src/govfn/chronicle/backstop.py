@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from govfn.chronicle.records import Record
 from govfn.chronicle.settlement import Settlement
 
 log = logging.getLogger("govfn.chronicle")
+
+OnDurable = Callable[[], Awaitable[None]]
 
 
 class Delivery(enum.Enum):
@@ -64,6 +66,8 @@ class Backstop:
         self.failures = 0
         self._kept: deque[Record] = deque()
         self._settlements: dict[str, Settlement] = {}  # by the CID of the record carrying it
+        self._in_memory: set[str] = set()  # CIDs of kept records no spool holds
+        self._on_durable: dict[str, OnDurable] = {}  # awaited once such a record is handed over
         self._retry_at = 0.0
         self._delay = _FIRST_DELAY_S
         self._adopted: list[Path] = []
@@ -80,20 +84,32 @@ class Backstop:
         """Deliver `record`, or keep it; True when it is durable (delivered or spooled)."""
         return (await self.deliver(record)).durable
 
-    async def deliver(self, record: Record, settlement: Settlement | None = None) -> Delivery:
-        """Deliver `record` (with `settlement`, committed together), or keep both."""
+    async def deliver(
+        self,
+        record: Record,
+        settlement: Settlement | None = None,
+        on_durable: OnDurable | None = None,
+    ) -> Delivery:
+        """Deliver `record` (with `settlement`, committed together), or keep both. When only
+        memory keeps it, `on_durable` is awaited once a later flush has handed it over."""
         if settlement is not None:
             self._settlements[record.cid] = settlement
         if self._kept and not await self.flush():
-            return self._keep(record)
+            return self._kept_until_durable(record, on_durable)
         try:
             await self._deliver(record)
         except Exception as exc:
             self._failed(exc)
-            return self._keep(record)
+            return self._kept_until_durable(record, on_durable)
         self._settlements.pop(record.cid, None)
         self.usable = True
         return Delivery.DELIVERED
+
+    def _kept_until_durable(self, record: Record, on_durable: OnDurable | None) -> Delivery:
+        delivery = self._keep(record)
+        if delivery is Delivery.IN_MEMORY and on_durable is not None:
+            self._on_durable[record.cid] = on_durable
+        return delivery
 
     def withdraw(self, record: Record) -> None:
         """Forget a kept record whose invocation was refused (it never ran)."""
@@ -101,7 +117,23 @@ class Backstop:
             if self._kept[index] is record:
                 del self._kept[index]
                 self._settlements.pop(record.cid, None)
+                self._in_memory.discard(record.cid)
+                self._on_durable.pop(record.cid, None)
                 return
+
+    async def durable(self, cid: str) -> bool:
+        """Whether the record `cid` may be acknowledged: spooled here, or (after handing
+        kept records over, when memory alone holds it) in the client's ledger. A client
+        with no ledger to read is trusted with what it took. Raises what the ledger raises."""
+        if cid in self._in_memory:
+            await self.flush(force=True)
+            return cid not in self._in_memory
+        if any(record.cid == cid for record in self._kept):
+            return True  # in the spool
+        ledger = getattr(self.client, "ledger", None)
+        if ledger is None:
+            return True
+        return await asyncio.to_thread(ledger.get, cid) is not None
 
     async def holds(self, cid: str) -> bool:
         """Whether the record with `cid` is durable: kept here, or in the client's ledger
@@ -146,6 +178,10 @@ class Backstop:
                 if self._kept and self._kept[0] is record:
                     self._kept.popleft()
                     self._settlements.pop(record.cid, None)
+                    self._in_memory.discard(record.cid)
+                    done = self._on_durable.pop(record.cid, None)
+                    if done is not None:
+                        await done()
         finally:
             self._flushing = False
         self._delay = _FIRST_DELAY_S
@@ -190,6 +226,7 @@ class Backstop:
         spool = self._spool_file()
         if spool is None:
             self.usable = False
+            self._in_memory.add(record.cid)
             return Delivery.IN_MEMORY
         line = record.to_json_line()
         settlement = self._settlements.get(record.cid)
@@ -205,6 +242,7 @@ class Backstop:
             # The record stays in memory; the log line is the last copy outside the process.
             log.error("chronicle spool write failed (%s); record %s", exc, line)
             self.usable = False
+            self._in_memory.add(record.cid)
             return Delivery.IN_MEMORY
         return Delivery.SPOOLED
 

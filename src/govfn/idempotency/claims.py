@@ -88,6 +88,9 @@ class IdempotencyStore(Protocol):
     def settled(self, key: str) -> None:
         """The settlement of `key` was committed with its record: nothing more to write."""
 
+    def holds(self, key: str) -> bool:
+        """Whether this process holds the claim of `key` (taken, not yet settled)."""
+
     async def note_outcome(self, key: str, result: dict[str, Any], record_cid: str) -> None: ...
 
     async def complete(self, key: str, result: dict[str, Any]) -> None: ...

@@ -263,6 +263,9 @@ class PostgresIdempotencyStore:
             return None
         return Settlement(key, held[0], json.dumps(result, separators=(",", ":")), self.expiry_s)
 
+    def holds(self, key: str) -> bool:
+        return key in self._held
+
     def settled(self, key: str) -> None:
         held = self._held.pop(key, None)
         if held is not None:

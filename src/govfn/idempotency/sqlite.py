@@ -192,6 +192,9 @@ class SqliteIdempotencyStore:
     def settlement(self, key: str, result: dict[str, Any]) -> Settlement | None:
         return None  # the ledger is never in this file
 
+    def holds(self, key: str) -> bool:
+        return key in self._held
+
     def settled(self, key: str) -> None:
         self._drop(key)
 
