@@ -18,7 +18,6 @@ and handed over with its record, so the two are committed together whenever that
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import inspect
 import json
@@ -130,20 +129,16 @@ class Backstop:
             return cid not in self._in_memory
         if any(record.cid == cid for record in self._kept):
             return True  # in the spool
-        ledger = getattr(self.client, "ledger", None)
-        if ledger is None:
-            return True
-        return await asyncio.to_thread(ledger.get, cid) is not None
+        holds = getattr(self.client, "holds", None)
+        return True if holds is None else bool(await holds(cid))
 
     async def holds(self, cid: str) -> bool:
         """Whether the record with `cid` is durable: kept here, or in the client's ledger
         (read in a thread). Raises what the ledger raises when it cannot be read."""
         if any(record.cid == cid for record in self._kept):
             return True
-        ledger = getattr(self.client, "ledger", None)
-        if ledger is None:
-            return False
-        return await asyncio.to_thread(ledger.get, cid) is not None
+        holds = getattr(self.client, "holds", None)
+        return False if holds is None else bool(await holds(cid))
 
     async def check(self) -> bool:
         """Ask the client whether it takes records (its `check()`, when it has one), then

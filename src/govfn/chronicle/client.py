@@ -38,6 +38,8 @@ class SyncLedger(Protocol):
 
     def append(self, records: Sequence[Record], *, dedupe: bool = False) -> None: ...
 
+    def get(self, cid: str) -> Record | None: ...
+
     def prepare(self) -> None: ...
 
     def close(self) -> None: ...
@@ -107,6 +109,10 @@ class LedgerChronicle:
             self._commit(record, batch.joined)
         return record.cid
 
+    async def holds(self, cid: str) -> bool:
+        """Whether the ledger holds the record `cid` (a lookup by key, in this thread)."""
+        return self.ledger.get(cid) is not None
+
     def emit_record_now(self, record: Record) -> str:
         """Commit one record now, in the caller's thread (no batch)."""
         self.ledger.append([record])
@@ -143,6 +149,8 @@ class AsyncLedger(Protocol):
         *,
         dedupe: bool = False,
     ) -> None: ...
+
+    def get(self, cid: str) -> Record | None: ...
 
     def prepare(self) -> None: ...
 
@@ -187,6 +195,11 @@ class AsyncLedgerChronicle:
 
     async def emit(self, event_type: str, payload: dict[str, Any]) -> str:
         return await self.emit_record(Record.build(event_type, payload))
+
+    async def holds(self, cid: str) -> bool:
+        """Whether the ledger holds the record `cid` (read in a thread: a database that does
+        not answer must not stall the loop)."""
+        return await asyncio.to_thread(self.ledger.get, cid) is not None
 
     async def emit_record(
         self, record: Record, settlement: Settlement | None = None, *, again: bool = False
