@@ -2,7 +2,9 @@
 started by the first test that asks for it, a fresh namespace per test.
 
 Without the parts (`make apiserver` provides them; `make test` runs it) the tests that use it
-skip and say why; under CI (`CI=true`, where `.ci/run` → `make test` installs them) they fail.
+skip and say why. Under CI (`CI=true`, where `.ci/run` → `make test` installs etcd and kubectl)
+a missing etcd or kubectl fails them; the API server binary itself comes from
+`../shared/bin/kube-apiserver.xz` beside the checkout, and where that file is not there they skip.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from support.kube_apiserver import KubeApiServer, missing_parts
+from support.kube_apiserver import BINARY, KubeApiServer, missing_parts
 
 _numbers = itertools.count(1)
 
@@ -24,7 +26,7 @@ _numbers = itertools.count(1)
 def kube_apiserver() -> Iterator[KubeApiServer]:
     reason = missing_parts()
     if reason:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") and BINARY.is_file():
             pytest.fail(f"no real API server in CI: {reason}")
         pytest.skip(reason)
     server = KubeApiServer.from_project().start()
