@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,53 @@ def test_unreadable_spool_lines_are_skipped(tmp_path: Path) -> None:
     (spool / "spool-999999999.jsonl").write_text("not json\n" + good.to_json_line() + "\n")
     backstop = Backstop(MemoryChronicle(), spool)
     assert backstop.pending == 1
+
+
+ALIVE_OWNER = """
+import asyncio, sys
+from govfn.chronicle import Backstop, Record
+
+class Down:
+    async def emit(self, event_type, payload):
+        raise ConnectionError("down")
+
+backstop = Backstop(Down(), sys.argv[1])
+asyncio.run(backstop.emit(Record.build("TEST", {"alive": True})))
+print("spooled", flush=True)
+sys.stdin.readline()  # alive (holding its spool's lock) until the test says
+"""
+
+
+def test_a_live_owners_spool_is_left_and_a_dead_one_with_our_pid_is_adopted(
+    tmp_path: Path,
+) -> None:
+    """Whether a spool's owner lives is its lock, not its pid: a live process keeps its
+    spool; a dead process whose pid this process now has (a restarted container) does not."""
+    spool = tmp_path / "spool"
+    owner = subprocess.Popen(
+        [sys.executable, "-c", ALIVE_OWNER, str(spool)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "spooled"
+        dead = Record.build("TEST", {"dead": True})
+        (spool / f"spool-{os.getpid()}.jsonl").write_text(dead.to_json_line() + "\n")
+        adopter = Backstop(MemoryChronicle(), spool)
+        assert [r.payload for r in adopter._kept] == [{"dead": True}]  # not the live one's
+    finally:
+        assert owner.stdin is not None and owner.stdout is not None
+        owner.stdin.close()
+        owner.wait(timeout=30)
+        owner.stdout.close()
+    adopter.close()  # gone before handing its adoption over: that spool is free again
+    later = Backstop(MemoryChronicle(), spool)  # the owner is gone now: its spool too
+    assert sorted(str(r.payload) for r in later._kept) == [
+        str({"alive": True}),
+        str({"dead": True}),
+    ]
+    later.close()
 
 
 class SlowThenUp(MemoryChronicle):

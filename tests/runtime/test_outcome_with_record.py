@@ -213,8 +213,9 @@ def test_a_spooled_record_keeps_its_settlement(tmp_path: Path) -> None:
     settlement = Settlement("k", "holder", '{"success":true}', 60.0)
     down = Backstop(Refusing(up=False), tmp_path)
     assert asyncio.run(down.deliver(record, settlement)) is Delivery.SPOOLED
+    down.close()  # its process is gone: the spool's lock with it
     (spooled,) = tmp_path.glob("spool-*.jsonl")
-    spooled.rename(tmp_path / "spool-999999999.jsonl")  # its process is gone
+    spooled.rename(tmp_path / "spool-999999999.jsonl")
     client = Refusing(up=True)
     adopter = Backstop(client, tmp_path)
     assert asyncio.run(adopter.flush(force=True))

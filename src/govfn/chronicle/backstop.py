@@ -19,6 +19,7 @@ and handed over with its record, so the two are committed together whenever that
 from __future__ import annotations
 
 import enum
+import fcntl
 import inspect
 import json
 import logging
@@ -27,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import Record
@@ -69,7 +70,9 @@ class Backstop:
         self._on_durable: dict[str, OnDurable] = {}  # awaited once such a record is handed over
         self._retry_at = 0.0
         self._delay = _FIRST_DELAY_S
-        self._adopted: list[Path] = []
+        self._adopted: list[tuple[Path, TextIO]] = []  # each held with its lock
+        self._handle: TextIO | None = None  # this process's spool, locked while it lives
+        self._handle_pid = 0
         self.usable = True
         self._flushing = False
         if self.spool_dir is not None:
@@ -209,11 +212,42 @@ class Backstop:
         )
 
     # -- the spool ------------------------------------------------------------------
+    #
+    # A process appends to `spool-<pid>.jsonl` through one handle it keeps open with an
+    # exclusive flock for as long as it lives: the lock, not the pid, says the owner is alive
+    # (a dead process's locks are gone even while it is a zombie, and a restarted container
+    # may give a new process the old one's pid). An adopter takes a spool whose lock it can
+    # get, renames it, and keeps that lock until it has handed the records over.
+
+    def close(self) -> None:
+        """Let go of the spool files (and their locks): what they hold stays on disk, for
+        the next backstop in this folder to adopt."""
+        if self._handle is not None and self._handle_pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+        for _, handle in self._adopted:
+            handle.close()
+        self._adopted = []
+
+    def __del__(self) -> None:
+        self.close()
 
     def _spool_file(self) -> Path | None:
         if self.spool_dir is None:
             return None
         return self.spool_dir / f"spool-{os.getpid()}.jsonl"
+
+    def _spool_handle(self, spool: Path) -> TextIO:
+        if self._handle is None or self._handle_pid != os.getpid():
+            spool.parent.mkdir(parents=True, exist_ok=True)
+            handle = spool.open("a", encoding="utf-8")
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except OSError:
+                handle.close()
+                raise
+            self._handle, self._handle_pid = handle, os.getpid()
+        return self._handle
 
     def _keep(self, record: Record) -> Delivery:
         """Keep `record` (and its settlement) in memory and in the spool."""
@@ -228,11 +262,10 @@ class Backstop:
         if settlement is not None:
             line = f'{line[:-1]},"settlement":{json.dumps(settlement.to_dict())}}}'
         try:
-            spool.parent.mkdir(parents=True, exist_ok=True)
-            with spool.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            handle = self._spool_handle(spool)
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
         except OSError as exc:
             # The record stays in memory; the log line is the last copy outside the process.
             log.error("chronicle spool write failed (%s); record %s", exc, line)
@@ -243,8 +276,13 @@ class Backstop:
 
     def _forget_spool(self) -> None:
         spool = self._spool_file()
-        for path in ([spool] if spool else []) + self._adopted:
+        if spool is not None and self._handle is not None and self._handle_pid == os.getpid():
+            spool.unlink(missing_ok=True)
+            self._handle.close()  # the lock goes with it
+            self._handle = None
+        for path, handle in self._adopted:
             path.unlink(missing_ok=True)
+            handle.close()
         self._adopted.clear()
 
     def _adopt_orphans(self) -> None:
@@ -252,16 +290,23 @@ class Backstop:
         if not self.spool_dir.is_dir():
             return
         for path in sorted(self.spool_dir.glob("spool-*.jsonl")):
-            owner = path.stem.split("-", 1)[1].split(".", 1)[0]
-            if not owner.isdigit() or int(owner) == os.getpid() or _alive(int(owner)):
-                continue
-            claimed = path.with_name(f"spool-{os.getpid()}.adopted-{owner}.jsonl")
             try:
-                path.rename(claimed)  # atomic: one adopter wins
+                handle = path.open("r", encoding="utf-8")
             except OSError:
+                continue  # adopted meanwhile by another process
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # its owner (or another adopter) is alive and holds it
+                handle.close()
                 continue
-            self._adopted.append(claimed)
-            for line in claimed.read_text(encoding="utf-8").splitlines():
+            claimed = path.with_name(f"spool-{os.getpid()}.adopted-{os.urandom(6).hex()}.jsonl")
+            try:
+                path.rename(claimed)
+            except OSError:
+                handle.close()
+                continue
+            self._adopted.append((claimed, handle))
+            for line in handle.read().splitlines():
                 try:
                     entry = json.loads(line)
                     record = Record.build(entry["type"], entry["payload"])
@@ -275,13 +320,3 @@ class Backstop:
             log.warning(
                 "chronicle: adopted %d record(s) from orphaned spool files", len(self._kept)
             )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
