@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -53,15 +52,6 @@ def _fill(ledger: Chronicle, size: int) -> list[str]:
         ledger.append(records)
         cids.extend(r.cid for r in records[::97])
     return cids
-
-
-def _median_ms(run: Callable[[], object], repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter_ns()
-        run()
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    return statistics.median(samples)
 
 
 @contextmanager
@@ -151,12 +141,12 @@ def _measure(ledger: Chronicle, scan: Scan, size: int, repeats: int) -> dict[str
 
     figures = {
         "fill_s": round(fill_s, 1),
-        "head_ms": _median_ms(log.head, repeats),
-        "inclusion_ms": _median_ms(inclusion, repeats),
-        "inclusion_by_cid_ms": _median_ms(by_cid, repeats),
-        "cid_scan_ms": _median_ms(scan_for_cid, max(5, repeats // 20)),
-        "consistency_ms": _median_ms(consistency, repeats),
-        "rehash_all_ms": _median_ms(rehash_all, 1),
+        "head_ms": results.median_ms(log.head, repeats),
+        "inclusion_ms": results.median_ms(inclusion, repeats),
+        "inclusion_by_cid_ms": results.median_ms(by_cid, repeats),
+        "cid_scan_ms": results.median_ms(scan_for_cid, max(5, repeats // 20)),
+        "consistency_ms": results.median_ms(consistency, repeats),
+        "rehash_all_ms": results.median_ms(rehash_all, 1),
     }
     return figures
 

@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import statistics
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,3 +51,13 @@ def load(name: str) -> dict[str, Any] | None:
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
+
+
+def median_ms(run: Callable[[], object], repeats: int) -> float:
+    """The median wall time of `repeats` calls of `run`, in milliseconds."""
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter_ns()
+        run()
+        samples.append((time.perf_counter_ns() - started) / 1e6)
+    return statistics.median(samples)

@@ -61,15 +61,6 @@ def _fill(ledger: Ledger, start: int, end: int) -> list[str]:
     return cids
 
 
-def _median_ms(run: Callable[[], object], repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter_ns()
-        run()
-        samples.append((time.perf_counter_ns() - started) / 1e6)
-    return round(statistics.median(samples), 3)
-
-
 def _getter(conn: http.client.HTTPConnection) -> Callable[[str], bytes]:
     def get(path: str) -> bytes:
         conn.request("GET", path)
@@ -104,7 +95,7 @@ def serving(size: int, repeats: int, scratch: Path) -> dict[str, float]:
     try:
         for run in timed.values():
             run()  # the first request builds the management app
-        return {name: _median_ms(run, repeats) for name, run in timed.items()}
+        return {name: round(results.median_ms(run, repeats), 3) for name, run in timed.items()}
     finally:
         conn.close()
         stop_server(server)

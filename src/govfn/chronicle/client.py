@@ -234,10 +234,7 @@ class AsyncLedgerChronicle:
                 dedupe, waiting.dedupe = waiting.dedupe, False
                 records = [record for record, _ in batch]
                 try:
-                    if settlements or dedupe:
-                        await self.ledger.append_async(records, lane, settlements, dedupe=dedupe)
-                    else:
-                        await self.ledger.append_async(records, lane)
+                    await self.ledger.append_async(records, lane, settlements, dedupe=dedupe)
                 except Exception as exc:
                     _settle(batch, exc)
                     continue

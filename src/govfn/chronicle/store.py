@@ -7,7 +7,11 @@ log (`log.Log`; the whole Chronicle: `chronicle.Chronicle`).
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from govfn.chronicle.tree import HashReader
 
 GENESIS = b"\x00" * 32
 
@@ -80,3 +84,16 @@ class ConsistencyProof(NamedTuple):
 
 def chain_next(previous: bytes | None, leaf: bytes) -> bytes:
     return hashlib.sha256((previous or GENESIS) + leaf).digest()
+
+
+def checked_reader(read: HashReader) -> HashReader:
+    """`read`, with a missing stored hash (a record written before the stored hashes, or
+    removed) raised as a LedgerError naming it."""
+
+    def read_or_fail(indexes: Sequence[int]) -> Sequence[bytes]:
+        try:
+            return read(indexes)
+        except KeyError as exc:
+            raise LedgerError(f"Chronicle ledger: {exc.args[0]}") from None
+
+    return read_or_fail

@@ -49,7 +49,7 @@ class OidcConfig:
         parts = urlsplit(issuer)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ValueError(f"GOVFN_OIDC_ISSUER must be an https:// URL, got {issuer!r}")
-        if parts.scheme == "http" and not _loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ValueError(
                 f"GOVFN_OIDC_ISSUER {issuer!r} is http:// on a host that is not loopback: "
                 "use https:// (keys read in the clear could be replaced)"
@@ -75,7 +75,8 @@ def allowed(subject: str, senders: tuple[str, ...]) -> bool:
     return False
 
 
-def _loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine's loopback."""
     if host == "localhost":
         return True
     try:

@@ -15,11 +15,11 @@ lower-cased). `--event-sender triggers` allows exactly those subjects for each f
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from govfn.identity.config import is_loopback
 from govfn.manifest.errors import ManifestError
 from govfn.manifest.names import service_name, trigger_name
 
@@ -84,20 +84,11 @@ def check_issuer(value: object) -> str:
         parts = None
     if parts is None or not host or parts.scheme not in ("https", "http"):
         raise ManifestError(field, f"{value!r} is not an https URL with a host")
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ManifestError(field, f"{value!r}: the issuer must be https (http only on loopback)")
     if parts.query or parts.fragment:
         raise ManifestError(field, f"{value!r}: an issuer URL has no query or fragment")
     return value
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_senders(values: object) -> tuple[str, ...]:

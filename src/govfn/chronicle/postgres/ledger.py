@@ -48,11 +48,10 @@ from govfn.chronicle.postgres.rows import SETTLE, WriterLog, settling
 from govfn.chronicle.postgres.schema import ensure_schema_async
 from govfn.chronicle.postgres.storage import STORED_HASHES as _STORED_HASHES
 from govfn.chronicle.postgres.storage import TableLog
-from govfn.chronicle.postgres.storage import checked as _checked
 from govfn.chronicle.postgres.storage import hash_reader as _reader
 from govfn.chronicle.records import Record
 from govfn.chronicle.settlement import Settlement
-from govfn.chronicle.store import LedgerError
+from govfn.chronicle.store import LedgerError, checked_reader
 
 if TYPE_CHECKING:
     import psycopg
@@ -267,7 +266,7 @@ class PostgresLedger(Database, Chronicle):
             cursor = await conn.execute(_STORED_HASHES, (log.log_id, wanted))
             stored_edge = {int(seq): bytes(hashes) for seq, hashes in await cursor.fetchall()}
             edge = tree.TreeBuilder.resume(
-                size, _checked(tree.packed_reader(lambda _: stored_edge))
+                size, checked_reader(tree.packed_reader(lambda _: stored_edge))
             )
             known = log.recovered(head, edge)
             cursor = await conn.execute(_STORED_SINCE, (log.log_id, known))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from govfn.chronicle import tree
 from govfn.chronicle.log import Entry
-from govfn.chronicle.store import LedgerError
+from govfn.chronicle.store import checked_reader
 
 if TYPE_CHECKING:
     import psycopg
@@ -131,19 +131,6 @@ class TableLog:
         return [bytes(body) for (body,) in rows]
 
 
-def checked(read: tree.HashReader) -> tree.HashReader:
-    """A reader whose missing hashes are a LedgerError (a record written before the
-    stored hashes, or removed)."""
-
-    def read_or_fail(indexes: Sequence[int]) -> Sequence[bytes]:
-        try:
-            return read(indexes)
-        except KeyError as exc:
-            raise LedgerError(f"Chronicle ledger: {exc.args[0]}") from None
-
-    return read_or_fail
-
-
 def hash_reader(conn: psycopg.Connection[Any], log_id: int) -> tree.HashReader:
     """Stored tree hashes of one log by index, from `records.tree` (one indexed read of
     the rows that hold them)."""
@@ -152,4 +139,4 @@ def hash_reader(conn: psycopg.Connection[Any], log_id: int) -> tree.HashReader:
         rows = conn.execute(STORED_HASHES, (log_id, seqs)).fetchall()
         return {int(seq): bytes(hashes) for seq, hashes in rows if hashes is not None}
 
-    return checked(tree.packed_reader(fetch))
+    return checked_reader(tree.packed_reader(fetch))

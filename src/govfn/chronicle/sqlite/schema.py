@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from govfn.chronicle import lookup_keys, merkle, tree
 from govfn.chronicle.sqlite import key_runs
-from govfn.chronicle.store import LedgerError
+from govfn.chronicle.store import LedgerError, checked_reader
 
 # How a new file's WAL switch and schema are written. Under "normal", which promises that
 # records survive the process being killed but not power loss, they are not fsynced:
@@ -303,12 +303,4 @@ def hash_reader(conn: sqlite3.Connection) -> tree.HashReader:
             rows.update(conn.execute(query, chunk).fetchall())
         return rows
 
-    read = tree.packed_reader(fetch)
-
-    def read_or_fail(indexes: Sequence[int]) -> Sequence[bytes]:
-        try:
-            return read(indexes)
-        except KeyError as exc:
-            raise LedgerError(f"Chronicle ledger: {exc.args[0]}") from None
-
-    return read_or_fail
+    return checked_reader(tree.packed_reader(fetch))
