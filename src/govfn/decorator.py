@@ -64,6 +64,7 @@ def governed_function(
     version: str = "1.0.0",
     timeout: float | None = None,
     idempotent: bool = False,
+    pure: bool = False,
     chronicle_enabled: bool = True,
     description: str | None = None,
     delivery: Delivery | None = None,
@@ -72,6 +73,8 @@ def governed_function(
     """Register `fn(event, context)` as a governed function triggered by `trigger_events`.
 
     `delivery` is the retry and dead-letter policy of its Triggers (see `govfn.Delivery`).
+    `pure`: `fn` has no effect beyond the result it returns, so its FUNCTION_INVOKED record
+    need not be durable before it runs (it is committed with FUNCTION_COMPLETED).
     When `fn`'s event parameter is annotated with a dataclass or a pydantic model, `fn`
     receives an instance of it (see `govfn.event_data`), and may return one."""
 
@@ -91,6 +94,7 @@ def governed_function(
             "chronicle_enabled": chronicle_enabled,
             "timeout": timeout,
             "idempotent": idempotent,
+            "pure": pure,
             "delivery": delivery,
             "event_model": event_model,
             "__module__": fn.__module__,

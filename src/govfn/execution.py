@@ -63,13 +63,15 @@ def now() -> str:
 
 class Execution(NamedTuple):
     """One run of a handler: its result, the COMPLETED record still to emit (None when
-    not recorded), the cancellation to raise once it is, and whether FUNCTION_INVOKED was
-    durable (when not, the handler did not run)."""
+    not recorded), the cancellation to raise once it is, whether FUNCTION_INVOKED was
+    durable (when not, the handler did not run), and FUNCTION_INVOKED itself when it was
+    not written ahead (a pure function's: the caller emits both together)."""
 
     result: FunctionResult
     completed: Record | None
     cancelled: asyncio.CancelledError | None
     invoked_durable: bool = True
+    invoked_unwritten: Record | None = None  # not written ahead: to emit with `completed`
 
 
 async def execute(
@@ -79,19 +81,23 @@ async def execute(
     argument: Any,
     context: FunctionContext,
     input_cid: str,
+    *,
+    write_ahead: bool = True,
 ) -> Execution:
     """Record FUNCTION_INVOKED, run the handler on `argument` (`event` itself, or the
     instance of a typed handler's event type built from it), and build the result and the
     FUNCTION_COMPLETED record naming it (emitting that is the caller's: it may carry
     the claim's settlement). When FUNCTION_INVOKED is not durable, the handler does not
-    run (the result is UNAVAILABLE)."""
+    run (the result is UNAVAILABLE). Without `write_ahead` (a pure function: nothing it
+    does outlives its result), FUNCTION_INVOKED is built but left for the caller to emit
+    with FUNCTION_COMPLETED, in one commit."""
     trigger_cid = context.trigger_event_cid or input_cid
     recording = plugin.chronicle_enabled and backstop is not None
     invoked = None
     if recording:
         assert backstop is not None
         invoked = records.invoked(plugin, context, trigger_cid, input_cid, now())
-        if not await backstop.emit(invoked):
+        if write_ahead and not await backstop.emit(invoked):
             backstop.withdraw(invoked)
             refused = FunctionResult.failure(
                 "the Chronicle cannot keep records (ledger and spool failed); retry later",
@@ -162,7 +168,7 @@ async def execute(
         reply_is_event=reply_is_event,
         _output_cid=output_cid,
     )
-    return Execution(result, completed, cancelled)
+    return Execution(result, completed, cancelled, True, None if write_ahead else invoked)
 
 
 async def call_handler(

@@ -176,6 +176,10 @@ class FunctionPlugin:
     chronicle_enabled: ClassVar[bool] = True
     timeout: ClassVar[float | None] = None
     idempotent: ClassVar[bool] = False
+    # True when the handler has no effect beyond the result it returns (it writes nothing,
+    # sends nothing): nothing can happen before its records are durable, so FUNCTION_INVOKED
+    # is committed with FUNCTION_COMPLETED before the reply instead of ahead of the handler.
+    pure: ClassVar[bool] = False
     # True when the handler's data is itself a CloudEvent-shaped dict (specversion, id,
     # source, type, subject, time, data): the reply is that event, not an envelope around it.
     reply_is_event: ClassVar[bool] = False
@@ -214,6 +218,8 @@ class FunctionPlugin:
                 cls.event_model = event_model_of(cls.handle, skip=1)
             except TypeError as exc:
                 raise ValueError(f"{cls.function_id}: event type: {exc}") from None
+        if not isinstance(cls.pure, bool):
+            raise ValueError(f"{cls.function_id}: pure must be True or False, got {cls.pure!r}")
         if cls.delivery is not None and not isinstance(cls.delivery, Delivery):
             raise ValueError(
                 f"{cls.function_id}: delivery must be a govfn.Delivery, got {cls.delivery!r}"
@@ -242,6 +248,8 @@ class FunctionPlugin:
         }
         if self.event_model is not None:  # only when typed, like delivery below
             body["event_schema"] = self.event_model.json_schema()
+        if self.pure:  # only when set: other descriptors keep their CIDs
+            body["pure"] = True
         delivery = self.delivery.describe() if self.delivery is not None else None
         if delivery:  # only when set: other descriptors keep their CIDs
             body["delivery"] = delivery

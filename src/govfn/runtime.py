@@ -3,7 +3,8 @@
     invoke(id, event, context)
       ├─ unknown id / missing GSAP context  → failed result, nothing executed, nothing recorded
       ├─ data that does not fit the handler's event type → failed result (INVALID_DATA), likewise
-      ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs
+      ├─ FUNCTION_INVOKED (0x2A01)          → recorded before the handler runs (a `pure`
+      │                                       function's: with FUNCTION_COMPLETED, one commit)
       ├─ handler (timeout enforced)         → exception / timeout become a failed result
       └─ FUNCTION_COMPLETED (0x2A02)        → recorded after; its CID is the result's lineage_cid;
                                               it names the reply event (id, source, data CID)
@@ -20,7 +21,8 @@ once that record is durable no later delivery runs the function again, whatever 
 What a failing dependency makes of an invocation (ErrorKind.UNAVAILABLE, which the
 receivers answer 503 with Retry-After so that the broker retries):
   idempotency store unreachable                → the handler does not run (no claim)
-  FUNCTION_INVOKED neither delivered nor spooled → the handler does not run
+  FUNCTION_INVOKED neither delivered nor spooled → the handler does not run (a pure
+      function's ran, with no effect beyond its result, which is not acknowledged)
   FUNCTION_COMPLETED neither delivered nor spooled → the outcome stands (an idempotent
       function's result is stored) but is not acknowledged
 `usable` is false while the Chronicle takes no records or a store that failed at start
@@ -307,8 +309,14 @@ class FunctionRuntime:
                 invocation_id=context.invocation_id,
             )
             return failure, True
-        run = await execute(self.backstop, plugin, event, argument, context, input_cid)
-        durable = run.invoked_durable and await self._record(run.completed)
+        run = await execute(
+            self.backstop, plugin, event, argument, context, input_cid, write_ahead=not plugin.pure
+        )
+        if run.invoked_unwritten is not None and run.completed is not None:
+            assert self.backstop is not None
+            durable = await self.backstop.emit_together((run.invoked_unwritten, run.completed))
+        else:
+            durable = run.invoked_durable and await self._record(run.completed)
         if run.cancelled is not None:
             raise run.cancelled
         return run.result, durable

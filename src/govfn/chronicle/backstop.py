@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -59,6 +59,7 @@ class Backstop:
         # The client's `emit_record` (it takes the canonical Record as it is), found once,
         # and whether it can be told a record is handed over again (stored once).
         self._emit_record = getattr(client, "emit_record", None)
+        self._emit_records = getattr(client, "emit_records", None)  # several in one commit
         self._says_again = self._emit_record is not None and "again" in (
             inspect.signature(self._emit_record).parameters
         )
@@ -85,6 +86,19 @@ class Backstop:
     async def emit(self, record: Record) -> bool:
         """Deliver `record`, or keep it; True when it is durable (delivered or spooled)."""
         return (await self.deliver(record)).durable
+
+    async def emit_together(self, records: Sequence[Record]) -> bool:
+        """Deliver `records` in order and in one commit (where the client can), or keep
+        every one of them; True when all are durable (delivered or spooled)."""
+        if self._emit_records is None or self._kept:
+            return all([await self.emit(record) for record in records])
+        try:
+            await self._emit_records(records)
+        except Exception as exc:
+            self._failed(exc)
+            return all([self._keep(record).durable for record in records])
+        self.usable = True
+        return True
 
     async def deliver(
         self,

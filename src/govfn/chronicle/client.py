@@ -93,21 +93,25 @@ class LedgerChronicle:
             self.ledger.append([record], dedupe=True)
             self.commits += 1
             return record.cid
+        await self.emit_records((record,))
+        return record.cid
+
+    async def emit_records(self, records: Sequence[Record]) -> None:
+        """Commit `records`, in order, in one group commit; return once they are durable."""
         thread = threading.get_ident()
         batch = self._batches.get(thread)
         if batch is not None and batch.loop.is_running():  # a batch is open: wait for its commit
             done: asyncio.Future[None] = batch.loop.create_future()
-            batch.joined.append((record, done))
+            batch.joined.extend((record, done) for record in records)
             await done
-            return record.cid
+            return
         batch = self._batches[thread] = _Batch(asyncio.get_running_loop())
         try:
             await asyncio.sleep(0)  # every task ready now runs before this one resumes
         finally:  # cancelled or not, the batch is committed: the others wait for it
             if self._batches.get(thread) is batch:
                 del self._batches[thread]
-            self._commit(record, batch.joined)
-        return record.cid
+            self._commit(records, batch.joined)
 
     async def holds(self, cid: str) -> bool:
         """Whether the ledger holds the record `cid` (a lookup by key, in this thread)."""
@@ -119,11 +123,13 @@ class LedgerChronicle:
         self.commits += 1
         return record.cid
 
-    def _commit(self, first: Record, batch: list[tuple[Record, asyncio.Future[None]]]) -> None:
-        """Commit `first` and the batch that joined it; raise the ledger's error, if any,
-        after handing it to every waiter."""
+    def _commit(
+        self, first: Sequence[Record], batch: list[tuple[Record, asyncio.Future[None]]]
+    ) -> None:
+        """Commit the opener's records and the batch that joined them; raise the ledger's
+        error, if any, after handing it to every waiter."""
         try:
-            self.ledger.append([first, *(record for record, _ in batch)])
+            self.ledger.append([*first, *(record for record, _ in batch)])
         except Exception as exc:
             for _, done in batch:
                 if not done.done():
@@ -207,12 +213,22 @@ class AsyncLedgerChronicle:
         """Commit `record` (and `settlement`, in the same statement); the CID once durable.
         `again`: handed over again after a failure, its first commit perhaps landed in
         another lane's log, so the commit skips CIDs stored in any log."""
+        await self._committed((record,), settlement, again)
+        return record.cid
+
+    async def emit_records(self, records: Sequence[Record]) -> None:
+        """Commit `records`, in order, in one statement; return once they are durable."""
+        await self._committed(records)
+
+    async def _committed(
+        self, records: Sequence[Record], settlement: Settlement | None = None, again: bool = False
+    ) -> None:
         loop = asyncio.get_running_loop()
         waiting = self._waiting.get(loop)
         if waiting is None:
             waiting = self._waiting[loop] = _Waiting(max(1, self.ledger.commit_lanes))
         done: asyncio.Future[None] = loop.create_future()
-        waiting.records.append((record, done))
+        waiting.records.extend((record, done) for record in records)
         if settlement is not None:
             waiting.settlements.append(settlement)
         if again:
@@ -223,7 +239,6 @@ class AsyncLedgerChronicle:
             waiting.committers.add(committer)
             committer.add_done_callback(waiting.committers.discard)
         await done
-        return record.cid
 
     async def _commit_while_waiting(self, waiting: _Waiting, lane: int) -> None:
         batch: list[tuple[Record, asyncio.Future[None]]] = []

@@ -13,6 +13,7 @@ class EchoFunction(FunctionPlugin):
     description = "Replies with the event data it received (ECHO_REQUESTED -> ECHO_REPLIED)."
     trigger_events = ("ECHO_REQUESTED",)
     emits = ("ECHO_REPLIED",)
+    pure = True
 
     async def handle(self, event: Any, context: FunctionContext) -> FunctionResult:
         return FunctionResult(success=True, data=event)
