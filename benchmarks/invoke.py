@@ -47,6 +47,13 @@ class NoOpFunction(FunctionPlugin):
         return FunctionResult(success=True)
 
 
+class PureNoOpFunction(NoOpFunction):
+    """The no-op declared pure: its two records go in one commit, after the handler."""
+
+    function_id = "noop-pure"
+    pure = True
+
+
 def _median_us(run: Callable[[int], None], count: int, repeats: int) -> float:
     """Median over `repeats` of the mean µs per operation of `run(count)`."""
     samples = []
@@ -217,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     data = json.loads(event.body())
     registry = FunctionRegistry()
     registry.register(NoOpFunction())
+    registry.register(PureNoOpFunction())
     registry.register(EchoFunction())
     with tempfile.TemporaryDirectory(prefix="govfn-invoke-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -229,6 +237,10 @@ def main(argv: list[str] | None = None) -> None:
             "echo_ledger_on_us": invoke_us(on, "echo", data, args.calls, args.repeats),
             "echo_ledger_off_us": invoke_us(off, "echo", data, args.calls, args.repeats),
             "ledger_on_16_us": invoke_us(on, "noop", data, args.calls, args.repeats, at_once=16),
+            "pure_ledger_on_us": invoke_us(on, "noop-pure", data, args.calls, args.repeats),
+            "pure_ledger_on_16_us": invoke_us(
+                on, "noop-pure", data, args.calls, args.repeats, at_once=16
+            ),
             "echo_ledger_on_16_us": invoke_us(
                 on, "echo", data, args.calls, args.repeats, at_once=16
             ),
@@ -244,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  echo 200 B, off    {figures['echo_ledger_off_us']:8.1f}")
     print(f"  no-op, on, 16 at once  {figures['ledger_on_16_us']:8.1f}")
     print(f"  echo, on, 16 at once   {figures['echo_ledger_on_16_us']:8.1f}")
+    print(f"  pure no-op, on         {figures['pure_ledger_on_us']:8.1f}")
+    print(f"  pure no-op, on, 16     {figures['pure_ledger_on_16_us']:8.1f}")
     print("parts of one invocation, µs:")
     for part, us in parts.items():
         print(f"  {part:58} {us:8.1f}")

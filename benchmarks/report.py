@@ -278,8 +278,12 @@ def invoke_lines() -> list[str]:
             f"with the SQLite ledger on (synchronous={doc['ledger_sync']}), "
             f"{doc['ledger_off_us']:.1f} µs with it off; 16 calls under way at once (as the "
             f"HTTP load's 16 connections), **{_num(doc.get('ledger_on_16_us'), '.1f')} µs** "
-            f"per call with the ledger on (echo: {_num(doc.get('echo_ledger_on_16_us'), '.1f')}"
-            " µs), on the event loop the worker serves with. Parts of one call:"
+            f"per call with the ledger on (echo, which is pure: "
+            f"{_num(doc.get('echo_ledger_on_16_us'), '.1f')} µs), on the event loop the worker "
+            "serves with. The same no-op declared pure (both records in one commit after the "
+            f"handler, not FUNCTION_INVOKED ahead of it): {_num(doc.get('pure_ledger_on_us'), '.1f')}"
+            f" µs one at a time, **{_num(doc.get('pure_ledger_on_16_us'), '.1f')} µs** 16 at once."
+            " Parts of one call:"
         ),
         "",
         "| part | µs |",
