@@ -282,7 +282,8 @@ def invoke_lines() -> list[str]:
             f"{_num(doc.get('echo_ledger_on_16_us'), '.1f')} µs), on the event loop the worker "
             "serves with. The same no-op declared pure (both records in one commit after the "
             "handler, not FUNCTION_INVOKED ahead of it): "
-            f"{_num(doc.get('pure_ledger_on_us'), '.1f')} µs one at a time, **{_num(doc.get('pure_ledger_on_16_us'), '.1f')} µs** 16 at once."
+            f"{_num(doc.get('pure_ledger_on_us'), '.1f')} µs one at a time, "
+            f"**{_num(doc.get('pure_ledger_on_16_us'), '.1f')} µs** 16 at once."
             " Parts of one call:"
         ),
         "",
