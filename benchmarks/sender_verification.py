@@ -7,7 +7,7 @@ from typing import Any
 
 from benchmarks import results
 
-WITH = "govfn serve --single-process, sender verification on"
+WITH = "govfn serve --single-process, senders verified"
 WITHOUT = "govfn serve --single-process"
 GOAL_X = 0.95  # req/s with verification at most 5% below the same server without it
 

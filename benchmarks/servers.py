@@ -187,7 +187,7 @@ GOVFN = (
         _govfn_postgres(1, "--single-process"),
     ),
     ServerSpec(
-        "govfn serve --single-process, sender verification on",
+        "govfn serve --single-process, senders verified",
         "govfn",
         1,
         _govfn_verifying_senders("--single-process"),
