@@ -7,7 +7,9 @@ warm up, then `wrk -t2 -c16 -d<duration> --latency` with the script from `benchm
 After the measured run, the proportional set size of every process of the server (gunicorn's
 arbiter and workers included) is summed from /proc/<pid>/smaps_rollup. The order of servers
 rotates from round to round so that drift of the machine spreads evenly. govfn runs as `govfn
-serve --function echo` with the Chronicle ledger on (a temp file). Raw per-round figures go to
+serve --function echo` with the Chronicle ledger on (a temp file); its row with sender
+verification on has an OIDC issuer on loopback (`benchmarks.oidc`), and wrk sends the one token
+that server accepts with every request. Raw per-round figures go to
 .bench/results/http.json; `benchmarks.report` derives the ratios within each round and their
 medians.
 """
@@ -42,12 +44,17 @@ WRK_THREADS = 2
 WRK_CONNECTIONS = 16
 
 
-def run_wrk(script: Path, port: int, path: str, duration_s: int) -> dict[str, Any]:
-    """One wrk run; its `done()` summary as a dict (latencies in µs)."""
+def run_wrk(
+    script: Path, port: int, path: str, duration_s: int, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """One wrk run, every request with `headers` besides the script's; its `done()` summary
+    as a dict (latencies in µs)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise SystemExit("wrk is not installed: run `python -m benchmarks.prepare` first")
     argv = [wrk, f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{duration_s}s", "--latency"]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
     argv += ["-s", str(script), f"http://{HOST}:{port}{path}"]
     done = subprocess.run(
         argv, capture_output=True, text=True, timeout=duration_s + 60, check=False
@@ -66,12 +73,13 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
     with tempfile.TemporaryDirectory(prefix="govfn-bench-") as scratch:
         with RunningServer(spec, Path(scratch)) as server:
             server.wait_until_answering()
-            status, _ = post_event(server.port, spec.path)
+            status, _ = post_event(server.port, spec.path, headers=server.headers)
             if not 200 <= status < 300:
                 raise ServerFailed(f"{spec.name} answered the benchmark event with {status}")
-            warmup = run_wrk(script, server.port, spec.path, warmup_s) if warmup_s else None
+            load = (script, server.port, spec.path)
+            warmup = run_wrk(*load, warmup_s, server.headers) if warmup_s else None
             cpu_before = server.cpu_seconds()
-            summary = run_wrk(script, server.port, spec.path, duration_s)
+            summary = run_wrk(*load, duration_s, server.headers)
             cpu_s = server.cpu_seconds() - cpu_before
             pss_mb = server.pss_mb()  # after load: what a pod holds once it has served
         # The server is stopped: count what its ledger holds against the events answered

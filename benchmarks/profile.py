@@ -167,7 +167,7 @@ def profile(spec: ServerSpec, duration_s: int, rate: int, out: Path, gil: bool =
         RunningServer(spec, Path(scratch)) as server,
     ):
         server.wait_until_answering()
-        run_wrk(script, server.port, spec.path, 3)  # warm-up, unsampled
+        run_wrk(script, server.port, spec.path, 3, server.headers)  # warm-up, unsampled
         assert server.process is not None
         record = ["record", "--pid", str(server.process.pid), "--subprocesses"]
         record += ["--gil"] if gil else []
@@ -178,7 +178,7 @@ def profile(spec: ServerSpec, duration_s: int, rate: int, out: Path, gil: bool =
             stderr=subprocess.PIPE,
         )
         time.sleep(1.0)  # let py-spy attach to every process before the load starts
-        summary = run_wrk(script, server.port, spec.path, duration_s)
+        summary = run_wrk(script, server.port, spec.path, duration_s, server.headers)
         try:
             _, errors = recorder.communicate(timeout=duration_s + 30)
         except subprocess.TimeoutExpired:

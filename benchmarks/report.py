@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, results
+from benchmarks import chart, results, sender_verification
 
 HEADING = "## Performance"
 CHART = "performance.svg"  # beside the README it is written into (benchmarks/README.md)
@@ -367,6 +367,9 @@ def markdown() -> str:
         check = ledger_check(http_doc)
         if check:
             out += [check, ""]
+        verification = sender_verification.lines(http_doc)
+        if verification:
+            out += [_paragraph(" ".join(verification)), ""]
         vs = govfn_table(http_doc)
         if vs:
             out += ["govfn against each peer (medians of within-round ratios):", "", vs, ""]
@@ -394,7 +397,7 @@ def write_chart(readme: Path) -> Path | None:
 def write_readme(readme: Path, section: str) -> None:
     """Replace README's Performance section (to the next `## ` heading), or append one."""
     write_chart(readme)
-    text = readme.read_text()
+    text = readme.read_text() if readme.exists() else ""
     pattern = re.compile(rf"^{re.escape(HEADING)}[ \t]*\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)

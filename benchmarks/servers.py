@@ -21,7 +21,7 @@ from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
 
-from benchmarks import event
+from benchmarks import event, oidc
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / ".bench"
@@ -61,6 +61,7 @@ class ServerSpec:
     workers: int | None  # gunicorn workers; None for a single event loop
     launch: Launch
     path: str = "/"
+    headers: Callable[[], dict[str, str]] | None = None  # every request's, once launched
 
     @property
     def layout(self) -> str:
@@ -154,6 +155,14 @@ def _govfn_postgres(workers: int, *extra: str) -> Launch:
     return launch
 
 
+def _govfn_verifying_senders(*extra: str) -> Launch:
+    def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = _govfn(1, *extra)(port, scratch)
+        return argv, {**env, **oidc.environment(scratch)}
+
+    return launch
+
+
 PEERS = (
     ServerSpec("raw ASGI (uvicorn 0.54 + uvloop + httptools)", "raw-asgi", None, _uvicorn),
     ServerSpec("raw ASGI (granian 2.8)", "raw-asgi", None, _granian),
@@ -176,6 +185,13 @@ GOVFN = (
         "govfn",
         1,
         _govfn_postgres(1, "--single-process"),
+    ),
+    ServerSpec(
+        "govfn serve --single-process, senders verified",
+        "govfn",
+        1,
+        _govfn_verifying_senders("--single-process"),
+        headers=oidc.headers,
     ),
 )
 
@@ -212,11 +228,14 @@ def select(names: list[str] | None, servers: tuple[ServerSpec, ...]) -> tuple[Se
 # -- talking to a server ---------------------------------------------------------------
 
 
-def post_event(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
-    """POST the benchmark CloudEvent once; (status, body)."""
+def post_event(
+    port: int, path: str = "/", timeout: float = 5.0, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
+    """POST the benchmark CloudEvent once, with `headers` besides its own; (status, body)."""
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        connection.request("POST", path, body=event.body(), headers=event.headers("probe-1"))
+        all_headers = {**event.headers("probe-1"), **(headers or {})}
+        connection.request("POST", path, body=event.body(), headers=all_headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -237,9 +256,11 @@ class RunningServer:
         self.log_path = scratch / f"server-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
+        self.headers: dict[str, str] = {}  # what every request to it carries
 
     def __enter__(self) -> RunningServer:
         argv, extra_env = self.spec.launch(self.port, self.scratch)
+        self.headers = self.spec.headers() if self.spec.headers else {}
         env = {**os.environ, **extra_env}
         env.pop("VIRTUAL_ENV", None)
         # Let servers keep bytecode caches, as a built container image has them.
@@ -324,7 +345,7 @@ class RunningServer:
                     f"{self.spec.name} exited with {self.process.returncode}:\n{self.log_tail()}"
                 )
             try:
-                last_status, _ = post_event(self.port, self.spec.path, timeout=2.0)
+                last_status, _ = post_event(self.port, self.spec.path, 2.0, self.headers)
             except OSError:
                 time.sleep(0.002)
                 continue

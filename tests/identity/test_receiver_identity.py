@@ -68,6 +68,15 @@ def test_an_accepted_delivery_records_its_sender(server: Server, issuer: Issuer)
     assert record["sender"] == {"iss": ISSUER, "sub": TRIGGER}
 
 
+def test_a_token_the_broker_reuses_is_checked_once(server: Server, issuer: Issuer) -> None:
+    authorization = f"Bearer {issuer.token(aud=AUDIENCE)}"
+    for n in range(3):
+        answer = post(server, authorization, event_id=f"reused-{n}")
+        assert answer.status == 200, answer.body  # type: ignore[attr-defined]
+    assert [record["sender"] for record in invoked(server)] == [{"iss": ISSUER, "sub": TRIGGER}] * 3
+    assert len(issuer.requests) == 2  # discovery and keys, read once
+
+
 def test_refusals_run_nothing_and_never_answer_5xx(server: Server, issuer: Issuer) -> None:
     good = issuer.token(aud=AUDIENCE)
     bad = {

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from govfn.identity import OidcConfig, Sender, allowed
-from govfn.identity.verifier import MAX_TOKEN_BYTES, SenderRefused, SenderVerifier
+from govfn.identity.verifier import LEEWAY_S, MAX_TOKEN_BYTES, SenderRefused, SenderVerifier
 
 from support.oidc_issuer import ISSUER, Issuer, Key, running_issuer
 
@@ -225,3 +225,37 @@ def test_an_incomplete_configuration_says_what_to_set(env: dict[str, str], messa
     with pytest.raises(ValueError, match=message):
         OidcConfig.from_env(env)
     assert OidcConfig.from_env({}) is None
+
+
+def test_a_kept_token_is_accepted_until_its_expiry_plus_leeway(
+    issuer: Issuer, tmp_path: Path
+) -> None:
+    now = [time.time()]
+    checker = SenderVerifier(verifier(issuer, tmp_path).config, clock=lambda: now[0])
+    token = issuer.token(lifetime_s=600)
+    expiry = jwt.decode(token, options={"verify_signature": False})["exp"]
+    authorization = f"Bearer {token}"
+    assert checker.accepted(authorization) is None  # never verified: not kept
+    assert verify(checker, authorization) == Sender(ISSUER, TRIGGER)
+    assert checker.accepted(authorization) == Sender(ISSUER, TRIGGER)
+    assert checker.accepted(f"bearer {token}") is None  # kept as it arrived, not re-parsed
+    now[0] = expiry + LEEWAY_S - 0.5
+    assert checker.accepted(authorization) == Sender(ISSUER, TRIGGER)
+    now[0] = expiry + LEEWAY_S
+    assert checker.accepted(authorization) is None
+    assert checker.accepted(None) is None
+
+
+def test_refused_tokens_are_not_kept_and_the_kept_ones_are_bounded(
+    issuer: Issuer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("govfn.identity.verifier.CACHE_SIZE", 2)
+    checker = verifier(issuer, tmp_path, GOVFN_EVENT_SENDERS="system:serviceaccount:default:*")
+    denied = f"Bearer {issuer.token(sub='system:serviceaccount:other:x')}"
+    assert refusal(checker, denied)[0] == 403
+    assert checker.accepted(denied) is None
+    first, second, third = (f"Bearer {issuer.token(jti=str(n))}" for n in range(3))
+    for authorization in (first, second, third):
+        assert verify(checker, authorization).sub == TRIGGER
+    assert checker.accepted(first) is None  # the oldest made room
+    assert checker.accepted(second) == checker.accepted(third) == Sender(ISSUER, TRIGGER)

@@ -8,47 +8,61 @@ As Knative's verifier: `iss` equals the issuer discovery reports, `aud` contains
 audience, `exp` is required, `exp`/`nbf` with at most `LEEWAY_S` of leeway, RS256 or ES256
 only, the key chosen by `kid` and of the type the algorithm needs. A token accepted once
 is kept (until it expires, at most `CACHE_SIZE` of them): a broker reuses its token for
-every delivery until it expires, so the signature is checked once, not per event.
+every delivery until it expires, so the signature is checked once, not per event, and a
+kept token's Authorization value is looked up as it arrives (`accepted`), not parsed again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 
 from govfn.identity.config import OidcConfig, Sender, allowed
 from govfn.identity.issuer import KEY_TYPES, Issuer, IssuerUnreachable
+from govfn.identity.refusal import SenderRefused
 
 LEEWAY_S = 60
 MAX_TOKEN_BYTES = 6144  # under the servers' 8190-byte header field limit, over any SA token
 CACHE_SIZE = 4096
 
 
-class SenderRefused(Exception):
-    """Why a delivery is refused: `status` 401, 403 or 503, and what is wrong."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
 class SenderVerifier:
-    def __init__(self, config: OidcConfig, issuer: Issuer | None = None) -> None:
+    def __init__(
+        self,
+        config: OidcConfig,
+        issuer: Issuer | None = None,
+        clock: Callable[[], float] = time.time,  # what kept tokens' expiry is checked against
+    ) -> None:
         self.config = config
         self.issuer = issuer or Issuer(config)
-        self._accepted: dict[str, tuple[Sender, float]] = {}  # token -> (sender, exp)
+        self._clock = clock
+        # an accepted Authorization value -> (its sender, the time it stops being accepted)
+        self._accepted: dict[str, tuple[Sender, float]] = {}
+
+    def accepted(self, authorization: str | None) -> Sender | None:
+        """The sender of a token accepted before and not expired since; no I/O, nothing
+        parsed: every delivery but a token's first takes this path alone."""
+        if authorization is None:
+            return None
+        kept = self._accepted.get(authorization)
+        if kept is None:
+            return None
+        if kept[1] > self._clock():
+            return kept[0]
+        self._accepted.pop(authorization, None)
+        return None
 
     async def verify(self, authorization: str | None) -> Sender:
-        token = _bearer(authorization)
-        kept = self._accepted.get(token)
+        kept = self.accepted(authorization)
         if kept is not None:
-            if kept[1] > time.time() - LEEWAY_S:
-                return kept[0]
-            del self._accepted[token]
+            return kept
+        if not authorization:
+            raise SenderRefused(401, "no Authorization header: a bearer token is required")
+        token = _bearer(authorization)
         try:
             header = jwt.get_unverified_header(token)
         except jwt.exceptions.PyJWTError:
@@ -76,7 +90,7 @@ class SenderVerifier:
             raise SenderRefused(403, f"sender {sender.sub!r} is not allowed (GOVFN_EVENT_SENDERS)")
         if len(self._accepted) >= CACHE_SIZE:
             self._accepted.pop(next(iter(self._accepted)))
-        self._accepted[token] = (sender, float(claims["exp"]))
+        self._accepted[authorization] = (sender, float(claims["exp"]) + LEEWAY_S)
         return sender
 
     def _decode(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
@@ -112,9 +126,7 @@ class SenderVerifier:
         return claims
 
 
-def _bearer(authorization: str | None) -> str:
-    if not authorization:
-        raise SenderRefused(401, "no Authorization header: a bearer token is required")
+def _bearer(authorization: str) -> str:
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise SenderRefused(401, "the Authorization header is not 'Bearer <token>'")
