@@ -185,7 +185,8 @@ def create_app(
         registry = _single_function(registry, config.function_id)
         registry.freeze("govfn.app")
         ledger = assembly.ledger(settings, serving=True)
-        runtime = assembly.runtime_from(settings, registry, ledger.client())
+        claims = any(plugin.idempotent for plugin in registry)  # frozen: none comes later
+        runtime = assembly.runtime_from(settings, registry, ledger.client(), claims=claims)
         runtime.prepare()  # what fails is logged; readiness waits until it answers
     else:
         if config.function_id is not None and config.function_id not in runtime.registry:

@@ -55,16 +55,21 @@ def idempotency_store(settings: Settings) -> IdempotencyStore:
 
 
 def runtime_from(
-    settings: Settings, registry: FunctionRegistry, chronicle: ChronicleClient | None = None
+    settings: Settings,
+    registry: FunctionRegistry,
+    chronicle: ChronicleClient | None = None,
+    *,
+    claims: bool = True,
 ) -> FunctionRuntime:
     """The runtime `settings` describe: records to the Chronicle, kept in the spool while it
     fails, and the idempotency store; `chronicle`, when given, is the client to use (one
-    made from the same settings)."""
+    made from the same settings). `claims=False` (for a frozen registry without an
+    `idempotent=True` function, where no invocation claims its event) opens no store."""
     return FunctionRuntime(
         registry,
         chronicle or chronicle_client(settings),
         spool_dir=str(settings.spool_dir) if settings.spool_dir is not None else None,
-        idempotency=idempotency_store(settings),
+        idempotency=idempotency_store(settings) if claims else None,
     )
 
 

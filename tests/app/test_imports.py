@@ -12,6 +12,7 @@ HEAVY = (
     "flask", "werkzeug", "yaml", "kubernetes", "jsonschema", "govfn.manifest", "click",
     "opentelemetry", "google.protobuf", "requests", "govfn.observability.tracing",
     "prometheus_client",  # loaded a moment after a worker starts
+    "govfn.management",  # the management API, on its first request
 )  # fmt: skip
 
 
@@ -141,3 +142,37 @@ def test_the_package_exports_what_it_documents() -> None:
     }
     for name, value in defined_elsewhere.items():
         assert getattr(govfn.app, name) is value
+
+
+# Beyond HEAVY, what a plain `govfn serve` of a function without claims never needs: the
+# PostgreSQL backends, sender verification and checkpoint signing (each configured apart).
+UNCONFIGURED = (
+    "psycopg", "jwt", "cryptography", "govfn.identity.verifier", "govfn.chronicle.postgres",
+    "govfn.idempotency.postgres", "govfn.chronicle.signing", "govfn.chronicle.sink",
+)  # fmt: skip
+
+
+def test_a_served_event_leaves_the_unconfigured_features_unimported(tmp_path: Path) -> None:
+    """The real process, `python -X importtime` listing every module it loaded, from start
+    to the answer of one event."""
+    from support.http_server import binary_headers, start_server, stop_server
+    from support.http_wire import raw_request
+
+    server = start_server(
+        tmp_path, "--single-process", "--function", "echo", env={"PYTHONPROFILEIMPORTTIME": "1"}
+    )
+    try:
+        answer = raw_request(server.port, "POST", "/", list(binary_headers().items()), b"{}")
+    finally:
+        stop_server(server)
+    assert answer.status == 200, server.log_text()
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in server.log_text().splitlines()
+        if line.startswith("import time:")
+    }
+    assert {"govfn.cli.serve", "govfn.server.worker", "govfn.functions.echo"} <= imported
+    unwanted = HEAVY + UNCONFIGURED
+    loaded = sorted(m for m in imported if any(m == u or m.startswith(f"{u}.") for u in unwanted))
+    assert loaded == []
+    assert not (tmp_path / "idempotency.db").exists()

@@ -28,7 +28,6 @@ from govfn.app import GovfnApp, create_app
 from govfn.cli.preflight import check_writable, listen
 from govfn.errors import GovfnError
 from govfn.lifecycle import worker_started, worker_stopping
-from govfn.management.auth import is_loopback
 from govfn.observability.invocation_log import configure_logging
 from govfn.receiver.config import HttpConfig
 from govfn.registry import FunctionRegistry, load_functions
@@ -276,6 +275,8 @@ def serve(
 
 def _dev_note(host: str) -> str:
     """What --dev opens, and to whom."""
+    from govfn.management.auth import is_loopback
+
     if is_loopback(host):
         return "dev: loopback only; the direct-invoke API is open without a token"
     return (
