@@ -44,7 +44,7 @@ from govfn.chronicle.postgres.database import (
 from govfn.chronicle.postgres.database import (
     inherited_connections as _inherited,
 )
-from govfn.chronicle.postgres.rows import SETTLE, WriterLog, settling
+from govfn.chronicle.postgres.rows import SETTLE, WriterLog
 from govfn.chronicle.postgres.schema import ensure_schema_async
 from govfn.chronicle.postgres.storage import STORED_HASHES as _STORED_HASHES
 from govfn.chronicle.postgres.storage import TableLog
@@ -139,6 +139,8 @@ class PostgresLedger(Database, Chronicle):
                 self._append_once(records, dedupe)  # a pooled connection the database dropped
 
     def _append_once(self, records: Sequence[Record], dedupe: bool) -> None:
+        import psycopg
+
         with self.connection() as conn:
             log = self._log
             try:
@@ -148,7 +150,7 @@ class PostgresLedger(Database, Chronicle):
                 if not records:
                     return
                 statement, params, seq, chain = log.rows(records, self.outbox)
-                conn.execute(statement, params)
+                psycopg.RawCursor(conn).execute(statement, params)
             except BaseException:
                 if log is not None:
                     log.doubt()
@@ -244,6 +246,8 @@ class PostgresLedger(Database, Chronicle):
         settlements: Sequence[Settlement],
         dedupe: bool,
     ) -> None:
+        import psycopg
+
         conn = await self._async_connection(writer)
         if writer.leased_on is not conn:  # a new connection: its session holds no lease yet
             kept = writer.log.log_id if writer.log is not None else None
@@ -278,12 +282,11 @@ class PostgresLedger(Database, Chronicle):
             records = [r for r in records if r.cid not in stored]
         if not records:  # committed: its settlements with it (sent again, they change nothing)
             if settlements:
-                await conn.execute(SETTLE, [list(c) for c in zip(*settlements, strict=True)])
+                columns = [list(c) for c in zip(*settlements, strict=True)]
+                await psycopg.AsyncRawCursor(conn).execute(SETTLE, columns)
             return
-        statement, params, seq, chain = log.rows(records, self.outbox)
-        if settlements:
-            statement, params = settling(statement, params, settlements)
-        await conn.execute(statement, params)
+        statement, params, seq, chain = log.rows(records, self.outbox, settlements)
+        await psycopg.AsyncRawCursor(conn).execute(statement, params)
         log.seq, log.chain = seq, chain
 
     async def _async_connection(self, writer: _AsyncWriter) -> psycopg.AsyncConnection[Any]:
