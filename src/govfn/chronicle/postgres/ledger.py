@@ -219,9 +219,8 @@ class PostgresLedger(Database, Chronicle):
             for attempt in (1, 2):
                 reused = writer.conn is not None
                 try:
-                    await asyncio.wait_for(
-                        self._append_on(writer, records, settlements, dedupe), COMMIT_TIMEOUT_S
-                    )
+                    async with asyncio.timeout(COMMIT_TIMEOUT_S):  # no task of its own
+                        await self._append_on(writer, records, settlements, dedupe)
                     return
                 except BaseException as exc:
                     if writer.log is not None:
