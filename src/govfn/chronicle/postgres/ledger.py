@@ -17,7 +17,8 @@ and the chain never forks.
 
 The serving path appends through `append_async` (psycopg's async API on the caller's
 event loop; `client.AsyncLedgerChronicle` gathers concurrent records into one commit, with
-up to `commit_lanes` commits in flight, each lane with its own connection and log).
+up to `commit_lanes` commits in flight, each lane with its own connection and log: one
+unless asked).
 Reads, the CLI and synchronous appends share a small psycopg_pool connection pool. With
 `outbox`, every appended record is queued for K_SINK in the same statement
 (`outbox.PostgresOutbox` sends it).
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     import psycopg
 
 COMMIT_TIMEOUT_S = 30.0
+DEFAULT_COMMIT_LANES = 1  # see PostgresLedger.__init__
 
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
@@ -88,14 +90,22 @@ class _AsyncWriter:
 class PostgresLedger(Database, Chronicle):
     """The Chronicle in PostgreSQL (see the module docstring): one log per writer at a time."""
 
-    # Commits one event loop may have in flight at once, each on its own connection and
-    # log: while one waits for the disk, the next batch is already on its way, and the
-    # database flushes both with one write. Lanes connect only when load needs them.
-    commit_lanes = 2
-
-    def __init__(self, uri: str, *, outbox: bool = False, create_schema: bool = True) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        outbox: bool = False,
+        create_schema: bool = True,
+        commit_lanes: int = DEFAULT_COMMIT_LANES,
+    ) -> None:
         super().__init__(uri, create_schema=create_schema)
         self.outbox = outbox
+        # Commits one event loop may have in flight at once, each on its own connection
+        # and log; lanes connect only when load needs them. One by default: a second lane
+        # commit's flush waits for the first's on the database's one WAL, so two lanes
+        # paid a flush per commit all the same, with smaller batches (more commits per
+        # request, more CPU on both sides: `benchmarks.postgres_profile`).
+        self.commit_lanes = commit_lanes
         self._log: WriterLog | None = None
         self._lease_conn: psycopg.Connection[Any] | None = None  # holds the sync log's lease
         self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
