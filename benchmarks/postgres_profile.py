@@ -17,7 +17,9 @@ the benchmark CloudEvent for `--duration` seconds. Reported per request answered
   backends, the WAL writer, the checkpointer...), and the share of the machine's cores
   each took over the run;
 - `EXPLAIN (ANALYZE, BUFFERS, WAL)` of the append statement at the batch sizes seen, in a
-  transaction rolled back (a new log, so that no served log is touched).
+  transaction rolled back (a new log, so that no served log is touched);
+- records stored per event answered, once the server has stopped (2, and a little more:
+  wrk does not count the answers in flight when a run ends).
 
 Figures go to .bench/results/postgres-profile.json.
 """
@@ -202,7 +204,7 @@ def measure_round(
         RunningServer(_govfn_on(uri), Path(scratch)) as running,
     ):
         running.wait_until_answering()
-        run_wrk(script, running.port, "/", warmup)
+        warmed = run_wrk(script, running.port, "/", warmup)
         with psycopg.connect(uri, autocommit=True) as stats:
             _reset(stats)
             before = _counters(stats, database)
@@ -216,6 +218,9 @@ def measure_round(
             after = _counters(stats, database)
             requests = int(summary["requests"])
             hot = statements(stats, requests)
+    with psycopg.connect(uri, autocommit=True) as conn:  # the server has stopped
+        stored = conn.execute("SELECT count(*) FROM chronicle.records").fetchone()
+    answered = 1 + int(warmed["requests"]) + requests  # the probe, the warm-up, the run
     tick = os.sysconf("SC_CLK_TCK")
     pg_cpu = {kind: (pg_after[kind] - pg_before.get(kind, 0)) / tick for kind in pg_after}
     per_request = {name: (after[name] - before[name]) / requests for name in after}
@@ -233,6 +238,7 @@ def measure_round(
         "p50_ms": summary["p50_us"] / 1000,
         "p99_ms": summary["p99_us"] / 1000,
         "non_2xx": summary["status"],
+        "records_per_answer": int(stored[0] if stored else 0) / answered,
         "load_average_1m": os.getloadavg()[0],
         "per_request": per_request,
         "rows_per_insert": rows_per_insert,
@@ -254,7 +260,8 @@ def report(figures: dict[str, Any]) -> None:
     print(
         f"{figures['requests']} requests, {figures['req_s']:.0f} req/s, "
         f"p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms, "
-        f"non-2xx {figures['non_2xx']}, load {figures['load_average_1m']:.1f}"
+        f"non-2xx {figures['non_2xx']}, load {figures['load_average_1m']:.1f}, "
+        f"{figures['records_per_answer']:.3f} records stored per event answered"
     )
     per = figures["per_request"]
     print(
