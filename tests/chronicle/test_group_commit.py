@@ -115,10 +115,11 @@ def test_tasks_ready_together_share_each_commit_as_they_go(tmp_path: Path) -> No
         assert len(ledger) == 16 and ledger.verify().ok
 
 
+@pytest.mark.parametrize("lanes", [1, 2])
 def test_records_emitted_while_every_lane_commits_share_the_next_commit(
-    postgres_uri: str,
+    postgres_uri: str, lanes: int
 ) -> None:
-    with PostgresLedger(postgres_uri) as ledger:
+    with PostgresLedger(postgres_uri, commit_lanes=lanes) as ledger:
         chronicle = AsyncLedgerChronicle(ledger)
         batch = records(100)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from govfn.chronicle.postgres.ledger import PostgresLedger
+from govfn.chronicle.postgres.ledger import DEFAULT_COMMIT_LANES, PostgresLedger
 
 from support.postgres import free_port
 from support.sink_double import SinkDouble
@@ -92,7 +92,7 @@ def test_a_server_on_postgres_records_every_invocation_and_sends_it(
         stored = {record.cid for record in ledger.records()}
         assert all(ledger.get(cid) is not None for cid in lineage)
     assert report.ok and report.records == 80
-    assert 1 <= len(report.heads) <= 2 * PostgresLedger.commit_lanes  # a log per worker lane
+    assert 1 <= len(report.heads) <= 2 * DEFAULT_COMMIT_LANES  # a log per worker lane
     assert set(lineage) <= stored
     deadline = time.monotonic() + 30  # the sink double may still be reading the last posts
     while len(sink.received) < 80 and time.monotonic() < deadline:

@@ -17,7 +17,8 @@ and the chain never forks.
 
 The serving path appends through `append_async` (psycopg's async API on the caller's
 event loop; `client.AsyncLedgerChronicle` gathers concurrent records into one commit, with
-up to `commit_lanes` commits in flight, each lane with its own connection and log).
+up to `commit_lanes` commits in flight, each lane with its own connection and log: one
+unless asked).
 Reads, the CLI and synchronous appends share a small psycopg_pool connection pool. With
 `outbox`, every appended record is queued for K_SINK in the same statement
 (`outbox.PostgresOutbox` sends it).
@@ -44,7 +45,7 @@ from govfn.chronicle.postgres.database import (
 from govfn.chronicle.postgres.database import (
     inherited_connections as _inherited,
 )
-from govfn.chronicle.postgres.rows import SETTLE, WriterLog, settling
+from govfn.chronicle.postgres.rows import SETTLE, WriterLog
 from govfn.chronicle.postgres.schema import ensure_schema_async
 from govfn.chronicle.postgres.storage import STORED_HASHES as _STORED_HASHES
 from govfn.chronicle.postgres.storage import TableLog
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     import psycopg
 
 COMMIT_TIMEOUT_S = 30.0
+DEFAULT_COMMIT_LANES = 1  # see PostgresLedger.__init__
 
 _LOG_HEAD = "SELECT seq, chain FROM chronicle.records WHERE log_id = %s ORDER BY seq DESC LIMIT 1"
 _STORED_SINCE = "SELECT cid FROM chronicle.records WHERE log_id = %s AND seq > %s"
@@ -88,14 +90,22 @@ class _AsyncWriter:
 class PostgresLedger(Database, Chronicle):
     """The Chronicle in PostgreSQL (see the module docstring): one log per writer at a time."""
 
-    # Commits one event loop may have in flight at once, each on its own connection and
-    # log: while one waits for the disk, the next batch is already on its way, and the
-    # database flushes both with one write. Lanes connect only when load needs them.
-    commit_lanes = 2
-
-    def __init__(self, uri: str, *, outbox: bool = False, create_schema: bool = True) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        outbox: bool = False,
+        create_schema: bool = True,
+        commit_lanes: int = DEFAULT_COMMIT_LANES,
+    ) -> None:
         super().__init__(uri, create_schema=create_schema)
         self.outbox = outbox
+        # Commits one event loop may have in flight at once, each on its own connection
+        # and log; lanes connect only when load needs them. One by default: a second lane
+        # commit's flush waits for the first's on the database's one WAL, so two lanes
+        # paid a flush per commit all the same, with smaller batches (more commits per
+        # request, more CPU on both sides: `benchmarks.postgres_profile`).
+        self.commit_lanes = commit_lanes
         self._log: WriterLog | None = None
         self._lease_conn: psycopg.Connection[Any] | None = None  # holds the sync log's lease
         self._writers: dict[tuple[asyncio.AbstractEventLoop, int], _AsyncWriter] = {}
@@ -139,6 +149,8 @@ class PostgresLedger(Database, Chronicle):
                 self._append_once(records, dedupe)  # a pooled connection the database dropped
 
     def _append_once(self, records: Sequence[Record], dedupe: bool) -> None:
+        import psycopg
+
         with self.connection() as conn:
             log = self._log
             try:
@@ -148,7 +160,7 @@ class PostgresLedger(Database, Chronicle):
                 if not records:
                     return
                 statement, params, seq, chain = log.rows(records, self.outbox)
-                conn.execute(statement, params)
+                psycopg.RawCursor(conn).execute(statement, params)
             except BaseException:
                 if log is not None:
                     log.doubt()
@@ -217,9 +229,8 @@ class PostgresLedger(Database, Chronicle):
             for attempt in (1, 2):
                 reused = writer.conn is not None
                 try:
-                    await asyncio.wait_for(
-                        self._append_on(writer, records, settlements, dedupe), COMMIT_TIMEOUT_S
-                    )
+                    async with asyncio.timeout(COMMIT_TIMEOUT_S):  # no task of its own
+                        await self._append_on(writer, records, settlements, dedupe)
                     return
                 except BaseException as exc:
                     if writer.log is not None:
@@ -244,6 +255,8 @@ class PostgresLedger(Database, Chronicle):
         settlements: Sequence[Settlement],
         dedupe: bool,
     ) -> None:
+        import psycopg
+
         conn = await self._async_connection(writer)
         if writer.leased_on is not conn:  # a new connection: its session holds no lease yet
             kept = writer.log.log_id if writer.log is not None else None
@@ -278,12 +291,11 @@ class PostgresLedger(Database, Chronicle):
             records = [r for r in records if r.cid not in stored]
         if not records:  # committed: its settlements with it (sent again, they change nothing)
             if settlements:
-                await conn.execute(SETTLE, [list(c) for c in zip(*settlements, strict=True)])
+                columns = [list(c) for c in zip(*settlements, strict=True)]
+                await psycopg.AsyncRawCursor(conn).execute(SETTLE, columns)
             return
-        statement, params, seq, chain = log.rows(records, self.outbox)
-        if settlements:
-            statement, params = settling(statement, params, settlements)
-        await conn.execute(statement, params)
+        statement, params, seq, chain = log.rows(records, self.outbox, settlements)
+        await psycopg.AsyncRawCursor(conn).execute(statement, params)
         log.seq, log.chain = seq, chain
 
     async def _async_connection(self, writer: _AsyncWriter) -> psycopg.AsyncConnection[Any]:
