@@ -85,7 +85,7 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
         # The server is stopped: count what its ledger holds against the events answered
         # (the two probes, the warm-up, the measured run).
         answered = 2 + (warmup["requests"] if warmup else 0) + summary["requests"]
-        ledger_records = count_ledger_records(Path(scratch) / "chronicle.db")
+        ledger_records = count_ledger_records(server.chronicle)
     seconds = summary["duration_us"] / 1e6
     return {
         "load_average_1m_before": load_before,
@@ -107,8 +107,18 @@ def measure(spec: ServerSpec, script: Path, duration_s: int, warmup_s: int) -> d
     }
 
 
-def count_ledger_records(path: Path) -> int | None:
-    """Rows in a Chronicle ledger file (None when the server wrote none)."""
+def count_ledger_records(chronicle: str | None) -> int | None:
+    """Records in a Chronicle: an SQLite ledger file or a PostgreSQL database (None when
+    the server has none, or wrote no file)."""
+    if chronicle is None:
+        return None
+    if chronicle.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        with psycopg.connect(chronicle) as database:
+            row = database.execute("SELECT count(*) FROM chronicle.records").fetchone()
+            return int(row[0]) if row else 0
+    path = Path(chronicle)
     if not path.exists():
         return None
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as ledger:

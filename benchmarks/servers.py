@@ -257,10 +257,12 @@ class RunningServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
         self.headers: dict[str, str] = {}  # what every request to it carries
+        self.chronicle: str | None = None  # its GOVFN_CHRONICLE: a file or a PostgreSQL URI
 
     def __enter__(self) -> RunningServer:
         argv, extra_env = self.spec.launch(self.port, self.scratch)
         self.headers = self.spec.headers() if self.spec.headers else {}
+        self.chronicle = extra_env.get("GOVFN_CHRONICLE")
         env = {**os.environ, **extra_env}
         env.pop("VIRTUAL_ENV", None)
         # Let servers keep bytecode caches, as a built container image has them.
