@@ -151,7 +151,7 @@ def parse_binary(content_type: str, ce_headers: Mapping[str, str], body: bytes) 
     _check_attributes(attributes, "")
     if not body:
         data: Any = None
-    elif content_type and is_json_media_type(media_type(content_type)):
+    elif content_type and is_json_media_type(mt):
         data = parse_json(body, "data")
     else:
         data = body
