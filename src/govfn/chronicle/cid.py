@@ -296,21 +296,22 @@ def canonical_flat(payload: dict[str, Any]) -> bytes:
         return canonical_json(payload)
 
 
+_sha256 = hashlib.sha256
+
+
 def _encode(prefix: bytes, data: bytes) -> str:
-    digest = hashlib.sha256(data).digest()
-    if prefix is _PREFIX_JSON:
-        return _JSON_HEAD + _b32(digest)
+    digest = _sha256(data).digest()
     return "b" + b32encode(prefix + digest).decode("ascii").rstrip("=").lower()
 
 
 def cid_of_canonical(canonical: bytes) -> str:
     """CID of bytes that are already canonical JSON."""
-    return _encode(_PREFIX_JSON, canonical)
+    return _JSON_HEAD + _b32(_sha256(canonical).digest())
 
 
 def cid_of(value: Any) -> str:
     """CIDv1 (codec json, sha2-256, base32 lower) of a JSON value."""
-    return _encode(_PREFIX_JSON, canonical_json(value))
+    return _JSON_HEAD + _b32(_sha256(canonical_json(value)).digest())
 
 
 def cid_of_bytes(data: bytes) -> str:
