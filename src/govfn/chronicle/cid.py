@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import json.encoder
 import re
 from base64 import b32encode
 from typing import Any
 
 import orjson
-
-_encode_string = json.encoder.encode_basestring  # the C encoder, ensure_ascii=False
 
 CODEC_RAW = 0x55
 CODEC_JSON = 0x0200
