@@ -25,8 +25,24 @@ def _percent_encoded(match: re.Match[str]) -> str:
     return "".join(f"%{octet:02X}" for octet in match.group().encode("utf-8"))
 
 
+def is_header_safe(value: str) -> bool:
+    """Whether `value` goes out as it is: printable ASCII but space, `"` and `%`."""
+    return (
+        value.isascii()
+        and value.isprintable()
+        and " " not in value
+        and '"' not in value
+        and "%" not in value
+    )
+
+
 def binary_headers(attributes: Mapping[str, str], content_type: str) -> list[tuple[str, str]]:
     """Binary mode's head: the data's media type, then one `ce-` header per attribute."""
     headers = [("Content-Type", content_type)]
-    headers += [(f"ce-{name}", encode_header_value(value)) for name, value in attributes.items()]
+    if is_header_safe("".join(attributes.values())):  # the usual case: nothing to encode
+        headers += [(f"ce-{name}", value) for name, value in attributes.items()]
+    else:
+        headers += [
+            (f"ce-{name}", encode_header_value(value)) for name, value in attributes.items()
+        ]
     return headers

@@ -8,6 +8,7 @@ FUNCTION_INVOKED names the trigger event's `source` and `id`) can be linked back
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from govfn.chronicle.cid import content_cid
@@ -22,6 +23,7 @@ class ReplyIdentity(NamedTuple):
     data_cid: str
 
 
+@lru_cache(maxsize=128)  # asked twice per event: for its record, then for its reply
 def reply_event_id(source: str, event_id: str, function_id: str) -> str:
     """The same for every redelivery of the trigger event to the same function."""
     key = "\x1f".join((source, event_id, function_id)).encode("utf-8")

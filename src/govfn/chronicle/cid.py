@@ -2,26 +2,27 @@
 
     cid = "b" + base32lower(varint(1) + varint(codec) + multihash(sha2-256, digest))
 
-`canonical_json` writes through the standard library's C encoder
-(`json.dumps(sort_keys=True)`), which already gives the RFC 8785 form of strings, of
-integers up to 2**53, of keys inside the Basic Multilingual Plane (RFC 8785 sorts keys by
-UTF-16 code units, which there is code point order), and of the floats that Python's
-`repr` writes as ECMAScript does (non-integral, 1e-4 <= |x| < 1e16). Other floats are
-written by `ecmascript_number` into the encoder's output (integral ones become ints).
-Only integers beyond 2**53, keys outside the BMP and what is not JSON go through
-`rfc8785` (which refuses the first and the last).
+`canonical_json` writes through orjson with sorted keys, which gives the RFC 8785 form of
+strings, of integers up to 2**53 (`OPT_STRICT_INTEGER` refuses larger ones), of keys inside
+the Basic Multilingual Plane (RFC 8785 sorts keys by UTF-16 code units, which there is code
+point order), and of the floats that ECMAScript writes as Python's `repr` does
+(non-integral, 1e-4 <= |x| < 1e16). A walk over the value first (`_fast_form`) keeps
+everything else off that path: other floats are written by `ecmascript_number` into the
+encoder's output (integral ones become ints); integers beyond 2**53, keys outside the BMP
+and what is not JSON (which orjson would write: enums, UUIDs, NaN as null) go through
+`rfc8785`, which refuses the first and the last. `tests/chronicle/test_canonical_oracle.py`
+holds both paths to `rfc8785`'s bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import json.encoder
 import re
 from base64 import b32encode
 from typing import Any
 
-_encode_string = json.encoder.encode_basestring  # the C encoder, ensure_ascii=False
+import orjson
 
 CODEC_RAW = 0x55
 CODEC_JSON = 0x0200
@@ -32,6 +33,22 @@ _PREFIX_RAW = b"\x01\x55" + _SHA2_256
 _dumps = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+# Types orjson would write in its own way (subclasses, datetimes, dataclasses) reach
+# `_refuse` instead, and integers beyond 2**53 raise: both leave the fast path.
+_SORTED = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_STRICT_INTEGER
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+_orjson_dumps = orjson.dumps
+_FLAT_TYPES = frozenset((str, int, bool, type(None)))
+_FLAT_TYPES_WITH_FLOAT = _FLAT_TYPES | {float}
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
 class _OffPath(Exception):
@@ -146,6 +163,7 @@ def _float_form(value: float, numbers: list[str]) -> int | str:
 
 _INF = float("inf")
 _PLACEHOLDER = re.compile(r'"\\u0000(\d+)\\u0000"')
+_PLACEHOLDER_BYTES = re.compile(rb'"\\u0000(\d+)\\u0000"')
 
 
 def ecmascript_number(value: float) -> str:
@@ -182,9 +200,25 @@ def canonical_json(value: Any) -> bytes:
         ready = _fast_form(value, numbers)
     except _OffPath:
         return _rfc8785(value)
+    try:
+        encoded = _orjson_dumps(ready, default=_refuse, option=_SORTED)
+    except TypeError:  # a lone surrogate, or nesting past orjson's limit
+        return _canonical_by_json_module(value, ready, numbers)
+    if numbers:
+        if encoded.count(b"\\u0000") != 2 * len(numbers):  # a NUL of the data's own
+            return _rfc8785(value)
+        encoded = _PLACEHOLDER_BYTES.sub(
+            lambda match: numbers[int(match.group(1))].encode("ascii"), encoded
+        )
+    return encoded
+
+
+def _canonical_by_json_module(value: Any, ready: Any, numbers: list[str]) -> bytes:
+    """What orjson refuses on the fast path: the standard library's encoder, which writes
+    deep nesting, and a lone surrogate that UTF-8 then refuses (UnicodeEncodeError)."""
     text = _dumps(ready)
     if numbers:
-        if text.count("\\u0000") != 2 * len(numbers):  # a NUL of the data's own
+        if text.count("\\u0000") != 2 * len(numbers):
             return _rfc8785(value)
         text = _PLACEHOLDER.sub(lambda match: numbers[int(match.group(1))], text)
     return text.encode("utf-8")
@@ -236,53 +270,45 @@ def _b32(data: bytes) -> str:
 _JSON_HEAD = "b" + b32encode(_PREFIX_JSON).decode("ascii").lower()  # 5 bytes: whole groups
 
 
-_key_orders: dict[tuple[str, ...], list[tuple[str, str]]] = {}
-
-
 def canonical_flat(payload: dict[str, Any]) -> bytes:
     """`canonical_json` for a flat object of scalars with ASCII keys (Chronicle records),
-    about twice as fast: the sorted key order is computed once per key set and each value
-    is written directly. Anything else falls back to `canonical_json`."""
-    keys = tuple(payload)
-    order = _key_orders.get(keys)
-    if order is None:
-        if not all(key.isascii() for key in keys):
+    without the walk: a look at the values' types (and at the floats, when there are any)
+    decides that orjson's sorted bytes are RFC 8785's. Anything else goes to
+    `canonical_json`."""
+    values = payload.values()
+    kinds = set(map(type, values))
+    if not kinds <= _FLAT_TYPES:
+        if not kinds <= _FLAT_TYPES_WITH_FLOAT:
             return canonical_json(payload)
-        order = _key_orders[keys] = [(key, _encode_string(key)) for key in sorted(keys)]
-    parts = []
-    for key, encoded_key in order:
-        value = payload[key]
-        kind = type(value)
-        if kind is str:
-            parts.append(f"{encoded_key}:{_encode_string(value)}")
-        elif value is None:
-            parts.append(f"{encoded_key}:null")
-        elif kind is bool:
-            parts.append(f"{encoded_key}:{'true' if value else 'false'}")
-        elif (kind is int and -_INT_LIMIT <= value <= _INT_LIMIT) or (
-            kind is float and 1e-4 <= abs(value) < 1e16 and not value.is_integer()
-        ):
-            parts.append(f"{encoded_key}:{value!r}")
-        else:
+        for value in values:
+            if type(value) is float and not (
+                (1e-4 <= value < 1e16 or -1e16 < value <= -1e-4) and value % 1.0
+            ):
+                return canonical_json(payload)
+    try:
+        if not "".join(payload).isascii():
             return canonical_json(payload)
-    return ("{" + ",".join(parts) + "}").encode("utf-8")
+        return _orjson_dumps(payload, option=_SORTED)
+    except TypeError:  # a key that is not a string, an integer past 2**53, a lone surrogate
+        return canonical_json(payload)
+
+
+_sha256 = hashlib.sha256
 
 
 def _encode(prefix: bytes, data: bytes) -> str:
-    digest = hashlib.sha256(data).digest()
-    if prefix is _PREFIX_JSON:
-        return _JSON_HEAD + _b32(digest)
+    digest = _sha256(data).digest()
     return "b" + b32encode(prefix + digest).decode("ascii").rstrip("=").lower()
 
 
 def cid_of_canonical(canonical: bytes) -> str:
     """CID of bytes that are already canonical JSON."""
-    return _encode(_PREFIX_JSON, canonical)
+    return _JSON_HEAD + _b32(_sha256(canonical).digest())
 
 
 def cid_of(value: Any) -> str:
     """CIDv1 (codec json, sha2-256, base32 lower) of a JSON value."""
-    return _encode(_PREFIX_JSON, canonical_json(value))
+    return _JSON_HEAD + _b32(_sha256(canonical_json(value)).digest())
 
 
 def cid_of_bytes(data: bytes) -> str:

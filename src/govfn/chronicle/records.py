@@ -22,6 +22,8 @@ EVENT_CODES = {
     FUNCTION_INVOKED: "0x2A01",
     FUNCTION_COMPLETED: "0x2A02",
 }
+_INVOKED_CODE = EVENT_CODES[FUNCTION_INVOKED]
+_COMPLETED_CODE = EVENT_CODES[FUNCTION_COMPLETED]
 
 
 class Record(NamedTuple):
@@ -49,7 +51,12 @@ class Record(NamedTuple):
 
 def function_record(record_type: str, **fields: Any) -> Record:
     """A FUNCTION_INVOKED / FUNCTION_COMPLETED record with its event code."""
-    payload = {"event_type": record_type, "event_code": EVENT_CODES[record_type], **fields}
+    return _function_record(
+        record_type, {"event_type": record_type, "event_code": EVENT_CODES[record_type], **fields}
+    )
+
+
+def _function_record(record_type: str, payload: dict[str, Any]) -> Record:
     canonical = canonical_flat(payload)
     return Record(record_type, payload, canonical, cid_of_canonical(canonical))
 
@@ -60,28 +67,26 @@ def invoked(
     """The FUNCTION_INVOKED record of `plugin` (a `FunctionPlugin`) run in `context` (a
     `FunctionContext`): written before the handler runs. It names the verified sender
     when there is one (a record without a sender has no `sender` field: older CIDs stand)."""
-    sender = (
-        {"sender": {"iss": context.sender_issuer, "sub": context.sender_subject}}
-        if context.sender_subject is not None
-        else {}
-    )
-    return function_record(
-        FUNCTION_INVOKED,
-        function_id=plugin.function_id,
-        function_version=plugin.version,
-        invocation_id=context.invocation_id,
-        trigger_event_kind=context.trigger_event_kind,
-        trigger_event_cid=trigger_event_cid,
-        input_cid=input_cid,
-        gsap_context_id=context.gsap_context_id,
-        chronicle_session_id=context.chronicle_session_id,
-        pipeline_run_id=context.pipeline_run_id,
-        event_id=context.event_id,
-        event_source=context.event_source,
-        traceparent=context.traceparent,
-        invoked_at=invoked_at,
-        **sender,
-    )
+    payload = {
+        "event_type": FUNCTION_INVOKED,
+        "event_code": _INVOKED_CODE,
+        "function_id": plugin.function_id,
+        "function_version": plugin.version,
+        "invocation_id": context.invocation_id,
+        "trigger_event_kind": context.trigger_event_kind,
+        "trigger_event_cid": trigger_event_cid,
+        "input_cid": input_cid,
+        "gsap_context_id": context.gsap_context_id,
+        "chronicle_session_id": context.chronicle_session_id,
+        "pipeline_run_id": context.pipeline_run_id,
+        "event_id": context.event_id,
+        "event_source": context.event_source,
+        "traceparent": context.traceparent,
+        "invoked_at": invoked_at,
+    }
+    if context.sender_subject is not None:
+        payload["sender"] = {"iss": context.sender_issuer, "sub": context.sender_subject}
+    return _function_record(FUNCTION_INVOKED, payload)
 
 
 def completed(
@@ -100,21 +105,25 @@ def completed(
 ) -> Record:
     """The FUNCTION_COMPLETED record of an invocation: how `outcome` (the handler's
     `FunctionResult`) ended, and the reply event (`replies.ReplyIdentity`) it names."""
-    return function_record(
+    return _function_record(
         FUNCTION_COMPLETED,
-        function_id=function_id,
-        invocation_id=invocation_id,
-        invoked_cid=invoked_cid,
-        trigger_event_cid=trigger_event_cid,
-        success=success,
-        duration_ms=duration_ms,
-        output_cid=output_cid,
-        reply_id=reply.id if reply else None,
-        reply_source=reply.source if reply else None,
-        reply_cid=reply.data_cid if reply else None,
-        error=_cut(outcome.error),
-        error_kind=None if error_kind is None else error_kind.value,
-        completed_at=completed_at,
+        {
+            "event_type": FUNCTION_COMPLETED,
+            "event_code": _COMPLETED_CODE,
+            "function_id": function_id,
+            "invocation_id": invocation_id,
+            "invoked_cid": invoked_cid,
+            "trigger_event_cid": trigger_event_cid,
+            "success": success,
+            "duration_ms": duration_ms,
+            "output_cid": output_cid,
+            "reply_id": reply.id if reply else None,
+            "reply_source": reply.source if reply else None,
+            "reply_cid": reply.data_cid if reply else None,
+            "error": _cut(outcome.error),
+            "error_kind": None if error_kind is None else error_kind.value,
+            "completed_at": completed_at,
+        },
     )
 
 

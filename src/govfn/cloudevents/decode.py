@@ -127,7 +127,7 @@ def parse_binary(content_type: str, ce_headers: Mapping[str, str], body: bytes) 
     attributes: dict[str, str] = {}
     for raw_name, raw_value in ce_headers.items():
         name = raw_name.lower()
-        if not _NAME.fullmatch(name):
+        if not (name.isascii() and name.isalnum()):  # [a-z0-9]+, as it is lower case
             shown = name.replace("_", "-")
             raise HttpProblem(
                 400, f"attribute name {shown!r} is not [a-z0-9]+", attribute=shown or "ce-"
@@ -151,7 +151,7 @@ def parse_binary(content_type: str, ce_headers: Mapping[str, str], body: bytes) 
     _check_attributes(attributes, "")
     if not body:
         data: Any = None
-    elif content_type and is_json_media_type(media_type(content_type)):
+    elif content_type and is_json_media_type(mt):
         data = parse_json(body, "data")
     else:
         data = body
@@ -277,6 +277,8 @@ def _is_timestamp(value: str) -> bool:
 
 def decode_header_value(name: str, raw: str) -> str:
     """RFC 7230 quoted-string unescaping, then one round of strict percent-decoding to UTF-8."""
+    if raw.isascii() and "%" not in raw and '"' not in raw:
+        return raw.strip(" \t")  # what the steps below leave of it
     value = raw.strip(" \t")
     if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
         value = _unquote(name, value[1:-1])

@@ -14,6 +14,8 @@ import base64
 import json
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from govfn.binary_mode import binary_headers
 from govfn.function import FunctionResult
 from govfn.replies import data_event, reply_data, reply_event_id, reply_source
@@ -62,10 +64,36 @@ def reply_attributes(trigger: IncomingEvent, result: FunctionResult) -> dict[str
 def encode_data(data: Any) -> tuple[str, bytes]:
     if isinstance(data, bytes | bytearray | memoryview):
         return "application/octet-stream", bytes(data)
-    return "application/json", _JSON.encode(data).encode("utf-8")
+    return "application/json", _json_bytes(data)
+
+
+def _json_bytes(data: Any) -> bytes:
+    """Compact JSON of `data` (UTF-8, non-ASCII as it is), read back as the same value as
+    `json.dumps(data)`: orjson writes it, except what orjson writes otherwise or refuses
+    (subclasses of str/int/float/dict/list, integers past 64 bits, keys that are not
+    strings, lone surrogates) and data with a null in it, where NaN and the infinities may
+    hide (orjson writes them as null): those go through the standard library's encoder.
+    Enums and UUIDs, which orjson writes and json refuses, do not reach a reply: a result's
+    data has a CID first, and `content_cid` refuses them."""
+    try:
+        encoded = orjson.dumps(data, default=_refuse, option=_AS_IT_IS)
+    except TypeError:
+        return _JSON.encode(data).encode("utf-8")
+    if b"null" in encoded:
+        return _JSON.encode(data).encode("utf-8")
+    return encoded
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))
+_AS_IT_IS = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
 
 
 def binary_reply(
