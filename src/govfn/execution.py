@@ -118,7 +118,8 @@ async def execute(
     output_cid = None
     if outcome.success:
         try:
-            output_cid = input_cid if outcome.data is event else outcome.output_cid()
+            output_cid = outcome.output_cid()  # of the data as returned: a handler may
+            # have changed the event it was given and returned it
         except ValueError as exc:
             outcome = FunctionResult.failure(
                 f"handler returned data that is not JSON: {exc}", ErrorKind.ERROR

@@ -85,8 +85,15 @@ record_values = (
 )
 
 
-@given(st.dictionaries(ascii_keys, record_values, max_size=16))
+# A record may hold one object of scalars (its `sender`), whose keys may be anything.
+record_members = record_values | st.dictionaries(any_text, record_values, max_size=4)
+
+
+@given(st.dictionaries(ascii_keys, record_members, max_size=16))
 @example({"duration_ms": 5.0, "success": True})
+@example({"sender": {"iss": "https://issuer", "sub": "system:serviceaccount:ns:sa"}})
+@example({"sender": {"\U0001f600": "a", "\ue000": "b"}})
+@example({"sender": {"n": 2**53}, "m": 1})
 @example({"duration_ms": 0.0, "error": None})
 @example({"duration_ms": 0.012, "invocation_id": "inv-1"})
 @example({"n": 2**53})

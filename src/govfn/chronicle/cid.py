@@ -271,12 +271,20 @@ _JSON_HEAD = "b" + b32encode(_PREFIX_JSON).decode("ascii").lower()  # 5 bytes: w
 
 
 def canonical_flat(payload: dict[str, Any]) -> bytes:
-    """`canonical_json` for a flat object of scalars with ASCII keys (Chronicle records),
-    without the walk: a look at the values' types (and at the floats, when there are any)
-    decides that orjson's sorted bytes are RFC 8785's. Anything else goes to
-    `canonical_json`."""
+    """`canonical_json` for a flat object of scalars with ASCII keys (Chronicle records;
+    a member may itself be such an object of strings, as a record's `sender`), without the
+    walk: a look at the values' types (and at the floats, when there are any) decides that
+    orjson's sorted bytes are RFC 8785's. Anything else goes to `canonical_json`."""
     values = payload.values()
     kinds = set(map(type, values))
+    keys = "".join(payload)
+    if dict in kinds:
+        kinds.discard(dict)
+        for value in values:
+            if type(value) is dict:
+                if not set(map(type, value.values())) <= _FLAT_TYPES:
+                    return canonical_json(payload)
+                keys += "".join(value)
     if not kinds <= _FLAT_TYPES:
         if not kinds <= _FLAT_TYPES_WITH_FLOAT:
             return canonical_json(payload)
@@ -286,7 +294,7 @@ def canonical_flat(payload: dict[str, Any]) -> bytes:
             ):
                 return canonical_json(payload)
     try:
-        if not "".join(payload).isascii():
+        if not keys.isascii():
             return canonical_json(payload)
         return _orjson_dumps(payload, option=_SORTED)
     except TypeError:  # a key that is not a string, an integer past 2**53, a lone surrogate
