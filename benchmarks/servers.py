@@ -36,6 +36,7 @@ PEER_REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "ff": ("functions-framework>=3.10,<3.11", "cloudevents<=1.12", _GUNICORN),
     "uvicorn": ("uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0"),
     "granian": ("granian==2.8.9",),
+    "gunicorn-asgi": (_GUNICORN, "gunicorn_h1c==0.6.10", "uvloop==0.23.0"),
 }
 
 
@@ -103,6 +104,16 @@ def _granian(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
     return [*argv, "benchmarks.peers.raw_asgi:app"], {}
 
 
+def _gunicorn_asgi(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    """gunicorn's own asyncio ASGI worker, one process: uvloop and the C parser (gunicorn_h1c)
+    are asked for, so that it fails rather than falls back to asyncio or the Python parser."""
+    gunicorn = str(venv_dir("gunicorn-asgi") / "bin" / "gunicorn")
+    argv = [gunicorn, "--worker-class", "asgi", "--workers", "1", "--bind", f"{HOST}:{port}"]
+    argv += ["--asgi-loop", "uvloop", "--http-parser", "fast", "--asgi-lifespan", "off"]
+    argv += ["--no-control-socket", "--log-level", "warning"]
+    return [*argv, "benchmarks.peers.raw_asgi:app"], {}
+
+
 def _functions_framework(workers: int) -> Launch:
     def launch(port: int, scratch: Path) -> tuple[list[str], dict[str, str]]:
         cli = str(venv_dir("ff") / "bin" / "functions-framework")
@@ -166,6 +177,9 @@ def _govfn_verifying_senders(*extra: str) -> Launch:
 PEERS = (
     ServerSpec("raw ASGI (uvicorn 0.54 + uvloop + httptools)", "raw-asgi", None, _uvicorn),
     ServerSpec("raw ASGI (granian 2.8)", "raw-asgi", None, _granian),
+    ServerSpec(
+        "raw ASGI (gunicorn 27 asgi worker + uvloop + h1c)", "raw-asgi", None, _gunicorn_asgi
+    ),
     ServerSpec(
         "raw ASGI + two durable records (uvicorn)", "raw-asgi-ledger", None, _uvicorn_ledger
     ),

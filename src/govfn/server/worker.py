@@ -1,4 +1,4 @@
-"""govfn's gunicorn worker: one asyncio event loop per worker process serves HTTP/1.1.
+"""govfn's gunicorn worker: one event loop (uvloop's) per worker process serves HTTP/1.1.
 
     gunicorn -k govfn.server.worker.GovfnWorker 'govfn.app:create_app()'   (govfn serve's default)
 
@@ -21,8 +21,10 @@ import gc
 import os
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from types import FrameType
 from typing import Any
 
 from gunicorn.workers.base import Worker
@@ -47,20 +49,31 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         self._stop: asyncio.Event | None = None
 
     def init_process(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_event_loop()
         asyncio.set_event_loop(self.loop)
         super().init_process()
 
     def init_signals(self) -> None:
-        assert self.loop is not None
+        # Until the loop runs, the interpreter runs the actions itself: it checks for signals
+        # between bytecodes, and it is running the app's start-up then. `_serve` hands them
+        # to the loop once it runs. Handed over before it runs, a signal sent during start-up
+        # would wait under uvloop for a second one: uvloop points the signal wakeup fd at
+        # itself only while it runs, and it reads the signals it caught only when woken.
         for number in self.SIGNALS:
             signal.signal(number, signal.SIG_DFL)
-        self.loop.add_signal_handler(signal.SIGTERM, self._stop_gracefully)
-        self.loop.add_signal_handler(signal.SIGQUIT, self._stop_at_once)
-        self.loop.add_signal_handler(signal.SIGINT, self._stop_at_once)
-        self.loop.add_signal_handler(signal.SIGUSR1, self.log.reopen_files)
-        self.loop.add_signal_handler(signal.SIGWINCH, lambda: None)
-        self.loop.add_signal_handler(signal.SIGABRT, self._abort)
+        for number, action in self._signal_actions().items():
+            signal.signal(number, _run_at_once(action))
+            signal.siginterrupt(number, False)
+
+    def _signal_actions(self) -> dict[signal.Signals, Callable[[], object]]:
+        return {
+            signal.SIGTERM: self._stop_gracefully,
+            signal.SIGQUIT: self._stop_at_once,
+            signal.SIGINT: self._stop_at_once,
+            signal.SIGUSR1: self.log.reopen_files,
+            signal.SIGWINCH: _ignore,
+            signal.SIGABRT: self._abort,
+        }
 
     def run(self) -> None:
         loop = self.loop
@@ -91,6 +104,8 @@ class GovfnWorker(Worker):  # type: ignore[misc]
     async def _serve(self, connections: Connections, govfn: GovfnApp | None) -> None:
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        for number, action in self._signal_actions().items():
+            loop.add_signal_handler(number, action)
         servers = []
         for listener in self.sockets:
             server = await loop.create_server(
@@ -99,7 +114,7 @@ class GovfnWorker(Worker):  # type: ignore[misc]
             listener.sock.listen(self.cfg.backlog)  # the kernel queue stays gunicorn's
             servers.append(server)
         ticker = loop.create_task(self._tick(connections))
-        if not self.alive:  # a signal came before the event existed
+        if not self.alive:  # a signal came before the loop ran
             self._stop.set()
         await self._stop.wait()
 
@@ -151,6 +166,27 @@ class GovfnWorker(Worker):  # type: ignore[misc]
         self.alive = False
         self.cfg.worker_abort(self)
         sys.exit(1)
+
+
+def _run_at_once(action: Callable[[], object]) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        action()
+
+    return handler
+
+
+def _ignore() -> None:
+    """SIGWINCH: a terminal's size is nothing to a worker."""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it is installed (libuv: its transports and its ready queue
+    are C), else asyncio's own. Imported here, after the fork: the arbiter never needs it."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
