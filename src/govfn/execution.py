@@ -77,17 +77,16 @@ class Execution(NamedTuple):
 async def execute(
     backstop: Backstop | None,
     plugin: FunctionPlugin,
-    event: Any,
     argument: Any,
     context: FunctionContext,
     input_cid: str,
     *,
     write_ahead: bool = True,
 ) -> Execution:
-    """Record FUNCTION_INVOKED, run the handler on `argument` (`event` itself, or the
-    instance of a typed handler's event type built from it), and build the result and the
-    FUNCTION_COMPLETED record naming it (emitting that is the caller's: it may carry
-    the claim's settlement). When FUNCTION_INVOKED is not durable, the handler does not
+    """Record FUNCTION_INVOKED, run the handler on `argument` (the event's data, or the
+    instance of a typed handler's event type built from it; `input_cid` names the data),
+    and build the result and the FUNCTION_COMPLETED record naming it (emitting that is
+    the caller's: it may carry the claim's settlement). When FUNCTION_INVOKED is not durable, the handler does not
     run (the result is UNAVAILABLE). Without `write_ahead` (a pure function: nothing it
     does outlives its result), FUNCTION_INVOKED is built but left for the caller to emit
     with FUNCTION_COMPLETED, in one commit."""

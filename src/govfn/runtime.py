@@ -258,7 +258,7 @@ class FunctionRuntime:
                 **ids,
             )
         try:
-            run = await execute(self.backstop, plugin, event, argument, context, fingerprint)
+            run = await execute(self.backstop, plugin, argument, context, fingerprint)
             if not run.result.success:
                 durable = run.invoked_durable and await self._record(run.completed)
                 await store.release(key)
@@ -310,7 +310,7 @@ class FunctionRuntime:
             )
             return failure, True
         run = await execute(
-            self.backstop, plugin, event, argument, context, input_cid, write_ahead=not plugin.pure
+            self.backstop, plugin, argument, context, input_cid, write_ahead=not plugin.pure
         )
         if run.invoked_unwritten is not None and run.completed is not None:
             assert self.backstop is not None
