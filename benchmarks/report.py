@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 import re
-import textwrap
 from pathlib import Path
 from typing import Any
 
-from benchmarks import chart, results, sender_verification
+from benchmarks import chart, goals, results, sender_verification
+from benchmarks.in_process_report import in_process_lines
+from benchmarks.markdown import num, paragraph
 
 HEADING = "## Performance"
 CHART = "performance.svg"  # beside the README it is written into (benchmarks/README.md)
 GOAL_X_LIMIT = 0.5  # issue 14: govfn 1x8 at half the limit's req/s
-WIDTH = 100
-
-
-def _paragraph(text: str) -> str:
-    return textwrap.fill(text, WIDTH, break_on_hyphens=False, break_long_words=False)
 
 
 FUNC_PYTHON = "func-python"
@@ -146,15 +142,11 @@ def ledger_check(doc: dict[str, Any]) -> str:
     ]
     if not ratios:
         return ""
-    return _paragraph(
+    return paragraph(
         f"Ledger check: after each of the {len(ratios)} govfn runs, its ledger held "
         f"{min(ratios):.3f}-{max(ratios):.3f} records per answered event (FUNCTION_INVOKED and "
         "FUNCTION_COMPLETED; a little over 2 because wrk stops counting with requests in flight)."
     )
-
-
-def _num(value: float | None, spec: str, suffix: str = "") -> str:
-    return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
 def _cold_samples() -> str:
@@ -192,11 +184,11 @@ def http_table(doc: dict[str, Any] | None) -> str:
         if s["failed_rounds"]:
             errors += f" ({s['failed_rounds']} failed rounds)"
         lines.append(
-            f"| {name} | {s['layout']} | {_num(s.get('x_limit'), '.2f', 'x')} "
-            f"| {_num(s.get('p99_x_limit'), '.2f', 'x')} "
-            f"| {_num(s.get('cpu_x_limit'), '.2f', 'x')} | {_num(s.get('x_fp'), '.2f', 'x')} "
-            f"| {_num(s.get('p99_x_fp'), '.2f', 'x')} | {_num(s.get('pss_x_fp'), '.2f', 'x')} "
-            f"| {_num(cold_vs_fp, '.2f', 'x')} | {errors} |"
+            f"| {name} | {s['layout']} | {num(s.get('x_limit'), '.2f', 'x')} "
+            f"| {num(s.get('p99_x_limit'), '.2f', 'x')} "
+            f"| {num(s.get('cpu_x_limit'), '.2f', 'x')} | {num(s.get('x_fp'), '.2f', 'x')} "
+            f"| {num(s.get('p99_x_fp'), '.2f', 'x')} | {num(s.get('pss_x_fp'), '.2f', 'x')} "
+            f"| {num(cold_vs_fp, '.2f', 'x')} | {errors} |"
         )
     return "\n".join(lines)
 
@@ -209,102 +201,15 @@ def chart_bars(doc: dict[str, Any]) -> list[tuple[str, str, float]]:
     return sorted(bars, key=lambda bar: -bar[2])
 
 
-def perbyte_lines() -> list[str]:
-    doc = results.load("perbyte")
-    if not doc:
-        return []
-    lines = [
-        _paragraph(
-            "Cost per byte of event data: `govfn serve --function echo` (SQLite ledger on) "
-            "answering one JSON event, against `json.loads` + `json.dumps` of the same document "
-            "(goal: at most 3x), and govfn's canonical JSON against `rfc8785.dumps`:"
-        ),
-        "",
-        "| event data | request vs loads + dumps | canonical_json vs rfc8785 |",
-        "|---|--:|--:|",
-    ]
-    for size, m in doc["sizes"].items():
-        canonical = m["canonical_json_ms"] / m["rfc8785_ms"] if m.get("rfc8785_ms") else None
-        lines.append(
-            f"| {size} | {m['request_vs_loads_plus_dumps']:.2f}x | {_num(canonical, '.2f', 'x')} |"
-        )
-    return lines
-
-
-def postgres_lines() -> list[str]:
-    doc = results.load("postgres")
-    if not doc:
-        return []
-    rows = [
-        ("no-op, one at a time", "noop"),
-        ("echo, one at a time", "echo"),
-        ("echo, 32 at once", "echo_32_at_once"),
-    ]
-    lines = [
-        _paragraph(
-            f"PostgreSQL Chronicle (fsync {doc['fsync']}): `invoke()` on PostgreSQL against "
-            "the same on the SQLite ledger:"
-        ),
-        "",
-        "| invocation | PostgreSQL vs SQLite |",
-        "|---|--:|",
-    ]
-    for label, key in rows:
-        sqlite_us, postgres_us = doc.get(f"sqlite_{key}_us"), doc.get(f"postgres_{key}_us")
-        if sqlite_us and postgres_us:
-            lines.append(f"| {label} | {postgres_us / sqlite_us:.2f}x |")
-    return lines
-
-
 def govfn_table(doc: dict[str, Any] | None) -> str:
     pairs = govfn_vs_peers(doc) if doc else []
     if not pairs:
         return ""
     lines = ["| govfn | peer | req/s ratio | p99 ratio | PSS ratio |", "|---|---|--:|--:|--:|"]
     lines += [
-        f"| {g} | {p} | {r:.2f}x | {q:.2f}x | {_num(m, '.2f', 'x')} |" for g, p, r, q, m in pairs
+        f"| {g} | {p} | {r:.2f}x | {q:.2f}x | {num(m, '.2f', 'x')} |" for g, p, r, q, m in pairs
     ]
     return "\n".join(lines)
-
-
-def invoke_lines() -> list[str]:
-    doc = results.load("invoke")
-    if not doc:
-        return []
-    lines = [
-        _paragraph(
-            f"In-process `FunctionRuntime.invoke()` of a no-op function ({doc['calls']:,} "
-            f"calls, median of {doc['repeats']}): **{doc['ledger_on_us']:.1f} µs** per call "
-            f"with the SQLite ledger on (synchronous={doc['ledger_sync']}), "
-            f"{doc['ledger_off_us']:.1f} µs with it off; 16 calls under way at once (as the "
-            f"HTTP load's 16 connections), **{_num(doc.get('ledger_on_16_us'), '.1f')} µs** "
-            f"per call with the ledger on (echo, which is pure: "
-            f"{_num(doc.get('echo_ledger_on_16_us'), '.1f')} µs), on the event loop the worker "
-            "serves with. The same no-op declared pure (both records in one commit after the "
-            "handler, not FUNCTION_INVOKED ahead of it): "
-            f"{_num(doc.get('pure_ledger_on_us'), '.1f')} µs one at a time, "
-            f"**{_num(doc.get('pure_ledger_on_16_us'), '.1f')} µs** 16 at once."
-            " Parts of one call:"
-        ),
-        "",
-        "| part | µs |",
-        "|---|--:|",
-    ]
-    lines += [f"| {part} | {us:.1f} |" for part, us in doc["parts_us"].items()]
-    return lines
-
-
-def manifests_lines() -> list[str]:
-    doc = results.load("manifests")
-    if not doc:
-        return []
-    return [
-        _paragraph(
-            f"`govfn manifests` for {doc['functions']:,} functions ({doc['objects']:,} "
-            f"objects): render and validate {doc['render_validate_ms']:,.0f} ms, with YAML "
-            f"{doc['render_validate_yaml_ms']:,.0f} ms ({doc['dumper']})."
-        ),
-    ]
 
 
 def markdown() -> str:
@@ -315,7 +220,7 @@ def markdown() -> str:
     out = [
         HEADING,
         "",
-        _paragraph(
+        paragraph(
             f"Measured {stamp['date']} on {m['cores']} cores ({m.get('cpu', '?')}), "
             f"Python {m.get('python', '?')}, by `make bench` (code in `benchmarks/`)."
         ),
@@ -336,7 +241,7 @@ def markdown() -> str:
             else ""
         )
         out += [
-            _paragraph(
+            paragraph(
                 f"HTTP: wrk `{settings['wrk']}` (after {settings['warmup_s']} s warm-up), "
                 f"{settings['event']}, loopback, {settings['rounds']} rounds with a fresh "
                 "server each; medians over rounds; ratios computed within each round; "
@@ -362,6 +267,9 @@ def markdown() -> str:
             http_table(http_doc),
             "",
         ]
+        goal_lines = goals.table(http_doc)
+        if goal_lines:
+            out += ["The goals, from this run (`benchmarks/goals.py`):", "", *goal_lines, ""]
         if chart_bars(http_doc):
             out += [f"![req/s as a share of the stack limit]({CHART})", ""]
         check = ledger_check(http_doc)
@@ -369,17 +277,11 @@ def markdown() -> str:
             out += [check, ""]
         verification = sender_verification.lines(http_doc)
         if verification:
-            out += [_paragraph(" ".join(verification)), ""]
+            out += [paragraph(" ".join(verification)), ""]
         vs = govfn_table(http_doc)
         if vs:
             out += ["govfn against each peer (medians of within-round ratios):", "", vs, ""]
-    out += invoke_lines()
-    for extra in (perbyte_lines(), postgres_lines()):
-        if extra:
-            out += ["", *extra]
-    manifests = manifests_lines()
-    if manifests:
-        out += ["", *manifests]
+    out += in_process_lines()
     return "\n".join(out).rstrip() + "\n"
 
 

@@ -86,10 +86,10 @@ async def execute(
     """Record FUNCTION_INVOKED, run the handler on `argument` (the event's data, or the
     instance of a typed handler's event type built from it; `input_cid` names the data),
     and build the result and the FUNCTION_COMPLETED record naming it (emitting that is
-    the caller's: it may carry the claim's settlement). When FUNCTION_INVOKED is not durable, the handler does not
-    run (the result is UNAVAILABLE). Without `write_ahead` (a pure function: nothing it
-    does outlives its result), FUNCTION_INVOKED is built but left for the caller to emit
-    with FUNCTION_COMPLETED, in one commit."""
+    the caller's: it may carry the claim's settlement). When FUNCTION_INVOKED is not
+    durable, the handler does not run (the result is UNAVAILABLE). Without `write_ahead`
+    (a pure function: nothing it does outlives its result), FUNCTION_INVOKED is built but
+    left for the caller to emit with FUNCTION_COMPLETED, in one commit."""
     trigger_cid = context.trigger_event_cid or input_cid
     recording = plugin.chronicle_enabled and backstop is not None
     invoked = None
