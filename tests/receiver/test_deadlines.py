@@ -8,11 +8,12 @@ from collections.abc import Iterator
 import pytest
 
 from govfn.receiver.deadlines import Deadlines
+from govfn.server.worker import new_event_loop
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    made = asyncio.new_event_loop()  # the worker's loop
+@pytest.fixture(params=["asyncio", "worker loop"])
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    made = asyncio.new_event_loop() if request.param == "asyncio" else new_event_loop()
     yield made
     made.close()
 
