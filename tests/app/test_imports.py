@@ -156,6 +156,9 @@ UNCONFIGURED = (
 # without gunicorn and the standard library it brings (`email` and `importlib.metadata`
 # through `gunicorn.util`). `ssl` is not among them: asyncio imports it.
 GUNICORN = ("gunicorn", "email", "importlib.metadata")
+# Nor what start-up could do without: `tempfile` to check a folder can be written, and
+# `shutil` (with the compression modules) for argparse to find the terminal's width.
+START_UP_EXTRAS = ("tempfile", "shutil", "bz2", "lzma")
 
 
 def test_a_served_event_leaves_the_unconfigured_features_unimported(tmp_path: Path) -> None:
@@ -179,7 +182,7 @@ def test_a_served_event_leaves_the_unconfigured_features_unimported(tmp_path: Pa
         if line.startswith("import time:")
     }
     assert {"govfn.cli.serve", "govfn.server.loop_server", "govfn.functions.echo"} <= imported
-    unwanted = HEAVY + UNCONFIGURED + GUNICORN
+    unwanted = HEAVY + UNCONFIGURED + GUNICORN + START_UP_EXTRAS
     loaded = sorted(m for m in imported if any(m == u or m.startswith(f"{u}.") for u in unwanted))
     assert loaded == []
     assert not (tmp_path / "idempotency.db").exists()

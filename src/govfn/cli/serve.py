@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -100,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="govfn serve",
         description="Serve every function's CloudEvents receiver and the management API.",
+        formatter_class=_HelpFormatter,
     )
     cli.add_argument(
         "--functions",
@@ -269,6 +271,29 @@ def _dev_note(host: str) -> str:
         f"dev: listening on {host}, beyond loopback; the direct-invoke API stays open only to "
         "loopback clients (others need GOVFN_API_TOKEN)"
     )
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the terminal's width: argparse makes one for every
+    option it adds, and one left to find the width imports `shutil` (with the compression
+    modules it imports: ~3 ms and ~0.4 MB of every start)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)  # as argparse sizes itself
+
+
+def _terminal_columns() -> int:
+    """What `shutil.get_terminal_size().columns` says: COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
