@@ -164,7 +164,8 @@ def build_app(variant: str) -> Any:
 
 def serve(variant: str, port: int, workers: int) -> None:
     """Serve one variant with the gunicorn options `govfn serve` uses."""
-    from govfn.cli.serve import HEADER_LIMITS, GunicornServer
+    from govfn.cli.serve import HEADER_LIMITS
+    from govfn.server.gunicorn_app import GunicornServer
 
     options = {
         "bind": f"{HOST}:{port}",

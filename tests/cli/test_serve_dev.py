@@ -107,6 +107,25 @@ def test_an_edit_is_served_at_once_and_a_broken_edit_keeps_the_old_code(tmp_path
     assert servers and wait_for(lambda: not any(alive(pid) for pid in servers), timeout_s=10)
 
 
+def test_a_single_process_server_is_replaced_by_one_serving_the_edit(tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    write_module(code, "1")
+    server = start_server(
+        tmp_path, "--dev", "--single-process", "--functions", "reloadable", env=env_for(tmp_path)
+    )
+    try:
+        [first] = worker_pids(server.process.pid)  # the supervisor's: the server it started
+        assert answer(server) == 1
+        write_module(code, "2")
+        assert wait_for(lambda: answer_or_none(server) == 2, timeout_s=10), server.log_text()
+        assert wait_for(lambda: not alive(first), timeout_s=10), server.log_text()
+    finally:
+        stop_server(server)
+    assert "[single process x 8 threads, dev]" in server.log_text()
+    assert "Traceback" not in server.log_text()
+
+
 def test_a_killed_supervisor_takes_its_server_along(tmp_path: Path) -> None:
     code = tmp_path / "code"
     code.mkdir()

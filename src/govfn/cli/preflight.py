@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import tempfile
 from pathlib import Path
 
 from govfn.settings import Settings
@@ -74,8 +73,11 @@ def _not_writable(folder: Path) -> str | None:
     """Why a file cannot be created in `folder` (made if missing), or None."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".govfn-check-"):
-            pass
+        # A file made and removed with `os` alone: `tempfile` (with `shutil`, `random` and
+        # the compression modules) would cost each cold start ~5 ms and ~0.6 MB kept.
+        probe = folder / f".govfn-check-{os.getpid()}-{os.urandom(4).hex()}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
     except OSError as exc:
         return exc.strerror or str(exc)
     return None

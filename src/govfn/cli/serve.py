@@ -4,11 +4,12 @@ The app is built once in the arbiter (functions imported, registry frozen) and t
 workers fork from it; each worker opens its own ledger connection. With govfn's worker
 (the default) each worker serves HTTP on one event loop, where functions run; with
 `--worker-class gthread` each worker serves WSGI from a thread pool and starts an event
-loop thread on first use. With `--single-process` there is no arbiter: this process binds
-and then runs govfn's worker itself (what a Knative pod runs).
+loop thread on first use. With `--single-process` there is no arbiter and no gunicorn:
+this process binds and serves on govfn's event loop itself (what a Knative pod runs).
 
-Every pod runs this command when it scales from zero, so it is parsed with argparse,
-which gunicorn imports anyway, and `govfn.cli.main` reaches it without loading click.
+Every pod runs this command when it scales from zero, so it is parsed with argparse and
+`govfn.cli.main` reaches it without loading click; gunicorn is imported only to run its
+arbiter.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
-
-from gunicorn.app.base import BaseApplication
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from govfn.app import GovfnApp, create_app
 from govfn.cli.preflight import check_writable, listen
@@ -31,14 +31,18 @@ from govfn.lifecycle import worker_started, worker_stopping
 from govfn.observability.invocation_log import configure_logging
 from govfn.receiver.config import HttpConfig
 from govfn.registry import FunctionRegistry, load_functions
-from govfn.server.gunicorn_log import GunicornLog
 from govfn.settings import Settings
+
+if TYPE_CHECKING:
+    from govfn.server.gunicorn_app import GunicornServer
 
 LOOPBACK = "127.0.0.1"
 WORKER_CLASSES = {"govfn": "govfn.server.worker.GovfnWorker", "gthread": "gthread"}
 
 # Header limits: gunicorn refuses longer request lines / headers with 4xx itself, and so
 # does govfn's worker (govfn.server.wire holds the same figures).
+TIMEOUT_S = 120  # gunicorn's worker timeout: the arbiter's heartbeat
+GRACEFUL_TIMEOUT_S = 30
 HEADER_LIMITS = {
     "limit_request_line": 8190,
     "limit_request_fields": 100,
@@ -97,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="govfn serve",
         description="Serve every function's CloudEvents receiver and the management API.",
+        formatter_class=_HelpFormatter,
     )
     cli.add_argument(
         "--functions",
@@ -225,7 +230,8 @@ def serve(
         app = create_app(registry, config=config, settings=settings)
     except (GovfnError, ValueError) as exc:
         sys.exit(f"Error: {exc}")
-    fd = listen_fd if listener is None else listener.detach()  # gunicorn takes it over
+    fd = listener.detach() if listener is not None else listen_fd  # the server takes it over
+    assert fd is not None  # bound above unless the supervisor handed one over
     mode = f"function {config.function_id}" if config.function_id else "all functions"
     layout = "single process" if single_process else f"{workers} {worker_class} worker(s)"
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -236,40 +242,22 @@ def serve(
     )
     if config.dev:
         print(f"govfn: {_dev_note(host)}", file=sys.stderr)
-    options: dict[str, Any] = {
-        "bind": f"fd://{fd}",
-        "workers": workers,
-        "threads": threads,
-        "worker_class": WORKER_CLASSES[worker_class],
-        "preload_app": True,
-        "proc_name": "govfn",
-        "timeout": 120,
-        "graceful_timeout": 30,
-        "keepalive": keep_alive,
-        "accesslog": None,
-        "logger_class": GunicornLog,
-        "control_socket_disable": True,
-        "loglevel": "info" if config.dev else "warning",
-        "when_ready": _collect_from_now_on,
-        **HEADER_LIMITS,
-    }
-    if worker_class == "gthread":  # govfn's worker starts and stops the app itself
+    log_level = "info" if config.dev else "warning"
+    if single_process:
+        from govfn.server.loop_server import ServingOptions
+        from govfn.server.single_process import serve_single_process
 
-        def post_worker_init(worker: Any) -> None:
-            _collect_from_now_on(worker)
-            worker_started(app)
-
-        options["post_worker_init"] = post_worker_init
-        options["worker_exit"] = lambda arbiter, worker: worker_stopping(app)
-    server = GunicornServer(app, options)
+        options = ServingOptions(
+            threads=threads, keepalive_s=float(keep_alive), graceful_timeout_s=GRACEFUL_TIMEOUT_S
+        )
+        run: Callable[[], None] = partial(serve_single_process, app, fd, options, log_level)
+    else:
+        run = _gunicorn_server(app, fd, workers, threads, worker_class, keep_alive, log_level).run
     if ready_fd is not None:
         from govfn.cli.reload import report_ready, watched_files
 
         report_ready(ready_fd, watched_files(before, registry))
-    if single_process:
-        server.run_single_process()
-    else:
-        server.run()
+    run()
     sys.exit(0)
 
 
@@ -283,6 +271,29 @@ def _dev_note(host: str) -> str:
         f"dev: listening on {host}, beyond loopback; the direct-invoke API stays open only to "
         "loopback clients (others need GOVFN_API_TOKEN)"
     )
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the terminal's width: argparse makes one for every
+    option it adds, and one left to find the width imports `shutil` (with the compression
+    modules it imports: ~3 ms and ~0.4 MB of every start)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=_terminal_columns() - 2)  # as argparse sizes itself
+
+
+def _terminal_columns() -> int:
+    """What `shutil.get_terminal_size().columns` says: COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
@@ -313,31 +324,43 @@ def _collect_from_now_on(process: Any) -> None:
     gc.enable()
 
 
-class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, app: GovfnApp, options: dict[str, Any]) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
+def _gunicorn_server(
+    app: GovfnApp,
+    fd: int,
+    workers: int,
+    threads: int,
+    worker_class: str,
+    keep_alive: int,
+    log_level: str,
+) -> GunicornServer:
+    """gunicorn's arbiter with `govfn serve`'s options: it forks `workers` workers of
+    `worker_class` when it runs."""
+    from govfn.server.gunicorn_app import GunicornServer
+    from govfn.server.gunicorn_log import GunicornLog
 
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # settings newer than the installed gunicorn are skipped
-                self.cfg.set(key, value)
+    options: dict[str, Any] = {
+        "bind": f"fd://{fd}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": WORKER_CLASSES[worker_class],
+        "preload_app": True,
+        "proc_name": "govfn",
+        "timeout": TIMEOUT_S,
+        "graceful_timeout": GRACEFUL_TIMEOUT_S,
+        "keepalive": keep_alive,
+        "accesslog": None,
+        "logger_class": GunicornLog,
+        "control_socket_disable": True,
+        "loglevel": log_level,
+        "when_ready": _collect_from_now_on,
+        **HEADER_LIMITS,
+    }
+    if worker_class == "gthread":  # govfn's worker starts and stops the app itself
 
-    def load(self) -> GovfnApp:
-        return self.application
+        def post_worker_init(worker: Any) -> None:
+            _collect_from_now_on(worker)
+            worker_started(app)
 
-    def run_single_process(self) -> None:
-        """Bind as gunicorn's arbiter would, then be the worker it would have forked: the
-        same worker class, signals, heartbeat and graceful stop, in one process."""
-        from gunicorn.sock import create_sockets
-
-        from govfn.server.worker import GovfnWorker
-
-        cfg = self.cfg
-        log = cfg.logger_class(cfg)
-        listeners = create_sockets(cfg, log)  # the socket `serve` bound (bind = fd://N)
-        worker = GovfnWorker(1, os.getppid(), listeners, self, cfg.timeout, cfg, log)
-        worker.pid = os.getpid()
-        worker.supervised = False
-        worker.init_process()
+        options["post_worker_init"] = post_worker_init
+        options["worker_exit"] = lambda arbiter, worker: worker_stopping(app)
+    return GunicornServer(app, options)
