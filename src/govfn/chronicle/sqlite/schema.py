@@ -100,7 +100,8 @@ BEGIN
     {key_runs.FILE_RECENT}
 END;
 """
-# Ledgers from before the key runs filed each append's key into `cid_keys` directly.
+# Ledgers from before the key runs filed each append's key into `cid_keys` directly;
+# later ones found the seq to file it under with `max(seq)`, a search of `records`.
 _APPEND_TRIGGER_SQL = (
     "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'record_appends_insert'"
 )
@@ -209,10 +210,11 @@ def settle_outbox(conn: sqlite3.Connection, outbox: bool | None, openlineage: bo
 
 
 def settle_append_trigger(conn: sqlite3.Connection) -> None:
-    """A ledger from before the key runs gets the append trigger that files keys in
-    `recent_keys`; the keys it filed stay in `cid_keys`, which lookups still read."""
+    """A ledger written by an older govfn gets the current append trigger (in one write
+    transaction: processes appending meanwhile use the one or the other); the keys a
+    ledger from before the key runs filed stay in `cid_keys`, which lookups still read."""
     ((trigger_sql,),) = conn.execute(_APPEND_TRIGGER_SQL).fetchall()
-    if "recent_keys" in trigger_sql:
+    if key_runs.FILE_RECENT in trigger_sql:
         return
 
     def replace(conn: sqlite3.Connection) -> int:
