@@ -46,7 +46,7 @@ from govfn.chronicle.chronicle import OneLogChronicle
 from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.log import Log
 from govfn.chronicle.records import Record
-from govfn.chronicle.sqlite import key_runs, schema
+from govfn.chronicle.sqlite import forks, key_runs, schema
 from govfn.chronicle.sqlite.schema import hash_reader as _reader
 from govfn.chronicle.sqlite.storage import FileLog
 from govfn.chronicle.sqlite.wal import WAL_SIZE_LIMIT, BackgroundCheckpointer
@@ -151,6 +151,7 @@ class Ledger(OneLogChronicle):
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
                 ) from exc
             self._conn, self._pid = conn, os.getpid()
+            forks.closed_before_fork(self)
         return self._conn
 
     def file_keys(self) -> None:
@@ -173,14 +174,16 @@ class Ledger(OneLogChronicle):
             raise LedgerError(f"no Chronicle ledger at {str(self.path)!r}")
 
     def prepare(self) -> None:
-        """Create the file and its schema now (before forking workers, say), so that the
-        first record does not pay for it; the connection is not kept."""
+        """Create the file and its schema now, so that the first record does not pay for
+        it; the connection is kept for the appends (closed before a fork: `forks`)."""
         with self._lock:
             self._connection()
-        self.close()
 
     def close(self) -> None:
         self.checkpointer.stop()
+        self.close_before_fork()
+
+    def close_before_fork(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
