@@ -157,6 +157,41 @@ def test_a_ledger_from_before_the_runs_keeps_its_keys_and_files_new_ones_in_runs
         assert ledger.verify().ok
 
 
+def test_a_ledger_whose_trigger_searched_for_the_seq_gets_the_current_one(
+    tmp_path: Path,
+) -> None:
+    """The append trigger of the release before filed each key under `max(seq)` of
+    `records`; opened now, the file gets the current trigger and keeps every key."""
+    path = tmp_path / "c.db"
+    old = make(300, "old")
+    with Ledger(path) as ledger:
+        ledger.append(old)
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER record_appends_insert")
+        conn.execute(
+            "CREATE TRIGGER record_appends_insert INSTEAD OF INSERT ON record_appends BEGIN "
+            "INSERT INTO records(cid, type, body, chain) VALUES (NEW.cid, NEW.type, NEW.body, "
+            "govfn_chain((SELECT chain FROM records ORDER BY seq DESC LIMIT 1), NEW.leaf)); "
+            "INSERT INTO recent_keys(seq, key) VALUES ((SELECT max(seq) FROM records), NEW.key); "
+            "END"
+        )
+    new = make(200, "new")
+    with Ledger(path) as ledger:
+        for start in range(0, len(new), 7):
+            ledger.append(new[start : start + 7])
+        ((trigger,),) = (
+            ledger._connection()
+            .execute("SELECT sql FROM sqlite_master WHERE name = 'record_appends_insert'")
+            .fetchall()
+        )
+        assert "last_insert_rowid()" in trigger and "max(seq)" not in trigger
+        assert index_entries(ledger) == list(range(1, 501))
+        assert all_found(ledger, old + new)
+        ledger.file_keys()
+        assert all_found(ledger, old + new)
+        assert ledger.verify().ok
+
+
 def _steps(draw_sizes: list[int], filing: list[int]) -> Iterator[tuple[str, int]]:
     for size, steps in zip(draw_sizes, filing, strict=True):
         yield "append", size

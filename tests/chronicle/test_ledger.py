@@ -5,6 +5,7 @@ Tests marked BOTH_BACKENDS run against SQLite and PostgreSQL; the rest are about
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -70,14 +71,41 @@ def test_the_wal_starts_over_under_steady_appends(ledger: Ledger) -> None:
     assert len(ledger) == 6000 and ledger.verify().ok
 
 
-def test_prepare_creates_the_schema_without_keeping_a_connection(tmp_path: Path) -> None:
+def test_prepare_creates_the_schema_and_keeps_the_connection_for_appends(
+    tmp_path: Path,
+) -> None:
     ledger = Ledger(tmp_path / "new" / "c.db")
     ledger.prepare()
-    assert ledger.path.exists() and ledger._conn is None
+    prepared = ledger._conn
+    assert ledger.path.exists() and prepared is not None
     with closing(sqlite3.connect(ledger.path)) as conn:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
         (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
     assert {"records", "checkpoints", "outbox"} <= names and mode == "wal"
+    ledger.append(make(2))
+    assert ledger._conn is prepared
+    ledger.close()
+
+
+def test_a_connection_kept_from_prepare_is_closed_before_a_fork(tmp_path: Path) -> None:
+    """The child of a fork (a gunicorn worker) opens its own connection; the parent
+    closed its own before forking, and opens another when it writes again."""
+    ledger = Ledger(tmp_path / "c.db")
+    ledger.prepare()
+    assert ledger._conn is not None
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's exit status is the result)
+        try:
+            ledger.append(make(3, "child"))
+            os._exit(0 if len(ledger) == 3 else 1)
+        finally:
+            os._exit(2)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert ledger._conn is None
+    ledger.append(make(2, "parent"))
+    assert len(ledger) == 5 and ledger.verify().ok
+    ledger.close()
 
 
 @pytest.mark.parametrize(("policy", "level"), [("normal", 1), ("full", 2)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from govfn.chronicle import Ledger, Record
@@ -95,4 +96,53 @@ def test_a_ledger_from_before_the_setting_keeps_queueing(tmp_path: Path) -> None
     with Ledger(path) as cli_style:
         assert cli_style.queues_for_sink()
         cli_style.append([Record.build("TEST", {"n": 1})])
+    assert queued(path) == (2, 0)
+
+
+def triggers(path: Path) -> set[str]:
+    with closing(sqlite3.connect(path)) as conn:
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+            "AND name IN ('records_to_outbox', 'records_to_openlineage')"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def test_a_queueing_trigger_exists_only_while_its_setting_is_on(tmp_path: Path) -> None:
+    """Files of the release before (and an older govfn opening any file) have both
+    triggers whatever the settings; with the settings off they queue nothing, and the
+    next open drops them."""
+    path = tmp_path / "chronicle.db"
+    with Ledger(path, outbox=False, openlineage=False) as ledger:
+        ledger.append([Record.build("TEST", {"n": 0})])
+    assert triggers(path) == set()
+    with sqlite3.connect(path) as conn:  # as the release before created every file
+        conn.execute(
+            "CREATE TRIGGER records_to_outbox AFTER INSERT ON records "
+            "WHEN (SELECT value FROM ledger_settings WHERE name = 'outbox') "
+            "BEGIN INSERT INTO outbox(seq) VALUES (NEW.seq); END"
+        )
+        conn.execute(
+            "CREATE TRIGGER records_to_openlineage AFTER INSERT ON records "
+            "WHEN NEW.type IN ('FUNCTION_INVOKED', 'FUNCTION_COMPLETED') "
+            "AND (SELECT value FROM ledger_settings WHERE name = 'openlineage') "
+            "BEGIN INSERT INTO openlineage_outbox(seq) VALUES (NEW.seq); END"
+        )
+    with Ledger(path) as cli_style:
+        assert not cli_style.queues_for_sink() and triggers(path) == set()
+        cli_style.append([Record.build("TEST", {"n": 1})])
+    assert queued(path) == (0, 0)
+    with Ledger(path, outbox=True) as serving:
+        serving.append([Record.build("TEST", {"n": 2})])
+        assert triggers(path) == {"records_to_outbox"}
+        with Ledger(path) as cli_style:  # leaves the serving process's setting alone
+            cli_style.append([Record.build("TEST", {"n": 3})])
+            assert triggers(path) == {"records_to_outbox"}
+    assert queued(path) == (2, 0)
+    with Ledger(path, openlineage=True) as serving:
+        assert serving.queues_for_sink()
+        assert triggers(path) == {"records_to_outbox", "records_to_openlineage"}
+    with Ledger(path, outbox=False, openlineage=False) as serving:
+        serving.append([Record.build("TEST", {"n": 4})])
+        assert triggers(path) == set()
     assert queued(path) == (2, 0)

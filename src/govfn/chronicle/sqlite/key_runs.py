@@ -138,8 +138,10 @@ OBJECTS = (
     "run_keys",
 )
 
-# What the append trigger files: the key at the end of `recent_keys`.
-FILE_RECENT = "INSERT INTO recent_keys(seq, key) VALUES ((SELECT max(seq) FROM records), NEW.key);"
+# What the append trigger files, after its INSERT into `records`: the key at the end of
+# `recent_keys`, under the seq that INSERT took (inside a trigger, `last_insert_rowid()`
+# is the trigger's own last insert; the tree and outbox triggers it set off restore it).
+FILE_RECENT = "INSERT INTO recent_keys(seq, key) VALUES (last_insert_rowid(), NEW.key);"
 
 _STEP = "INSERT INTO key_filing(action, run, level, low, high) VALUES (?, ?, ?, ?, ?)"
 

@@ -16,9 +16,10 @@ Concurrency: one connection per process (re-opened after fork), one writer at a 
 within the process; across processes SQLite's write lock (taken when a write statement
 starts) plus a busy timeout.
 
-Speed: a write is one statement (or one transaction for a batch) and one WAL commit; the
-tree hashes cost one more row (64 bytes on average) at the end of one table, computed
-from the tree's right edge that the connection keeps (`govfn_tree`). Lookups by CID
+Speed: a write of up to 64 records is one statement (a larger batch one transaction) and
+one WAL commit; the tree hashes cost one more row (64 bytes on average) at the end of one
+table, computed from the tree's right edge that the connection keeps (`govfn_tree`), from
+the leaf hashes the append computed for the chain. Lookups by CID
 (`show`, `proof`, re-delivered records) go through `cid_index`: the key of a record's CID
 (`lookup_keys.py`, 16 bytes an entry) is put at the end of `recent_keys` by the statement
 that appends it, and filed in sorted runs a step at a time after later commits
@@ -31,6 +32,7 @@ links to (lineage hops) are filed in `cid_keys` in bulk when lineage is asked fo
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import sqlite3
@@ -44,7 +46,7 @@ from govfn.chronicle.chronicle import OneLogChronicle
 from govfn.chronicle.client import LedgerChronicle
 from govfn.chronicle.log import Log
 from govfn.chronicle.records import Record
-from govfn.chronicle.sqlite import key_runs, schema
+from govfn.chronicle.sqlite import forks, key_runs, schema
 from govfn.chronicle.sqlite.schema import hash_reader as _reader
 from govfn.chronicle.sqlite.storage import FileLog
 from govfn.chronicle.sqlite.wal import WAL_SIZE_LIMIT, BackgroundCheckpointer
@@ -58,8 +60,15 @@ log = logging.getLogger("govfn.chronicle")
 _LOCK_WAIT_S = 30.0
 
 # An append goes through the `record_appends` view: its trigger stores the record (with
-# the chain computed from the previous row) and files its lookup keys, in one statement.
-_INSERT = "INSERT INTO record_appends(cid, type, body, leaf, key) VALUES (?, ?, ?, ?, ?)"
+# the chain computed from the previous row) and files its lookup keys. A batch of up to
+# `_ROWS_PER_STATEMENT` records is one multi-row INSERT: one statement, so one implicit
+# transaction, with no BEGIN and COMMIT statements around it.
+_ROWS_PER_STATEMENT = 64
+_INSERTS = [
+    "INSERT INTO record_appends(cid, type, body, leaf, key) VALUES "
+    + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    for rows in range(1, _ROWS_PER_STATEMENT + 1)
+]
 
 _BY_CID = (
     "SELECT r.seq, r.type, r.body FROM cid_index k JOIN records r ON r.seq = k.seq "
@@ -103,6 +112,8 @@ class Ledger(OneLogChronicle):
         # starts from it unless another process appended in between.
         self._builder: tree.TreeBuilder | None = None
         self._tree_error: Exception | None = None
+        # (body, leaf hash) of the records the statement under way appends, in order.
+        self._leaves: collections.deque[tuple[bytes, bytes]] = collections.deque()
         self._pid = 0
         # Records this process appended since it last found no key filing to do, and
         # whether the last step found some (then every append takes more steps).
@@ -140,6 +151,7 @@ class Ledger(OneLogChronicle):
                     f"cannot open Chronicle ledger {str(self.path)!r}: {exc}"
                 ) from exc
             self._conn, self._pid = conn, os.getpid()
+            forks.closed_before_fork(self)
         return self._conn
 
     def file_keys(self) -> None:
@@ -162,14 +174,16 @@ class Ledger(OneLogChronicle):
             raise LedgerError(f"no Chronicle ledger at {str(self.path)!r}")
 
     def prepare(self) -> None:
-        """Create the file and its schema now (before forking workers, say), so that the
-        first record does not pay for it; the connection is not kept."""
+        """Create the file and its schema now, so that the first record does not pay for
+        it; the connection is kept for the appends (closed before a fork: `forks`)."""
         with self._lock:
             self._connection()
-        self.close()
 
     def close(self) -> None:
         self.checkpointer.stop()
+        self.close_before_fork()
+
+    def close_before_fork(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
@@ -235,13 +249,21 @@ class Ledger(OneLogChronicle):
             delay = min(delay * 2, 0.002)
 
     def _write(self, conn: sqlite3.Connection, records: Sequence[Record]) -> None:
+        if not records:  # all of them stored already (`dedupe`)
+            return
+        leaves = [merkle.leaf_hash(record.canonical) for record in records]
+        # `govfn_tree` takes each leaf hash from here rather than hash the body again.
+        self._leaves = collections.deque(zip((r.canonical for r in records), leaves, strict=True))
         try:
-            if len(records) == 1:
-                conn.execute(_INSERT, self._row(records[0]))
+            if len(records) <= _ROWS_PER_STATEMENT:
+                conn.execute(_INSERTS[len(records) - 1], _values(records, leaves))
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_INSERT, [self._row(record) for record in records])
+                for start in range(0, len(records), _ROWS_PER_STATEMENT):
+                    chunk = records[start : start + _ROWS_PER_STATEMENT]
+                    chunk_leaves = leaves[start : start + _ROWS_PER_STATEMENT]
+                    conn.execute(_INSERTS[len(chunk) - 1], _values(chunk, chunk_leaves))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -249,16 +271,8 @@ class Ledger(OneLogChronicle):
         except BaseException:
             self._builder = None  # it may hold leaves that were not committed
             raise
-
-    @staticmethod
-    def _row(record: Record) -> tuple[str, str, bytes, bytes, int]:
-        return (
-            record.cid,
-            record.type,
-            record.canonical,
-            merkle.leaf_hash(record.canonical),
-            lookup_keys.lookup_key(record.cid),
-        )
+        finally:
+            self._leaves.clear()
 
     def _tree_hashes_for(self, conn: sqlite3.Connection) -> Callable[[int, bytes], bytes]:
         """`govfn_tree(seq, body)`, run by the `records_to_tree` trigger under the write
@@ -266,11 +280,15 @@ class Ledger(OneLogChronicle):
         kept in memory (read again from `merkle_nodes` when another process appended)."""
 
         def tree_hashes(seq: int, body: bytes) -> bytes:
-            builder = self._builder
+            builder, leaves = self._builder, self._leaves
             try:
                 if builder is None or builder.size != seq - 1:
                     builder = tree.TreeBuilder.resume(seq - 1, _reader(conn))
-                stored = builder.append_packed(merkle.leaf_hash(body))
+                if leaves and leaves[0][0] == body:
+                    leaf = leaves.popleft()[1]
+                else:
+                    leaf = merkle.leaf_hash(body)
+                stored = builder.append_packed(leaf)
             except Exception as exc:  # SQLite would only say "user-defined function raised"
                 self._tree_error = exc
                 raise
@@ -359,3 +377,12 @@ class Ledger(OneLogChronicle):
             (seq - 1, Record.from_canonical(record_type, bytes(body)))
             for seq, record_type, body in rows
         ]
+
+
+def _values(records: Sequence[Record], leaves: Sequence[bytes]) -> list[object]:
+    """The parameters of a multi-row INSERT into `record_appends`, row after row."""
+    values: list[object] = []
+    for record, leaf in zip(records, leaves, strict=True):
+        key = lookup_keys.lookup_key(record.cid)
+        values += (record.cid, record.type, record.canonical, leaf, key)
+    return values

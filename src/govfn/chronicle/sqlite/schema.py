@@ -100,7 +100,8 @@ BEGIN
     {key_runs.FILE_RECENT}
 END;
 """
-# Ledgers from before the key runs filed each append's key into `cid_keys` directly.
+# Ledgers from before the key runs filed each append's key into `cid_keys` directly;
+# later ones found the seq to file it under with `max(seq)`, a search of `records`.
 _APPEND_TRIGGER_SQL = (
     "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'record_appends_insert'"
 )
@@ -111,6 +112,10 @@ _APPEND_TRIGGER_SQL = (
 # the CLI changes nothing a serving process relies on.
 # The same holds for OpenLineage RunEvents (function records only) and the `openlineage`
 # setting, for GOVFN_OPENLINEAGE_URL.
+# Each trigger exists only while its setting is on (`settle_outbox` creates and drops it
+# with the setting, in one transaction): a trigger that is off still read the setting for
+# every record appended. It reads the setting all the same, as an older govfn's trigger,
+# which that govfn creates again whatever the setting, does.
 _OUTBOX_TRIGGER = """
 CREATE TRIGGER IF NOT EXISTS records_to_outbox AFTER INSERT ON records
 WHEN (SELECT value FROM ledger_settings WHERE name = 'outbox')
@@ -129,7 +134,8 @@ _SETTING = (
 OUTBOX_STATE = (
     "SELECT (SELECT value FROM ledger_settings WHERE name = 'outbox'), "
     "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_outbox'), "
-    "(SELECT value FROM ledger_settings WHERE name = 'openlineage')"
+    "(SELECT value FROM ledger_settings WHERE name = 'openlineage'), "
+    "(SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'records_to_openlineage')"
 )
 _OBJECTS = (
     "checkpoint_notes",
@@ -147,8 +153,6 @@ _OBJECTS = (
     "records",
     "records_no_delete",
     "records_no_update",
-    "records_to_openlineage",
-    "records_to_outbox",
     "records_to_tree",
     *key_runs.OBJECTS,
 )
@@ -162,7 +166,7 @@ TREE_STATE = "SELECT (SELECT max(seq) FROM records), (SELECT max(seq) FROM merkl
 _INSERT_NODES = "INSERT INTO merkle_nodes(seq, hashes) VALUES (?, ?)"
 _BACKFILL_BATCH = 4096
 
-SCHEMA = _TABLES + key_runs.SCHEMA + _APPEND_TRIGGER + _OUTBOX_TRIGGER + _OPENLINEAGE_TRIGGER
+SCHEMA = _TABLES + key_runs.SCHEMA + _APPEND_TRIGGER
 
 
 def in_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], int]) -> int:
@@ -184,35 +188,61 @@ def schema_ready(conn: sqlite3.Connection) -> bool:
 
 
 def settle_outbox(conn: sqlite3.Connection, outbox: bool | None, openlineage: bool | None) -> None:
-    """Write the outbox setting when this process sets it and the file says otherwise;
-    a ledger from before the setting, whose trigger queued every record, keeps
-    queueing them (its trigger becomes the one that reads the setting)."""
-    stored, trigger_sql, lineage_stored = conn.execute(OUTBOX_STATE).fetchall()[0]
-    old_trigger = trigger_sql is not None and "ledger_settings" not in trigger_sql
-    wanted = int(outbox) if outbox is not None else (1 if old_trigger else None)
-    lineage = None if openlineage is None else int(openlineage)
-    outbox_changes = wanted is not None and wanted != stored
-    if not (old_trigger or outbox_changes or (lineage is not None and lineage != lineage_stored)):
+    """Write the outbox settings when this process sets them and the file says otherwise,
+    and have each queueing trigger exist exactly while its setting is on. A ledger from
+    before the setting, whose trigger queued every record, keeps queueing them (the
+    setting is written on). Decided again inside the write transaction, from what the
+    file holds then: another process may have changed it since it was read."""
+    if _outbox_settled(conn.execute(OUTBOX_STATE).fetchall()[0], outbox, openlineage):
         return
 
     def settle(conn: sqlite3.Connection) -> int:
-        if old_trigger:
-            conn.execute("DROP TRIGGER IF EXISTS records_to_outbox")
+        state = conn.execute(OUTBOX_STATE).fetchall()[0]
+        if _outbox_settled(state, outbox, openlineage):
+            return 0
+        stored, trigger_sql, lineage_stored, _ = state
+        old_trigger = trigger_sql is not None and "ledger_settings" not in trigger_sql
+        queue = int(outbox) if outbox is not None else (1 if old_trigger else stored)
+        lineage = int(openlineage) if openlineage is not None else lineage_stored
+        conn.execute("DROP TRIGGER IF EXISTS records_to_outbox")
+        if queue:
             conn.execute(_OUTBOX_TRIGGER)
-        if wanted is not None:
-            conn.execute(_SETTING, ("outbox", wanted))
-        if lineage is not None:
+        conn.execute("DROP TRIGGER IF EXISTS records_to_openlineage")
+        if lineage:
+            conn.execute(_OPENLINEAGE_TRIGGER)
+        if queue != stored:
+            conn.execute(_SETTING, ("outbox", queue))
+        if lineage != lineage_stored:
             conn.execute(_SETTING, ("openlineage", lineage))
         return 0
 
     in_transaction(conn, settle)
 
 
+def _outbox_settled(
+    state: tuple[int | None, str | None, int | None, str | None],
+    outbox: bool | None,
+    openlineage: bool | None,
+) -> bool:
+    stored, trigger_sql, lineage_stored, lineage_sql = state
+    if trigger_sql is not None and "ledger_settings" not in trigger_sql:
+        return False  # a trigger from before the setting
+    queue = stored if outbox is None else int(outbox)
+    lineage = lineage_stored if openlineage is None else int(openlineage)
+    return (
+        queue == stored
+        and lineage == lineage_stored
+        and (trigger_sql is not None) == bool(queue)
+        and (lineage_sql is not None) == bool(lineage)
+    )
+
+
 def settle_append_trigger(conn: sqlite3.Connection) -> None:
-    """A ledger from before the key runs gets the append trigger that files keys in
-    `recent_keys`; the keys it filed stay in `cid_keys`, which lookups still read."""
+    """A ledger written by an older govfn gets the current append trigger (in one write
+    transaction: processes appending meanwhile use the one or the other); the keys a
+    ledger from before the key runs filed stay in `cid_keys`, which lookups still read."""
     ((trigger_sql,),) = conn.execute(_APPEND_TRIGGER_SQL).fetchall()
-    if "recent_keys" in trigger_sql:
+    if key_runs.FILE_RECENT in trigger_sql:
         return
 
     def replace(conn: sqlite3.Connection) -> int:
