@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from govfn.chronicle import records
 from govfn.chronicle.backstop import Backstop
+from govfn.chronicle.cid import snapshot
 from govfn.chronicle.records import Record
 from govfn.errors import PermanentError
 from govfn.function import FunctionContext, FunctionPlugin, FunctionResult
@@ -82,6 +83,7 @@ async def execute(
     input_cid: str,
     *,
     write_ahead: bool = True,
+    input_snapshot: bytes | None = None,
 ) -> Execution:
     """Record FUNCTION_INVOKED, run the handler on `argument` (the event's data, or the
     instance of a typed handler's event type built from it; `input_cid` names the data),
@@ -89,7 +91,9 @@ async def execute(
     the caller's: it may carry the claim's settlement). When FUNCTION_INVOKED is not
     durable, the handler does not run (the result is UNAVAILABLE). Without `write_ahead`
     (a pure function: nothing it does outlives its result), FUNCTION_INVOKED is built but
-    left for the caller to emit with FUNCTION_COMPLETED, in one commit."""
+    left for the caller to emit with FUNCTION_COMPLETED, in one commit. `input_snapshot`
+    (`cid.snapshot` of the data before the handler ran) lets a handler's output that is its
+    input, unchanged, keep `input_cid` without writing the data's canonical form again."""
     trigger_cid = context.trigger_event_cid or input_cid
     recording = plugin.chronicle_enabled and backstop is not None
     invoked = None
@@ -117,8 +121,14 @@ async def execute(
     output_cid = None
     if outcome.success:
         try:
-            output_cid = outcome.output_cid()  # of the data as returned: a handler may
-            # have changed the event it was given and returned it
+            if (
+                outcome.data is argument
+                and input_snapshot is not None
+                and snapshot(argument) == input_snapshot
+            ):
+                output_cid = input_cid  # returned as it came in
+            else:  # the data as returned: the handler may have changed what it was given
+                output_cid = outcome.output_cid()
         except ValueError as exc:
             outcome = FunctionResult.failure(
                 f"handler returned data that is not JSON: {exc}", ErrorKind.ERROR

@@ -27,3 +27,25 @@ def test_an_event_changed_in_place_and_returned_is_named_as_returned(tmp_path: P
     assert completed.payload["output_cid"] == content_cid({"a": 1, "stamped": True})
     assert result.output_cid() == completed.payload["output_cid"]
     ledger.close()
+
+
+def test_an_event_returned_unchanged_keeps_its_cid_and_a_nan_put_in_place_is_refused(
+    tmp_path: Path,
+) -> None:
+    """orjson writes NaN as null, as it writes None: an event holding null is named again
+    from its canonical form, so a NaN put where a null was is still found to be no JSON."""
+    ledger = Ledger(tmp_path / "chronicle.db")
+    registry = FunctionRegistry()
+
+    async def same(event: Any, context: FunctionContext) -> Any:
+        if "spoil" in event:
+            event["spoil"] = float("nan")
+        return event
+
+    governed_function("same", trigger_events=["T"], registry=registry)(same)
+    runtime = FunctionRuntime(registry, ledger.client())
+    kept = asyncio.run(runtime.invoke("same", {"a": [1, 2.5, "x"]}, FunctionContext()))
+    assert kept.success and kept.output_cid() == content_cid({"a": [1, 2.5, "x"]})
+    spoiled = asyncio.run(runtime.invoke("same", {"spoil": None}, FunctionContext()))
+    assert not spoiled.success and "not JSON" in (spoiled.error or "")
+    ledger.close()
