@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from govfn.receiver.deadlines import Deadlines
-from govfn.server.worker import new_event_loop
+from govfn.server.loop_server import new_event_loop
 
 
 @pytest.fixture(params=["asyncio", "worker loop"])
