@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -233,3 +234,18 @@ def parse_ce_overrides(text: str | None) -> dict[str, str]:
             raise ValueError(f"K_CE_OVERRIDES: extension name {name!r} is not [a-z0-9]+")
         result[name] = value if isinstance(value, str) else json.dumps(value)
     return result
+
+
+def terminal_columns() -> int:
+    """What `shutil.get_terminal_size().columns` says, without importing shutil: COLUMNS,
+    else the terminal's width, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0 and sys.__stdout__ is not None:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80

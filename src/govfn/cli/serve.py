@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -31,7 +30,7 @@ from govfn.lifecycle import worker_started, worker_stopping
 from govfn.observability.invocation_log import configure_logging
 from govfn.receiver.config import HttpConfig
 from govfn.registry import FunctionRegistry, load_functions
-from govfn.settings import Settings
+from govfn.settings import Settings, terminal_columns
 
 if TYPE_CHECKING:
     from govfn.server.gunicorn_app import GunicornServer
@@ -279,21 +278,7 @@ class _HelpFormatter(argparse.HelpFormatter):
     modules it imports: ~3 ms and ~0.4 MB of every start)."""
 
     def __init__(self, prog: str) -> None:
-        super().__init__(prog, width=_terminal_columns() - 2)  # as argparse sizes itself
-
-
-def _terminal_columns() -> int:
-    """What `shutil.get_terminal_size().columns` says: COLUMNS, else the terminal's, else 80."""
-    try:
-        columns = int(os.environ.get("COLUMNS", "0"))
-    except ValueError:
-        columns = 0
-    if columns <= 0 and sys.__stdout__ is not None:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (ValueError, OSError):
-            columns = 0
-    return columns if columns > 0 else 80
+        super().__init__(prog, width=terminal_columns() - 2)  # as argparse sizes itself
 
 
 def _int_in(low: int, high: int | None = None, env: str | None = None) -> Callable[[str], int]:
