@@ -79,8 +79,10 @@ def invoke_lines() -> list[str]:
             "serves with. The same no-op declared pure (both records in one commit after the "
             "handler, not FUNCTION_INVOKED ahead of it): "
             f"{num(doc.get('pure_ledger_on_us'), '.1f')} µs one at a time, "
-            f"**{num(doc.get('pure_ledger_on_16_us'), '.1f')} µs** 16 at once."
-            " Parts of one call:"
+            f"**{num(doc.get('pure_ledger_on_16_us'), '.1f')} µs** 16 at once. In the "
+            "process's CPU time (steadier on a shared machine), 16 at once: no-op "
+            f"{num(doc.get('ledger_on_16_cpu_us'), '.1f')} µs, pure no-op "
+            f"{num(doc.get('pure_ledger_on_16_cpu_us'), '.1f')} µs. Parts of one call:"
         ),
         "",
         "| part | µs |",
