@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from govfn.chronicle.cid import (
     _b32,
-    canonical_flat,
     canonical_json,
     cid_of,
     cid_of_bytes,
@@ -96,28 +95,6 @@ def test_content_cid_addresses_every_json_value() -> None:
     assert content_cid(big) == cid_of_bytes(b'{"a":1,"n":18446744073709551616}')
     with pytest.raises(ValueError):
         content_cid({"x": float("nan")})
-
-
-flat_scalars = st.dictionaries(
-    st.text(max_size=8),
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**60), max_value=2**60)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    max_size=12,
-)
-
-
-@given(flat_scalars)
-def test_flat_fast_path_equals_rfc8785(value: dict[str, object]) -> None:
-    try:
-        expected = rfc8785.dumps(value)
-    except rfc8785.CanonicalizationError:
-        with pytest.raises(ValueError):
-            canonical_flat(value)
-        return
-    assert canonical_flat(value) == expected
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False))
