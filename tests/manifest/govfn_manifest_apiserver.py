@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import ssl
+import subprocess
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -384,3 +385,28 @@ class ApiServer(ThreadingHTTPServer):
         }
         path.write_text(yaml.safe_dump(config), encoding="utf-8")
         return path
+
+
+# `kubectl apply` as govfn's docs give it, with the CRDs' schemas left to the server.
+KUBECTL_APPLY = (
+    "apply",
+    "--server-side",
+    "--field-manager",
+    "govfn",
+    "--validate=false",
+    "-f",
+    "-",
+)
+
+
+def run_kubectl(
+    kubectl: Path, kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real kubectl against a double's kubeconfig, its output as text."""
+    return subprocess.run(
+        [str(kubectl), "--kubeconfig", str(kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

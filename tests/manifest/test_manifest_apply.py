@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from click.testing import CliRunner, Result
-from govfn_manifest_apiserver import ApiServer, ApiServerState
+from govfn_manifest_apiserver import KUBECTL_APPLY, ApiServer, ApiServerState, run_kubectl
 
 from govfn.cli.group import cli
 
@@ -55,19 +55,12 @@ def test_kubectl_speaks_to_the_double(helm: Path, tmp_path: Path) -> None:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
 
         def kubectl_run(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(
-                [str(kubectl), "--kubeconfig", str(kubeconfig), *args],
-                input=manifests,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            return run_kubectl(kubectl, kubeconfig, *args, stdin=manifests)
 
-        side = ("apply", "--server-side", "--field-manager", "govfn", "--validate=false", "-f", "-")
-        dry = kubectl_run(*side, "--dry-run=server")
+        dry = kubectl_run(*KUBECTL_APPLY, "--dry-run=server")
         assert dry.returncode == 0, dry.stderr
         assert server.state.objects == {}
-        real = kubectl_run(*side)
+        real = kubectl_run(*KUBECTL_APPLY)
         assert real.returncode == 0, real.stderr
         assert "service.serving.knative.dev/billing serverside-applied" in real.stdout
         assert "sinkbinding.sources.knative.dev/billing-chronicle serverside-applied" in real.stdout

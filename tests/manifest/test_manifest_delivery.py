@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
-from govfn_manifest_apiserver import ApiServer, ApiServerState
+from govfn_manifest_apiserver import KUBECTL_APPLY, ApiServer, ApiServerState, run_kubectl
 from govfn_manifest_schemas import schema_errors
 
 from conftest import HERE, REPO
@@ -201,14 +201,7 @@ def test_kubectl_applies_the_declared_policy(helm: Path, tmp_path: Path) -> None
     server = ApiServer(ApiServerState(token=None)).start()
     try:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        side = ("apply", "--server-side", "--field-manager", "govfn", "--validate=false", "-f", "-")
-        applied = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(kubeconfig), *side],
-            input=manifests(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        applied = run_kubectl(kubectl, kubeconfig, *KUBECTL_APPLY, stdin=manifests())
         assert applied.returncode == 0, applied.stderr
         stored = server.state.objects[
             ("eventing.knative.dev", "functions", "triggers", "payments-payment-retried")

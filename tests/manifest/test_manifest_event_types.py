@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from govfn_manifest_apiserver import ApiServer, ApiServerState
+from govfn_manifest_apiserver import KUBECTL_APPLY, ApiServer, ApiServerState, run_kubectl
 from govfn_manifest_schemas import schema_errors
 
 from conftest import HERE
@@ -116,24 +115,12 @@ def test_kubectl_applies_them(helm: Path, tmp_path: Path) -> None:
     server = ApiServer(ApiServerState(token=None)).start()
     try:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
-        side = ("apply", "--server-side", "--field-manager", "govfn", "--validate=false", "-f", "-")
-        applied = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(kubeconfig), *side],
-            input=text,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        applied = run_kubectl(kubectl, kubeconfig, *KUBECTL_APPLY, stdin=text)
         assert applied.returncode == 0, applied.stderr
         assert "eventtype.eventing.knative.dev/ship-order-paid serverside-applied" in applied.stdout
         stored = server.state.objects[(*EVENT_TYPES, "ship-order-resent")]
         assert stored["spec"]["type"] == "ORDER_RESENT"
-        listed = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(kubeconfig), "get", "eventtypes", "-o", "name"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        listed = run_kubectl(kubectl, kubeconfig, "get", "eventtypes", "-o", "name")
         assert listed.returncode == 0, listed.stderr
         assert listed.stdout.split() == [
             "eventtype.eventing.knative.dev/ship-order-paid",
