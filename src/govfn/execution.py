@@ -83,7 +83,6 @@ async def execute(
     input_cid: str,
     *,
     write_ahead: bool = True,
-    input_snapshot: bytes | None = None,
 ) -> Execution:
     """Record FUNCTION_INVOKED, run the handler on `argument` (the event's data, or the
     instance of a typed handler's event type built from it; `input_cid` names the data),
@@ -91,9 +90,9 @@ async def execute(
     the caller's: it may carry the claim's settlement). When FUNCTION_INVOKED is not
     durable, the handler does not run (the result is UNAVAILABLE). Without `write_ahead`
     (a pure function: nothing it does outlives its result), FUNCTION_INVOKED is built but
-    left for the caller to emit with FUNCTION_COMPLETED, in one commit. `input_snapshot`
-    (`cid.snapshot` of the data before the handler ran) lets a handler's output that is its
-    input, unchanged, keep `input_cid` without writing the data's canonical form again."""
+    left for the caller to emit with FUNCTION_COMPLETED, in one commit. A handler's output
+    that is its input, unchanged (equal `cid.snapshot`s before and after it ran), keeps
+    `input_cid` without writing the data's canonical form again."""
     trigger_cid = context.trigger_event_cid or input_cid
     recording = plugin.chronicle_enabled and backstop is not None
     invoked = None
@@ -110,6 +109,7 @@ async def execute(
             )
             return Execution(refused, None, None, invoked_durable=False)
 
+    input_snapshot = snapshot(argument)
     started = time.perf_counter()
     cancelled: asyncio.CancelledError | None = None
     try:

@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import Any
 
 from govfn.chronicle.backstop import Backstop
-from govfn.chronicle.cid import content_cid, snapshot
+from govfn.chronicle.cid import content_cid
 from govfn.chronicle.client import ChronicleClient
 from govfn.chronicle.records import Record
 from govfn.claim_outcomes import ClaimOutcomes
@@ -316,7 +316,6 @@ class FunctionRuntime:
             context,
             input_cid,
             write_ahead=not plugin.pure,
-            input_snapshot=snapshot(event) if argument is event else None,
         )
         if run.invoked_unwritten is not None and run.completed is not None:
             assert self.backstop is not None
